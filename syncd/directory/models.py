@@ -1,0 +1,99 @@
+"""Plain values for what the directory says: users, licences, groups, roles.
+
+These are the shapes that every other layer reads. They carry no I/O and are
+cheap to build: a sync of a million users creates a million of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Deletion(StrEnum):
+    """How a user left the directory (R3)."""
+
+    NONE = "none"
+    SOFT = "soft"  # in deletedItems, restorable; Graph delta says @removed reason "changed"
+    HARD = "hard"  # gone for good; Graph delta says @removed reason "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class AssignedLicense:
+    sku_id: str
+    disabled_plans: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """One user as Graph returns it (only the fields sync reads)."""
+
+    id: str
+    user_principal_name: str
+    display_name: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    job_title: str | None = None
+    mail: str | None = None
+    business_phones: tuple[str, ...] = ()
+    mobile_phone: str | None = None
+    street_address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    account_enabled: bool = True
+    user_type: str = "Member"  # "Member" or "Guest"
+    assigned_licenses: tuple[AssignedLicense, ...] = ()
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user_type == "Guest"
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedUser:
+    """A delta entry for a user that left the directory."""
+
+    id: str
+    deletion: Deletion
+
+
+class MemberKind(StrEnum):
+    USER = "user"
+    GROUP = "group"
+    SERVICE_PRINCIPAL = "servicePrincipal"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    id: str
+    kind: MemberKind
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRole:
+    id: str
+    display_name: str
+    role_template_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePlan:
+    service_plan_id: str
+    service_plan_name: str
+    applies_to: str = "User"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribedSku:
+    sku_id: str
+    sku_part_number: str
+    service_plans: tuple[ServicePlan, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePrincipal:
+    id: str
+    app_id: str
+    display_name: str
