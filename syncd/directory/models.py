@@ -97,3 +97,31 @@ class ServicePrincipal:
     id: str
     app_id: str
     display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsersDeltaPage:
+    """One page of a users delta read: users added or changed, and users that left.
+
+    Graph may list the same user on more than one page of one delta read; the
+    later entry wins.
+    """
+
+    users: list[DirectoryUser]
+    removed: list[RemovedUser]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDelta:
+    """One group's entry in a groups delta page.
+
+    ``added`` and ``removed`` are the direct-member changes (``members@delta``).
+    A large group's changes can span pages: the same group id then appears on
+    each of them, and the changes add up. ``removed_group`` says the group
+    itself was deleted.
+    """
+
+    id: str
+    added: list[GroupMember] = field(default_factory=list)
+    removed: list[GroupMember] = field(default_factory=list)
+    removed_group: bool = False

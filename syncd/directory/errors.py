@@ -1,0 +1,60 @@
+"""What can go wrong when the daemon reads the directory.
+
+Every error the Graph client raises derives from :class:`DirectoryError`, so a
+sync run can stop on any of them with one ``except``. None of them carries a
+token: only URLs, status codes and Graph's own error code and message.
+"""
+
+from __future__ import annotations
+
+
+class DirectoryError(Exception):
+    """The directory could not be read as asked."""
+
+
+class DirectoryUnavailable(DirectoryError):
+    """Graph kept answering 429/503/504 (or not answering) until the retries ran out.
+
+    ``status`` is the last HTTP status, or ``None`` when the last attempt got no
+    response at all (connection refused, timeout).
+    """
+
+    def __init__(self, url: str, status: int | None, attempts: int) -> None:
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        what = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"directory unavailable after {attempts} attempts ({what}): {url}")
+
+
+class FullResyncRequired(DirectoryError):
+    """Graph no longer knows the delta token (410 ``syncStateNotFound``).
+
+    The caller must drop its checkpoint and start over with a full read.
+    ``location`` is the fresh full-delta URL Graph suggests, when it gave one.
+    """
+
+    def __init__(self, url: str, location: str | None = None) -> None:
+        self.url = url
+        self.location = location
+        super().__init__(f"delta token expired, a full resync is required: {url}")
+
+
+class GraphError(DirectoryError):
+    """Graph answered with an error status that retrying will not fix."""
+
+    def __init__(self, url: str, status: int, code: str, message: str) -> None:
+        self.url = url
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(f"HTTP {status} {code}: {message} ({url})")
+
+
+class MalformedResponse(DirectoryError):
+    """A page that does not match the Graph contract; nothing of it was used."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"malformed response from {url}: {reason}")
