@@ -44,7 +44,9 @@ def _plan(plan_id: str, name: str) -> ServicePlan:
     return ServicePlan(plan_id, name, "User")
 
 
-# Service plans (servicePlanId, servicePlanName).
+# Service plans (servicePlanId, servicePlanName), checked against Microsoft's reference. Beware the
+# look-alikes: CDS_O365_P1/P2/P3 ("Common Data Service for Teams") are not the Dataverse plans
+# DYN365_CDS_O365_P1/P2/P3 below, and grant nothing here.
 P_D365_SALES = _plan("2da8e897-7791-486b-b08f-cc63c8129df7", "DYN365_ENTERPRISE_SALES")
 P_D365_CUSTOMER_SERVICE = _plan("99340b49-fb81-4b1e-976b-8f2ae8e9394f", "DYN365_ENTERPRISE_CUSTOMER_SERVICE")
 P_POWERAPPS_PER_USER = _plan("ea2cf03b-ac60-46ae-9c1d-eeaeb63cec86", "POWERAPPS_PER_USER")
@@ -53,7 +55,7 @@ P_POWERAPPS_DYN_APPS = _plan("874fc546-6efe-4d22-90b8-5c4e7aa59f4b", "POWERAPPS_
 P_FLOW_DYN_APPS = _plan("7e6d7d78-73de-46ba-83b1-6d25117334ba", "FLOW_DYN_APPS")
 P_CDS_O365_P1 = _plan("40b010bb-0b69-4654-ac5e-ba161433f4b4", "DYN365_CDS_O365_P1")
 P_CDS_O365_P2 = _plan("4ff01e01-1ba7-4d71-8cf8-ce96c3bbcf14", "DYN365_CDS_O365_P2")
-P_CDS_O365_P3 = _plan("28b0fa46-c39a-4188-89e2-58e979a6b014", "CDS_O365_P3")
+P_CDS_O365_P3 = _plan("28b0fa46-c39a-4188-89e2-58e979a6b014", "DYN365_CDS_O365_P3")
 P_POWERAPPS_O365_P1 = _plan("92f7a6f3-b89b-4bbd-8c30-809e6da5ad1c", "POWERAPPS_O365_P1")
 P_POWERAPPS_O365_P2 = _plan("c68f8d98-5534-41c8-bf36-22fa496fa792", "POWERAPPS_O365_P2")
 P_POWERAPPS_O365_P3 = _plan("9c0dab89-a30c-4117-86e7-97bda240acd2", "POWERAPPS_O365_P3")
@@ -139,10 +141,18 @@ SKUS: tuple[CatalogueSku, ...] = (
         SkuKind.OFFICE_ONLY,
         (P_OFFICE_BUSINESS,),
     ),
+    # Tenant-level special licences: once the tenant has one, every user may be added on demand (R4c).
     CatalogueSku(
-        "4c2c3b42-6a4a-4f1e-9c6a-1d5b2f0e8d11",
+        "00b861da-8087-4e30-beb8-8db3c6d9581e",
         "DYN365_MARKETING_APP",
-        "Dynamics 365 Marketing (tenant)",
+        "Dynamics 365 Marketing",
+        SkuKind.MARKETING_TENANT,
+        (P_MARKETING,),
+    ),
+    CatalogueSku(
+        "85430fb9-02e8-48be-9d7e-328beb41fa29",
+        "DYN365_MARKETING_APP_ATTACH",
+        "Dynamics 365 Marketing Attach",
         SkuKind.MARKETING_TENANT,
         (P_MARKETING,),
     ),
@@ -150,6 +160,21 @@ SKUS: tuple[CatalogueSku, ...] = (
 
 SKUS_BY_ID: dict[str, CatalogueSku] = {s.sku_id: s for s in SKUS}
 SKUS_BY_PART: dict[str, CatalogueSku] = {s.part_number: s for s in SKUS}
+
+
+MARKETING_TENANT_SKU_IDS: frozenset[str] = frozenset(
+    entry.sku_id for entry in SKUS if entry.kind is SkuKind.MARKETING_TENANT
+)
+
+# sku_id -> the Dataverse-granting plans of that SKU: (plan id, grant, plan name), precomputed for speed.
+SKU_GRANTS: dict[str, tuple[tuple[str, Grant, str], ...]] = {
+    entry.sku_id: tuple(
+        (p.service_plan_id, PLAN_GRANTS[p.service_plan_id], p.service_plan_name)
+        for p in entry.plans
+        if p.service_plan_id in PLAN_GRANTS
+    )
+    for entry in SKUS
+}
 
 
 def sku(sku_id: str) -> CatalogueSku | None:
@@ -164,18 +189,16 @@ def licence_grants(licences: Iterable[AssignedLicense]) -> list[tuple[Grant, str
     """
     out: list[tuple[Grant, str, str]] = []
     for lic in licences:
-        entry = SKUS_BY_ID.get(lic.sku_id)
-        if entry is None:
+        grants = SKU_GRANTS.get(lic.sku_id)
+        if not grants:
             continue
-        for plan in entry.plans:
-            grant = PLAN_GRANTS.get(plan.service_plan_id)
-            if grant is not None and plan.service_plan_id not in lic.disabled_plans:
-                out.append((grant, entry.part_number, plan.service_plan_name))
+        part = SKUS_BY_ID[lic.sku_id].part_number
+        for plan_id, grant, plan_name in grants:
+            if plan_id not in lic.disabled_plans:
+                out.append((grant, part, plan_name))
     return out
 
 
 def is_marketing_tenant(subscribed_sku_ids: Iterable[str]) -> bool:
     """Whether a tenant's subscriptions include the tenant-level Marketing licence (R4c)."""
-    return any(
-        (e := SKUS_BY_ID.get(s)) is not None and e.kind is SkuKind.MARKETING_TENANT for s in subscribed_sku_ids
-    )
+    return any(s in MARKETING_TENANT_SKU_IDS for s in subscribed_sku_ids)
