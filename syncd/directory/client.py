@@ -1,0 +1,518 @@
+"""The daemon's Microsoft Graph v1.0 client (synchronous, page by page).
+
+Every read is a generator of pages: the client never holds more than one page
+of the tenant. A page is fetched, checked and decoded whole before it is
+handed out, so a malformed page raises :class:`MalformedResponse` and nothing
+of it is used. Pages already handed out stay valid, but a read that raised is
+incomplete: callers must not treat it as the whole directory (no deletions or
+disables may follow from it).
+
+Throttling (429) and unavailability (503/504, no response) are retried with
+``Retry-After`` when Graph gives one, and bounded exponential backoff with
+full jitter when it does not. Links (``@odata.nextLink``/``@odata.deltaLink``)
+are followed only back to the base URL's scheme, host and port.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+import orjson
+import structlog
+
+from syncd.directory.auth import TokenProvider
+from syncd.directory.decode import (
+    REQUIRED_USER_FIELDS,
+    USER_FIELDS,
+    USER_SELECT,
+    BadItem,
+    Page,
+    decode_group_delta,
+    decode_items,
+    decode_member,
+    decode_removed,
+    decode_role,
+    decode_service_principal,
+    decode_sku,
+    decode_user,
+    parse_object,
+    parse_page,
+)
+from syncd.directory.errors import (
+    DirectoryError,
+    DirectoryUnavailable,
+    FullResyncRequired,
+    GraphError,
+    MalformedResponse,
+)
+from syncd.directory.models import (
+    DirectoryRole,
+    DirectoryUser,
+    GroupDelta,
+    GroupMember,
+    MemberKind,
+    RemovedUser,
+    ServicePrincipal,
+    SubscribedSku,
+    UsersDeltaPage,
+)
+
+__all__ = [
+    "USER_SELECT",
+    "ClientStats",
+    "DirectoryError",
+    "DirectoryUnavailable",
+    "FullResyncRequired",
+    "GraphError",
+    "MalformedResponse",
+    "DeltaReader",
+    "GraphClient",
+    "MemberPage",
+]
+
+log = structlog.get_logger(__name__)
+
+RETRY_STATUSES = frozenset({429, 503, 504})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_QUERY_SAFE = ",'=*"
+
+T = TypeVar("T")
+#: A page of group or role members: users decoded in full when asked for, other kinds as ids.
+MemberPage = list[DirectoryUser | GroupMember]
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Running counts for metrics: every HTTP attempt, and how many were throttled or retried."""
+
+    requests: int = 0
+    throttled: int = 0  # 429 answers
+    unavailable: int = 0  # 503/504 answers and attempts without a response
+    retries: int = 0
+
+
+class DeltaReader(Generic[T]):
+    """Iterates the pages of one delta read; once exhausted, ``delta_link`` is the next checkpoint.
+
+    ``delta_link`` stays ``None`` until the last page has been read, so a caller
+    that stops early (or sees an error) never stores a checkpoint it has not
+    earned. A reader can be iterated once.
+    """
+
+    def __init__(self, pages: Callable[[DeltaReader[T]], Generator[T, None, None]]) -> None:
+        self.delta_link: str | None = None
+        self.pages = 0
+        self._iter = pages(self)
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        page = next(self._iter)
+        self.pages += 1
+        return page
+
+    def close(self) -> None:
+        self._iter.close()
+
+
+class GraphClient:
+    """A Graph v1.0 client for the reads sync needs.
+
+    ``sleep`` and ``rand`` are the waiting and the jitter source (tests inject
+    their own); ``on_request`` is called with each attempt's HTTP status (0 when
+    the attempt got no response), for metrics.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token_provider: TokenProvider,
+        transport: httpx.BaseTransport | None = None,
+        page_size: int = 999,
+        max_retries: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 300.0,
+        timeout: float = 60.0,
+        on_request: Callable[[int], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not 1 <= page_size <= 999:
+            raise ValueError("page_size must be within 1..999")
+        if max_retries < 0:
+            raise ValueError("max_retries must not be negative")
+        self.base_url = base_url.rstrip("/")
+        self._origin = _origin(httpx.URL(self.base_url))
+        if self._origin[0] not in _DEFAULT_PORTS:
+            raise ValueError(f"base_url must be an absolute http(s) URL: {base_url!r}")
+        self._tokens = token_provider
+        self.page_size = page_size
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self.on_request = on_request
+        self._sleep = sleep
+        self._rand = rand
+        self.stats = ClientStats()
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return f"GraphClient({self.base_url!r})"
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- users -----------------------------------------------------------------------------------
+
+    def iter_users(
+        self, select: Sequence[str] | None = None, *, filter: str | None = None
+    ) -> Iterator[list[DirectoryUser]]:
+        """All users, a page at a time (``$top`` = page size)."""
+        params = {"$select": _user_select(select), "$top": str(self.page_size)}
+        if filter:
+            params["$filter"] = filter
+        for page in self._pages(self._url("/users", params)):
+            yield decode_items(page.items, page.url, decode_user)
+
+    def get_user(self, id_or_upn: str, select: Sequence[str] | None = None) -> DirectoryUser | None:
+        """One user by object id or userPrincipalName; ``None`` when the directory has no such user."""
+        if not id_or_upn:
+            raise ValueError("a user id or userPrincipalName is required")
+        url = self._url(f"/users/{quote(id_or_upn, safe='@')}", {"$select": _user_select(select)})
+        try:
+            response = self._get(url)
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body = parse_object(response.content, url)
+        return decode_items([body], url, decode_user)[0]  # type: ignore[no-any-return]
+
+    def users_delta(
+        self, delta_link: str | None = None, select: Sequence[str] | None = None
+    ) -> DeltaReader[UsersDeltaPage]:
+        """A users delta read: from scratch (a full read) or from a stored delta link.
+
+        Raises :class:`FullResyncRequired` when Graph has forgotten the token.
+        """
+        fields = _user_select(select)
+        start = (
+            self._check_link(delta_link, self.base_url)
+            if delta_link
+            else self._url("/users/delta", {"$select": fields})
+        )
+        expected = frozenset(fields.split(","))
+
+        def pages(reader: DeltaReader[UsersDeltaPage]) -> Generator[UsersDeltaPage, None, None]:
+            for page in self._pages(start, delta=True):
+                yield self._users_delta_page(page, expected)
+                if page.delta_link is not None:
+                    reader.delta_link = page.delta_link
+
+        return DeltaReader(pages)
+
+    def latest_users_delta_link(self, select: Sequence[str] | None = None) -> str:
+        """A delta link for "from now on", without reading any user (``$deltatoken=latest``)."""
+        url = self._url("/users/delta", {"$select": _user_select(select), "$deltatoken": "latest"})
+        for page in self._pages(url, delta=True):
+            if page.delta_link is not None:
+                return page.delta_link
+        raise MalformedResponse(url, "no @odata.deltaLink")  # pragma: no cover - _pages ensures one
+
+    def _users_delta_page(self, page: _FetchedPage, expected: frozenset[str]) -> UsersDeltaPage:
+        users: list[DirectoryUser] = []
+        removed: list[RemovedUser] = []
+        partial: list[str] = []
+        for i, item in enumerate(page.items):
+            try:
+                gone = decode_removed(item)
+                if gone is not None:
+                    removed.append(gone)
+                elif item.keys() >= expected:
+                    users.append(decode_user(item))
+                else:
+                    # Graph may send only the changed properties of a user; never guess the rest.
+                    uid = item.get("id")
+                    if type(uid) is not str or not uid:
+                        raise BadItem("id is not a non-empty string")
+                    partial.append(uid)
+            except BadItem as exc:
+                raise MalformedResponse(page.url, f"value[{i}]: {exc}") from None
+        for uid in partial:
+            log.debug("graph.delta.partial_user", user_id=uid)
+            user = self.get_user(uid, select=sorted(expected))
+            if user is not None:  # gone since: the next delta reports the removal
+                users.append(user)
+        return UsersDeltaPage(users, removed)
+
+    # -- groups, roles, members ------------------------------------------------------------------
+
+    def iter_group_members(
+        self, group_id: str, select: Sequence[str] | str | None = USER_SELECT
+    ) -> Iterator[MemberPage]:
+        """A group's direct members: users as :class:`DirectoryUser` when ``select`` asks for user
+        fields, otherwise (and for groups and service principals) as :class:`GroupMember`.
+        Devices and contacts are skipped."""
+        return self._members(f"/groups/{_seg(group_id)}/members", select)
+
+    def iter_group_owners(self, group_id: str) -> Iterator[MemberPage]:
+        return self._members(f"/groups/{_seg(group_id)}/owners", None)
+
+    def iter_role_members(self, role_id: str) -> Iterator[MemberPage]:
+        return self._members(f"/directoryRoles/{_seg(role_id)}/members", None)
+
+    def _members(self, path: str, select: Sequence[str] | str | None) -> Iterator[MemberPage]:
+        params = {"$top": str(self.page_size)}
+        full_users = select is not None
+        if full_users:
+            params["$select"] = _user_select(select)
+        for page in self._pages(self._url(path, params)):
+            out: MemberPage = []
+            for i, item in enumerate(page.items):
+                try:
+                    member = decode_member(item)
+                    if member is None:
+                        continue
+                    if full_users and member.kind is MemberKind.USER:
+                        out.append(decode_user(item))
+                    else:
+                        out.append(member)
+                except BadItem as exc:
+                    raise MalformedResponse(page.url, f"value[{i}]: {exc}") from None
+            yield out
+
+    def groups_delta(
+        self, delta_link: str | None = None, group_id: str | None = None
+    ) -> DeltaReader[list[GroupDelta]]:
+        """A groups delta read with direct-member changes (``members@delta``).
+
+        ``group_id`` limits the read to one group (``$filter=id eq '...'``). The
+        same group may appear on several pages: its changes add up.
+        """
+        if delta_link:
+            start = self._check_link(delta_link, self.base_url)
+        else:
+            params = {"$select": "id,displayName,members"}
+            if group_id:
+                params["$filter"] = f"id eq '{_odata_str(group_id)}'"
+            start = self._url("/groups/delta", params)
+
+        def pages(reader: DeltaReader[list[GroupDelta]]) -> Generator[list[GroupDelta], None, None]:
+            for page in self._pages(start, delta=True):
+                yield decode_items(page.items, page.url, decode_group_delta)
+                if page.delta_link is not None:
+                    reader.delta_link = page.delta_link
+
+        return DeltaReader(pages)
+
+    def directory_roles(self) -> list[DirectoryRole]:
+        """The activated directory roles."""
+        return self._all(self._url("/directoryRoles", {}), decode_role)
+
+    def subscribed_skus(self) -> list[SubscribedSku]:
+        return self._all(self._url("/subscribedSkus", {}), decode_sku)
+
+    def service_principals(self, app_id: str | None = None) -> list[ServicePrincipal]:
+        params = {"$select": "id,appId,displayName"}
+        if app_id:
+            params["$filter"] = f"appId eq '{_odata_str(app_id)}'"
+        return self._all(self._url("/servicePrincipals", params), decode_service_principal)
+
+    def organization(self) -> dict[str, Any]:
+        """The tenant's organization object (``id`` is the tenant id)."""
+        url = self._url("/organization", {})
+        for page in self._pages(url):
+            if page.items:
+                org = page.items[0]
+                if type(org.get("id")) is not str:
+                    raise MalformedResponse(page.url, "organization without a string id")
+                return org
+        raise MalformedResponse(url, "no organization object")
+
+    def _all(self, url: str, decoder: Callable[[dict[str, Any]], T]) -> list[T]:
+        out: list[T] = []
+        for page in self._pages(url):
+            out.extend(decode_items(page.items, page.url, decoder))
+        return out
+
+    # -- paging and links ------------------------------------------------------------------------
+
+    def _url(self, path: str, params: dict[str, str]) -> str:
+        url = self.base_url + path
+        if params:
+            url += "?" + "&".join(k + "=" + quote(v, safe=_QUERY_SAFE) for k, v in params.items())
+        return url
+
+    def _check_link(self, link: str, url: str) -> str:
+        """A link is followed only when it is absolute and points back at the base URL's origin."""
+        try:
+            parsed = httpx.URL(link)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            raise MalformedResponse(url, f"invalid link {link!r}") from None
+        if not parsed.is_absolute_url:
+            raise MalformedResponse(url, f"link is not absolute: {link!r}")
+        if _origin(parsed) != self._origin:
+            raise MalformedResponse(url, f"link points at another host: {link!r}")
+        return link
+
+    def _pages(self, url: str, *, delta: bool = False) -> Iterator[_FetchedPage]:
+        """Fetch a collection page by page, following nextLinks; a delta read must end in a deltaLink."""
+        headers = {"Prefer": f"odata.maxpagesize={self.page_size}"} if delta else None
+        seen: set[str] = set()
+        while True:
+            seen.add(url)
+            response = self._get(url, headers)
+            raw = parse_page(response.content, url)
+            page = _FetchedPage(url, raw)
+            if raw.next_link is not None:
+                next_url = self._check_link(raw.next_link, url)
+                if next_url in seen:
+                    raise MalformedResponse(url, "@odata.nextLink repeats a page of this read")
+            elif delta:
+                if raw.delta_link is None:
+                    raise MalformedResponse(url, "delta page ends without @odata.deltaLink")
+                self._check_link(raw.delta_link, url)
+            yield page
+            if raw.next_link is None:
+                return
+            url = next_url
+
+    # -- one request, with retries ---------------------------------------------------------------
+
+    def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            request_headers = {
+                "Accept": "application/json",
+                "Authorization": "Bearer " + self._tokens.token(),
+            }
+            if headers:
+                request_headers.update(headers)
+            self.stats.requests += 1
+            try:
+                response = self._http.get(url, headers=request_headers)
+            except httpx.TransportError as exc:
+                self.stats.unavailable += 1
+                self._notify(0)
+                if attempt > self.max_retries:
+                    raise DirectoryUnavailable(url, None, attempt) from exc
+                delay = self._backoff(attempt)
+                log.debug("graph.retry", url=url, status=None, error=type(exc).__name__, delay=delay)
+                self._wait(delay)
+                continue
+            status = response.status_code
+            self._notify(status)
+            if status < 300:
+                return response
+            if status in RETRY_STATUSES:
+                if status == 429:
+                    self.stats.throttled += 1
+                else:
+                    self.stats.unavailable += 1
+                if attempt > self.max_retries:
+                    raise DirectoryUnavailable(url, status, attempt)
+                told = self._retry_after(response)
+                wait = self._backoff(attempt) if told is None else told
+                log.debug("graph.retry", url=url, status=status, attempt=attempt, delay=wait)
+                response.close()
+                self._wait(wait)
+                continue
+            code, message = _error_body(response)
+            if status == 410:
+                raise FullResyncRequired(url, response.headers.get("Location"))
+            raise GraphError(url, status, code, message)
+
+    def _notify(self, status: int) -> None:
+        if self.on_request is not None:
+            self.on_request(status)
+
+    def _wait(self, delay: float) -> None:
+        self.stats.retries += 1
+        if delay > 0:
+            self._sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2^(attempt-1))]."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        return ceiling * self._rand()
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        if value is None:
+            return None
+        value = value.strip()
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            seconds = when.timestamp() - time.time()
+        if seconds != seconds:  # NaN
+            return None
+        return min(max(seconds, 0.0), self.retry_after_max)
+
+
+class _FetchedPage:
+    __slots__ = ("url", "items", "next_link", "delta_link")
+
+    def __init__(self, url: str, page: Page) -> None:
+        self.url = url
+        self.items = page.items
+        self.next_link = page.next_link
+        self.delta_link = page.delta_link
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _user_select(select: Sequence[str] | str | None) -> str:
+    if select is None:
+        return USER_SELECT
+    fields = select.split(",") if isinstance(select, str) else list(select)
+    missing = [f for f in USER_FIELDS if f in REQUIRED_USER_FIELDS and f not in fields]
+    return ",".join([*missing, *fields])
+
+
+def _seg(value: str) -> str:
+    if not value:
+        raise ValueError("an object id is required")
+    return quote(value, safe="")
+
+
+def _odata_str(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _error_body(response: httpx.Response) -> tuple[str, str]:
+    """Graph's ``{"error": {"code", "message"}}``, or what can be said without it."""
+    try:
+        body = orjson.loads(response.content)
+        error = body["error"]
+        code, message = error.get("code"), error.get("message")
+        if isinstance(code, str):
+            return code, message if isinstance(message, str) else ""
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        pass
+    return "unknown", response.reason_phrase or f"HTTP {response.status_code}"
