@@ -1,0 +1,25 @@
+# The two quick-start commands: `make run` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint
+
+$(BIN)/syncd: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(BIN)/syncd
+
+setup: $(BIN)/syncd
+
+run: setup
+	$(BIN)/syncd run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check syncd tests benchmarks migrations
+	$(BIN)/ruff format --check syncd tests benchmarks migrations
+	$(BIN)/mypy syncd

@@ -1,0 +1,74 @@
+"""The `syncd` command: thin; it parses, builds the settings once, and calls the layers below."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from syncd.commands import config_cmd, db_cmd, env_cmd
+from syncd.context import AppContext
+from syncd.errors import SyncdError
+from syncd.logs import configure_logging
+from syncd.settings import load_settings
+
+app = typer.Typer(
+    name="syncd",
+    help=(
+        "Keep Dataverse SystemUser tables in step with an Entra directory, by Dataverse's own user-sync "
+        "rules. With no settings, syncd uses a SQLite file (./syncd.db) and a built-in fake tenant."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None, typer.Option("--config", help="TOML settings file (default ./syncd.toml if present)")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="database URL (SYNCD_DATABASE_URL)")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="debug, info, warning or error (SYNCD_LOG_LEVEL)")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="auto, console or json (SYNCD_LOG_FORMAT)")
+    ] = None,
+) -> None:
+    settings = load_settings(config, database_url=database_url, log_level=log_level, log_format=log_format)
+    configure_logging(settings.log_level, settings.log_format)
+    appctx = AppContext(settings)
+    ctx.obj = appctx
+    ctx.call_on_close(appctx.close)
+
+
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(env_cmd.app, name="env")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = app(args=argv, prog_name="syncd", standalone_mode=False)
+    except SyncdError as exc:
+        print(f"syncd: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("syncd: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""What every command shares: the settings, and the database engine opened on first use."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from syncd.dataverse.db import ensure_at_head, make_engine, session_factory
+from syncd.settings import DEFAULT_DATABASE_URL, Settings, normalise_database_url
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    console: Console = field(default_factory=lambda: Console(highlight=False))
+    _engine: Engine | None = None
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.settings.database_url == normalise_database_url(DEFAULT_DATABASE_URL)
+
+    def engine(self, *, check_head: bool = True) -> Engine:
+        """The engine; unless told otherwise, refuses a database that is not at head.
+
+        The embedded SQLite default upgrades itself on first use.
+        """
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+            if check_head:
+                ensure_at_head(self._engine, auto_upgrade=self.uses_embedded_database)
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with session_factory(self.engine())() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")

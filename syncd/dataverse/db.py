@@ -1,0 +1,123 @@
+"""Engines, sessions and the schema revision: create the engine, upgrade, check head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.errors import DatabaseNotAtHead
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = PROJECT_ROOT / "migrations"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the settings syncd relies on (foreign keys and WAL on SQLite)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision(url: str) -> str:
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def is_empty(engine: Engine) -> bool:
+    return not inspect(engine).get_table_names()
+
+
+def ensure_at_head(engine: Engine, *, auto_upgrade: bool = False) -> None:
+    """Refuse a database that is not at the migrations' head, naming the fix.
+
+    With `auto_upgrade` (the embedded SQLite default), a fresh or older database is upgraded.
+    A database at a revision this syncd does not know is always refused.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    script = ScriptDirectory.from_config(alembic_config(url))
+    head = script.get_current_head()
+    current = current_revision(engine)
+    if current == head:
+        return
+    known = current is None or _is_known(script, current)
+    if not known:
+        raise DatabaseNotAtHead(
+            f"database {engine.url.render_as_string(hide_password=True)} is at unknown revision {current!r} "
+            f"(this syncd knows up to {head!r}): it was migrated by a newer syncd"
+        )
+    if auto_upgrade:
+        upgrade(engine)
+        return
+    where = "empty" if current is None else f"at revision {current!r}"
+    raise DatabaseNotAtHead(
+        f"database {engine.url.render_as_string(hide_password=True)} is {where}, not at head {head!r}: "
+        "run `syncd db upgrade`"
+    )
+
+
+def _is_known(script: ScriptDirectory, rev: str) -> bool:
+    try:
+        return script.get_revision(rev) is not None
+    except Exception:
+        return False
+
+
+def ensure_known_or_empty(engine: Engine) -> None:
+    """Refuse to migrate a database at a revision this syncd does not know."""
+    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
+    current = current_revision(engine)
+    if current is not None and not _is_known(script, current):
+        raise DatabaseNotAtHead(
+            f"database {engine.url.render_as_string(hide_password=True)} is at unknown revision {current!r}: "
+            "it was migrated by a newer syncd; upgrade syncd instead"
+        )

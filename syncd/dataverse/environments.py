@@ -1,0 +1,161 @@
+"""Environment provisioning: create, list and show environments.
+
+Creating an environment with a database also creates its built-in users (R19) and its
+default security roles; an environment without a database never holds users (R1).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from syncd.dataverse.schema import ENV_TYPES, Environment, Role, SystemUser, SystemUserRole, utcnow
+from syncd.errors import Conflict, NotFound, SyncdError
+
+SUPPORT_UPN = "crmoln@microsoft.com"
+DELEGATED_ADMIN_UPN = "crmoln2@microsoft.com"
+DEFAULT_ROLES = ("System Administrator", "Basic User", "Salesperson")
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    name: str
+    type: str = "production"
+    has_database: bool = True
+    security_group_id: str | None = None
+    app_pass_capacity: int = 0
+    tenant_has_marketing_licence: bool = False
+    is_sales: bool = False
+    created_by_object_id: str | None = None
+    allow_role_assignment_on_disabled_users: bool = False
+
+    def validate(self) -> None:
+        if not self.name or len(self.name) > 100 or not self.name.strip() == self.name:
+            raise SyncdError(
+                f"invalid environment name {self.name!r}: 1-100 characters, no surrounding spaces"
+            )
+        if self.type not in ENV_TYPES:
+            raise SyncdError(
+                f"unknown environment type {self.type!r}: expected one of {', '.join(ENV_TYPES)}"
+            )
+        if self.app_pass_capacity < 0:
+            raise SyncdError(f"invalid app-pass capacity {self.app_pass_capacity}: must be 0 or more")
+        for label, value in (
+            ("security group", self.security_group_id),
+            ("creator", self.created_by_object_id),
+        ):
+            if value is not None:
+                _check_guid(label, value)
+        if self.type == "developer" and not self.created_by_object_id:
+            raise SyncdError(
+                "a developer environment needs --created-by OBJECT_ID (only its creator is added, R7d)"
+            )
+
+
+def _check_guid(label: str, value: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise SyncdError(f"invalid {label} id {value!r}: expected a GUID") from None
+
+
+def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
+    """Create the environment, its default roles and built-in users, in one transaction."""
+    spec.validate()
+    if session.scalar(select(Environment.id).where(Environment.name == spec.name)) is not None:
+        raise Conflict(f"environment {spec.name!r} already exists")
+    env = Environment(**spec.__dict__, created_on=utcnow())
+    session.add(env)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"environment {spec.name!r} already exists") from None
+    if spec.has_database:
+        roles = {name: Role(environment_id=env.id, name=name) for name in DEFAULT_ROLES}
+        session.add_all(roles.values())
+        now = utcnow()
+        builtins = [
+            SystemUser(
+                environment_id=env.id,
+                kind="support",
+                domainname=SUPPORT_UPN,
+                fullname="Support User",
+                firstname="Support",
+                lastname="User",
+                accessmode=3,
+                isdisabled=False,
+                islicensed=False,
+                createdon=now,
+                modifiedon=now,
+            ),
+            SystemUser(
+                environment_id=env.id,
+                kind="delegated_admin",
+                domainname=DELEGATED_ADMIN_UPN,
+                fullname="Delegated Admin",
+                firstname="Delegated",
+                lastname="Admin",
+                accessmode=5,
+                isdisabled=False,
+                islicensed=False,
+                createdon=now,
+                modifiedon=now,
+            ),
+        ]
+        session.add_all(builtins)
+        session.flush()
+        for user in builtins:
+            session.add(
+                SystemUserRole(systemuserid=user.systemuserid, roleid=roles["System Administrator"].roleid)
+            )
+    session.flush()
+    return env
+
+
+def get_environment(session: Session, name: str) -> Environment:
+    env = session.scalar(select(Environment).where(Environment.name == name))
+    if env is None:
+        known = session.scalars(select(Environment.name).order_by(Environment.name)).all()
+        hint = f" (known: {', '.join(known)})" if known else " (there are none yet: `syncd env create NAME`)"
+        raise NotFound(f"no environment named {name!r}{hint}")
+    return env
+
+
+def list_environments(session: Session) -> list[Environment]:
+    return list(session.scalars(select(Environment).order_by(Environment.name)))
+
+
+def user_counts(session: Session, env_id: int) -> dict[str, int]:
+    """Rows of an environment by state: enabled and disabled users of each kind."""
+    rows = session.execute(
+        select(SystemUser.kind, SystemUser.isdisabled, func.count())
+        .where(SystemUser.environment_id == env_id)
+        .group_by(SystemUser.kind, SystemUser.isdisabled)
+    ).all()
+    out: dict[str, int] = {"total": 0, "enabled": 0, "disabled": 0}
+    for kind, disabled, n in rows:
+        out["total"] += n
+        out["disabled" if disabled else "enabled"] += n
+        out[kind] = out.get(kind, 0) + n
+    return out
+
+
+def describe(env: Environment) -> dict[str, Any]:
+    return {
+        "name": env.name,
+        "type": env.type,
+        "has_database": env.has_database,
+        "security_group_id": env.security_group_id,
+        "app_pass_capacity": env.app_pass_capacity,
+        "tenant_has_marketing_licence": env.tenant_has_marketing_licence,
+        "is_sales": env.is_sales,
+        "created_by_object_id": env.created_by_object_id,
+        "allow_role_assignment_on_disabled_users": env.allow_role_assignment_on_disabled_users,
+        "created_on": env.created_on.isoformat() if env.created_on else None,
+    }

@@ -1,0 +1,148 @@
+"""One typed settings object: SYNCD_* variables, an optional syncd.toml, then defaults.
+
+Precedence, highest first: command-line options, environment variables, the TOML file
+(`--config PATH`, `SYNCD_CONFIG`, or `./syncd.toml` when present), built-in defaults.
+Nothing here runs at import time: `load_settings()` is called from the CLI's entry point.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from syncd.errors import ConfigError
+
+EMBEDDED = "embedded"
+DEFAULT_DATABASE_URL = "sqlite:///./syncd.db"
+
+
+def normalise_database_url(url: str) -> str:
+    """Check a database URL and pick the driver syncd uses (psycopg 3 for PostgreSQL)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"malformed database URL {url!r}: expected e.g. sqlite:///./syncd.db or "
+            "postgresql://user@host:5432/dbname"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise ConfigError(f"unsupported database {backend!r} in URL {url!r}: use sqlite or postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SYNCD_", extra="forbid", validate_default=True)
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the Dataverse database")
+    directory_url: str = Field(
+        EMBEDDED, description="Graph v1.0 base URL, or 'embedded' for the built-in fake tenant"
+    )
+    directory_store: str = Field("./syncd-tenant.db", description="file of the embedded fake tenant")
+    directory_token: SecretStr = Field(SecretStr("syncd-fake-token"), description="bearer token for Graph")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "console", "json"] = "auto"
+    delta_interval_seconds: int = Field(60, ge=5, description="seconds between delta runs")
+    full_interval_seconds: int = Field(86400, ge=60, description="seconds between full runs")
+    batch_size: int = Field(5000, ge=1, le=100_000, description="rows per write transaction")
+    mass_disable_count: int = Field(500, ge=0, description="a run disabling more users than this is blocked")
+    mass_disable_ratio: float = Field(
+        0.10, ge=0, le=1, description="...or more than this share of the enabled users"
+    )
+    allow_mass_disable: bool = Field(False, description="let runs over the mass-disable threshold through")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    admin_token: SecretStr | None = Field(None, description="bearer token for the admin API's mutations")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        return normalise_database_url(v)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = _toml_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def is_embedded_directory(self) -> bool:
+        return self.directory_url == EMBEDDED
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings, secrets and database passwords masked."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            elif name == "database_url":
+                value = make_url(value).render_as_string(hide_password=True)
+            out[name] = value
+        return out
+
+
+_config_override: Path | None = None
+
+
+def _toml_path() -> Path | None:
+    if _config_override is not None:
+        return _config_override
+    env = os.environ.get("SYNCD_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("syncd.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
+    """Build the settings; `overrides` (command-line options) win over everything else."""
+    global _config_override
+    path = Path(config_file) if config_file else None
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    env_path = os.environ.get("SYNCD_CONFIG")
+    if path is None and env_path and not Path(env_path).is_file():
+        raise ConfigError(f"config file {env_path!r} (from SYNCD_CONFIG) does not exist")
+    _config_override = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        if "ctx" in err and isinstance(err["ctx"].get("error"), ConfigError):
+            raise err["ctx"]["error"] from None
+        raise ConfigError(f"invalid setting {field}={err.get('input')!r}: {err['msg']}") from None
+    finally:
+        _config_override = None

@@ -1,0 +1,109 @@
+"""The CLI: help, environment commands, database commands, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from syncd.cli import main
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_help_lists_the_command_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    for group in ("config", "db", "env"):
+        assert group in out
+
+
+def test_console_script_runs(clean_env: Path) -> None:
+    exe = Path(sys.executable).with_name("syncd")
+    proc = subprocess.run([str(exe), "env", "--help"], capture_output=True, text=True, env=os.environ.copy())
+    assert proc.returncode == 0 and "create" in proc.stdout
+
+
+def test_env_create_list_show_json(db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--database-url", db_url]
+    code, out, _ = run(base + ["env", "create", "prod", "--type", "production", "--json"], capsys)
+    assert code == 0 and json.loads(out)["users"]["total"] == 2
+    code, out, _ = run(base + ["env", "create", "nodb", "--no-database", "--json"], capsys)
+    assert code == 0 and json.loads(out)["users"]["total"] == 0
+    code, out, _ = run(base + ["env", "list", "--json"], capsys)
+    assert [e["name"] for e in json.loads(out)] == ["nodb", "prod"]
+    code, out, _ = run(base + ["env", "show", "prod", "--json"], capsys)
+    assert json.loads(out)["type"] == "production"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["env", "create", "x", "--type", "bogus"], "unknown environment type 'bogus'"),
+        (["env", "show", "nope"], "no environment named 'nope'"),
+        (["--database-url", "foo://x", "env", "list"], "unsupported database 'foo'"),
+    ],
+)
+def test_errors_are_one_line_exit_2(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    if "--database-url" not in args:
+        args = ["--database-url", db_url, *args]
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_duplicate_environment_exit_2_nothing_written(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--database-url", db_url]
+    assert run(base + ["env", "create", "a"], capsys)[0] == 0
+    code, _, err = run(base + ["env", "create", "a", "--type", "sandbox"], capsys)
+    assert code == 2 and "'a' already exists" in err
+    _, out, _ = run(base + ["env", "show", "a", "--json"], capsys)
+    assert json.loads(out)["type"] == "production"
+
+
+def test_database_not_at_head_is_refused_with_the_fix(
+    empty_db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["--database-url", empty_db_url, "env", "list"], capsys)
+    assert code == 2 and "run `syncd db upgrade`" in err
+    code, out, _ = run(["--database-url", empty_db_url, "db", "upgrade"], capsys)
+    assert code == 0 and "at revision" in out
+    assert run(["--database-url", empty_db_url, "env", "list"], capsys)[0] == 0
+
+
+def test_unknown_revision_is_refused(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eng = create_engine(db_url)
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    eng.dispose()
+    for cmd in (["env", "list"], ["db", "upgrade"]):
+        code, _, err = run(["--database-url", db_url, *cmd], capsys)
+        assert code == 2 and "unknown revision 'ffff'" in err
+
+
+def test_embedded_default_upgrades_itself(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["env", "list", "--json"], capsys)
+    assert code == 0 and json.loads(out) == []
+    assert (clean_env / "syncd.db").exists()
+
+
+def test_config_show_masks_secrets(clean_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.setenv("SYNCD_ADMIN_TOKEN", "topsecret")
+    code, out, _ = run(["config", "show", "--json"], capsys)
+    assert code == 0 and "topsecret" not in out and json.loads(out)["admin_token"] == "********"

@@ -1,0 +1,64 @@
+"""Settings precedence: command line > SYNCD_* variables > syncd.toml > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncd.errors import ConfigError
+from syncd.settings import load_settings
+
+
+def test_defaults_are_the_embedded_ones(clean_env: Path) -> None:
+    s = load_settings()
+    assert s.database_url == "sqlite:///./syncd.db"
+    assert s.is_embedded_directory
+    assert (s.http_host, s.http_port) == ("127.0.0.1", 8080)
+
+
+def test_precedence_cli_over_env_over_toml_over_default(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("syncd.toml").write_text('batch_size = 111\nlog_level = "warning"\ndelta_interval_seconds = 30\n')
+    s = load_settings()
+    assert (s.batch_size, s.log_level, s.delta_interval_seconds) == (111, "warning", 30)
+    monkeypatch.setenv("SYNCD_BATCH_SIZE", "222")
+    monkeypatch.setenv("SYNCD_LOG_LEVEL", "ERROR")
+    s = load_settings()
+    assert (s.batch_size, s.log_level, s.delta_interval_seconds) == (222, "error", 30)
+    s = load_settings(batch_size=333)
+    assert (s.batch_size, s.log_level) == (333, "error")
+
+
+def test_explicit_config_file(clean_env: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "other.toml"
+    cfg.write_text("http_port = 9999\n")
+    assert load_settings(str(cfg)).http_port == 9999
+    with pytest.raises(ConfigError, match="missing.toml"):
+        load_settings(str(tmp_path / "missing.toml"))
+
+
+def test_postgres_url_gets_psycopg3_driver(clean_env: Path) -> None:
+    s = load_settings(database_url="postgresql://postgres@127.0.0.1:5432/test")
+    assert s.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.mark.parametrize("url", ["foo://bar", "not a url", "mysql://root@localhost/db"])
+def test_bad_database_url_names_it(clean_env: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match="URL"):
+        load_settings(database_url=url)
+
+
+def test_bad_values_name_the_setting(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_DELTA_INTERVAL_SECONDS", "2")
+    with pytest.raises(ConfigError, match="delta_interval_seconds=.*'2'"):
+        load_settings()
+
+
+def test_secrets_are_masked(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_ADMIN_TOKEN", "s3cret-value")
+    s = load_settings(database_url="postgresql://u:pw123@127.0.0.1/db")
+    shown = str(s.masked())
+    assert "s3cret-value" not in shown and "pw123" not in shown
+    assert s.admin_token is not None and s.admin_token.get_secret_value() == "s3cret-value"
