@@ -24,7 +24,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 class InProcessTransport(httpx.BaseTransport):
     def __init__(self, app: Any, *, root_path: str = "") -> None:
-        self._asgi = httpx.ASGITransport(app=app, root_path=root_path)
+        # An exception in the app becomes a 500, as it would over a socket.
+        self._asgi = httpx.ASGITransport(app=app, root_path=root_path, raise_app_exceptions=False)
         self._lock = threading.Lock()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
