@@ -100,6 +100,7 @@ def test_an_app_that_raises_is_a_500_as_over_a_socket() -> None:
             max_retries=1,
             sleep=lambda s: None,
         ) as client,
-        pytest.raises(DirectoryUnavailable),
+        pytest.raises(GraphError) as info,
     ):
         list(client.iter_users())
+    assert info.value.status == 500
