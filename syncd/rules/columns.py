@@ -68,5 +68,7 @@ def column_changes(
 
     Never fullname (R11), and never internalemailaddress once a customer has edited it (R12).
     """
+    if current == wanted:  # the steady state: one C-level comparison
+        return {}
     get = current.get
     return {c: v for c in (_FLOWING_EMAIL_EDITED if email_edited else _FLOWING) if (v := wanted[c]) != get(c)}

@@ -35,6 +35,7 @@ Places where the specification leaves room, and what is decided here:
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cache
 
 from syncd.directory.models import Deletion
 from syncd.rules.columns import column_changes, wanted_columns
@@ -101,6 +102,8 @@ def decide(
     return d
 
 
+# Decisions are immutable, so the few distinct LEAVE_ALONE and KEEP outcomes are built once and shared.
+@cache
 def _leave(rule: str, reason: str) -> Decision:
     return Decision(Action.LEAVE_ALONE, rule, reason, None, None, None, NO_CHANGES)
 
@@ -175,13 +178,12 @@ def _decide(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: 
     entitled = enabled and licensed and in_group
     entitled_od = enabled and licensed_od and in_group_od
 
-    accessmode = wanted_access_mode(full, is_admin, row)
-    wanted = wanted_columns(du)
-
     if on_demand:
         if not entitled_od:
             rule = "R3" if not enabled else ("R4" if not licensed_od else "R5")
             return _refuse(rule, "The user can't be added on demand.")
+        accessmode = wanted_access_mode(full, is_admin, row)
+        wanted = wanted_columns(du)
         if row is None:
             if env.type is EnvType.TEAMS and mode is _ON_DEMAND:
                 return _refuse(
@@ -224,9 +226,13 @@ def _decide(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: 
             return _leave("R7c", "Rows are added only at first access in a Dataverse for Teams environment.")
         if etype is EnvType.DEVELOPER and user.object_id != env.created_by_object_id:
             return _leave("R7d", "Only the creator of a developer environment is added.")
-        return Decision(Action.CREATE, "R7", "The user is entitled.", False, accessmode, full, wanted)
+        accessmode = 0 if full else (1 if is_admin else 0)
+        return Decision(
+            Action.CREATE, "R7", "The user is entitled.", False, accessmode, full, wanted_columns(du)
+        )
 
-    changes = column_changes(wanted, row.columns, email_edited=row.email_edited)
+    accessmode = wanted_access_mode(full, is_admin, row)
+    changes = column_changes(wanted_columns(du), row.columns, email_edited=row.email_edited)
     if entitled:
         if row.isdisabled:
             return Decision(
@@ -291,4 +297,9 @@ def _same_state(
             islicensed,
             NO_CHANGES,
         )
-    return Decision(Action.KEEP, rule, reason, row.isdisabled, accessmode, islicensed, NO_CHANGES)
+    return _keep(rule, reason, row.isdisabled, accessmode, islicensed)
+
+
+@cache
+def _keep(rule: str, reason: str, isdisabled: bool, accessmode: int, islicensed: bool) -> Decision:
+    return Decision(Action.KEEP, rule, reason, isdisabled, accessmode, islicensed, NO_CHANGES)

@@ -125,9 +125,10 @@ def _r3(user: UserFacts, ent: Entitlement) -> Check:
 def _r6(ent: Entitlement) -> Check:
     if ent.admin_role is not None:
         return Check("R6", True, f"R6 admin: holds the {ent.admin_role} role")
+    # Informational: not being an admin is no failure; R4 and R5 say what it costs.
     return Check(
         "R6",
-        False,
+        True,
         "R6 admin: holds no admin role (Global, Power Platform or Dynamics 365 Administrator)",
     )
 
