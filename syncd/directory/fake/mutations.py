@@ -138,7 +138,7 @@ class Mutations:
             c.execute("UPDATE users SET state = 0, ver = ? WHERE id = ?", (self._next_change(), user_id))
             return bytes(row[0])
 
-    def hard_delete_user(self, user_id: str) -> None:
+    def hard_delete_user(self, user_id: str) -> list[str]:
         """Purge a soft-deleted user; its memberships, ownerships and role memberships go too."""
         with self._tx() as c:
             row = c.execute("SELECT blob FROM users WHERE id = ? AND state = 1", (user_id,)).fetchone()
@@ -156,6 +156,7 @@ class Mutations:
             c.execute("DELETE FROM owners WHERE owner_id = ?", (user_id,))
             c.execute("DELETE FROM role_members WHERE member_id = ?", (user_id,))
             c.execute("UPDATE users SET state = 2, upn = NULL, blob = x'', ver = ? WHERE id = ?", (ver, user_id))
+        return [str(g) for (g,) in groups]
 
     def assign_licenses(self, key: str, body: Any) -> bytes:
         """Graph's assignLicense: `addLicenses` [{skuId, disabledPlans}] and `removeLicenses` [skuId]."""

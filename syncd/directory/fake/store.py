@@ -121,10 +121,10 @@ class TenantStore(Mutations):
             c = self._conn
             c.execute("BEGIN IMMEDIATE")
             try:
-                c.executescript("SAVEPOINT bulk;" + schema.CLEAR + schema.DROP_BULK_INDEXES + "RELEASE bulk;")
+                _script(c, schema.CLEAR + schema.DROP_BULK_INDEXES)
                 loader = BulkLoad(c)
                 yield loader
-                c.executescript("SAVEPOINT idx;" + schema.BULK_INDEXES + "RELEASE idx;")
+                _script(c, schema.BULK_INDEXES)
                 self._init_meta({**meta, "change": str(loader.ver)})
             except BaseException:
                 c.execute("ROLLBACK")
@@ -183,6 +183,39 @@ class TenantStore(Mutations):
             f"SELECT ver, id, state, blob FROM users WHERE ver > ? AND ver <= ?{state} ORDER BY ver LIMIT ?",
             (max(since, after), upto, limit),
         )
+
+    def user_by_seq(self, seq: int) -> Row | None:
+        """(id, state, blob) of the user with this creation number (for random picks)."""
+        return self._one("SELECT id, state, blob FROM users WHERE seq = ?", (seq,))
+
+    def max_user_seq(self) -> int:
+        row = self._one("SELECT max(seq) FROM users")
+        return int(row[0] or 0) if row else 0
+
+    def soft_deleted_ids(self, limit: int) -> list[str]:
+        return [str(r[0]) for r in self._all("SELECT id FROM users WHERE state = 1 ORDER BY seq LIMIT ?", (limit,))]
+
+    def member_at(self, group_id: str, offset: int) -> str | None:
+        """The id of a group's `offset`-th direct member (for random picks)."""
+        row = self._one(
+            "SELECT member_id FROM members WHERE group_id = ? AND removed = 0 ORDER BY seq LIMIT 1 OFFSET ?",
+            (group_id, offset),
+        )
+        return None if row is None else str(row[0])
+
+    def member_count(self, group_id: str) -> int:
+        row = self._one("SELECT count(*) FROM members WHERE group_id = ? AND removed = 0", (group_id,))
+        return int(row[0]) if row else 0
+
+    def group_ids(self) -> list[str]:
+        return [str(r[0]) for r in self._all("SELECT id FROM groups ORDER BY seq")]
+
+    def role_ids(self) -> list[str]:
+        return [str(r[0]) for r in self._all("SELECT id FROM roles ORDER BY seq")]
+
+    def role_member_ids(self, role_id: str) -> list[str]:
+        return [str(r[0]) for r in self._all("SELECT member_id FROM role_members WHERE role_id = ? ORDER BY seq",
+                                             (role_id,))]
 
     def deleted_users(self) -> list[bytes]:
         return [bytes(r[0]) for r in self._all("SELECT blob FROM users WHERE state = 1 ORDER BY seq")]
@@ -279,6 +312,13 @@ class TenantStore(Mutations):
             "service_principals": "SELECT count(*) FROM service_principals",
         }
         return {k: int(self._one(v)[0]) for k, v in q.items()}  # type: ignore[index]
+
+
+def _script(conn: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the open transaction (executescript would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 class BulkLoad:
