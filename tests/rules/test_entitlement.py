@@ -90,15 +90,15 @@ def test_r4d_non_interactive_row_is_licensed() -> None:  # R4d
 
 
 def test_r6_admin_role_ids() -> None:  # R6
-    assert ADMIN_ROLE_IDS == {
+    assert {
         "62e90394-69f5-4237-9190-012177145e10",
         "11648597-926c-4cf3-9c36-bcebb0ba8dcd",
         "44367163-eba1-44c3-98af-f5787879f96a",
-    }
-    assert GROUP_EXEMPT_ROLE_IDS == {
+    } == ADMIN_ROLE_IDS
+    assert {
         "62e90394-69f5-4237-9190-012177145e10",
         "11648597-926c-4cf3-9c36-bcebb0ba8dcd",
-    }
+    } == GROUP_EXEMPT_ROLE_IDS
     assert admin_role(GA) == "Global Administrator"
     assert admin_role(frozenset({"not-an-admin-role"})) is None
 
