@@ -87,6 +87,8 @@ def decide(
     With ``explain=True`` the decision carries the checks of R22 (``diagnose``); the action is the
     same either way. A REFUSE always carries its checks.
     """
+    if mode.__class__ is not Mode:  # a plain string from a caller: "on_demand" must not read as background
+        mode = Mode(mode)
     d = _decide(user, env, row, mode)
     if explain or d.action is Action.REFUSE:
         from syncd.rules.diagnose import diagnose

@@ -317,3 +317,9 @@ def test_r20_stub_cannot_be_enabled_on_demand() -> None:  # R20
         facts(duser(SALES)), env(), row_for(duser(SALES), kind=UserKind.STUB, disabled=True), Mode.ON_DEMAND
     )
     assert d.action is Action.REFUSE and d.rule == "R20"
+
+
+def test_r8_mode_given_as_plain_string() -> None:  # R8 R7
+    u = duser()
+    assert decide(facts(u), env(app_pass_capacity_left=1), None, "on_demand").action is Action.CREATE  # type: ignore[arg-type]
+    assert decide(facts(u), env(app_pass_capacity_left=1), None, "background").rule == "R7a"  # type: ignore[arg-type]
