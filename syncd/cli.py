@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from syncd.commands import config_cmd, db_cmd, env_cmd
+from syncd.commands import config_cmd, db_cmd, env_cmd, run_cmd
 from syncd.context import AppContext
 from syncd.errors import SyncdError
 from syncd.logs import configure_logging
@@ -53,6 +53,7 @@ def root(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(env_cmd.app, name="env")
+app.command("run")(run_cmd.run)
 
 
 def main(argv: list[str] | None = None) -> None:

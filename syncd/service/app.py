@@ -1,0 +1,257 @@
+"""The daemon's HTTP endpoint (Starlette): health, readiness, metrics, a status page, the admin API.
+
+GET  /healthz                                      the process answers
+GET  /readyz                                       database reachable and at head; last outcome per environment
+GET  /metrics                                      Prometheus text format
+GET  /                                             HTML status page
+GET  /api/environments[/{name}]                    environments, user counts, last runs
+GET  /api/runs[?environment=&limit=&before=]       recent runs, newest first
+GET  /api/runs/{id}                                one run
+POST /api/environments/{name}/sync                 {"kind": "delta"|"full", "dry_run": bool}
+POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_disable
+(+ the admin user routes of `syncd.service.admin_routes`, when that module is present)
+
+Mutations need the admin token (see `syncd.service.auth`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from syncd.context import AppContext
+from syncd.dataverse import db
+from syncd.dataverse.environments import describe, user_counts
+from syncd.dataverse.schema import Environment
+from syncd.service import runs, status_page
+from syncd.service.auth import require_admin
+from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
+from syncd.service.metrics import Metrics
+from syncd.service.scheduler import Target
+
+log = structlog.get_logger(__name__)
+
+ADMIN_ROUTES_MODULE = "syncd.service.admin_routes"
+MAX_RUNS_PAGE = 500
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def report_dict(report: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(report) and not isinstance(report, type):
+        return dataclasses.asdict(report)
+    if hasattr(report, "model_dump"):
+        return dict(report.model_dump())
+    fields = ("run_id", "environment", "kind", "requested_kind", "outcome", "counts", "duration_s", "error")
+    return {f: getattr(report, f, None) for f in fields}
+
+
+def admin_routes(appctx: AppContext) -> list[BaseRoute]:
+    """The admin user routes, when `syncd.service.admin_routes` is part of this syncd."""
+    if importlib.util.find_spec(ADMIN_ROUTES_MODULE) is None:
+        return []
+    module = importlib.import_module(ADMIN_ROUTES_MODULE)
+    return list(module.routes(appctx))
+
+
+class Endpoints:
+    def __init__(
+        self,
+        appctx: AppContext,
+        metrics: Metrics,
+        jobs: SyncJobs | None,
+        scheduler_running: Callable[[], bool] | None,
+        info: dict[str, Any],
+    ) -> None:
+        self.appctx = appctx
+        self.metrics = metrics
+        self.jobs = jobs
+        self.scheduler_running = scheduler_running
+        self.info = info
+
+    def engine(self) -> Engine:
+        return self.appctx.engine(check_head=False)
+
+    # -- health --------------------------------------------------------------------------------
+
+    def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    def readyz(self, request: Request) -> Response:
+        body: dict[str, Any] = {"ready": False}
+        try:
+            current = db.current_revision(self.engine())
+            head = db.head_revision(self.appctx.settings.database_url)
+            body["database"] = {
+                "reachable": True,
+                "revision": current,
+                "head": head,
+                "at_head": current == head,
+            }
+            problems = [] if current == head else [f"database at {current!r}, not at head {head!r}"]
+            if current == head:
+                with Session(self.engine()) as session:
+                    last = runs.last_runs(session)
+                    names = dict(session.execute(select(Environment.id, Environment.name)).tuples().all())
+                body["environments"] = {
+                    name: (last[env_id].outcome if env_id in last else None)
+                    for env_id, name in sorted(names.items(), key=lambda kv: kv[1])
+                }
+        except Exception as exc:
+            body["database"] = {"reachable": False, "error": f"{type(exc).__name__}: {exc}"}
+            problems = ["database unreachable"]
+        if self.scheduler_running is not None and not self.scheduler_running():
+            problems.append("scheduler not running")
+        body["ready"] = not problems
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    def metrics_(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def index(self, request: Request) -> Response:
+        with Session(self.engine()) as session:
+            envs = runs.environment_status(session)
+            recent = runs.recent_runs(session, limit=25)
+        return HTMLResponse(status_page.render(envs, recent, self.info))
+
+    def environments(self, request: Request) -> Response:
+        with Session(self.engine()) as session:
+            return JSONResponse([s.as_dict() for s in runs.environment_status(session)])
+
+    def environment(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        with Session(self.engine()) as session:
+            env = session.scalar(select(Environment).where(Environment.name == name))
+            if env is None:
+                return _error(404, "not found", f"no environment named {name!r}")
+            body = describe(env) | {
+                "users": user_counts(session, env.id),
+                "recent_runs": runs.recent_runs(session, environment_id=env.id, limit=20),
+            }
+        return JSONResponse(body)
+
+    def runs_(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = min(int(q.get("limit", "50")), MAX_RUNS_PAGE)
+            before = int(q["before"]) if "before" in q else None
+        except ValueError:
+            return _error(400, "bad request", "limit and before must be integers")
+        if limit < 1:
+            return _error(400, "bad request", "limit must be at least 1")
+        with Session(self.engine()) as session:
+            env_id = None
+            if "environment" in q:
+                env_id = session.scalar(select(Environment.id).where(Environment.name == q["environment"]))
+                if env_id is None:
+                    return _error(404, "not found", f"no environment named {q['environment']!r}")
+            return JSONResponse(
+                runs.recent_runs(session, environment_id=env_id, limit=limit, before_id=before)
+            )
+
+    def run(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        with Session(self.engine()) as session:
+            found = runs.get_run(session, run_id)
+        if found is None:
+            return _error(404, "not found", f"no run {run_id}")
+        return JSONResponse(found)
+
+    # -- mutations -------------------------------------------------------------------------------
+
+    async def sync(self, request: Request) -> Response:
+        refused = require_admin(request, self.appctx.settings)
+        if refused is not None:
+            return refused
+        try:
+            body = await request.json() if await request.body() else {}
+        except ValueError:
+            return _error(400, "bad request", "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, "bad request", "the body must be a JSON object")
+        kind = body.get("kind", "delta")
+        dry_run = body.get("dry_run", False)
+        if kind not in ("delta", "full", "auto"):
+            return _error(400, "bad request", f"kind must be 'delta' or 'full', not {kind!r}")
+        if not isinstance(dry_run, bool):
+            return _error(400, "bad request", "dry_run must be true or false")
+        return await self._run(
+            request.path_params["name"], RunRequest(kind=kind, trigger="api", dry_run=dry_run)
+        )
+
+    async def approve_mass_disable(self, request: Request) -> Response:
+        refused = require_admin(request, self.appctx.settings)
+        if refused is not None:
+            return refused
+        request_ = RunRequest(kind="full", trigger="api", allow_mass_disable=True)
+        return await self._run(request.path_params["name"], request_)
+
+    async def _run(self, name: str, request: RunRequest) -> Response:
+        if self.jobs is None:
+            return _error(503, "unavailable", "this endpoint runs no sync jobs")
+        jobs = self.jobs
+        target = await run_in_threadpool(self._target, name)
+        if isinstance(target, Response):
+            return target
+        log.info("api_run_requested", environment=name, kind=request.kind, dry_run=request.dry_run)
+        try:
+            report = await run_in_threadpool(jobs.run, target, request)
+        except EnvironmentBusy:
+            return _error(409, "busy", f"a run of environment {name!r} is in progress; try again later")
+        except Exception as exc:
+            log.error("api_run_failed", environment=name, error=str(exc), error_type=type(exc).__name__)
+            return _error(500, "run failed", f"{type(exc).__name__}: {exc}")
+        return JSONResponse(report_dict(report), status_code=200)
+
+    def _target(self, name: str) -> Target | Response:
+        with Session(self.engine()) as session:
+            env = session.scalar(select(Environment).where(Environment.name == name))
+            if env is None:
+                return _error(404, "not found", f"no environment named {name!r}")
+            if not env.has_database:
+                return _error(409, "no database", f"environment {name!r} has no database: it holds no users")
+            return Target(id=env.id, name=env.name)
+
+
+def create_app(
+    appctx: AppContext,
+    metrics: Metrics,
+    jobs: SyncJobs | None = None,
+    *,
+    scheduler_running: Callable[[], bool] | None = None,
+    info: dict[str, Any] | None = None,
+) -> Starlette:
+    ep = Endpoints(appctx, metrics, jobs, scheduler_running, info or {})
+    routes: list[BaseRoute] = [
+        Route("/healthz", ep.healthz),
+        Route("/readyz", ep.readyz),
+        Route("/metrics", ep.metrics_),
+        Route("/", ep.index),
+        Route("/api/environments", ep.environments),
+        Route("/api/environments/{name}", ep.environment),
+        Route("/api/environments/{name}/sync", ep.sync, methods=["POST"]),
+        Route("/api/environments/{name}/approve-mass-disable", ep.approve_mass_disable, methods=["POST"]),
+        Route("/api/runs", ep.runs_),
+        Route("/api/runs/{run_id:int}", ep.run),
+    ]
+    routes.extend(admin_routes(appctx))
+    return Starlette(routes=routes)

@@ -1,0 +1,178 @@
+"""One sync run of one environment, as the daemon runs it: under the environment's lock.
+
+Both the schedule and the admin API come through here. A run that cannot take the
+environment's lock does not happen (the schedule skips the tick; the API answers 409).
+A full run skipped that way stays pending: the next delta tick of this process runs a
+full instead, unless some replica has finished a full run since.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from syncd.service import runs
+from syncd.service.locks import EnvironmentLocks
+from syncd.service.metrics import Metrics
+from syncd.service.scheduler import Target
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    kind: str  # "auto", "delta" or "full"
+    trigger: str = "schedule"
+    dry_run: bool = False
+    allow_mass_disable: bool | None = None
+
+
+class SyncFn(Protocol):
+    def __call__(self, target: Target, request: RunRequest, stop: threading.Event) -> Any:
+        """Run one sync; returns the engine's RunReport."""
+        ...
+
+
+class EnvironmentBusy(Exception):
+    """Another run of the environment holds its lock (in this process or another replica)."""
+
+
+class SyncJobs:
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        locks: EnvironmentLocks,
+        sync: SyncFn,
+        metrics: Metrics,
+        stop: threading.Event,
+        *,
+        min_gap_s: float = 0.0,
+    ) -> None:
+        """`min_gap_s`: a scheduled delta is skipped when some run of the environment started
+        less than this long ago (replicas then share the ticks instead of multiplying them)."""
+        self.engine = engine
+        self.locks = locks
+        self.sync = sync
+        self.metrics = metrics
+        self.stop = stop
+        self.min_gap_s = min_gap_s
+        self._full_pending: dict[int, datetime] = {}
+        self._pending_guard = threading.Lock()
+
+    def scheduled(self, target: Target, kind: str, trigger: str = "schedule") -> Any:
+        """The scheduler's job: run unless stopping, locked out, or another replica just ran."""
+        if self.stop.is_set():
+            return None
+        try:
+            return self.run(target, RunRequest(kind=kind, trigger=trigger), scheduled=True)
+        except EnvironmentBusy:
+            if kind == "full":
+                with self._pending_guard:
+                    self._full_pending.setdefault(target.id, datetime.now(UTC))
+            self.metrics.skipped.labels(target.name, "locked").inc()
+            log.debug("run_skipped", environment=target.name, kind=kind, reason="locked")
+            return None
+
+    def run(self, target: Target, request: RunRequest, *, scheduled: bool = False) -> Any:
+        """Run one sync under the environment's lock; raises EnvironmentBusy when it is held.
+
+        Returns the engine's report, or None when a scheduled delta was skipped.
+        """
+        with self.locks.hold(target.id) as held:
+            if not held:
+                raise EnvironmentBusy(target.name)
+            if scheduled and request.kind == "auto":
+                request = self._promote_pending_full(target, request)
+                if request.kind == "auto" and self._ran_recently(target):
+                    self.metrics.skipped.labels(target.name, "recent").inc()
+                    log.debug("run_skipped", environment=target.name, kind="auto", reason="recent")
+                    return None
+            return self._execute(target, request)
+
+    def _execute(self, target: Target, request: RunRequest) -> Any:
+        started = time.monotonic()
+        try:
+            report = self.sync(target, request, self.stop)
+        except Exception:
+            self.metrics.observe_run(target.name, request.kind, "error", time.monotonic() - started)
+            raise
+        kind = str(getattr(report, "kind", request.kind))
+        outcome = str(getattr(report, "outcome", "unknown"))
+        duration = getattr(report, "duration_s", None)
+        self.metrics.observe_run(
+            target.name,
+            kind,
+            outcome,
+            float(duration) if duration is not None else time.monotonic() - started,
+        )
+        if kind == "full" and outcome == "succeeded":
+            with self._pending_guard:
+                self._full_pending.pop(target.id, None)
+        return report
+
+    def _promote_pending_full(self, target: Target, request: RunRequest) -> RunRequest:
+        with self._pending_guard:
+            since = self._full_pending.get(target.id)
+        if since is None:
+            return request
+        with Session(self.engine()) as session:
+            done = runs.full_succeeded_since(session, target.id, since)
+        if done:
+            with self._pending_guard:
+                self._full_pending.pop(target.id, None)
+            return request
+        log.info("pending_full_run", environment=target.name, pending_since=since.isoformat())
+        return RunRequest(kind="full", trigger=request.trigger)
+
+    def _ran_recently(self, target: Target) -> bool:
+        if self.min_gap_s <= 0:
+            return False
+        with Session(self.engine()) as session:
+            last = runs.last_started_at(session, target.id)
+        if last is None:
+            return False
+        return runs.aware(last) > datetime.now(UTC) - timedelta(seconds=self.min_gap_s)
+
+    def full_pending(self) -> dict[int, datetime]:
+        with self._pending_guard:
+            return dict(self._full_pending)
+
+
+def engine_sync(settings: Any, engine: Callable[[], Engine], metrics: Metrics) -> SyncFn:
+    """The real sync: open the directory, hook its requests into the metrics, run the engine."""
+    from syncd.sync.directory import open_directory
+    from syncd.sync.run import RunOptions, sync_environment
+
+    def sync(target: Target, request: RunRequest, stop: threading.Event) -> Any:
+        with open_directory(settings) as directory:
+            _chain_on_request(directory, metrics.on_directory_request)
+            options = RunOptions(
+                kind=request.kind,
+                dry_run=request.dry_run,
+                allow_mass_disable=request.allow_mass_disable,
+                trigger=request.trigger,
+            )
+            return sync_environment(engine(), directory, target.name, settings, options, stop=stop)
+
+    return sync
+
+
+def _chain_on_request(directory: Any, hook: Callable[[int], None]) -> None:
+    before = getattr(directory, "on_request", None)
+    if before is None:
+        directory.on_request = hook
+        return
+
+    def both(status: int) -> None:
+        before(status)
+        hook(status)
+
+    directory.on_request = both

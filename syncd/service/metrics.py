@@ -1,0 +1,117 @@
+"""Prometheus metrics, on a registry of the daemon's own (never the global one).
+
+Counted in this process: runs by environment/kind/outcome, run durations, skipped runs,
+directory requests by HTTP status and throttles. Read from the database at scrape time,
+so every replica reports the same values: users by state per environment and the last
+successful sync per environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from syncd.dataverse.schema import Environment, SystemUser
+from syncd.service import runs
+
+log = structlog.get_logger(__name__)
+
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class DatabaseCollector(Collector):
+    """Gauges read from the database when Prometheus scrapes."""
+
+    def __init__(self, engine: Callable[[], Engine]) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("syncd_database_up", "1 when the last scrape could read the database")
+        users = GaugeMetricFamily(
+            "syncd_users",
+            "SystemUser rows by environment, kind and state",
+            labels=["environment", "kind", "state"],
+        )
+        last_ok = GaugeMetricFamily(
+            "syncd_last_success_timestamp_seconds",
+            "Unix time the environment's last successful sync run finished",
+            labels=["environment"],
+        )
+        try:
+            with Session(self._engine()) as session:
+                rows = session.execute(
+                    select(Environment.name, SystemUser.kind, SystemUser.isdisabled, func.count())
+                    .join(SystemUser, SystemUser.environment_id == Environment.id)
+                    .group_by(Environment.name, SystemUser.kind, SystemUser.isdisabled)
+                ).all()
+                names = dict(session.execute(select(Environment.id, Environment.name)).tuples().all())
+                ok = runs.last_success(session)
+        except Exception as exc:
+            log.warning("metrics_database_unreadable", error=str(exc), error_type=type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        for env, kind, disabled, n in rows:
+            users.add_metric([env, kind, "disabled" if disabled else "enabled"], n)
+        for env_id, ts in ok.items():
+            if env_id in names:
+                last_ok.add_metric([names[env_id]], runs.aware(ts).timestamp())
+        yield up
+        yield users
+        yield last_ok
+
+
+class Metrics:
+    def __init__(self, engine: Callable[[], Engine] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.runs = Counter(
+            "syncd_runs",
+            "Sync runs by environment, kind and outcome",
+            ["environment", "kind", "outcome"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "syncd_run_duration_seconds",
+            "Duration of sync runs",
+            ["environment", "kind"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.skipped = Counter(
+            "syncd_runs_skipped",
+            "Scheduled runs skipped, by environment and reason",
+            ["environment", "reason"],
+            registry=r,
+        )
+        self.directory_requests = Counter(
+            "syncd_directory_requests",
+            "Graph requests by HTTP status (0: no response)",
+            ["status"],
+            registry=r,
+        )
+        self.directory_throttles = Counter(
+            "syncd_directory_throttled", "Graph requests answered 429 Too Many Requests", registry=r
+        )
+        if engine is not None:
+            r.register(DatabaseCollector(engine))
+
+    def on_directory_request(self, status: int) -> None:
+        """The Graph client's `on_request` hook."""
+        self.directory_requests.labels(str(status)).inc()
+        if status == 429:
+            self.directory_throttles.inc()
+
+    def observe_run(self, environment: str, kind: str, outcome: str, duration_s: float) -> None:
+        self.runs.labels(environment, kind, outcome).inc()
+        self.run_duration.labels(environment, kind).observe(duration_s)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
