@@ -8,8 +8,9 @@ from typing import Annotated
 import click
 import typer
 
-from syncd.commands import config_cmd, db_cmd, env_cmd, run_cmd
+from syncd.commands import config_cmd, db_cmd, env_cmd, run_cmd, sync_cmd
 from syncd.context import AppContext
+from syncd.directory.fake.cli import entra_app
 from syncd.errors import SyncdError
 from syncd.logs import configure_logging
 from syncd.settings import load_settings
@@ -53,7 +54,10 @@ def root(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(env_cmd.app, name="env")
+app.command("sync")(sync_cmd.sync)
+app.command("runs")(sync_cmd.runs)
 app.command("run")(run_cmd.run)
+app.add_typer(entra_app, name="entra", help="The fake Entra tenant: generate, churn, serve.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -146,6 +146,21 @@ class SyncState(Base):
     updated_on: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SyncGroupMember(Base):
+    """The environment's security group's direct user members, as of the last run (R5, R24).
+
+    Delta runs keep it in step from the groups delta, so a changed user's membership is known
+    without reading the group again.
+    """
+
+    __tablename__ = "sync_group_member"
+
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environment.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
 class SyncRun(Base):
     __tablename__ = "sync_run"
     __table_args__ = (

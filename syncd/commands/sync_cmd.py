@@ -1,0 +1,196 @@
+"""`syncd sync ENV` and `syncd runs [ENV]`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from syncd.context import AppContext, print_json
+from syncd.dataverse.schema import Environment, SyncRun
+from syncd.sync.directory import open_directory
+from syncd.sync.embedded import DEFAULT_ENVIRONMENT, ensure_embedded_default
+from syncd.sync.run import RunOptions, RunReport, sync_environment
+
+EXIT_FAILED = 1
+EXIT_BLOCKED = 3
+
+
+def sync(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Argument(help="environment name")],
+    full: Annotated[bool, typer.Option("--full", help="read the whole directory")] = False,
+    delta: Annotated[bool, typer.Option("--delta", help="read only what changed since the last run")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; write nothing")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="like --dry-run, and exit 1 when something would change")
+    ] = False,
+    allow_mass_disable: Annotated[
+        bool, typer.Option("--allow-mass-disable", help="apply disables over the mass-disable threshold")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Sync one environment now.
+
+    Without --full or --delta, a delta run when there is a checkpoint, else a full run. Exit codes:
+    0 done, 1 failed (or, with --check, something would change), 3 blocked by the mass-disable guard.
+    """
+    if full and delta:
+        raise typer.BadParameter("--full and --delta exclude each other")
+    appctx: AppContext = ctx.obj
+    if env == DEFAULT_ENVIRONMENT:
+        ensure_embedded_default(appctx)
+    kind = "full" if full else "delta" if delta else "auto"
+    options = RunOptions(
+        kind=kind, dry_run=dry_run or check, allow_mass_disable=allow_mass_disable or None, trigger="cli"
+    )
+    engine = appctx.engine()
+    with open_directory(appctx.settings) as directory:
+        if sys.stdout.isatty() and not json:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.completed:,} users"),
+                TimeElapsedColumn(),
+                transient=True,
+            ) as bar:
+                task = bar.add_task(f"syncing {env}", total=None)
+                report = sync_environment(
+                    engine,
+                    directory,
+                    env,
+                    appctx.settings,
+                    options,
+                    progress=lambda _what, n: bar.advance(task, n),
+                )
+        else:
+            report = sync_environment(engine, directory, env, appctx.settings, options)
+    if json:
+        print_json(report.as_dict())
+    else:
+        _print_report(appctx, report)
+    if report.outcome == "failed":
+        raise typer.Exit(EXIT_FAILED)
+    if report.outcome == "blocked":
+        raise typer.Exit(EXIT_BLOCKED)
+    if check and report.changes:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_report(appctx: AppContext, report: RunReport) -> None:
+    console = appctx.console
+    if report.planned:
+        plan = Table("action", "user", "rule", "reason", title="plan (dry run)")
+        for op in report.planned[:200]:
+            plan.add_row(
+                op["action"] + (" (blocked)" if op.get("blocked") else ""),
+                str(op["domainname"]),
+                op["rule"],
+                op["reason"],
+            )
+        console.print(plan)
+        if len(report.planned) > 200:
+            console.print(f"... and {len(report.planned) - 200} more operations")
+    table = Table(title=f"sync {report.environment}: {report.outcome}")
+    for col in (
+        "kind",
+        "read",
+        "created",
+        "updated",
+        "enabled",
+        "disabled",
+        "unchanged",
+        "failed",
+        "blocked",
+        "seconds",
+    ):
+        table.add_column(col, justify="right")
+    c = report.counts
+    kind = (
+        report.kind
+        if report.kind == report.requested_kind
+        else f"{report.kind} (asked {report.requested_kind})"
+    )
+    table.add_row(
+        kind,
+        *(f"{c[k]:,}" for k in ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed")),
+        f"{c['blocked_disables']:,}",
+        f"{report.duration_s:.2f}",
+    )
+    console.print(table)
+    if report.error:
+        console.print(f"[bold]{report.outcome}:[/bold] {report.error}")
+
+
+def runs(
+    ctx: typer.Context,
+    env: Annotated[str | None, typer.Argument(help="only this environment")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="how many runs")] = 20,
+    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List recent sync runs, newest first."""
+    appctx: AppContext = ctx.obj
+    with appctx.session() as session:
+        q = select(SyncRun, Environment.name).join(Environment).order_by(SyncRun.id.desc()).limit(limit)
+        if env is not None:
+            q = q.where(Environment.name == env)
+        rows = [_run_dict(r, name) for r, name in session.execute(q).all()]
+    if json:
+        print_json(rows)
+        return
+    table = Table(
+        "id",
+        "environment",
+        "kind",
+        "trigger",
+        "started",
+        "outcome",
+        "created",
+        "updated",
+        "enabled",
+        "disabled",
+        "failed",
+        "seconds",
+        "error",
+    )
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["environment"],
+            r["kind"],
+            r["trigger"],
+            r["started_at"][:19],
+            r["outcome"],
+            *(str(r[k]) for k in ("created", "updated", "enabled", "disabled", "failed")),
+            "" if r["duration_s"] is None else f"{r['duration_s']:.2f}",
+            (r["error"] or "")[:60],
+        )
+    appctx.console.print(table)
+
+
+def _run_dict(r: SyncRun, env_name: str) -> dict[str, Any]:
+    duration = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
+    return {
+        "id": r.id,
+        "environment": env_name,
+        "kind": r.kind,
+        "requested_kind": r.requested_kind,
+        "trigger": r.trigger,
+        "started_at": r.started_at.isoformat(),
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        "outcome": r.outcome,
+        "read": r.read,
+        "created": r.created,
+        "updated": r.updated,
+        "enabled": r.enabled,
+        "disabled": r.disabled,
+        "unchanged": r.unchanged,
+        "failed": r.failed,
+        "blocked_disables": r.blocked_disables,
+        "duration_s": duration,
+        "error": r.error,
+    }
