@@ -122,8 +122,8 @@ def _users(
         for share, category, choices in buckets:
             if lr < share:
                 licences = choices[int(r() * len(choices))]
+                stats[category] += 1
                 break
-        stats[category] += 1
         stats["guests"] += guest
         stats["disabled"] += not enabled
         stats["blank_given_name"] += blank < 0.02

@@ -228,10 +228,14 @@ class TenantStore(Mutations):
         row = self._one("SELECT blob FROM groups WHERE id = ?", (group_id,))
         return None if row is None else bytes(row[0])
 
+    def group_by_seq(self, seq: int) -> Row | None:
+        """(id, blob) of a group by its creation number."""
+        return self._one("SELECT id, blob FROM groups WHERE seq = ?", (seq,))
+
     def groups_delta(self, since: int, upto: int, after: int, limit: int) -> list[Row]:
-        """(ver, id, blob) of groups changed in (since, upto] after cursor `after`, by `ver`."""
+        """(ver, id, blob, seq) of groups changed in (since, upto] after cursor `after`, by `ver`."""
         return self._all(
-            "SELECT ver, id, blob FROM groups WHERE ver > ? AND ver <= ? ORDER BY ver LIMIT ?",
+            "SELECT ver, id, blob, seq FROM groups WHERE ver > ? AND ver <= ? ORDER BY ver LIMIT ?",
             (max(since, after), upto, limit),
         )
 
@@ -259,8 +263,11 @@ class TenantStore(Mutations):
                 out.append((seq, kind, bytes(blob)))
         return out
 
-    def members_page(self, group_id: str, after: int, limit: int, *, owners: bool = False) -> list[Row]:
-        """(seq, kind, blob) of a group's direct members (or owners) after cursor `after`."""
+    def members_page(
+        self, group_id: str, after: int, limit: int, *, owners: bool = False
+    ) -> tuple[list[Row], int | None]:
+        """(seq, kind, blob) of a group's direct members (or owners) after cursor `after`, and the
+        cursor for the next page (None at the end). Inactive users are left out of the page."""
         table, col = ("owners", "owner_id") if owners else ("members", "member_id")
         removed = "" if owners else " AND m.removed = 0"
         rows = self._all(
@@ -269,7 +276,7 @@ class TenantStore(Mutations):
             f"WHERE m.group_id = ? AND m.seq > ?{removed} ORDER BY m.seq LIMIT ?",
             (group_id, after, limit),
         )
-        return self._objects(rows)
+        return self._objects(rows), (rows[-1][0] if len(rows) == limit else None)
 
     def roles(self) -> list[bytes]:
         return [bytes(r[0]) for r in self._all("SELECT blob FROM roles ORDER BY seq")]
