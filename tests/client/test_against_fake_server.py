@@ -287,3 +287,22 @@ def test_groups_roles_skus_and_organization_decode(fake: Fake) -> None:
             assert all(isinstance(m, DirectoryUser) or m.kind.value != "user" for m in members)
             assert all(o.id for o in owners)
         assert isinstance(client.service_principals(), list)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="fake server: after churn, a soft-deleted user is still an added member in groups/delta "
+    "but no longer listed by /groups/{id}/members (passes on an unchurned tenant)",
+)
+def test_full_groups_delta_adds_up_to_the_direct_members(fake: Fake) -> None:
+    with fake.client(page_size=50) as client:
+        added: dict[str, set[str]] = {}
+        for page in client.groups_delta():
+            for g in page:
+                ids = added.setdefault(g.id, set())
+                ids |= {m.id for m in g.added}
+                ids -= {m.id for m in g.removed}
+        assert added
+        for gid, ids in added.items():
+            members = {m.id for page in client.iter_group_members(gid, select=None) for m in page}
+            assert ids == members, gid
