@@ -1,0 +1,59 @@
+"""Helpers for sync tests: environments, runs and snapshots of rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from syncd.dataverse import db
+from syncd.dataverse.environments import EnvironmentSpec, create_environment
+from syncd.dataverse.schema import SystemUser
+from syncd.directory.client import GraphClient
+from syncd.settings import Settings
+from syncd.sync.run import RunOptions, RunReport, sync_environment
+
+
+def make_env(engine: Engine, name: str, **spec: Any) -> None:
+    with db.session_factory(engine)() as s, s.begin():
+        create_environment(s, EnvironmentSpec(name=name, **spec))
+
+
+def run(engine: Engine, directory: GraphClient, env: str, settings: Settings, **options: Any) -> RunReport:
+    report = sync_environment(engine, directory, env, settings, RunOptions(**options))
+    assert report.outcome in ("succeeded", "blocked", "dry_run"), report.error
+    return report
+
+
+SNAPSHOT_COLUMNS = (
+    "domainname",
+    "fullname",
+    "firstname",
+    "lastname",
+    "jobtitle",
+    "internalemailaddress",
+    "address1_telephone1",
+    "mobilephone",
+    "address1_line1",
+    "address1_city",
+    "address1_stateorprovince",
+    "address1_postalcode",
+    "address1_country",
+    "isdisabled",
+    "accessmode",
+    "islicensed",
+)
+
+
+def snapshot(engine: Engine, env_name: str) -> dict[str, tuple[Any, ...]]:
+    """The regular rows of an environment: object id -> the values sync owns."""
+    from syncd.dataverse.schema import Environment
+
+    with db.session_factory(engine)() as s:
+        env_id = s.scalar(select(Environment.id).where(Environment.name == env_name))
+        rows = s.scalars(
+            select(SystemUser).where(SystemUser.environment_id == env_id, SystemUser.kind == "regular")
+        ).all()
+        return {
+            str(r.azureactivedirectoryobjectid): tuple(getattr(r, c) for c in SNAPSHOT_COLUMNS) for r in rows
+        }
