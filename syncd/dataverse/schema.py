@@ -147,18 +147,20 @@ class SyncState(Base):
 
 
 class SyncGroupMember(Base):
-    """The environment's security group's direct user members, as of the last run (R5, R24).
+    """The environment's security group's direct user members and owners, as of the last run (R5, R24).
 
-    Delta runs keep it in step from the groups delta, so a changed user's membership is known
-    without reading the group again.
+    Delta runs keep the members in step from the groups delta, so a changed user's membership is
+    known without reading the group again. Owners are refreshed by full runs.
     """
 
     __tablename__ = "sync_group_member"
+    __table_args__ = (CheckConstraint("relation IN ('member', 'owner')", name="relation"),)
 
     environment_id: Mapped[int] = mapped_column(
         ForeignKey("environment.id", ondelete="CASCADE"), primary_key=True
     )
     member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    relation: Mapped[str] = mapped_column(String(10), primary_key=True, default="member")
 
 
 class SyncRun(Base):
@@ -207,3 +209,4 @@ class SyncEvent(Base):
     reason: Mapped[str] = mapped_column(Text)
     changes: Mapped[str | None] = mapped_column(Text)  # JSON object: column -> new value
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+from syncd.dataverse import records as _records  # noqa: E402, F401  (owned records, R20)
