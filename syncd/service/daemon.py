@@ -30,6 +30,7 @@ from syncd.service.locks import locks_for
 from syncd.service.metrics import Metrics
 from syncd.service.scheduler import SyncScheduler
 from syncd.service.server import HttpServer
+from syncd.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +100,7 @@ class Daemon:
             "directory": s.directory_url,
             "delta interval (s)": s.delta_interval_seconds,
             "full interval (s)": s.full_interval_seconds,
-            "admin API": "enabled" if s.admin_token is not None else "read-only (no SYNCD_ADMIN_TOKEN)",
+            "admin API": "enabled" if _admin_token_set(s) else "read-only (no SYNCD_ADMIN_TOKEN)",
         } | self.options.extra_info
         app = create_app(
             self.appctx, self.metrics, self.jobs, scheduler_running=self._scheduler_running, info=info
@@ -173,6 +174,10 @@ class Daemon:
         finally:
             self.shutdown()
         return 0
+
+
+def _admin_token_set(settings: Settings) -> bool:
+    return settings.admin_token is not None and bool(settings.admin_token.get_secret_value())
 
 
 def _has_module(name: str) -> bool:
