@@ -1,0 +1,243 @@
+"""Finding what an admin operation works on: the environment, the directory user and facts, the row.
+
+A user is named by object id (a GUID) or by userPrincipalName. Rows are found by object id,
+application id (application users), systemuserid, or domainname (the UPN; exact first, then
+ignoring case, as UPNs compare).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from syncd.admin.errors import DirectoryFailed
+from syncd.dataverse.environments import get_environment
+from syncd.dataverse.schema import Environment, Role, SyncEvent, SystemUser, SystemUserRole
+from syncd.directory.client import GraphClient
+from syncd.directory.errors import DirectoryError, GraphError
+from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
+from syncd.errors import NotFound, SyncdError
+from syncd.rules import Membership
+from syncd.rules.diagnose import access_mode_name
+from syncd.sync import source
+
+MAX_KEY = 1024
+
+
+def check_key(key: str, what: str = "user") -> str:
+    """A user named on the command line or in a request: an object id or a UPN."""
+    if not isinstance(key, str) or not key.strip():
+        raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
+    key = key.strip()
+    if len(key) > MAX_KEY or any(c.isspace() for c in key):
+        raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
+    if not is_guid(key) and "@" not in key:
+        raise SyncdError(f"invalid {what} {key!r}: expected an object id (GUID) or a userPrincipalName")
+    return key
+
+
+def is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+def load_environment(engine: Engine, name: str) -> Environment:
+    """The environment, detached from its session (NotFound names the known ones)."""
+    with Session(engine) as session:
+        env = get_environment(session, name)
+        session.expunge(env)
+    return env
+
+
+@contextmanager
+def directory_errors(what: str) -> Iterator[None]:
+    """Turn a directory failure into an error the CLI and the API report on one line."""
+    try:
+        yield
+    except DirectoryError as exc:
+        raise DirectoryFailed(f"the directory could not be read ({what}): {exc}") from exc
+
+
+def read_user(directory: GraphClient, key: str) -> DirectoryUser | None:
+    with directory_errors(f"user {key}"):
+        return directory.get_user(key)
+
+
+def admin_roles(directory: GraphClient, object_id: str) -> frozenset[str]:
+    """The R6 admin role templates the user holds."""
+    with directory_errors("admin roles"):
+        return source.read_admins(directory).get(object_id, frozenset())
+
+
+def membership(directory: GraphClient, group_id: str, user_id: str) -> Membership:
+    """How the user relates to the security group (R5): a direct member, an owner, a member only
+    through nested groups (walked to any depth, each group once), or none of these.
+
+    A direct member is DIRECT even when also an owner; an owner who is only a nested member is
+    OWNER (ownership counts on demand, nested membership never does).
+    """
+    with directory_errors(f"security group {group_id}"):
+        try:
+            nested: list[str] = []
+            for page in directory.iter_group_members(group_id, select=None):
+                for m in page:
+                    if m.id == user_id and _is_user(m):
+                        return Membership.DIRECT
+                    if isinstance(m, GroupMember) and m.kind is MemberKind.GROUP:
+                        nested.append(m.id)
+            for page in directory.iter_group_owners(group_id):
+                if any(m.id == user_id for m in page):
+                    return Membership.OWNER
+            seen = {group_id}
+            while nested:
+                gid = nested.pop()
+                if gid in seen:
+                    continue
+                seen.add(gid)
+                for page in directory.iter_group_members(gid, select=None):
+                    for m in page:
+                        if m.id == user_id and _is_user(m):
+                            return Membership.NESTED_ONLY
+                        if isinstance(m, GroupMember) and m.kind is MemberKind.GROUP:
+                            nested.append(m.id)
+        except GraphError as exc:
+            if exc.status == 404:
+                raise DirectoryFailed(
+                    f"the environment's security group {group_id} is not in the directory"
+                ) from exc
+            raise
+    return Membership.NONE
+
+
+def _is_user(m: DirectoryUser | GroupMember) -> bool:
+    return isinstance(m, DirectoryUser) or m.kind is MemberKind.USER
+
+
+# -- rows ------------------------------------------------------------------------------------------
+
+
+def find_rows(
+    session: Session, env_id: int, key: str, *, kinds: tuple[str, ...] | None = None
+) -> list[SystemUser]:
+    """The environment's rows the key names, regular users first."""
+    q = select(SystemUser).where(SystemUser.environment_id == env_id)
+    if kinds is not None:
+        q = q.where(SystemUser.kind.in_(kinds))
+    order = (case((SystemUser.kind == "regular", 0), else_=1), SystemUser.createdon)
+    if is_guid(key):
+        u = uuid.UUID(key)
+        q = q.where(
+            or_(
+                SystemUser.azureactivedirectoryobjectid == u,
+                SystemUser.applicationid == u,
+                SystemUser.systemuserid == u,
+            )
+        )
+        return list(session.scalars(q.order_by(*order)))
+    found = list(session.scalars(q.where(SystemUser.domainname == key).order_by(*order)))
+    if found:
+        return found
+    return list(session.scalars(q.where(func.lower(SystemUser.domainname) == key.lower()).order_by(*order)))
+
+
+def find_row(
+    session: Session,
+    env: Environment,
+    key: str,
+    *,
+    kinds: tuple[str, ...] | None = None,
+    directory: GraphClient | None = None,
+) -> SystemUser:
+    """The row the key names; with a directory, a UPN the row no longer carries is looked up there."""
+    rows = find_rows(session, env.id, key, kinds=kinds)
+    if not rows and directory is not None and not is_guid(key):
+        du = read_user(directory, key)
+        if du is not None:
+            rows = find_rows(session, env.id, du.id, kinds=kinds)
+    if not rows:
+        what = "user" if kinds is None else " or ".join(kinds) + " user"
+        raise NotFound(f"no {what} {key!r} in environment {env.name!r}")
+    return rows[0]
+
+
+def stub_rows_with_upn(session: Session, env_id: int, upn: str) -> list[SystemUser]:
+    """Stub users whose domainname equals the UPN, ignoring case (R20 conflicts)."""
+    q = select(SystemUser).where(
+        SystemUser.environment_id == env_id,
+        SystemUser.kind == "stub",
+        func.lower(SystemUser.domainname) == upn.lower(),
+    )
+    return list(session.scalars(q))
+
+
+def role_names(session: Session, systemuserid: uuid.UUID) -> list[str]:
+    q = (
+        select(Role.name)
+        .join(SystemUserRole, SystemUserRole.roleid == Role.roleid)
+        .where(SystemUserRole.systemuserid == systemuserid)
+        .order_by(Role.name)
+    )
+    return list(session.scalars(q))
+
+
+def row_dict(session: Session, row: SystemUser) -> dict[str, Any]:
+    return {
+        "systemuserid": str(row.systemuserid),
+        "kind": row.kind,
+        "azureactivedirectoryobjectid": _str(row.azureactivedirectoryobjectid),
+        "applicationid": _str(row.applicationid),
+        "domainname": row.domainname,
+        "fullname": row.fullname,
+        "firstname": row.firstname,
+        "lastname": row.lastname,
+        "internalemailaddress": row.internalemailaddress,
+        "isdisabled": row.isdisabled,
+        "accessmode": row.accessmode,
+        "accessmode_name": access_mode_name(row.accessmode),
+        "islicensed": row.islicensed,
+        "roles": role_names(session, row.systemuserid),
+        "createdon": _iso(row.createdon),
+        "modifiedon": _iso(row.modifiedon),
+    }
+
+
+def last_events(session: Session, env_id: int, row: SystemUser, limit: int = 10) -> list[dict[str, Any]]:
+    """The row's latest events (sync's and the administrators'), newest first."""
+    cond = SyncEvent.systemuserid == row.systemuserid
+    if row.azureactivedirectoryobjectid is not None:
+        cond = or_(cond, SyncEvent.azureactivedirectoryobjectid == row.azureactivedirectoryobjectid)
+    q = (
+        select(SyncEvent)
+        .where(SyncEvent.environment_id == env_id, cond)
+        .order_by(SyncEvent.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "id": e.id,
+            "run_id": e.run_id,
+            "action": e.action,
+            "rule": e.rule,
+            "reason": e.reason,
+            "changes": orjson.loads(e.changes) if e.changes else None,
+            "created_at": _iso(e.created_at),
+        }
+        for e in session.scalars(q)
+    ]
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,431 @@
+"""Operations on one directory user: on-demand add (R8), first access (R7c, R8), refresh (R23) and
+diagnose (R22).
+
+Each reads the user, the admin roles and the security-group membership from the directory, the
+user's row from the database, and asks the rules engine with ``explain=True``. Writes go through
+the sync engine's planner and writer, recorded as a sync run of kind ``user`` with its event, so a
+row added on demand is exactly the row the background sync would have written.
+
+App passes (R4b). An add that succeeds only because the environment has app-pass capacity left
+(no full licence, no admin role, not non-interactive, no free Microsoft 365 plan and no tenant
+Marketing licence) uses one pass: the environment's ``app_pass_capacity`` (the passes left) goes
+down by one when the row is created or re-enabled, never when it is only kept up to date. The
+pass is taken with a guarded ``UPDATE ... WHERE app_pass_capacity > 0`` before the row is
+written, so two adds racing for the last pass can't both have it; the loser is refused (R4b), and
+a pass is given back if the write fails. The background sync never uses passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from syncd.admin import lookup
+from syncd.admin.errors import Refused, check_dict
+from syncd.dataverse.schema import Environment, SystemUser
+from syncd.directory.client import GraphClient
+from syncd.directory.models import Deletion, DirectoryUser
+from syncd.errors import NotFound
+from syncd.rules import (
+    Action,
+    Check,
+    Decision,
+    EnvironmentFacts,
+    Membership,
+    Mode,
+    RowFacts,
+    UserFacts,
+    UserKind,
+    check_refresh_allowed,
+    decide,
+    entitlement,
+    stub_conflict,
+)
+from syncd.sync.plan import Operation, plan_operation
+from syncd.sync.rows import CurrentRow, RowReader
+from syncd.sync.run import environment_facts
+from syncd.sync.writer import Writer
+
+log = structlog.get_logger(__name__)
+
+EVENTS_SHOWN = 10
+
+
+@dataclass
+class UserResult:
+    """What an add, first access or refresh did."""
+
+    operation: str  # "add", "access" or "refresh"
+    environment: str
+    user: dict[str, Any]
+    action: str
+    rule: str
+    reason: str
+    changed: bool
+    run_id: int | None
+    outcome: str
+    checks: tuple[Check, ...] = ()
+    conflicts: list[str] = field(default_factory=list)
+    app_pass_used: bool = False
+    row: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation,
+            "environment": self.environment,
+            "user": self.user,
+            "action": self.action,
+            "rule": self.rule,
+            "reason": self.reason,
+            "changed": self.changed,
+            "run_id": self.run_id,
+            "outcome": self.outcome,
+            "app_pass_used": self.app_pass_used,
+            "conflicts": self.conflicts,
+            "checks": [check_dict(c) for c in self.checks],
+            "row": self.row,
+        }
+
+
+@dataclass
+class Diagnosis:
+    """R22: the checks, what the background sync will do next, what an on-demand add would do, the row
+    and its last events."""
+
+    environment: str
+    user: dict[str, Any]
+    checks: tuple[Check, ...]
+    next: dict[str, str]
+    on_demand: dict[str, Any]
+    conflicts: list[str]
+    row: dict[str, Any] | None
+    events: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "user": self.user,
+            "checks": [check_dict(c) for c in self.checks],
+            "next": self.next,
+            "on_demand": self.on_demand,
+            "conflicts": self.conflicts,
+            "row": self.row,
+            "events": self.events,
+        }
+
+
+@dataclass
+class _Target:
+    """One user in one environment, as the rules see it."""
+
+    env: Environment
+    envf: EnvironmentFacts
+    key: str
+    directory_user: DirectoryUser | None
+    facts: UserFacts
+    current: CurrentRow | None  # the regular row, as the sync engine reads it
+    row_facts: RowFacts | None
+    row_id: Any  # systemuserid of the row, if any
+    conflicts: list[Check]
+
+    def user_dict(self) -> dict[str, Any]:
+        du = self.directory_user
+        return {
+            "key": self.key,
+            "object_id": du.id if du is not None else self.facts.object_id,
+            "user_principal_name": du.user_principal_name if du is not None else None,
+            "display_name": du.display_name if du is not None else None,
+            "in_directory": du is not None,
+            "admin_roles": sorted(self.facts.admin_role_template_ids),
+            "membership": self.facts.membership.value if self.envf.security_group_id else None,
+        }
+
+
+@contextmanager
+def _raw(engine: Engine) -> Iterator[tuple[Any, bool]]:
+    """The DB-API connection the sync engine's reader and writer work on."""
+    raw = engine.raw_connection()
+    conn = raw.driver_connection
+    assert conn is not None
+    try:
+        yield conn, type(conn).__module__.startswith("sqlite3")
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            raw.close()
+
+
+def _facts_of_row(row: SystemUser) -> RowFacts:
+    return RowFacts(
+        kind=UserKind(row.kind),
+        isdisabled=row.isdisabled,
+        accessmode=row.accessmode,
+        islicensed=row.islicensed,
+        columns={"domainname": row.domainname, "fullname": row.fullname},
+    )
+
+
+def _resolve(
+    engine: Engine, conn: Any, sqlite: bool, directory: GraphClient, env_name: str, key: str
+) -> _Target:
+    key = lookup.check_key(key)
+    env = lookup.load_environment(engine, env_name)
+    envf = environment_facts(env)
+    du = lookup.read_user(directory, key)
+    reader = RowReader(conn, env.id, sqlite=sqlite)
+    with Session(engine) as session:
+        if du is not None:
+            roles = lookup.admin_roles(directory, du.id) if env.has_database else frozenset()
+            member = Membership.NONE
+            if env.has_database and env.security_group_id:
+                member = lookup.membership(directory, env.security_group_id, du.id)
+            facts = UserFacts(du, du.id, Deletion.NONE, roles, member)
+            current = reader.load([du.id]).get(du.id)
+            conflicts = [
+                stub_conflict(du, _facts_of_row(s))
+                for s in lookup.stub_rows_with_upn(session, env.id, du.user_principal_name)
+            ]
+            row_facts = current.facts if current is not None else None
+            row_id = current.systemuserid if current is not None else None
+            if current is not None and current.facts.kind is not UserKind.REGULAR:
+                current = None  # an application user's id: the rules leave it alone
+            return _Target(env, envf, key, du, facts, current, row_facts, row_id, conflicts)
+        # Not in the directory: deleted, or a row that never came from it (stub, application, built-in).
+        rows = lookup.find_rows(session, env.id, key)
+        if not rows:
+            raise NotFound(f"no user {key!r} in the directory nor in environment {env.name!r}")
+        row = rows[0]
+        oid = (
+            str(row.azureactivedirectoryobjectid)
+            if row.azureactivedirectoryobjectid
+            else str(row.systemuserid)
+        )
+        facts = UserFacts(None, oid, Deletion.HARD)
+        if row.kind == UserKind.REGULAR and row.azureactivedirectoryobjectid is not None:
+            current = reader.load([oid]).get(oid)
+            if current is not None:
+                return _Target(env, envf, key, None, facts, current, current.facts, current.systemuserid, [])
+        return _Target(env, envf, key, None, facts, None, _facts_of_row(row), row.systemuserid, [])
+
+
+def _uses_app_pass(target: _Target, decision: Decision) -> bool:
+    """Whether this add stands on the environment's app-pass capacity alone (R4b)."""
+    if decision.action not in (Action.CREATE, Action.ENABLE):
+        return False
+    ent = entitlement(target.facts, target.envf, target.row_facts)
+    envf = target.envf
+    return (
+        ent.licence.full is None
+        and ent.admin_role is None
+        and not ent.non_interactive
+        and ent.licence.free is None
+        and not envf.tenant_has_marketing_licence
+        and envf.app_pass_capacity_left > 0
+    )
+
+
+def _claim_app_pass(conn: Any, sqlite: bool, env_id: int, delta: int) -> bool:
+    p = "?" if sqlite else "%s"
+    cur = conn.cursor()
+    try:
+        if delta < 0:
+            cur.execute(
+                f"UPDATE environment SET app_pass_capacity = app_pass_capacity - 1 "
+                f"WHERE id = {p} AND app_pass_capacity > 0",
+                (env_id,),
+            )
+        else:
+            cur.execute(
+                f"UPDATE environment SET app_pass_capacity = app_pass_capacity + 1 WHERE id = {p}", (env_id,)
+            )
+        ok = cur.rowcount == 1
+        conn.commit()
+        return ok
+    finally:
+        cur.close()
+
+
+def _apply(
+    conn: Any,
+    sqlite: bool,
+    target: _Target,
+    op: Operation | None,
+    trigger: str,
+    app_pass: bool,
+) -> tuple[int | None, str, str | None]:
+    """Write the operation as a run of kind 'user'; returns (run id, outcome, error)."""
+    env_id = target.env.id
+    if app_pass and not _claim_app_pass(conn, sqlite, env_id, -1):
+        raise Refused(
+            f"user {target.key} can't be added to {target.env.name}: the environment's app passes ran out",
+            [
+                Check(
+                    "R4",
+                    False,
+                    "R4 licence: no licence, and the environment has no app-pass capacity left (R4b)",
+                )
+            ],
+        )
+    writer = Writer(conn, env_id, sqlite)
+    writer.start_run("user", "user", trigger)
+    writer.counts.read = 1
+    if op is None:
+        if target.current is not None:
+            writer.counts.unchanged = 1
+    else:
+        writer.add(op)
+    writer.flush()
+    outcome, error = "succeeded", None
+    if writer.counts.failed:
+        outcome, error = "failed", f"the row of {target.key} could not be written (see the run's events)"
+        if app_pass:
+            _claim_app_pass(conn, sqlite, env_id, +1)
+    cur = conn.cursor()
+    try:
+        writer.finish_run_sql(cur, outcome, error)
+        conn.commit()
+    finally:
+        cur.close()
+    return writer.run_id, outcome, error
+
+
+def _one_user(
+    engine: Engine,
+    directory: GraphClient,
+    env_name: str,
+    key: str,
+    mode: Mode,
+    operation: str,
+    trigger: str,
+) -> UserResult:
+    with _raw(engine) as (conn, sqlite):
+        target = _resolve(engine, conn, sqlite, directory, env_name, key)
+        if operation == "refresh":
+            allowed = check_refresh_allowed(target.row_facts.kind if target.row_facts else None)
+            if not allowed.passed:
+                raise Refused(
+                    f"user {key} can't be refreshed in {target.env.name}: {allowed.message}", [allowed]
+                )
+        elif target.directory_user is None and (
+            target.row_facts is None or target.row_facts.kind is UserKind.REGULAR
+        ):
+            raise NotFound(f"no user {key!r} in the directory")
+        decision = decide(target.facts, target.envf, target.row_facts, mode, explain=True)
+        if decision.action is Action.REFUSE:
+            log.info(
+                "admin.user_refused",
+                environment=target.env.name,
+                user=key,
+                operation=operation,
+                rule=decision.rule,
+            )
+            what = {"add": "added to", "access": "given access to", "refresh": "refreshed in"}[operation]
+            raise Refused(
+                f"user {key} can't be {what} {target.env.name}: {decision.reason}", decision.failed_checks
+            )
+        op = None
+        if decision.touches_row:
+            op = plan_operation(
+                decision, target.facts.object_id, target.current, target.env.id, datetime.now(UTC)
+            )
+        app_pass = mode is not Mode.BACKGROUND and op is not None and _uses_app_pass(target, decision)
+        if op is not None and app_pass:
+            op.reason += " One of the environment's app passes is used (R4b)."
+        run_id, outcome, _ = _apply(conn, sqlite, target, op, trigger, app_pass)
+    with Session(engine) as session:
+        row = _row_after(session, target)
+        row_dict = lookup.row_dict(session, row) if row is not None else None
+    log.info(
+        "admin.user",
+        environment=target.env.name,
+        user=key,
+        operation=operation,
+        action=decision.action.value,
+        rule=decision.rule,
+        run_id=run_id,
+        outcome=outcome,
+        app_pass_used=app_pass,
+    )
+    return UserResult(
+        operation=operation,
+        environment=target.env.name,
+        user=target.user_dict(),
+        action=decision.action.value,
+        rule=decision.rule,
+        reason=op.reason if op is not None else decision.reason,
+        changed=op is not None and outcome == "succeeded",
+        run_id=run_id,
+        outcome=outcome,
+        checks=decision.checks,
+        conflicts=[c.message for c in target.conflicts if not c.passed],
+        app_pass_used=app_pass and outcome == "succeeded",
+        row=row_dict,
+    )
+
+
+def _row_after(session: Session, target: _Target) -> SystemUser | None:
+    rows = lookup.find_rows(session, target.env.id, target.facts.object_id)
+    if not rows and target.row_id is not None:
+        rows = lookup.find_rows(session, target.env.id, str(target.row_id))
+    return rows[0] if rows else None
+
+
+def add_user(
+    engine: Engine, directory: GraphClient, env_name: str, key: str, *, trigger: str = "cli"
+) -> UserResult:
+    """R8: an administrator's on-demand add (Add-AdminPowerAppsSyncUser)."""
+    return _one_user(engine, directory, env_name, key, Mode.ON_DEMAND, "add", trigger)
+
+
+def first_access(
+    engine: Engine, directory: GraphClient, env_name: str, key: str, *, trigger: str = "cli"
+) -> UserResult:
+    """R7c, R8: the user's first attempt to open the environment."""
+    return _one_user(engine, directory, env_name, key, Mode.FIRST_ACCESS, "access", trigger)
+
+
+def refresh_user(
+    engine: Engine, directory: GraphClient, env_name: str, key: str, *, trigger: str = "cli"
+) -> UserResult:
+    """R23: resync one user now, by the background sync's rules (disabling included); not for stubs."""
+    return _one_user(engine, directory, env_name, key, Mode.BACKGROUND, "refresh", trigger)
+
+
+def diagnose_user(engine: Engine, directory: GraphClient, env_name: str, key: str) -> Diagnosis:
+    """R22: check by check, why the user is or is not enabled, and what the background sync does next."""
+    with _raw(engine) as (conn, sqlite):
+        target = _resolve(engine, conn, sqlite, directory, env_name, key)
+    background = decide(target.facts, target.envf, target.row_facts, Mode.BACKGROUND, explain=True)
+    on_demand: dict[str, Any] = {}
+    if target.directory_user is not None:
+        od = decide(target.facts, target.envf, target.row_facts, Mode.ON_DEMAND, explain=True)
+        on_demand = {
+            "possible": od.action is not Action.REFUSE,
+            "action": od.action.value,
+            "rule": od.rule,
+            "reason": od.reason,
+            "failed_checks": [check_dict(c) for c in od.failed_checks],
+        }
+    checks = background.checks + tuple(target.conflicts)
+    with Session(engine) as session:
+        row = _row_after(session, target)
+        row_dict = lookup.row_dict(session, row) if row is not None else None
+        events = lookup.last_events(session, target.env.id, row, EVENTS_SHOWN) if row is not None else []
+    return Diagnosis(
+        environment=target.env.name,
+        user=target.user_dict(),
+        checks=checks,
+        next={"action": background.action.value, "rule": background.rule, "reason": background.reason},
+        on_demand=on_demand,
+        conflicts=[c.message for c in target.conflicts if not c.passed],
+        row=row_dict,
+        events=events,
+    )
