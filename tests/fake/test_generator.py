@@ -25,7 +25,11 @@ def test_same_seed_same_tenant_byte_for_byte() -> None:
     a, sa = make(800, 11)
     b, sb = make(800, 11)
     assert users_of(a) == users_of(b)
-    assert a.groups() == b.groups() and a.roles() == b.roles() and a.service_principals() == b.service_principals()
+    assert (
+        a.groups() == b.groups()
+        and a.roles() == b.roles()
+        and a.service_principals() == b.service_principals()
+    )
     sa.pop("seconds"), sb.pop("seconds")
     assert sa == sb
 
@@ -52,9 +56,7 @@ def test_variety(store: TenantStore, summary: dict[str, Any]) -> None:
     assert all(u["userPrincipalName"].isascii() for u in users)
     dv_plans = set(catalogue.PLAN_GRANTS)
     assert any(set(lic["disabledPlans"]) & dv_plans for u in users for lic in u["assignedLicenses"])
-    kinds = [
-        {catalogue.SKUS_BY_ID[lic["skuId"]].kind for lic in u["assignedLicenses"]} for u in users
-    ]
+    kinds = [{catalogue.SKUS_BY_ID[lic["skuId"]].kind for lic in u["assignedLicenses"]} for u in users]
     assert {SkuKind.OFFICE_ONLY} in kinds
     e3 = catalogue.SKUS_BY_PART["ENTERPRISEPACK"].sku_id
     assert any([lic["skuId"] for lic in u["assignedLicenses"]] == [e3] for u in users)

@@ -19,7 +19,6 @@ from syncd.directory.fake.store import TenantStore
 USERS = 400  # conftest's tenant
 
 
-
 def client_for(served: Any) -> GraphServiceClient:
     adapter = GraphRequestAdapter(AnonymousAuthenticationProvider())
     adapter.base_url = f"{served.base}/v1.0"
@@ -61,7 +60,9 @@ def test_users_delta_removed_and_delta_link(served: Any, store: TenantStore) -> 
             assert page is not None
             out += page.value or []
             if page.odata_next_link:
-                page = await client.users.delta.with_url(page.odata_next_link).get(request_configuration=config)
+                page = await client.users.delta.with_url(page.odata_next_link).get(
+                    request_configuration=config
+                )
                 continue
             assert page.odata_delta_link and page.odata_delta_link.startswith(served.base)
             return out, page.odata_delta_link
@@ -111,7 +112,9 @@ def test_group_members_roles_and_skus(served: Any, summary: dict[str, Any]) -> N
             assert role.id and role.display_name
             held = await client.directory_roles.by_directory_role_id(role.id).members.get()
             expected = summary["roles"][role.display_name]
-            assert held and {m.id for m in held.value or []} == set(expected["licensed"] + expected["unlicensed"])
+            assert held and {m.id for m in held.value or []} == set(
+                expected["licensed"] + expected["unlicensed"]
+            )
 
         skus = await client.subscribed_skus.get()
         assert skus and skus.value

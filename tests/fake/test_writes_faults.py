@@ -25,9 +25,16 @@ def first_user(http: httpx.Client) -> dict[str, Any]:
         ("PATCH", "/v1.0/users/{uid}", {"accountEnabled": "yes"}),
         ("PATCH", "/v1.0/users/{uid}", {"favouriteColour": "blue"}),
         ("PATCH", "/v1.0/users/{uid}", {"assignedLicenses": []}),
-        ("POST", "/v1.0/users/{uid}/assignLicense", {"addLicenses": [{"skuId": "nope"}], "removeLicenses": []}),
-        ("POST", "/v1.0/users/{uid}/assignLicense", {"addLicenses": [{"skuId": E3, "disabledPlans": ["x"]}],
-                                                     "removeLicenses": []}),
+        (
+            "POST",
+            "/v1.0/users/{uid}/assignLicense",
+            {"addLicenses": [{"skuId": "nope"}], "removeLicenses": []},
+        ),
+        (
+            "POST",
+            "/v1.0/users/{uid}/assignLicense",
+            {"addLicenses": [{"skuId": E3, "disabledPlans": ["x"]}], "removeLicenses": []},
+        ),
         ("POST", "/v1.0/groups", {"displayName": "G", "mailNickname": "g", "securityEnabled": False}),
         ("POST", "/v1.0/groups/{gid}/members/$ref", {"id": "missing @odata.id"}),
         ("POST", "/v1.0/groups/{gid}/members/$ref", "not an object"),
@@ -52,23 +59,37 @@ def test_invalid_json_is_400(http: httpx.Client) -> None:
 
 
 def test_404s_have_graph_bodies(http: httpx.Client) -> None:
-    for path in ("/v1.0/users/00000000-0000-0000-0000-000000000001", "/v1.0/users/nobody@nowhere.example",
-                 "/v1.0/groups/nope", "/v1.0/groups/nope/members", "/v1.0/directoryRoles/nope/members",
-                 "/v1.0/no/such/thing"):
+    for path in (
+        "/v1.0/users/00000000-0000-0000-0000-000000000001",
+        "/v1.0/users/nobody@nowhere.example",
+        "/v1.0/groups/nope",
+        "/v1.0/groups/nope/members",
+        "/v1.0/directoryRoles/nope/members",
+        "/v1.0/no/such/thing",
+    ):
         r = http.get(path)
         assert r.status_code == 404, path
         assert r.json()["error"]["code"] == "Request_ResourceNotFound"
 
 
 def test_write_round_trip(http: httpx.Client, summary: dict[str, Any]) -> None:
-    r = http.post("/v1.0/users", json={"displayName": "Jürgen Groß", "userPrincipalName": "jg@contoso7.example",
-                                       "accountEnabled": True, "mailNickname": "jg",
-                                       "passwordProfile": {"password": "x"}})
+    r = http.post(
+        "/v1.0/users",
+        json={
+            "displayName": "Jürgen Groß",
+            "userPrincipalName": "jg@contoso7.example",
+            "accountEnabled": True,
+            "mailNickname": "jg",
+            "passwordProfile": {"password": "x"},
+        },
+    )
     assert r.status_code == 201
     uid = r.json()["id"]
     assert http.get("/v1.0/users/jg@contoso7.example").json()["id"] == uid
     assert http.patch(f"/v1.0/users/{uid}", json={"city": "Tromsø"}).status_code == 204
-    lic = http.post(f"/v1.0/users/{uid}/assignLicense", json={"addLicenses": [{"skuId": E3}], "removeLicenses": []})
+    lic = http.post(
+        f"/v1.0/users/{uid}/assignLicense", json={"addLicenses": [{"skuId": E3}], "removeLicenses": []}
+    )
     assert lic.json()["assignedLicenses"] == [{"disabledPlans": [], "skuId": E3}]
     gid = summary["groups"]["empty"]["id"]
     ref = {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{uid}"}
@@ -86,13 +107,18 @@ def test_write_round_trip(http: httpx.Client, summary: dict[str, Any]) -> None:
     assert http.delete(f"/v1.0/directory/deletedItems/{uid}").status_code == 204
     assert http.post(f"/v1.0/directory/deletedItems/{uid}/restore").status_code == 404
     sp = summary["service_principals"][0]
-    found = http.get("/v1.0/servicePrincipals", params={"$filter": f"appId eq '{sp['appId']}'"}).json()["value"]
+    found = http.get("/v1.0/servicePrincipals", params={"$filter": f"appId eq '{sp['appId']}'"}).json()[
+        "value"
+    ]
     assert [s["id"] for s in found] == [sp["id"]]
 
 
 def test_users_filter_and_count(http: httpx.Client, store: TenantStore) -> None:
-    r = http.get("/v1.0/users", params={"$filter": "userType eq 'Guest'", "$count": "true", "$top": "999"},
-                 headers={"ConsistencyLevel": "eventual"}).json()
+    r = http.get(
+        "/v1.0/users",
+        params={"$filter": "userType eq 'Guest'", "$count": "true", "$top": "999"},
+        headers={"ConsistencyLevel": "eventual"},
+    ).json()
     assert r["@odata.count"] == len(r["value"]) == store.users_count(guest=True) > 0
     assert all(u["userType"] == "Guest" for u in r["value"])
     r = http.get("/v1.0/users", params={"$filter": "accountEnabled eq true", "$top": "999"}).json()

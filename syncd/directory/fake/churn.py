@@ -70,8 +70,16 @@ class _Churn:
             given, g = names.GIVEN_NAMES[rng.randrange(len(names.GIVEN_NAMES))]
             sur, s = names.SURNAMES[rng.randrange(len(names.SURNAMES))]
             upn = f"{g}.{s}.{rng.getrandbits(48):012x}@{store.meta('domain')}"
-            blob = store.create_user({"displayName": f"{given} {sur}", "givenName": given, "surname": sur,
-                                      "userPrincipalName": upn, "mail": upn, "accountEnabled": True})
+            blob = store.create_user(
+                {
+                    "displayName": f"{given} {sur}",
+                    "givenName": given,
+                    "surname": sur,
+                    "userPrincipalName": upn,
+                    "mail": upn,
+                    "accountEnabled": True,
+                }
+            )
             self._changed(str(load(blob)["id"]), "created")
             return kind
         if kind in ("restore", "hard_delete"):
@@ -111,8 +119,10 @@ class _Churn:
             free = [s for s in _USER_SKUS if s not in held]
             if not free:
                 return None
-            store.assign_licenses(user_id, {"addLicenses": [{"skuId": rng.choice(free), "disabledPlans": []}],
-                                            "removeLicenses": []})
+            store.assign_licenses(
+                user_id,
+                {"addLicenses": [{"skuId": rng.choice(free), "disabledPlans": []}], "removeLicenses": []},
+            )
         else:
             sku_id = rng.choice(user["assignedLicenses"])["skuId"]
             store.assign_licenses(user_id, {"addLicenses": [], "removeLicenses": [sku_id]})
@@ -121,13 +131,20 @@ class _Churn:
 
     def _edit(self, user: dict[str, Any]) -> dict[str, Any]:
         rng = self.rng
-        field = rng.choice(("jobTitle", "place", "mobilePhone", "surname", "givenName", "businessPhones", "mail"))
+        field = rng.choice(
+            ("jobTitle", "place", "mobilePhone", "surname", "givenName", "businessPhones", "mail")
+        )
         if field == "jobTitle":
             return {"jobTitle": rng.choice(names.JOB_TITLES)}
         if field == "place":
             street, city, state, postal, country = rng.choice(names.PLACES)
-            return {"streetAddress": f"{street} {rng.randint(1, 300)}", "city": city, "state": state,
-                    "postalCode": postal, "country": country}
+            return {
+                "streetAddress": f"{street} {rng.randint(1, 300)}",
+                "city": city,
+                "state": state,
+                "postalCode": postal,
+                "country": country,
+            }
         if field == "mobilePhone":
             return {"mobilePhone": f"+1 555 {rng.randint(0, 9999):04d}"}
         if field == "surname":

@@ -35,22 +35,33 @@ def generate(
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
             with Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
             ) as bar:
                 task = bar.add_task("users", total=users)
                 summary = generate_tenant(
-                    tenant, users, seed, group_size=group_size, admins_per_role=admins_per_role,
+                    tenant,
+                    users,
+                    seed,
+                    group_size=group_size,
+                    admins_per_role=admins_per_role,
                     progress=lambda done, total: bar.update(task, completed=done),
                 )
         else:
-            summary = generate_tenant(tenant, users, seed, group_size=group_size, admins_per_role=admins_per_role)
+            summary = generate_tenant(
+                tenant, users, seed, group_size=group_size, admins_per_role=admins_per_role
+            )
     finally:
         tenant.close()
     if json_out:
         _print_json(summary)
         return
     rate = users / summary["seconds"] if summary["seconds"] else 0.0
-    typer.echo(f"generated {users} users (seed {seed}) into {store} in {summary['seconds']:.1f}s ({rate:,.0f}/s)")
+    typer.echo(
+        f"generated {users} users (seed {seed}) into {store} in {summary['seconds']:.1f}s ({rate:,.0f}/s)"
+    )
     for name, count in summary["categories"].items():
         typer.echo(f"  {name:<26}{count:>10}")
     for group in summary["groups"].values():

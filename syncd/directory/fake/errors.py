@@ -18,6 +18,8 @@ class StoreError(Exception):
 
 def not_found(what: str, key: str) -> StoreError:
     return StoreError(
-        "Request_ResourceNotFound", f"Resource '{key}' does not exist or one of its queried reference-"
-        f"property objects are not present. ({what})", 404
+        "Request_ResourceNotFound",
+        f"Resource '{key}' does not exist or one of its queried reference-"
+        f"property objects are not present. ({what})",
+        404,
     )

@@ -115,7 +115,9 @@ class Faults:
 
     def counters(self) -> dict[str, Any]:
         with self._lock:
-            out: dict[str, Any] = {k: self._totals[k] for k in ("requests", "throttled", "unavailable", "malformed")}
+            out: dict[str, Any] = {
+                k: self._totals[k] for k in ("requests", "throttled", "unavailable", "malformed")
+            }
             out["by_endpoint"] = {name: dict(c) for name, c in sorted(self._by_endpoint.items())}
             return out
 
@@ -143,12 +145,20 @@ class Faults:
             throttle, unavailable, malformed = self._draw()
             if throttle:
                 self._count(name, "throttled")
-                return graphio.error(429, "TooManyRequests", "Too many requests; retry later.",
-                                     {"Retry-After": _retry_after(settings.retry_after)})
+                return graphio.error(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests; retry later.",
+                    {"Retry-After": _retry_after(settings.retry_after)},
+                )
             if unavailable:
                 self._count(name, "unavailable")
-                return graphio.error(503, "ServiceUnavailable", "The service is temporarily unavailable.",
-                                     {"Retry-After": _retry_after(settings.retry_after)})
+                return graphio.error(
+                    503,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable.",
+                    {"Retry-After": _retry_after(settings.retry_after)},
+                )
             try:
                 response = await endpoint(request)
             except StoreError as exc:

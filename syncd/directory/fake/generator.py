@@ -41,7 +41,11 @@ def _licence_buckets() -> list[tuple[float, str, list[list[dict[str, Any]]]]]:
         return {"disabledPlans": list(disabled), "skuId": sku.sku_id}
 
     by_kind = {k: [s for s in catalogue.SKUS if s.kind is k] for k in SkuKind}
-    dataverse, m365, office = by_kind[SkuKind.DATAVERSE], by_kind[SkuKind.M365_FREE_PLAN], by_kind[SkuKind.OFFICE_ONLY]
+    dataverse, m365, office = (
+        by_kind[SkuKind.DATAVERSE],
+        by_kind[SkuKind.M365_FREE_PLAN],
+        by_kind[SkuKind.OFFICE_ONLY],
+    )
     e3 = catalogue.SKUS_BY_PART["ENTERPRISEPACK"]
 
     def dv_disabled(s: catalogue.CatalogueSku) -> dict[str, Any]:
@@ -72,18 +76,27 @@ class _Plan:
         self.service = rng.sample(range(n), small) if n else []
         self.staff = rng.sample(range(n), min(n, 3)) if n else []
         per_role = admins_per_role if admins_per_role is not None else max(2, min(20, n // 1000))
-        self.admins: list[list[int]] = [rng.sample(range(n), min(n, per_role)) if n else [] for _ in ROLE_TEMPLATES]
+        self.admins: list[list[int]] = [
+            rng.sample(range(n), min(n, per_role)) if n else [] for _ in ROLE_TEMPLATES
+        ]
         # Owners of the main group: one member and one user outside it.
         outside = [i for i in rng.sample(range(n), min(n, 50)) if i not in set(self.main)] if n else []
         self.owners = ([self.main[0]] if self.main else []) + outside[:1]
         # Even positions in each role's list are licensed admins, odd ones unlicensed.
         self.admin_licensed = {i: pos % 2 == 0 for role in self.admins for pos, i in enumerate(role)}
-        self.needed = set(self.main) | set(self.nested) | set(self.sales) | set(self.service) | set(self.staff)
+        self.needed = (
+            set(self.main) | set(self.nested) | set(self.sales) | set(self.service) | set(self.staff)
+        )
         self.needed |= set(self.owners) | set(self.admin_licensed)
 
 
 def _users(
-    rng: random.Random, n: int, domain: str, plan: _Plan, ids: dict[int, str], stats: dict[str, int],
+    rng: random.Random,
+    n: int,
+    domain: str,
+    plan: _Plan,
+    ids: dict[int, str],
+    stats: dict[str, int],
     progress: Progress | None,
 ) -> Iterator[tuple[str, str, int, int, bytes]]:
     buckets = _licence_buckets()
@@ -186,13 +199,28 @@ def generate_tenant(
         load.users(_users(rng, users, domain, plan, ids, stats, progress))
         sps = [(_uuid(srng), _uuid(srng), name) for name in names.SERVICE_PRINCIPALS]
         load.service_principals(
-            (sp_id, app_id, orjson.dumps({"id": sp_id, "appId": app_id, "displayName": name,
-                                          "servicePrincipalType": "Application", "accountEnabled": True}))
+            (
+                sp_id,
+                app_id,
+                orjson.dumps(
+                    {
+                        "id": sp_id,
+                        "appId": app_id,
+                        "displayName": name,
+                        "servicePrincipalType": "Application",
+                        "accountEnabled": True,
+                    }
+                ),
+            )
             for sp_id, app_id, name in sps
         )
         group_defs = [
             ("main", "Dataverse Users", "Security group of the Dataverse environment"),
-            ("nested", "Dataverse Users (nested)", "Nested inside Dataverse Users; its members are not direct"),
+            (
+                "nested",
+                "Dataverse Users (nested)",
+                "Nested inside Dataverse Users; its members are not direct",
+            ),
             ("sales", "Sales", None),
             ("service", "Customer Service", None),
             ("empty", "Finance", "A group without members"),
@@ -200,13 +228,26 @@ def generate_tenant(
         ]
         groups = {key: (_uuid(srng), name, desc) for key, name, desc in group_defs}
         load.groups(
-            (gid, group_json(gid, name, desc, name.lower().replace(" ", "").replace("(", "").replace(")", ""),
-                             "2024-01-01T00:00:00Z"))
+            (
+                gid,
+                group_json(
+                    gid,
+                    name,
+                    desc,
+                    name.lower().replace(" ", "").replace("(", "").replace(")", ""),
+                    "2024-01-01T00:00:00Z",
+                ),
+            )
             for gid, name, desc in groups.values()
         )
         members: dict[str, list[tuple[str, str]]] = {k: [] for k in groups}
-        for key, idx in (("main", plan.main), ("nested", plan.nested), ("sales", plan.sales),
-                         ("service", plan.service), ("staff", plan.staff)):
+        for key, idx in (
+            ("main", plan.main),
+            ("nested", plan.nested),
+            ("sales", plan.sales),
+            ("service", plan.service),
+            ("staff", plan.staff),
+        ):
             members[key] = [(ids[i], "user") for i in idx]
         members["main"] += [(groups["nested"][0], "group"), (sps[0][0], "servicePrincipal")]
         members["staff"] += [(groups["sales"][0], "group"), (groups["service"][0], "group")]
@@ -217,13 +258,20 @@ def generate_tenant(
         load.owners(owners)
         roles = [(_uuid(srng), tid, name, desc) for tid, name, desc in ROLE_TEMPLATES]
         load.roles(
-            (rid, tid, orjson.dumps({"id": rid, "displayName": name, "description": desc, "roleTemplateId": tid}))
+            (
+                rid,
+                tid,
+                orjson.dumps({"id": rid, "displayName": name, "description": desc, "roleTemplateId": tid}),
+            )
             for rid, tid, name, desc in roles
         )
         load.role_members((roles[r][0], ids[i], "user") for r, idx in enumerate(plan.admins) for i in idx)
         load.skus(
-            (s.sku_id, stats["sku:" + s.sku_id] if s.kind is not SkuKind.MARKETING_TENANT else 0,
-             max(25, users + users // 10) if s.kind is not SkuKind.MARKETING_TENANT else 1)
+            (
+                s.sku_id,
+                stats["sku:" + s.sku_id] if s.kind is not SkuKind.MARKETING_TENANT else 0,
+                max(25, users + users // 10) if s.kind is not SkuKind.MARKETING_TENANT else 1,
+            )
             for s in catalogue.SKUS
             if marketing or s.kind is not SkuKind.MARKETING_TENANT
         )
@@ -236,8 +284,12 @@ def generate_tenant(
         "seconds": round(time.perf_counter() - started, 3),
         "categories": {k: v for k, v in stats.items() if not k.startswith("sku:")},
         "groups": {
-            key: {"id": gid, "displayName": name, "members": len(members[key]),
-                  "owners": [o[1] for o in owners if o[0] == gid]}
+            key: {
+                "id": gid,
+                "displayName": name,
+                "members": len(members[key]),
+                "owners": [o[1] for o in owners if o[0] == gid],
+            }
             for key, (gid, name, _) in groups.items()
         },
         "roles": {

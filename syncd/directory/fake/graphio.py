@@ -97,15 +97,18 @@ def parse_filter(raw_filter: str | None, fields: dict[str, type]) -> dict[str, A
     for clause in raw_filter.replace(" AND ", " and ").split(" and "):
         words = clause.strip().split(" ", 2)
         if len(words) != 3 or words[1].lower() != "eq" or words[0] not in fields:
-            raise bad_request(f"Unsupported or invalid filter clause: {clause.strip()!r}.",
-                              "Request_UnsupportedQuery")
+            raise bad_request(
+                f"Unsupported or invalid filter clause: {clause.strip()!r}.", "Request_UnsupportedQuery"
+            )
         name, value = words[0], words[2].strip()
         if fields[name] is bool and value in ("true", "false"):
             out[name] = value == "true"
         elif fields[name] is str and len(value) >= 2 and value[0] == value[-1] == "'":
             out[name] = value[1:-1].replace("''", "'")
         else:
-            raise bad_request(f"Invalid value in filter clause: {clause.strip()!r}.", "Request_UnsupportedQuery")
+            raise bad_request(
+                f"Invalid value in filter clause: {clause.strip()!r}.", "Request_UnsupportedQuery"
+            )
     return out
 
 
@@ -120,7 +123,7 @@ async def body_json(request: Request) -> Any:
 def ref_id(body: Any) -> str:
     """The object id at the end of a `{"@odata.id": ".../directoryObjects/{id}"}` reference body."""
     if not isinstance(body, dict) or not isinstance(body.get("@odata.id"), str):
-        raise bad_request("The request body must be {\"@odata.id\": \".../directoryObjects/{id}\"}.")
+        raise bad_request('The request body must be {"@odata.id": ".../directoryObjects/{id}"}.')
     ref = body["@odata.id"].rstrip("/")
     object_id = ref.rsplit("/", 1)[-1]
     if "(" in object_id:  # directoryObjects('id') spelling

@@ -85,7 +85,9 @@ class DirectoryApi:
             _, since, upto, after, cur_seq, cur_ver, mcursor = state
         elif (token := q.get("$deltatoken")) is not None:
             if token == "latest":
-                link = graphio.link(request, path, {"$deltatoken": tokens.encode(secret, "gd", epoch, store.change)})
+                link = graphio.link(
+                    request, path, {"$deltatoken": tokens.encode(secret, "gd", epoch, store.change)}
+                )
                 return graphio.raw(graphio.page(graphio.context(request, "groups"), [], delta_link=link))
             state = tokens.decode(secret, "gd", token)
             if state is None or state[0] != epoch:
@@ -110,7 +112,9 @@ class DirectoryApi:
             changes = store.member_changes(gid, since, mcursor, budget)
             more_members = len(changes) == budget
             entries = [
-                ODATA_TYPES[kind] + b'"id":"' + mid.encode()
+                ODATA_TYPES[kind]
+                + b'"id":"'
+                + mid.encode()
                 + (b'","@removed":{"reason":"deleted"}}' if removed else b'"}')
                 for _seq, mid, kind, removed in changes
             ]
@@ -124,8 +128,9 @@ class DirectoryApi:
         ctx = graphio.context(request, "groups")
         if cur_seq or store.groups_delta(since, upto, after, 1):
             skip_token = tokens.encode(secret, "gs", epoch, since, upto, after, cur_seq, cur_ver, mcursor)
-            return graphio.raw(graphio.page(ctx, items, next_link=graphio.link(request, path,
-                                                                                {"$skiptoken": skip_token})))
+            return graphio.raw(
+                graphio.page(ctx, items, next_link=graphio.link(request, path, {"$skiptoken": skip_token}))
+            )
         link = graphio.link(request, path, {"$deltatoken": tokens.encode(secret, "gd", epoch, upto)})
         return graphio.raw(graphio.page(ctx, items, delta_link=link))
 
@@ -218,7 +223,13 @@ class DirectoryApi:
             "id": self.store.meta("tenant_id"),
             "displayName": self.store.meta("tenant_name"),
             "verifiedDomains": [
-                {"name": domain, "isDefault": True, "isInitial": True, "type": "Managed", "capabilities": "Email"}
+                {
+                    "name": domain,
+                    "isDefault": True,
+                    "isInitial": True,
+                    "type": "Managed",
+                    "capabilities": "Email",
+                }
             ],
         }
         return graphio.raw(graphio.page(graphio.context(request, "organization"), [orjson.dumps(org)]))

@@ -20,7 +20,9 @@ from syncd.directory.fake.errors import StoreError, not_found
 from syncd.directory.fake.userfields import bad
 
 
-def group_json(group_id: str, display_name: str, description: str | None, nickname: str, created: str) -> bytes:
+def group_json(
+    group_id: str, display_name: str, description: str | None, nickname: str, created: str
+) -> bytes:
     return orjson.dumps(
         {
             "id": group_id,
@@ -150,12 +152,16 @@ class Mutations:
             groups = c.execute(
                 "SELECT group_id FROM members WHERE member_id = ? AND removed = 0", (user_id,)
             ).fetchall()
-            c.execute("UPDATE members SET removed = 1, ver = ? WHERE member_id = ? AND removed = 0", (ver, user_id))
+            c.execute(
+                "UPDATE members SET removed = 1, ver = ? WHERE member_id = ? AND removed = 0", (ver, user_id)
+            )
             for (group_id,) in groups:
                 self._touch_group(c, group_id, ver)
             c.execute("DELETE FROM owners WHERE owner_id = ?", (user_id,))
             c.execute("DELETE FROM role_members WHERE member_id = ?", (user_id,))
-            c.execute("UPDATE users SET state = 2, upn = NULL, blob = x'', ver = ? WHERE id = ?", (ver, user_id))
+            c.execute(
+                "UPDATE users SET state = 2, upn = NULL, blob = x'', ver = ? WHERE id = ?", (ver, user_id)
+            )
         return [str(g) for (g,) in groups]
 
     def assign_licenses(self, key: str, body: Any) -> bytes:
@@ -204,8 +210,14 @@ class Mutations:
             raise bad("Properties 'displayName' and 'mailNickname' are required strings.")
         if body.get("securityEnabled") is not True or body.get("mailEnabled", False) is not False:
             raise bad("Only security groups (securityEnabled true, mailEnabled false) are supported.")
-        extra = set(body) - {"displayName", "mailNickname", "securityEnabled", "mailEnabled", "description",
-                             "groupTypes"}
+        extra = set(body) - {
+            "displayName",
+            "mailNickname",
+            "securityEnabled",
+            "mailEnabled",
+            "description",
+            "groupTypes",
+        }
         if extra:
             raise bad(f"Property '{sorted(extra)[0]}' does not exist on type 'microsoft.graph.group'.")
         if body.get("groupTypes", []) != []:
@@ -216,7 +228,9 @@ class Mutations:
         group_id = str(uuid.uuid4())
         blob = group_json(group_id, name, description, nick, "2024-01-01T00:00:00Z")
         with self._tx() as c:
-            c.execute("INSERT INTO groups(id, blob, ver) VALUES (?, ?, ?)", (group_id, blob, self._next_change()))
+            c.execute(
+                "INSERT INTO groups(id, blob, ver) VALUES (?, ?, ?)", (group_id, blob, self._next_change())
+            )
         return blob
 
     def add_group_member(self, group_id: str, member_id: str) -> None:
@@ -229,8 +243,10 @@ class Mutations:
                 "SELECT removed FROM members WHERE group_id = ? AND member_id = ?", (group_id, member_id)
             ).fetchone()
             if row is not None and row[0] == 0:
-                raise bad("One or more added object references already exist for the following modified "
-                          "properties: 'members'.")
+                raise bad(
+                    "One or more added object references already exist for the following modified "
+                    "properties: 'members'."
+                )
             ver = self._next_change()
             if row is None:
                 c.execute(
@@ -262,10 +278,15 @@ class Mutations:
             if kind == "group":
                 raise bad("A group cannot own a group.")
             try:
-                c.execute("INSERT INTO owners(group_id, owner_id, kind) VALUES (?, ?, ?)", (group_id, owner_id, kind))
+                c.execute(
+                    "INSERT INTO owners(group_id, owner_id, kind) VALUES (?, ?, ?)",
+                    (group_id, owner_id, kind),
+                )
             except sqlite3.IntegrityError:
-                raise bad("One or more added object references already exist for the following modified "
-                          "properties: 'owners'.") from None
+                raise bad(
+                    "One or more added object references already exist for the following modified "
+                    "properties: 'owners'."
+                ) from None
             self._touch_group(c, group_id, self._next_change())
 
     def remove_group_owner(self, group_id: str, owner_id: str) -> None:
@@ -291,17 +312,22 @@ class Mutations:
                 raise bad("Only users and service principals can hold a directory role here.")
             try:
                 c.execute(
-                    "INSERT INTO role_members(role_id, member_id, kind) VALUES (?, ?, ?)", (role_id, member_id, kind)
+                    "INSERT INTO role_members(role_id, member_id, kind) VALUES (?, ?, ?)",
+                    (role_id, member_id, kind),
                 )
             except sqlite3.IntegrityError:
-                raise bad("One or more added object references already exist for the following modified "
-                          "properties: 'members'.") from None
+                raise bad(
+                    "One or more added object references already exist for the following modified "
+                    "properties: 'members'."
+                ) from None
             self._next_change()
 
     def remove_role_member(self, role_key: str, member_id: str) -> None:
         with self._tx() as c:
             role_id = self._role_id(c, role_key)
-            cur = c.execute("DELETE FROM role_members WHERE role_id = ? AND member_id = ?", (role_id, member_id))
+            cur = c.execute(
+                "DELETE FROM role_members WHERE role_id = ? AND member_id = ?", (role_id, member_id)
+            )
             if cur.rowcount == 0:
                 raise not_found("member", member_id)
             self._next_change()

@@ -81,9 +81,13 @@ def create_app(store: TenantStore, *, token: str | None = None, faults: Faults |
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         if status == 405:
             return graphio.error(405, "Request_BadRequest", f"Method {request.method} is not allowed here.")
-        return graphio.error(status, "Request_ResourceNotFound" if status == 404 else "UnknownError",
-                             f"Resource not found for the segment '{request.url.path}'."
-                             if status == 404 else "An error occurred.")
+        return graphio.error(
+            status,
+            "Request_ResourceNotFound" if status == 404 else "UnknownError",
+            f"Resource not found for the segment '{request.url.path}'."
+            if status == 404
+            else "An error occurred.",
+        )
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.store = store

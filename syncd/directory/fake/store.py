@@ -193,7 +193,10 @@ class TenantStore(Mutations):
         return int(row[0] or 0) if row else 0
 
     def soft_deleted_ids(self, limit: int) -> list[str]:
-        return [str(r[0]) for r in self._all("SELECT id FROM users WHERE state = 1 ORDER BY seq LIMIT ?", (limit,))]
+        return [
+            str(r[0])
+            for r in self._all("SELECT id FROM users WHERE state = 1 ORDER BY seq LIMIT ?", (limit,))
+        ]
 
     def member_at(self, group_id: str, offset: int) -> str | None:
         """The id of a group's `offset`-th direct member (for random picks)."""
@@ -214,8 +217,12 @@ class TenantStore(Mutations):
         return [str(r[0]) for r in self._all("SELECT id FROM roles ORDER BY seq")]
 
     def role_member_ids(self, role_id: str) -> list[str]:
-        return [str(r[0]) for r in self._all("SELECT member_id FROM role_members WHERE role_id = ? ORDER BY seq",
-                                             (role_id,))]
+        return [
+            str(r[0])
+            for r in self._all(
+                "SELECT member_id FROM role_members WHERE role_id = ? ORDER BY seq", (role_id,)
+            )
+        ]
 
     def deleted_users(self) -> list[bytes]:
         return [bytes(r[0]) for r in self._all("SELECT blob FROM users WHERE state = 1 ORDER BY seq")]

@@ -58,7 +58,9 @@ class UsersApi:
             params["$skiptoken"] = tokens.encode(self.store.secret, "ul", rows[-1][0])
             next_link = graphio.link(request, "/v1.0/users", params)
         items = [project(bytes(r[1]), fields) for r in rows]
-        return graphio.raw(graphio.page(graphio.context(request, "users"), items, next_link=next_link, count=count))
+        return graphio.raw(
+            graphio.page(graphio.context(request, "users"), items, next_link=next_link, count=count)
+        )
 
     async def get(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -83,8 +85,9 @@ class UsersApi:
             _, since, upto, after = state
         elif (token := q.get("$deltatoken")) is not None:
             if token == "latest":
-                link = graphio.link(request, path, {**base, "$deltatoken": tokens.encode(secret, "ud", epoch,
-                                                                                        store.change)})
+                link = graphio.link(
+                    request, path, {**base, "$deltatoken": tokens.encode(secret, "ud", epoch, store.change)}
+                )
                 return graphio.raw(graphio.page(graphio.context(request, "users"), [], delta_link=link))
             state = tokens.decode(secret, "ud", token)
             if state is None or state[0] != epoch:
@@ -123,7 +126,9 @@ class UsersApi:
         return Response(status_code=204)
 
     async def assign_license(self, request: Request) -> Response:
-        return graphio.raw(self.store.assign_licenses(request.path_params["key"], await graphio.body_json(request)))
+        return graphio.raw(
+            self.store.assign_licenses(request.path_params["key"], await graphio.body_json(request))
+        )
 
     async def restore(self, request: Request) -> Response:
         blob = self.store.restore_user(request.path_params["id"])
