@@ -23,7 +23,7 @@ from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError, GraphError
 from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
 from syncd.errors import NotFound, SyncdError
-from syncd.rules import Membership
+from syncd.rules import Membership, RowFacts, UserKind
 from syncd.rules.diagnose import access_mode_name
 from syncd.sync import source
 
@@ -167,6 +167,17 @@ def find_row(
         what = "user" if kinds is None else " or ".join(kinds) + " user"
         raise NotFound(f"no {what} {key!r} in environment {env.name!r}")
     return rows[0]
+
+
+def row_facts(row: SystemUser) -> RowFacts:
+    """What the rules need of a row that is not read through the sync engine's reader."""
+    return RowFacts(
+        kind=UserKind(row.kind),
+        isdisabled=row.isdisabled,
+        accessmode=row.accessmode,
+        islicensed=row.islicensed,
+        columns={"domainname": row.domainname, "fullname": row.fullname},
+    )
 
 
 def stub_rows_with_upn(session: Session, env_id: int, upn: str) -> list[SystemUser]:

@@ -163,16 +163,6 @@ def _raw(engine: Engine) -> Iterator[tuple[Any, bool]]:
             raw.close()
 
 
-def _facts_of_row(row: SystemUser) -> RowFacts:
-    return RowFacts(
-        kind=UserKind(row.kind),
-        isdisabled=row.isdisabled,
-        accessmode=row.accessmode,
-        islicensed=row.islicensed,
-        columns={"domainname": row.domainname, "fullname": row.fullname},
-    )
-
-
 def _resolve(
     engine: Engine, conn: Any, sqlite: bool, directory: GraphClient, env_name: str, key: str
 ) -> _Target:
@@ -190,7 +180,7 @@ def _resolve(
             facts = UserFacts(du, du.id, Deletion.NONE, roles, member)
             current = reader.load([du.id]).get(du.id)
             conflicts = [
-                stub_conflict(du, _facts_of_row(s))
+                stub_conflict(du, lookup.row_facts(s))
                 for s in lookup.stub_rows_with_upn(session, env.id, du.user_principal_name)
             ]
             row_facts = current.facts if current is not None else None
@@ -213,7 +203,7 @@ def _resolve(
             current = reader.load([oid]).get(oid)
             if current is not None:
                 return _Target(env, envf, key, None, facts, current, current.facts, current.systemuserid, [])
-        return _Target(env, envf, key, None, facts, None, _facts_of_row(row), row.systemuserid, [])
+        return _Target(env, envf, key, None, facts, None, lookup.row_facts(row), row.systemuserid, [])
 
 
 def _uses_app_pass(target: _Target, decision: Decision) -> bool:
