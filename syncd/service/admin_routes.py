@@ -1,0 +1,246 @@
+"""The admin API's user routes (mounted by the daemon's HTTP app under /api/).
+
+GET    /api/environments/{env}/users/{user}/diagnose     R22 (no token needed)
+POST   /api/environments/{env}/users                     {"user": ..., "mode": "on_demand"|"first_access"}  R8, R7c
+POST   /api/environments/{env}/users/{user}/refresh      R23
+PUT    /api/environments/{env}/users/{user}/access-mode  {"mode": "read"|...}  R16, R17
+POST   /api/environments/{env}/app-users                 {"app_id": ...}  R18
+POST   /api/environments/{env}/stubs                     a CSV body  R20
+POST   /api/environments/{env}/stubs/{stub}/reassign     {"target": ...}  R20
+POST   /api/environments/{env}/roles                     {"user": ..., "role": ...}  R21
+DELETE /api/environments/{env}/roles/{role}/users/{user}
+
+Mutations need the admin bearer token (401 without or with a wrong one, 403 when none is
+configured). Errors are JSON ``{"error", "detail"}``: 400 bad input, 404 unknown environment, user,
+role or service principal, 409 refused by the rules (with ``checks``) or a conflict, 502 the
+directory could not be read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import orjson
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from syncd.admin import app_users, modes, roles, stubs, users
+from syncd.admin.errors import DirectoryFailed, Refused
+from syncd.context import AppContext
+from syncd.directory.client import GraphClient
+from syncd.errors import Conflict, NotFound, SyncdError
+from syncd.service.auth import require_admin
+from syncd.sync.directory import open_directory
+
+log = structlog.get_logger(__name__)
+
+DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
+MAX_CSV_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = 64 * 1024
+ADD_MODES = {"on_demand": users.add_user, "first_access": users.first_access}
+
+
+def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The JSON answer for an admin operation's error."""
+    if isinstance(exc, Refused):
+        return JSONResponse(exc.as_dict(), status_code=409)
+    if isinstance(exc, stubs.BadCsv):
+        return JSONResponse(exc.as_dict(), status_code=400)
+    if isinstance(exc, NotFound):
+        return _error(404, "not found", str(exc))
+    if isinstance(exc, Conflict):
+        return _error(409, "conflict", str(exc))
+    if isinstance(exc, DirectoryFailed):
+        return _error(502, "directory unavailable", str(exc))
+    if isinstance(exc, SyncdError):
+        return _error(400, "bad request", str(exc))
+    raise exc
+
+
+class _BadBody(Exception):
+    pass
+
+
+class AdminRoutes:
+    def __init__(self, appctx: AppContext, directory: DirectoryFactory | None = None) -> None:
+        self.appctx = appctx
+        self._directory = directory
+
+    def engine(self) -> Any:
+        return self.appctx.engine(check_head=False)
+
+    def directory(self) -> AbstractContextManager[GraphClient]:
+        if self._directory is not None:
+            return self._directory()
+        return open_directory(self.appctx.settings)
+
+    async def _call(self, fn: Callable[[], Any], status: int = 200) -> Response:
+        try:
+            result = await run_in_threadpool(fn)
+        except SyncdError as exc:
+            return error_response(exc)
+        body = result.as_dict()
+        if isinstance(body, dict) and body.get("outcome") == "failed":
+            status = 500
+        return JSONResponse(body, status_code=status)
+
+    async def _json(self, request: Request, *fields: str) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > MAX_JSON_BYTES:
+            raise _BadBody(f"the body is larger than {MAX_JSON_BYTES} bytes")
+        try:
+            body = orjson.loads(raw) if raw else None
+        except ValueError:
+            raise _BadBody("the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise _BadBody("the body must be a JSON object")
+        for f in fields:
+            if not isinstance(body.get(f), str) or not body[f].strip():
+                raise _BadBody(f"the body needs {f!r} as a non-empty string")
+        return body
+
+    def _guarded(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Mutations: the admin token first, then the body."""
+
+        async def handle(request: Request) -> Response:
+            refused = require_admin(request, self.appctx.settings)
+            if refused is not None:
+                return refused
+            try:
+                return await handler(request)
+            except _BadBody as exc:
+                return _error(400, "bad request", str(exc))
+
+        return handle
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def diagnose(self, request: Request) -> Response:
+        env, user = request.path_params["env"], request.path_params["user"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return users.diagnose_user(self.engine(), directory, env, user)
+
+        return await self._call(run)
+
+    async def add(self, request: Request) -> Response:
+        body = await self._json(request, "user")
+        mode = body.get("mode", "on_demand")
+        op = ADD_MODES.get(mode) if isinstance(mode, str) else None
+        if op is None:
+            raise _BadBody(f"mode must be 'on_demand' or 'first_access', not {mode!r}")
+        env = request.path_params["env"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return op(self.engine(), directory, env, body["user"], trigger="api")
+
+        try:
+            result = await run_in_threadpool(run)
+        except SyncdError as exc:
+            return error_response(exc)
+        status = 201 if result.action == "create" and result.changed else 200
+        if result.outcome == "failed":
+            status = 500
+        return JSONResponse(result.as_dict(), status_code=status)
+
+    async def refresh(self, request: Request) -> Response:
+        env, user = request.path_params["env"], request.path_params["user"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return users.refresh_user(self.engine(), directory, env, user, trigger="api")
+
+        return await self._call(run)
+
+    async def access_mode(self, request: Request) -> Response:
+        body = await self._json(request, "mode")
+        env, user = request.path_params["env"], request.path_params["user"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return modes.set_access_mode(self.engine(), env, user, body["mode"], directory=directory)
+
+        return await self._call(run)
+
+    async def app_user(self, request: Request) -> Response:
+        body = await self._json(request, "app_id")
+        env = request.path_params["env"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return app_users.create_app_user(self.engine(), directory, env, body["app_id"])
+
+        return await self._call(run, 201)
+
+    async def import_stubs(self, request: Request) -> Response:
+        data = await request.body()
+        if len(data) > MAX_CSV_BYTES:
+            raise _BadBody(f"the CSV is larger than {MAX_CSV_BYTES} bytes")
+        env = request.path_params["env"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return stubs.import_stubs(self.engine(), directory, env, data, source="body")
+
+        return await self._call(run, 201)
+
+    async def reassign(self, request: Request) -> Response:
+        body = await self._json(request, "target")
+        env, stub = request.path_params["env"], request.path_params["stub"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return stubs.reassign_stub(self.engine(), env, stub, body["target"], directory=directory)
+
+        return await self._call(run)
+
+    async def assign_role(self, request: Request) -> Response:
+        body = await self._json(request, "user", "role")
+        env = request.path_params["env"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return roles.assign_role(self.engine(), env, body["user"], body["role"], directory=directory)
+
+        return await self._call(run)
+
+    async def remove_role(self, request: Request) -> Response:
+        p = request.path_params
+        env, role, user = p["env"], p["role"], p["user"]
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return roles.remove_role(self.engine(), env, user, role, directory=directory)
+
+        return await self._call(run)
+
+
+def routes(appctx: AppContext, *, directory: DirectoryFactory | None = None) -> list[Route]:
+    """The admin user routes. ``directory`` opens the Graph client of a request (default: the settings')."""
+    a = AdminRoutes(appctx, directory)
+    g = a._guarded
+    base = "/api/environments/{env}"
+    return [
+        Route(base + "/users/{user}/diagnose", a.diagnose, methods=["GET"]),
+        Route(base + "/users", g(a.add), methods=["POST"]),
+        Route(base + "/users/{user}/refresh", g(a.refresh), methods=["POST"]),
+        Route(base + "/users/{user}/access-mode", g(a.access_mode), methods=["PUT"]),
+        Route(base + "/app-users", g(a.app_user), methods=["POST"]),
+        Route(base + "/stubs", g(a.import_stubs), methods=["POST"]),
+        Route(base + "/stubs/{stub}/reassign", g(a.reassign), methods=["POST"]),
+        Route(base + "/roles", g(a.assign_role), methods=["POST"]),
+        Route(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
+    ]
