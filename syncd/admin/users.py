@@ -6,13 +6,13 @@ user's row from the database, and asks the rules engine with ``explain=True``. W
 the sync engine's planner and writer, recorded as a sync run of kind ``user`` with its event, so a
 row added on demand is exactly the row the background sync would have written.
 
-App passes (R4b). An add that succeeds only because the environment has app-pass capacity left
-(no full licence, no admin role, not non-interactive, no free Microsoft 365 plan and no tenant
-Marketing licence) uses one pass: the environment's ``app_pass_capacity`` (the passes left) goes
-down by one when the row is created or re-enabled, never when it is only kept up to date. The
-pass is taken with a guarded ``UPDATE ... WHERE app_pass_capacity > 0`` before the row is
-written, so two adds racing for the last pass can't both have it; the loser is refused (R4b), and
-a pass is given back if the write fails. The background sync never uses passes.
+App passes (R4b). An add that stands only on the environment's app-pass capacity (no full licence,
+no admin role, not non-interactive, no free Microsoft 365 plan, no tenant Marketing licence) does
+not use a pass up: ``app_pass_capacity`` is left as it is, and the result says ``via_app_pass``.
+The rules read the capacity as "passes left" and let the background sync keep such a row only
+while the capacity is above zero (R7a); taking one pass per add would make the add that takes
+the last pass disable its own user at the next background run. So the capacity is what the
+administrator sets (``syncd env create --app-pass-capacity``), and on-demand adds read it.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class UserResult:
     outcome: str
     checks: tuple[Check, ...] = ()
     conflicts: list[str] = field(default_factory=list)
-    app_pass_used: bool = False
+    via_app_pass: bool = False  # the add stood on the environment's app-pass capacity alone (R4b)
     row: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class UserResult:
             "changed": self.changed,
             "run_id": self.run_id,
             "outcome": self.outcome,
-            "app_pass_used": self.app_pass_used,
+            "via_app_pass": self.via_app_pass,
             "conflicts": self.conflicts,
             "checks": [check_dict(c) for c in self.checks],
             "row": self.row,
@@ -222,48 +222,15 @@ def _uses_app_pass(target: _Target, decision: Decision) -> bool:
     )
 
 
-def _claim_app_pass(conn: Any, sqlite: bool, env_id: int, delta: int) -> bool:
-    p = "?" if sqlite else "%s"
-    cur = conn.cursor()
-    try:
-        if delta < 0:
-            cur.execute(
-                f"UPDATE environment SET app_pass_capacity = app_pass_capacity - 1 "
-                f"WHERE id = {p} AND app_pass_capacity > 0",
-                (env_id,),
-            )
-        else:
-            cur.execute(
-                f"UPDATE environment SET app_pass_capacity = app_pass_capacity + 1 WHERE id = {p}", (env_id,)
-            )
-        ok = cur.rowcount == 1
-        conn.commit()
-        return ok
-    finally:
-        cur.close()
-
-
 def _apply(
     conn: Any,
     sqlite: bool,
     target: _Target,
     op: Operation | None,
     trigger: str,
-    app_pass: bool,
 ) -> tuple[int | None, str, str | None]:
     """Write the operation as a run of kind 'user'; returns (run id, outcome, error)."""
     env_id = target.env.id
-    if app_pass and not _claim_app_pass(conn, sqlite, env_id, -1):
-        raise Refused(
-            f"user {target.key} can't be added to {target.env.name}: the environment's app passes ran out",
-            [
-                Check(
-                    "R4",
-                    False,
-                    "R4 licence: no licence, and the environment has no app-pass capacity left (R4b)",
-                )
-            ],
-        )
     writer = Writer(conn, env_id, sqlite)
     writer.start_run("user", "user", trigger)
     writer.counts.read = 1
@@ -276,8 +243,6 @@ def _apply(
     outcome, error = "succeeded", None
     if writer.counts.failed:
         outcome, error = "failed", f"the row of {target.key} could not be written (see the run's events)"
-        if app_pass:
-            _claim_app_pass(conn, sqlite, env_id, +1)
     cur = conn.cursor()
     try:
         writer.finish_run_sql(cur, outcome, error)
@@ -328,8 +293,8 @@ def _one_user(
             )
         app_pass = mode is not Mode.BACKGROUND and op is not None and _uses_app_pass(target, decision)
         if op is not None and app_pass:
-            op.reason += " One of the environment's app passes is used (R4b)."
-        run_id, outcome, _ = _apply(conn, sqlite, target, op, trigger, app_pass)
+            op.reason += " The user has no licence: added through the environment's app-pass capacity (R4b)."
+        run_id, outcome, _ = _apply(conn, sqlite, target, op, trigger)
     with Session(engine) as session:
         row = _row_after(session, target)
         row_dict = lookup.row_dict(session, row) if row is not None else None
@@ -342,7 +307,7 @@ def _one_user(
         rule=decision.rule,
         run_id=run_id,
         outcome=outcome,
-        app_pass_used=app_pass,
+        via_app_pass=app_pass,
     )
     return UserResult(
         operation=operation,
@@ -356,7 +321,7 @@ def _one_user(
         outcome=outcome,
         checks=decision.checks,
         conflicts=[c.message for c in target.conflicts if not c.passed],
-        app_pass_used=app_pass and outcome == "succeeded",
+        via_app_pass=app_pass,
         row=row_dict,
     )
 

@@ -84,8 +84,8 @@ def _print_user_result(result: users.UserResult) -> None:
         f"{result.operation} {result.user['key']} in {result.environment}: {result.action} ({result.rule}), {change}"
     )
     typer.echo(f"  {result.reason}")
-    if result.app_pass_used:
-        typer.echo("  one app pass of the environment was used (R4b)")
+    if result.via_app_pass:
+        typer.echo("  no licence: added through the environment's app-pass capacity (R4b)")
     for message in result.conflicts:
         typer.echo(f"  conflict: {message}")
     typer.echo(f"  row: {_row_line(result.row)}")
