@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -257,3 +259,36 @@ def test_sync_of_a_busy_environment_is_409(stack: Stack) -> None:
 def test_reads_need_no_token(stack: Stack) -> None:
     for path in ("/", "/api/environments", "/api/runs", "/metrics", "/readyz", "/healthz"):
         assert stack.client.get(path).status_code == 200, path
+
+
+def mutation_routes(app: Any) -> list[tuple[str, str]]:
+    """Every (method, path) of the app that changes something, with its parameters filled in."""
+    out = []
+    for route in app.routes:
+        methods = getattr(route, "methods", None) or set()
+        for method in sorted(methods - {"GET", "HEAD", "OPTIONS"}):
+            path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: "1" if m.group(2) == ":int" else "x", route.path)
+            out.append((method, path))
+    return out
+
+
+def test_admin_user_routes_are_mounted_when_present(stack: Stack) -> None:
+    paths = {r.path for r in stack.app.routes if hasattr(r, "path")}
+    if importlib.util.find_spec("syncd.service.admin_routes") is None:
+        assert all(not p.startswith("/api/environments/{env}") for p in paths)
+    else:
+        assert "/api/environments/{env}/users" in paths
+
+
+def test_every_mutation_is_refused_without_the_token(make_stack: Any, db_url: str) -> None:
+    closed: Stack = make_stack(db_url, token=None)
+    guarded: Stack = make_stack(db_url)
+    routes = mutation_routes(guarded.app)
+    assert ("POST", "/api/environments/x/sync") in routes and len(routes) >= 2
+    for method, path in routes:
+        r = closed.client.request(method, path, json={}, headers=auth())
+        assert r.status_code == 403, (method, path, r.status_code, r.text)
+        for headers in ({}, auth("wrong")):
+            r = guarded.client.request(method, path, json={}, headers=headers)
+            assert r.status_code == 401, (method, path, r.status_code, r.text)
+    assert closed.sync.calls == [] and guarded.sync.calls == []

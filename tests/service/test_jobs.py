@@ -1,0 +1,100 @@
+"""A scheduled run under the environment's lock: skips, pending full runs, metrics."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from service_helpers import FakeSync, add_env, add_run
+from sqlalchemy import Engine
+
+from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
+from syncd.service.locks import locks_for
+from syncd.service.metrics import Metrics
+from syncd.service.scheduler import Target
+
+
+@pytest.fixture
+def env(engine: Engine) -> Target:
+    return Target(add_env(engine, "prod"), "prod")
+
+
+@pytest.fixture
+def jobs(engine: Engine) -> Iterator[SyncJobs]:
+    yield SyncJobs(lambda: engine, locks_for(engine), FakeSync(engine), Metrics(), threading.Event())
+
+
+def sync_of(jobs: SyncJobs) -> FakeSync:
+    assert isinstance(jobs.sync, FakeSync)
+    return jobs.sync
+
+
+def counter(jobs: SyncJobs, name: str, **labels: str) -> float:
+    return jobs.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_scheduled_run_goes_through_and_is_counted(jobs: SyncJobs, env: Target) -> None:
+    report = jobs.scheduled(env, "auto")
+    assert report.outcome == "succeeded"
+    assert sync_of(jobs).calls[0][1] == RunRequest(kind="auto", trigger="schedule")
+    assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="succeeded") == 1
+
+
+def test_busy_environment_is_skipped_and_a_skipped_full_stays_pending(
+    jobs: SyncJobs, env: Target, engine: Engine
+) -> None:
+    with jobs.locks.hold(env.id) as held:
+        assert held
+        assert jobs.scheduled(env, "full") is None
+        assert jobs.scheduled(env, "auto") is None
+        with pytest.raises(EnvironmentBusy):
+            jobs.run(env, RunRequest(kind="delta", trigger="api"))
+    assert sync_of(jobs).calls == []
+    assert counter(jobs, "syncd_runs_skipped_total", environment="prod", reason="locked") == 2
+    assert env.id in jobs.full_pending()
+    # The next delta tick runs the full run that was skipped, then the pending mark is gone.
+    jobs.scheduled(env, "auto")
+    assert sync_of(jobs).calls[-1][1].kind == "full"
+    assert jobs.full_pending() == {}
+
+
+def test_pending_full_dropped_when_another_replica_ran_one(
+    jobs: SyncJobs, env: Target, engine: Engine
+) -> None:
+    with jobs.locks.hold(env.id):
+        jobs.scheduled(env, "full")
+    add_run(engine, env.id, kind="full")  # another replica's full run, after the skip
+    jobs.scheduled(env, "auto")
+    assert sync_of(jobs).calls[-1][1].kind == "auto"
+    assert jobs.full_pending() == {}
+
+
+def test_delta_skipped_right_after_another_run(engine: Engine, env: Target) -> None:
+    jobs = SyncJobs(
+        lambda: engine, locks_for(engine), FakeSync(engine), Metrics(), threading.Event(), min_gap_s=30
+    )
+    add_run(engine, env.id, ago_s=0)
+    assert jobs.scheduled(env, "auto") is None
+    assert counter(jobs, "syncd_runs_skipped_total", environment="prod", reason="recent") == 1
+    # An explicit full run or an API run is never skipped for that.
+    assert jobs.scheduled(env, "full") is not None
+    assert jobs.run(env, RunRequest(kind="delta", trigger="api")) is not None
+
+
+def test_no_scheduled_run_once_stopping(jobs: SyncJobs, env: Target) -> None:
+    jobs.stop.set()
+    assert jobs.scheduled(env, "auto") is None
+    assert sync_of(jobs).calls == []
+
+
+def test_a_raising_sync_is_counted_and_releases_the_lock(engine: Engine, env: Target) -> None:
+    def boom(target: Target, request: RunRequest, stop: threading.Event) -> None:
+        raise RuntimeError("engine bug")
+
+    jobs = SyncJobs(lambda: engine, locks_for(engine), boom, Metrics(), threading.Event())
+    with pytest.raises(RuntimeError):
+        jobs.scheduled(env, "auto")
+    assert counter(jobs, "syncd_runs_total", environment="prod", kind="auto", outcome="error") == 1
+    with jobs.locks.hold(env.id) as held:
+        assert held
