@@ -1,0 +1,153 @@
+"""Access modes (R16, R17), application users (R18) and roles (R21), on both backends."""
+
+from __future__ import annotations
+
+import pytest
+from admin_helpers import Tenant, make_env
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from syncd.admin import app_users, modes, roles, users
+from syncd.admin.errors import Refused
+from syncd.dataverse.schema import SyncEvent, SystemUser
+from syncd.directory.client import GraphClient
+from syncd.errors import Conflict, NotFound, SyncdError
+from syncd.settings import Settings
+from syncd.sync.run import RunOptions, sync_environment
+
+
+def test_set_mode_read_is_kept_by_sync(engine: Engine, tenant: Tenant, directory: GraphClient) -> None:
+    # R16: a mode set by an administrator (Read) is kept by sync
+    make_env(engine)
+    u = tenant.user("rita")
+    users.add_user(engine, directory, "prod", u["id"])
+    r = modes.set_access_mode(engine, "prod", u["userPrincipalName"], "read", directory=directory)
+    assert (r.old_mode, r.mode, r.changed, r.note) == (0, 2, True, None)
+    assert users.refresh_user(engine, directory, "prod", u["id"]).row["accessmode"] == 2  # type: ignore[index]
+    with Session(engine) as s:
+        event = s.scalars(select(SyncEvent).order_by(SyncEvent.id.desc())).first()
+    assert event is not None and (event.action, event.rule, event.run_id) == ("update", "R16", None)
+    # Read-Write can be set, with the note that sync recomputes it.
+    r = modes.set_access_mode(engine, "prod", u["id"], "read-write")
+    assert r.mode == 0 and r.note is not None and "R16" in r.note
+
+
+def test_eighth_noninteractive_is_refused_application_users_dont_count(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    # R17, R18
+    make_env(engine)
+    for sp in tenant.service_principals[:3]:
+        app_users.create_app_user(engine, directory, "prod", sp["appId"])
+    people = [tenant.user(f"ni{i}") for i in range(8)]
+    for p in people:
+        users.add_user(engine, directory, "prod", p["id"])
+    for p in people[:7]:
+        r = modes.set_access_mode(engine, "prod", p["id"], "non-interactive")
+        assert r.mode == 4 and r.checks[0].rule == "R17" and r.checks[0].passed
+    with pytest.raises(Refused) as err:
+        modes.set_access_mode(engine, "prod", people[7]["id"], "non-interactive")
+    [check] = err.value.checks
+    assert check.rule == "R17" and not check.passed and "7" in check.message
+    with Session(engine) as s:
+        row = s.scalar(select(SystemUser).where(SystemUser.domainname == people[7]["userPrincipalName"]))
+        assert row is not None and row.accessmode == 0
+    # Setting it again on one already non-interactive is no eighth.
+    assert modes.set_access_mode(engine, "prod", people[0]["id"], "non-interactive").changed is False
+    # Moving one out frees a place.
+    modes.set_access_mode(engine, "prod", people[0]["id"], "read")
+    assert modes.set_access_mode(engine, "prod", people[7]["id"], "non-interactive").mode == 4
+
+
+def test_noninteractive_needs_no_licence(engine: Engine, tenant: Tenant, directory: GraphClient) -> None:
+    # R4d, R17: licence rules no longer apply to a non-interactive user
+    make_env(engine)
+    u = tenant.user("robot")
+    users.add_user(engine, directory, "prod", u["id"])
+    modes.set_access_mode(engine, "prod", u["id"], "non-interactive")
+    tenant.unlicence(u["id"])
+    r = users.refresh_user(engine, directory, "prod", u["id"])
+    assert r.row is not None and r.row["isdisabled"] is False and r.row["accessmode"] == 4
+
+
+def test_set_mode_bad_input_and_other_kinds(engine: Engine, tenant: Tenant, directory: GraphClient) -> None:
+    make_env(engine)
+    sp = tenant.service_principals[0]
+    app_users.create_app_user(engine, directory, "prod", sp["appId"])
+    with pytest.raises(SyncdError, match="'sideways'"):
+        modes.set_access_mode(engine, "prod", sp["appId"], "sideways")
+    with pytest.raises(Refused) as err:
+        modes.set_access_mode(engine, "prod", sp["appId"], "read")
+    assert err.value.checks[0].rule == "R18"
+    with pytest.raises(Refused) as err:
+        modes.set_access_mode(engine, "prod", "crmoln@microsoft.com", "read")
+    assert err.value.checks[0].rule == "R19"
+    with pytest.raises(NotFound):
+        modes.set_access_mode(engine, "prod", "nobody@x.example", "read")
+
+
+def test_application_user(engine: Engine, tenant: Tenant, directory: GraphClient) -> None:
+    # R18, R13
+    make_env(engine)
+    sp = tenant.service_principals[1]
+    r = app_users.create_app_user(engine, directory, "prod", sp["appId"])
+    row = r.row
+    assert (row["kind"], row["applicationid"], row["accessmode"], row["firstname"], row["isdisabled"]) == (
+        "application",
+        sp["appId"],
+        4,
+        "#",
+        False,
+    )
+    assert row["azureactivedirectoryobjectid"] == sp["id"]
+    with pytest.raises(Conflict):
+        app_users.create_app_user(engine, directory, "prod", sp["appId"])
+    with pytest.raises(NotFound, match="00000000-0000-4000-8000-000000000000"):
+        app_users.create_app_user(engine, directory, "prod", "00000000-0000-4000-8000-000000000000")
+    with pytest.raises(SyncdError, match="'not-a-guid'"):
+        app_users.create_app_user(engine, directory, "prod", "not-a-guid")
+    # No limit on their number.
+    for other in tenant.service_principals[2:]:
+        app_users.create_app_user(engine, directory, "prod", other["appId"])
+    # Sync never touches them: refresh leaves it alone, a full run too.
+    assert users.refresh_user(engine, directory, "prod", sp["appId"]).action == "leave_alone"
+    sync_environment(engine, directory, "prod", Settings(), RunOptions(kind="full"))
+    with Session(engine) as s:
+        apps = list(s.scalars(select(SystemUser).where(SystemUser.kind == "application")))
+    assert len(apps) == len(tenant.service_principals) - 1
+    assert all(a.accessmode == 4 and not a.isdisabled for a in apps)
+
+
+def test_roles_only_for_enabled_users(engine: Engine, tenant: Tenant, directory: GraphClient) -> None:
+    # R21: allowRoleAssignmentOnDisabledUsers off
+    make_env(engine)
+    u, gone = tenant.user("sam"), tenant.user("tom")
+    for x in (u, gone):
+        users.add_user(engine, directory, "prod", x["id"])
+    tenant.disable(gone["id"])
+    users.refresh_user(engine, directory, "prod", gone["id"])
+    r = roles.assign_role(engine, "prod", u["userPrincipalName"], "basic user")
+    assert (r.role, r.changed, r.roles) == ("Basic User", True, ["Basic User"])
+    assert roles.assign_role(engine, "prod", u["id"], "Basic User").changed is False
+    with pytest.raises(Refused) as err:
+        roles.assign_role(engine, "prod", gone["id"], "Basic User")
+    assert err.value.checks[0].rule == "R21"
+    with pytest.raises(NotFound, match="known: Basic User, Salesperson, System Administrator"):
+        roles.assign_role(engine, "prod", u["id"], "Overlord")
+    r = roles.remove_role(engine, "prod", u["id"], "Basic User")
+    assert r.roles == []
+    with pytest.raises(NotFound):
+        roles.remove_role(engine, "prod", u["id"], "Basic User")
+
+
+def test_roles_on_disabled_users_when_the_environment_allows(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    # R21: allowRoleAssignmentOnDisabledUsers on
+    make_env(engine, allow_role_assignment_on_disabled_users=True)
+    u = tenant.user("uma")
+    users.add_user(engine, directory, "prod", u["id"])
+    tenant.disable(u["id"])
+    users.refresh_user(engine, directory, "prod", u["id"])
+    r = roles.assign_role(engine, "prod", u["id"], "Salesperson")
+    assert r.changed and "allowRoleAssignmentOnDisabledUsers" in r.checks[0].message
