@@ -1,0 +1,149 @@
+"""The admin API: every mutation refused without the token, working with it; JSON errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+from admin_helpers import Tenant, make_env
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from syncd.context import AppContext
+from syncd.directory.client import GraphClient
+from syncd.service.admin_routes import routes
+from syncd.settings import Settings
+
+TOKEN = "admin-secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _client(db_url: str, directory: GraphClient, token: str | None) -> tuple[TestClient, AppContext]:
+    settings = Settings(database_url=db_url, admin_token=SecretStr(token) if token else None)
+    appctx = AppContext(settings)
+    app = Starlette(routes=routes(appctx, directory=lambda: nullcontext(directory)))
+    return TestClient(app), appctx
+
+
+@pytest.fixture
+def api(db_url: str, engine: Engine, directory: GraphClient) -> Iterator[TestClient]:
+    make_env(engine)
+    client, appctx = _client(db_url, directory, TOKEN)
+    with client:
+        yield client
+    appctx.close()
+
+
+def mutations(tenant: Tenant) -> list[tuple[str, str, dict[str, Any]]]:
+    u = tenant.user("zoe")
+    upn = u["userPrincipalName"]
+    sp = tenant.service_principals[0]
+    base = "/api/environments/prod"
+    return [
+        ("POST", base + "/users", {"json": {"user": upn}}),
+        ("POST", base + f"/users/{upn}/refresh", {}),
+        ("PUT", base + f"/users/{upn}/access-mode", {"json": {"mode": "read"}}),
+        ("POST", base + "/app-users", {"json": {"app_id": sp["appId"]}}),
+        ("POST", base + "/stubs", {"content": b"domainname,fullname\nold@legacy.example,Old\n"}),
+        ("POST", base + "/roles", {"json": {"user": upn, "role": "Basic User"}}),
+        ("POST", base + "/stubs/old@legacy.example/reassign", {"json": {"target": upn}}),
+        ("DELETE", base + f"/roles/Basic User/users/{upn}", {}),
+    ]
+
+
+def test_every_mutation_needs_the_token_and_works_with_it(api: TestClient, tenant: Tenant) -> None:
+    calls = mutations(tenant)
+    for method, url, kw in calls:
+        assert api.request(method, url, **kw).status_code == 401, url
+        bad = {"Authorization": "Bearer wrong"}
+        assert api.request(method, url, headers=bad, **kw).status_code == 401, url
+    expected = [201, 200, 200, 201, 201, 200, 200, 200]
+    for (method, url, kw), status in zip(calls, expected, strict=True):
+        r = api.request(method, url, headers=AUTH, **kw)
+        assert r.status_code == status, (url, r.text)
+    body = api.get(f"/api/environments/prod/users/{calls[0][2]['json']['user']}/diagnose").json()
+    assert body["row"]["accessmode"] == 2 and body["row"]["roles"] == []
+    actions = [e["action"] for e in body["events"]]
+    assert actions[:3] == ["remove_role", "reassign", "assign_role"]
+
+
+def test_no_token_configured_refuses_every_mutation(
+    db_url: str, engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    make_env(engine)
+    client, appctx = _client(db_url, directory, None)
+    with client:
+        for method, url, kw in mutations(tenant):
+            assert client.request(method, url, headers=AUTH, **kw).status_code == 403, url
+    appctx.close()
+
+
+def test_errors_are_json_with_status_codes(api: TestClient, tenant: Tenant) -> None:
+    # R8 refusal is 409 with the failed checks; unknown is 404; bad input is 400
+    u = tenant.user("yann", licence=None)
+    r = api.post("/api/environments/prod/users", json={"user": u["id"]}, headers=AUTH)
+    assert r.status_code == 409
+    assert r.json()["error"] == "refused" and {c["rule"] for c in r.json()["checks"]} >= {"R4"}
+    r = api.post("/api/environments/nope/users", json={"user": u["id"]}, headers=AUTH)
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    r = api.post("/api/environments/prod/users", json={"user": "nobody@nowhere.example"}, headers=AUTH)
+    assert r.status_code == 404
+    r = api.post("/api/environments/prod/users", json={"user": u["id"], "mode": "sideways"}, headers=AUTH)
+    assert r.status_code == 400 and "sideways" in r.json()["detail"]
+    r = api.post("/api/environments/prod/users", content=b"[1", headers=AUTH)
+    assert r.status_code == 400
+    r = api.put(f"/api/environments/prod/users/{u['id']}/access-mode", json={"mode": "up"}, headers=AUTH)
+    assert r.status_code == 400
+    r = api.post("/api/environments/prod/stubs", content=b"domainname,fullname\nbad,X\n", headers=AUTH)
+    assert r.status_code == 400 and r.json()["lines"][0]["line"] == 2
+    r = api.get("/api/environments/prod/users/nobody@nowhere.example/diagnose")
+    assert r.status_code == 404
+    app = "00000000-0000-4000-8000-000000000000"
+    r = api.post("/api/environments/prod/app-users", json={"app_id": app}, headers=AUTH)
+    assert r.status_code == 404
+
+
+def test_first_access_and_eighth_noninteractive_over_http(api: TestClient, tenant: Tenant) -> None:
+    # R7c via mode first_access; R17 refusal is 409
+    people = [tenant.user(f"api{i}") for i in range(8)]
+    for p in people:
+        r = api.post(
+            "/api/environments/prod/users", json={"user": p["id"], "mode": "first_access"}, headers=AUTH
+        )
+        assert r.status_code == 201 and r.json()["operation"] == "access"
+    for i, p in enumerate(people):
+        r = api.put(
+            f"/api/environments/prod/users/{p['id']}/access-mode",
+            json={"mode": "non-interactive"},
+            headers=AUTH,
+        )
+        assert r.status_code == (200 if i < 7 else 409)
+    assert r.json()["checks"][0]["rule"] == "R17"
+
+
+def test_the_daemons_app_mounts_the_routes(db_url: str, engine: Engine, clean_env: Path) -> None:
+    from syncd.directory.fake.generator import generate_tenant
+    from syncd.directory.fake.store import TenantStore
+    from syncd.service.app import create_app
+    from syncd.service.metrics import Metrics
+
+    make_env(engine)
+    store_path = clean_env / "tenant.db"
+    store = TenantStore.open(str(store_path))
+    generate_tenant(store, users=10, seed=3)
+    store.close()
+    settings = Settings(database_url=db_url, admin_token=SecretStr(TOKEN), directory_store=str(store_path))
+    appctx = AppContext(settings)
+    with TestClient(create_app(appctx, Metrics())) as client:
+        r = client.post("/api/environments/prod/users", json={"user": "a@b.example"})
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+        r = client.put(
+            "/api/environments/prod/users/a@b.example/access-mode", json={"mode": "read"}, headers=AUTH
+        )
+        assert r.status_code == 404 and "a@b.example" in r.json()["detail"]
+    appctx.close()
