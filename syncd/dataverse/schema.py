@@ -209,4 +209,6 @@ class SyncEvent(Base):
     reason: Mapped[str] = mapped_column(Text)
     changes: Mapped[str | None] = mapped_column(Text)  # JSON object: column -> new value
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 from syncd.dataverse import records as _records  # noqa: E402, F401  (owned records, R20)
