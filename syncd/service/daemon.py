@@ -16,11 +16,13 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from syncd.context import AppContext
 from syncd.service import runs
@@ -28,7 +30,7 @@ from syncd.service.app import create_app
 from syncd.service.jobs import SyncFn, SyncJobs, engine_sync
 from syncd.service.locks import locks_for
 from syncd.service.metrics import Metrics
-from syncd.service.scheduler import SyncScheduler
+from syncd.service.scheduler import SyncScheduler, Target
 from syncd.service.server import HttpServer
 from syncd.settings import Settings
 
@@ -93,6 +95,7 @@ class Daemon:
             lambda: runs.targets(engine),
             delta_interval_s=s.delta_interval_seconds,
             full_interval_s=s.full_interval_seconds,
+            last_full=self._last_full,
         )
         info = {
             "pid": os.getpid(),
@@ -111,6 +114,10 @@ class Daemon:
         if self.embedded_directory and self.options.churn_interval_s > 0 and _has_module(CHURN_MODULE):
             self.scheduler.add_periodic("churn", self._churn, self.options.churn_interval_s)
         log.info("daemon_started", pid=os.getpid(), http_port=self.http.bound_port)
+
+    def _last_full(self, target: Target) -> datetime | None:
+        with Session(self.engine()) as session:
+            return runs.last_full_finished_at(session, target.id)
 
     def _scheduler_running(self) -> bool:
         return self.scheduler is not None and self.scheduler.running and not self.stop.is_set()

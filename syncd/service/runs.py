@@ -146,6 +146,15 @@ def full_succeeded_since(session: Session, environment_id: int, since: datetime)
     return found is not None
 
 
+def last_full_finished_at(session: Session, environment_id: int) -> datetime | None:
+    """When the environment's last successful full run finished, whoever ran it."""
+    return session.scalar(
+        select(func.max(SyncRun.finished_at)).where(
+            SyncRun.environment_id == environment_id, SyncRun.kind == "full", SyncRun.outcome == "succeeded"
+        )
+    )
+
+
 def last_started_at(session: Session, environment_id: int) -> datetime | None:
     return session.scalar(
         select(func.max(SyncRun.started_at)).where(SyncRun.environment_id == environment_id)

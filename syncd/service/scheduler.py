@@ -46,6 +46,8 @@ class Target:
 
 JobFn = Callable[[Target, str, str], object]
 ListTargets = Callable[[], Sequence[Target]]
+#: When an environment's last full run finished (any replica), so a restart keeps the full cadence.
+LastFull = Callable[[Target], datetime | None]
 
 
 def delta_job_id(name: str) -> str:
@@ -74,6 +76,7 @@ class SyncScheduler:
         full_jitter_s: float | None = None,
         max_workers: int = 8,
         first_delta_delay_s: float = 0.0,
+        last_full: LastFull | None = None,
     ) -> None:
         self.job = job
         self.list_targets = list_targets
@@ -83,6 +86,7 @@ class SyncScheduler:
         self.delta_jitter_s = default_jitter(delta_interval_s) if delta_jitter_s is None else delta_jitter_s
         self.full_jitter_s = default_jitter(full_interval_s) if full_jitter_s is None else full_jitter_s
         self.first_delta_delay_s = first_delta_delay_s
+        self.last_full = last_full
         self.errors = 0
         self._targets: dict[str, Target] = {}
         self._rescan_lock = threading.Lock()
@@ -160,17 +164,32 @@ class SyncScheduler:
         )
         self.scheduler.add_job(
             self.job,
-            IntervalTrigger(
-                seconds=self.full_interval_s,
-                jitter=self.full_jitter_s or None,
-                start_date=now,
-            ),
+            IntervalTrigger(seconds=self.full_interval_s, jitter=self.full_jitter_s or None, start_date=now),
             args=[target, "full", "schedule"],
             id=full_job_id(target.name),
             name=f"full sync of {target.name}",
             replace_existing=True,
+            next_run_time=self._first_full(target, now),
         )
         log.info("environment_scheduled", environment=target.name, environment_id=target.id)
+
+    def _first_full(self, target: Target, now: datetime) -> datetime:
+        """A full interval after the last full run of any replica; soon when that is overdue.
+
+        Without a full run yet, one interval from now: the first delta run is a full run anyway.
+        """
+        last = None
+        if self.last_full is not None:
+            try:
+                last = self.last_full(target)
+            except Exception as exc:
+                log.warning("last_full_unknown", environment=target.name, error=str(exc))
+        if last is None:
+            return now + timedelta(seconds=self.full_interval_s)
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        soonest = now + timedelta(seconds=self.first_delta_delay_s + min(self.delta_interval_s, 30.0))
+        return max(last + timedelta(seconds=self.full_interval_s), soonest)
 
     def _unschedule(self, name: str) -> None:
         for job_id in (delta_job_id(name), full_job_id(name)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
@@ -168,3 +169,23 @@ def test_a_failing_environment_listing_keeps_the_schedule(make: Callable[..., Sy
     assert "delta:alpha" in s.job_ids()
     n = rec.count("alpha", "auto")
     wait_for(lambda: rec.count("alpha", "auto") > n)
+
+
+def test_full_run_cadence_survives_a_restart(make: Callable[..., SyncScheduler]) -> None:
+    """The first full run comes a full interval after the last one any replica finished."""
+    now = datetime.now(UTC)
+    last = {"alpha": now - timedelta(seconds=1000), "beta": now - timedelta(seconds=7200)}
+    s = make(
+        Recorder(),
+        lambda: [A, B, Target(3, "gamma")],
+        delta_interval_s=60,
+        full_interval_s=3600,
+        last_full=lambda t: last.get(t.name),
+    )
+    s.start()
+    alpha = s.scheduler.get_job("full:alpha").next_run_time
+    beta = s.scheduler.get_job("full:beta").next_run_time
+    gamma = s.scheduler.get_job("full:gamma").next_run_time
+    assert abs((alpha - (last["alpha"] + timedelta(seconds=3600))).total_seconds()) < 1
+    assert timedelta(0) < beta - now <= timedelta(seconds=61)  # overdue: soon, after the first delta
+    assert timedelta(seconds=3599) <= gamma - now <= timedelta(seconds=3601)  # never: the first delta is full
