@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 16:31:48.929733
+Create Date: 2026-11-29 16:35:31.467827
 """
 
 from __future__ import annotations
@@ -58,13 +58,15 @@ def upgrade() -> None:
         "sync_group_member",
         sa.Column("environment_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.String(length=36), nullable=False),
+        sa.Column("relation", sa.String(length=10), nullable=False),
+        sa.CheckConstraint("relation IN ('member', 'owner')", name=op.f("ck_sync_group_member_relation")),
         sa.ForeignKeyConstraint(
             ["environment_id"],
             ["environment.id"],
             name=op.f("fk_sync_group_member_environment_id_environment"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("environment_id", "member_id", name=op.f("pk_sync_group_member")),
+        sa.PrimaryKeyConstraint("environment_id", "member_id", "relation", name=op.f("pk_sync_group_member")),
     )
     op.create_table(
         "sync_run",

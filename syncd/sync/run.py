@@ -253,13 +253,12 @@ class _Run:
         if self.load_rows:
             self.writer.start_seen()
         state: dict[str, str | None] = {}
-        mirror: list[str] | None = None
+        mirror: tuple[list[str], list[str]] | None = None
         group_id = self.env.security_group_id
         if group_id:
             # R24: read the group's members and the admins, not the tenant.
             state[USERS_LINK] = self.directory.latest_users_delta_link()
             members, state[GROUPS_LINK] = source.group_members_and_link(self.directory, group_id)
-            mirror = sorted(members)
             evaluated: set[str] = set()
             for page in source.group_user_pages(self.directory, group_id):
                 self._check_stop()
@@ -267,6 +266,7 @@ class _Run:
                 evaluated.update(u.id for u in page)
                 self._decide_users([(u, u.id, Deletion.NONE, Membership.DIRECT) for u in page])
             owners = source.group_owner_ids(self.directory, group_id)
+            mirror = (sorted(members), sorted(owners))
             extra = [(oid, Membership.OWNER) for oid in sorted(owners - evaluated)]
             extra += [(oid, Membership.NONE) for oid in sorted(set(self.admins) - evaluated - owners)]
             self._decide_fetched(extra)
@@ -343,28 +343,36 @@ class _Run:
         """Fill in the membership of each user from the group mirror and this run's group changes."""
         if not self.env.security_group_id:
             return items
-        members = self._mirror_members([i[1] for i in items])
+        known = self._mirror_members([i[1] for i in items])
         out = []
         for du, oid, deletion, _ in items:
-            is_member = oid in self.added or (oid in members and oid not in self.removed)
-            out.append((du, oid, deletion, Membership.DIRECT if is_member else Membership.NONE))
+            relations = known.get(oid, ())
+            if oid in self.added or ("member" in relations and oid not in self.removed):
+                membership = Membership.DIRECT
+            elif "owner" in relations:
+                membership = Membership.OWNER
+            else:
+                membership = Membership.NONE
+            out.append((du, oid, deletion, membership))
         return out
 
-    def _mirror_members(self, ids: list[str]) -> set[str]:
+    def _mirror_members(self, ids: list[str]) -> dict[str, set[str]]:
+        """Object id -> its relations to the group ('member', 'owner') in the mirror."""
         if not ids:
-            return set()
+            return {}
         cur = self.conn.cursor()
         try:
             p = "?" if self.sqlite else "%s"
-            found: set[str] = set()
+            found: dict[str, set[str]] = {}
             for i in range(0, len(ids), 900):
                 chunk = ids[i : i + 900]
                 cur.execute(
-                    f"SELECT member_id FROM sync_group_member WHERE environment_id = {p} AND member_id IN "
-                    f"({', '.join([p] * len(chunk))})",
+                    f"SELECT member_id, relation FROM sync_group_member WHERE environment_id = {p} "
+                    f"AND member_id IN ({', '.join([p] * len(chunk))})",
                     (self.env.id, *chunk),
                 )
-                found.update(r[0] for r in cur.fetchall())
+                for member_id, relation in cur.fetchall():
+                    found.setdefault(member_id, set()).add(relation)
             return found
         finally:
             cur.close()
@@ -424,7 +432,7 @@ class _Run:
         self,
         state: dict[str, str | None],
         *,
-        mirror: list[str] | None = None,
+        mirror: tuple[list[str], list[str]] | None = None,
         mirror_add: Iterable[str] = (),
         mirror_remove: Iterable[str] = (),
         enabled_before: int = 0,
@@ -461,7 +469,7 @@ class _Run:
                 self.writer.checkpoint_sql(cur, state)
                 if self.env.security_group_id:
                     self.writer.group_mirror_sql(
-                        cur, replace_all=mirror, add=mirror_add, remove=mirror_remove
+                        cur, replace=mirror, add=mirror_add, remove=mirror_remove
                     )
             self.writer.finish_run_sql(cur, outcome, error)
 

@@ -375,31 +375,41 @@ class Writer:
                 )
 
     def group_mirror_sql(
-        self, cur: Any, *, replace_all: list[str] | None, add: Iterable[str], remove: Iterable[str]
+        self,
+        cur: Any,
+        *,
+        replace: tuple[list[str], list[str]] | None,
+        add: Iterable[str],
+        remove: Iterable[str],
     ) -> None:
-        """Keep the local copy of the security group's direct user members in step."""
+        """Keep the local copy of the security group's direct user members (and owners) in step.
+
+        `replace` is (members, owners) read by a full run; `add` and `remove` are a delta's member changes.
+        """
         if self.dry_run:
             return
         p = self.p
-        if replace_all is not None:
+        rows: list[tuple[int, str, str]] = []
+        if replace is not None:
             cur.execute(f"DELETE FROM sync_group_member WHERE environment_id = {p}", (self.env_id,))
-            add = replace_all
+            rows = [(self.env_id, m, "member") for m in replace[0]] + [
+                (self.env_id, o, "owner") for o in replace[1]
+            ]
         rm = [(self.env_id, m) for m in remove]
         if rm:
             cur.executemany(
-                f"DELETE FROM sync_group_member WHERE environment_id = {p} AND member_id = {p}", rm
+                f"DELETE FROM sync_group_member WHERE environment_id = {p} AND member_id = {p} AND relation = 'member'",
+                rm,
             )
-        rows = [(self.env_id, m) for m in add]
+        rows += [(self.env_id, m, "member") for m in add]
         if rows:
-            if self.sqlite:
-                cur.executemany(
-                    "INSERT OR IGNORE INTO sync_group_member (environment_id, member_id) VALUES (?, ?)", rows
-                )
-            else:
-                cur.executemany(
-                    "INSERT INTO sync_group_member (environment_id, member_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    rows,
-                )
+            conflict = "OR IGNORE " if self.sqlite else ""
+            tail = "" if self.sqlite else " ON CONFLICT DO NOTHING"
+            cur.executemany(
+                f"INSERT {conflict}INTO sync_group_member (environment_id, member_id, relation) "
+                f"VALUES ({p}, {p}, {p}){tail}",
+                rows,
+            )
 
     def _ts(self, value: datetime) -> Any:
         return _sqlite_ts(value) if self.sqlite else value
