@@ -27,7 +27,15 @@ from syncd.directory.client import GraphClient
 from syncd.directory.errors import FullResyncRequired
 from syncd.directory.models import Deletion, DirectoryUser, UsersDeltaPage
 from syncd.errors import NotFound
-from syncd.rules import Action, EnvironmentFacts, EnvType, Membership, UserFacts, decide
+from syncd.rules import (
+    GROUP_EXEMPT_ROLE_IDS,
+    Action,
+    EnvironmentFacts,
+    EnvType,
+    Membership,
+    UserFacts,
+    decide,
+)
 from syncd.settings import Settings
 from syncd.sync import source
 from syncd.sync.guard import check_disables
@@ -402,10 +410,22 @@ class _Run:
         self.counts.read += len(items)
         rows: dict[str, CurrentRow] = self.rows.load([i[1] for i in items]) if self.load_rows else {}
         envf, admins, plan = self.envf, self.admins, self._plan
+        scoped = self.env.security_group_id is not None
         for du, oid, deletion, membership in items:
             cur = rows.get(oid)
-            facts = UserFacts(du, oid, deletion, admins.get(oid, NO_ROLES), membership)
-            plan(decide(facts, envf, cur.facts if cur is not None else None), oid, cur, False)
+            roles = admins.get(oid, NO_ROLES)
+            out_of_scope = (
+                scoped
+                and du is not None
+                and membership is Membership.NONE
+                and roles.isdisjoint(GROUP_EXEMPT_ROLE_IDS)
+            )
+            if out_of_scope:
+                # R5, R24: outside the group a user is not read, only known to be out of scope; a row of
+                # theirs is disabled (R9) and otherwise left as it is, as a full run that never reads them.
+                du, deletion = None, Deletion.HARD
+            facts = UserFacts(du, oid, deletion, roles, membership)
+            plan(decide(facts, envf, cur.facts if cur is not None else None), oid, cur, out_of_scope)
         self.writer.seen(i[1] for i in items)
         if self.progress is not None:
             self.progress("read", len(items))
@@ -468,9 +488,7 @@ class _Run:
                 # The checkpoint moves only when everything it covers is applied.
                 self.writer.checkpoint_sql(cur, state)
                 if self.env.security_group_id:
-                    self.writer.group_mirror_sql(
-                        cur, replace=mirror, add=mirror_add, remove=mirror_remove
-                    )
+                    self.writer.group_mirror_sql(cur, replace=mirror, add=mirror_add, remove=mirror_remove)
             self.writer.finish_run_sql(cur, outcome, error)
 
         if not self.options.dry_run:
