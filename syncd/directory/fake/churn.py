@@ -70,16 +70,19 @@ class _Churn:
             given, g = names.GIVEN_NAMES[rng.randrange(len(names.GIVEN_NAMES))]
             sur, s = names.SURNAMES[rng.randrange(len(names.SURNAMES))]
             upn = f"{g}.{s}.{rng.getrandbits(48):012x}@{store.meta('domain')}"
-            blob = store.create_user(
-                {
-                    "displayName": f"{given} {sur}",
-                    "givenName": given,
-                    "surname": sur,
-                    "userPrincipalName": upn,
-                    "mail": upn,
-                    "accountEnabled": True,
-                }
-            )
+            try:
+                blob = store.create_user(
+                    {
+                        "displayName": f"{given} {sur}",
+                        "givenName": given,
+                        "surname": sur,
+                        "userPrincipalName": upn,
+                        "mail": upn,
+                        "accountEnabled": True,
+                    }
+                )
+            except StoreError:
+                return None  # the UPN is taken (a soft-deleted user may hold it)
             self._changed(str(load(blob)["id"]), "created")
             return kind
         if kind in ("restore", "hard_delete"):
@@ -208,7 +211,9 @@ class _Churn:
 
 def apply_churn(store: TenantStore, changes: int, seed: int = 0) -> dict[str, Any]:
     """Apply `changes` random changes; returns counts per kind and the ids of what was touched."""
-    rng = random.Random(f"{seed}:churn")
+    # The tenant's change number is part of the seed: deterministic for a given tenant and seed, and a
+    # second churn with the same seed on the changed tenant is a different one (no repeated creates).
+    rng = random.Random(f"{seed}:{store.change}:churn")
     churn = _Churn(store, rng)
     kinds, weights = zip(*KINDS, strict=True)
     applied = 0
