@@ -19,7 +19,10 @@ MIGRATIONS = PROJECT_ROOT / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings syncd relies on (foreign keys and WAL on SQLite)."""
+    """An engine with the settings syncd relies on (psycopg 3; foreign keys and WAL on SQLite)."""
+    from syncd.settings import normalise_database_url
+
+    url = normalise_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
 

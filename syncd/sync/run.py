@@ -49,6 +49,7 @@ USERS_LINK = "users_delta_link"
 GROUPS_LINK = "groups_delta_link"
 ADMINS = "admins"
 NO_ROLES: frozenset[str] = frozenset()
+ANALYZE_AFTER = 10_000  # rows written by one run, after which the table's statistics are refreshed
 
 Progress = Callable[[str, int], None]
 
@@ -260,6 +261,8 @@ class _Run:
         self.load_rows = existing > 0
         if self.load_rows:
             self.writer.start_seen()
+        else:
+            self.writer.bulk_create = True
         state: dict[str, str | None] = {}
         mirror: tuple[list[str], list[str]] | None = None
         group_id = self.env.security_group_id
@@ -495,6 +498,11 @@ class _Run:
             cur = self.conn.cursor()
             last(cur)
             self.conn.commit()
+            c = self.counts
+            if not self.sqlite and c.created + c.updated + c.enabled + c.disabled >= ANALYZE_AFTER:
+                # Fresh statistics, so the next run's lookups by object id use the index, not a scan.
+                cur.execute("ANALYZE systemuser")
+                self.conn.commit()
             cur.close()
         return outcome, error
 

@@ -111,6 +111,7 @@ class Writer:
     _pending: list[Operation] = field(default_factory=list)
     _seen: list[str] = field(default_factory=list)
     _seen_table: bool = False
+    bulk_create: bool = False  # the environment had no regular rows: creates go straight in with COPY
 
     @property
     def p(self) -> str:
@@ -125,40 +126,67 @@ class Writer:
             self.flush()
 
     def flush(self, extra: Callable[[Any], None] | None = None) -> None:
-        """Write the queued operations (and `extra` statements) in one transaction."""
-        ops, self._pending = self._pending, []
+        """Write the queued operations, their events (and `extra` statements) in one transaction."""
+        ops = _last_per_user(self._pending)
+        self._pending = []
         seen, self._seen = self._seen, []
         if self.dry_run:
+            if seen:  # the seen ids go to a temporary table, which a dry run may write
+                cur = self.conn.cursor()
+                self._write_seen(cur, seen)
+                self.conn.commit()
+                cur.close()
             for op in ops:
                 self._count(op)
             return
         if not ops and not seen and extra is None:
             return
+        bulk = self.bulk_create and not self.sqlite and all(op.action is Action.CREATE for op in ops)
         try:
-            cur = self.conn.cursor()
-            if seen:
-                self._write_seen(cur, seen)
-            if ops:
-                self._write_rows(cur, ops)
-            if extra is not None:
-                extra(cur)
-            self.conn.commit()
-            cur.close()
+            self._transaction(ops, seen, extra, bulk)
         except Exception as exc:
             self.conn.rollback()
             if not ops:
                 raise
+            if bulk:
+                # A row appeared since the run began (an admin's add): merge this batch instead.
+                log.info("sync.bulk_copy_conflict", rows=len(ops), error=str(exc)[:200])
+                self.bulk_create = False
+                self.flush_ops(ops, seen, extra)
+                return
             log.warning("sync.batch_failed", rows=len(ops), error=str(exc)[:300])
             self._write_one_by_one(ops, seen, extra)
             return
         for op in ops:
             self._count(op)
-        self._write_events(ops)
+
+    def flush_ops(self, ops: list[Operation], seen: list[str], extra: Callable[[Any], None] | None) -> None:
+        self._pending, self._seen = ops, seen
+        self.flush(extra)
+
+    def _transaction(
+        self, ops: Sequence[Operation], seen: Sequence[str], extra: Callable[[Any], None] | None, bulk: bool
+    ) -> None:
+        cur = self.conn.cursor()
+        if seen:
+            self._write_seen(cur, seen)
+        if ops:
+            if bulk:
+                with cur.copy(f"COPY systemuser ({_COLS}) FROM STDIN") as copy:
+                    for op in ops:
+                        copy.write_row(op.row)
+            else:
+                self._write_rows(cur, ops)
+            self._write_event_rows(cur, [(op, op.action, op.rule, op.reason) for op in ops])
+        if extra is not None:
+            extra(cur)
+        self.conn.commit()
+        cur.close()
 
     def _count(self, op: Operation) -> None:
         name = _COUNTER[op.action]
         setattr(self.counts, name, getattr(self.counts, name) + 1)
-        if len(self.planned) < self.planned_limit:
+        if self.dry_run and len(self.planned) < self.planned_limit:
             self.planned.append(op.describe())
 
     def _stage(self, op: Operation) -> tuple[Any, ...]:
@@ -191,66 +219,56 @@ class Writer:
             self._write_seen(cur, seen)
             self.conn.commit()
         sql = _upsert_sql(self.sqlite, "VALUES (" + ", ".join([self.p] * len(STAGE_COLUMNS)) + ")")
-        good: list[Operation] = []
         for op in ops:
             try:
                 cur.execute(sql, self._stage(op))
+                self._write_event_rows(cur, [(op, op.action, op.rule, op.reason)])
                 self.conn.commit()
-                good.append(op)
                 self._count(op)
             except Exception as exc:
                 self.conn.rollback()
                 self.counts.failed += 1
                 log.warning("sync.row_failed", object_id=op.object_id, error=str(exc)[:300])
-                self._events([(op, Action.REFUSE, "R10", f"Write failed: {str(exc).splitlines()[0][:500]}")])
+                reason = f"Write failed: {str(exc).splitlines()[0][:500]}"
+                self._write_event_rows(cur, [(op, Action.REFUSE, "R10", reason)])
+                self.conn.commit()
         if extra is not None:
             extra(cur)
             self.conn.commit()
         cur.close()
-        self._write_events(good)
 
     # -- events --------------------------------------------------------------------------------
 
-    def _write_events(self, ops: Sequence[Operation]) -> None:
-        self._events([(op, op.action, op.rule, op.reason) for op in ops])
-
-    def _events(self, items: Iterable[tuple[Operation, Action, str, str]]) -> None:
-        if self.dry_run:
-            return
-        now = self.now()
+    def _write_event_rows(self, cur: Any, items: Iterable[tuple[Operation, Action, str, str]]) -> None:
+        """One sync_event per written row, in the rows' transaction. A creation's event carries no
+        column values (the row itself holds them); other events carry what changed."""
+        now = self._ts(self.now())
+        sqlite = self.sqlite
         rows = []
         for op, action, rule, reason in items:
-            changes = orjson.dumps(op.changes, default=str).decode() if op.changes else None
-            action_name = "failed" if action is Action.REFUSE else action.value
-            rows.append(
-                (
-                    self.run_id,
-                    self.env_id,
+            if action is Action.CREATE or not op.changes:
+                changes = None
+            else:
+                changes = orjson.dumps(op.changes, default=str).decode()
+            sid, oid = (
+                (to_db_uuid(op.systemuserid, True), to_db_uuid(op.object_id, True))
+                if sqlite
+                else (
                     op.systemuserid,
                     op.object_id,
-                    action_name,
-                    rule,
-                    reason,
-                    changes,
-                    now,
                 )
             )
+            name = "failed" if action is Action.REFUSE else action.value
+            rows.append((self.run_id, self.env_id, sid, oid, name, rule, reason, changes, now))
         if not rows:
             return
-        cur = self.conn.cursor()
         cols = ", ".join(_EVENT_COLS)
-        if self.sqlite:
-            rows = [
-                (*r[:2], to_db_uuid(r[2], True), to_db_uuid(r[3], True), *r[4:8], _sqlite_ts(r[8]))
-                for r in rows
-            ]
+        if sqlite:
             cur.executemany(f"INSERT INTO sync_event ({cols}) VALUES ({', '.join('?' * 9)})", rows)
         else:
             with cur.copy(f"COPY sync_event ({cols}) FROM STDIN") as copy:
                 for r in rows:
                     copy.write_row(r)
-        self.conn.commit()
-        cur.close()
 
     # -- seen ids (full runs) ------------------------------------------------------------------
 
@@ -269,6 +287,8 @@ class Writer:
     def seen(self, object_ids: Iterable[str]) -> None:
         if self._seen_table:
             self._seen.extend(object_ids)
+            if len(self._seen) >= self.batch_size:
+                self.flush()
 
     def _write_seen(self, cur: Any, ids: Sequence[str]) -> None:
         if self.sqlite:
@@ -280,15 +300,8 @@ class Writer:
 
     def finish_seen(self) -> None:
         """Write the remaining seen ids, and let the planner query the table."""
-        if self._seen_table and not self.dry_run:
+        if self._seen_table:
             self.flush()
-        elif self._seen_table:
-            seen, self._seen = self._seen, []
-            if seen:
-                cur = self.conn.cursor()
-                self._write_seen(cur, seen)
-                self.conn.commit()
-                cur.close()
         if not self.sqlite and self._seen_table:
             cur = self.conn.cursor()
             cur.execute("ANALYZE _syncd_seen")
@@ -413,6 +426,13 @@ class Writer:
 
     def _ts(self, value: datetime) -> Any:
         return _sqlite_ts(value) if self.sqlite else value
+
+
+def _last_per_user(ops: list[Operation]) -> list[Operation]:
+    """One operation per user in a batch (the later one wins: Graph may list a user twice)."""
+    if len({op.object_id for op in ops}) == len(ops):
+        return ops
+    return list({op.object_id: op for op in ops}.values())
 
 
 def _sqlite_ts(value: Any) -> Any:

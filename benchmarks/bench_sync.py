@@ -1,0 +1,316 @@
+"""Benchmark the sync engine on PostgreSQL (and SQLite), against the fake server over loopback HTTP.
+
+For each tenant size: generate the tenant (cached under benchmarks/.cache), serve it with
+`syncd entra serve` in a subprocess, and run each sync in a subprocess of its own (so its peak RSS
+is its own). Measured in one run:
+
+* initial full sync of an empty environment, and the raw COPY of the very same rows into an empty
+  SystemUser table (the floor);
+* a no-change full run;
+* a delta run after 1,000 changes;
+* a full run of an environment scoped to a 10,000-member security group (R24);
+* SQLite: the initial full sync of 100k;
+* a straightforward ORM loop (query each user, merge, commit per batch) on 10k users, as a baseline.
+
+    .venv/bin/python benchmarks/bench_sync.py [--sizes 10000,100000,1000000] [--skip-sqlite]
+
+Prints one table with the ratios and writes benchmarks/results/sync.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+HERE = Path(__file__).parent
+CACHE = HERE / ".cache"
+RESULTS = HERE / "results" / "sync.json"
+PY = sys.executable
+SYNCD = str(Path(PY).with_name("syncd"))
+PG_ADMIN = os.environ.get("SYNCD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+GROUP_SIZE = 10_000
+
+CHILD_SYNC = r"""
+import json, resource, sys, time, logging
+import structlog
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+from syncd.dataverse.db import make_engine
+from syncd.settings import load_settings
+from syncd.sync.directory import open_directory
+from syncd.sync.run import RunOptions, sync_environment
+db_url, directory_url, env, kind = sys.argv[1:5]
+settings = load_settings(database_url=db_url, directory_url=directory_url, allow_mass_disable=True)
+engine = make_engine(settings.database_url)
+with open_directory(settings) as directory:
+    t = time.perf_counter()
+    report = sync_environment(engine, directory, env, settings, RunOptions(kind=kind, trigger="bench"))
+    seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "outcome": report.outcome, "kind": report.kind, "counts": report.counts,
+                  "error": report.error, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+CHILD_ORM = r"""
+import json, resource, sys, time, uuid, logging
+from datetime import UTC, datetime
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from syncd.dataverse.db import make_engine
+from syncd.dataverse.schema import Environment, SystemUser
+from syncd.directory.auth import StaticToken
+from syncd.directory.client import GraphClient
+from syncd.rules import wanted_columns
+db_url, directory_url, env_name = sys.argv[1:4]
+engine = make_engine(db_url)
+client = GraphClient(directory_url, token_provider=StaticToken("x"))
+t = time.perf_counter()
+n = 0
+with Session(engine) as s:
+    env_id = s.scalar(select(Environment.id).where(Environment.name == env_name))
+    for page in client.users_delta():
+        for u in page.users:
+            row = s.scalar(select(SystemUser).where(SystemUser.environment_id == env_id,
+                                                    SystemUser.azureactivedirectoryobjectid == uuid.UUID(u.id)))
+            values = wanted_columns(u)
+            values["azureactivedirectoryobjectid"] = uuid.UUID(u.id)
+            if row is None:
+                row = SystemUser(environment_id=env_id, kind="regular", createdon=datetime.now(UTC), **values)
+            else:
+                for k, v in values.items():
+                    setattr(row, k, v)
+            row.isdisabled = not u.account_enabled
+            row.modifiedon = datetime.now(UTC)
+            s.merge(row)
+            n += 1
+        s.commit()
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "users": n, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+COPY_COLUMNS = (
+    "systemuserid, environment_id, azureactivedirectoryobjectid, kind, domainname, fullname, firstname, lastname, "
+    "jobtitle, internalemailaddress, address1_telephone1, mobilephone, address1_line1, address1_city, "
+    "address1_stateorprovince, address1_postalcode, address1_country, isdisabled, accessmode, islicensed, "
+    "synced_internalemailaddress, createdon, modifiedon"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sh(args: list[str], env: dict[str, str] | None = None) -> str:
+    out = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+    return out.stdout
+
+
+def child(code: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def tenant(users: int) -> Path:
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"tenant-{users}-g{GROUP_SIZE}.db"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            p.unlink(missing_ok=True)
+        sh([SYNCD, "entra", "generate", "--users", str(users), "--seed", "1", "--group-size",
+            str(min(GROUP_SIZE, users)), "--store", str(tmp)])
+        tmp.rename(path)
+    return path
+
+
+class Server:
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.proc = subprocess.Popen(
+            [SYNCD, "--log-level", "warning", "entra", "serve", "--port", str(self.port), "--store", str(self.store)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{self.base}/v1.0/organization", timeout=1)
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the fake server did not start")
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(f"{self.base}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return dict(json.loads(r.read()))
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.base}{path}", timeout=60) as r:
+            return json.loads(r.read())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def fresh_pg(name: str) -> str:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    sh([SYNCD, "--database-url", url, "db", "upgrade"])
+    return url
+
+
+def create_env(db_url: str, name: str, *extra: str) -> None:
+    sh([SYNCD, "--database-url", db_url, "env", "create", name, *extra])
+
+
+def copy_floor(src_url: str, env: str) -> dict[str, Any]:
+    """The raw COPY of the same rows into an empty SystemUser table of a fresh database at head."""
+    dst_url = fresh_pg("syncd_bench_floor")
+    create_env(dst_url, env)
+    with tempfile.NamedTemporaryFile(suffix=".copy", delete=False) as f:
+        dump = Path(f.name)
+    with psycopg.connect(src_url.replace("+psycopg", "")) as src, dump.open("wb") as out:
+        with src.cursor().copy(
+            f"COPY (SELECT {COPY_COLUMNS} FROM systemuser WHERE kind = 'regular') TO STDOUT"
+        ) as copy:
+            for block in copy:
+                out.write(block)
+    with psycopg.connect(dst_url.replace("+psycopg", "")) as dst:
+        env_id = dst.execute("SELECT id FROM environment WHERE name = %s", (env,)).fetchone()[0]  # type: ignore[index]
+        assert env_id == 1
+        dst.execute("VACUUM ANALYZE") if False else None
+        t = time.perf_counter()
+        with dst.cursor().copy(f"COPY systemuser ({COPY_COLUMNS}) FROM STDIN") as copy, dump.open("rb") as src_f:
+            while block := src_f.read(1 << 20):
+                copy.write(block)
+        dst.commit()
+        seconds = time.perf_counter() - t
+        rows = dst.execute("SELECT count(*) FROM systemuser WHERE kind = 'regular'").fetchone()[0]  # type: ignore[index]
+    dump.unlink()
+    return {"seconds": seconds, "rows": rows}
+
+
+def run_size(users: int, results: dict[str, Any]) -> None:
+    store = tenant(users)
+    work = CACHE / f"work-{users}.db"
+    for p in CACHE.glob(f"work-{users}.db*"):
+        p.unlink()
+    sh(["cp", str(store), str(work)])
+    db_url = fresh_pg("syncd_bench")
+    create_env(db_url, "bench")
+    with Server(work) as server:
+        directory_url = f"{server.base}/v1.0"
+        r: dict[str, Any] = {}
+        r["initial"] = child(CHILD_SYNC, db_url, directory_url, "bench", "full")
+        r["floor"] = copy_floor(db_url, "bench")
+        r["nochange"] = child(CHILD_SYNC, db_url, directory_url, "bench", "full")
+        churn = server.post("/_sim/churn", {"changes": 1000, "seed": 5})
+        r["churn"] = churn.get("counts")
+        r["delta"] = child(CHILD_SYNC, db_url, directory_url, "bench", "delta")
+        group = server.get("/v1.0/groups")["value"]
+        main = next(g["id"] for g in group if g["displayName"] == "Dataverse Users")
+        create_env(db_url, "scoped", "--security-group", main)
+        r["scoped"] = child(CHILD_SYNC, db_url, directory_url, "scoped", "full")
+        if users <= 10_000:
+            orm_url = fresh_pg("syncd_bench_orm")
+            create_env(orm_url, "bench")
+            r["orm"] = child(CHILD_ORM, orm_url, directory_url, "bench")
+    results[str(users)] = r
+    print(f"  {users:,}: " + ", ".join(f"{k} {v['seconds']:.2f}s" for k, v in r.items() if isinstance(v, dict) and "seconds" in v), flush=True)
+
+
+def run_sqlite(users: int, results: dict[str, Any]) -> None:
+    store = tenant(users)
+    work = CACHE / f"work-sqlite-{users}.db"
+    for p in CACHE.glob(f"work-sqlite-{users}.db*"):
+        p.unlink()
+    sh(["cp", str(store), str(work)])
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite:///{tmp}/bench.db"
+        sh([SYNCD, "--database-url", db_url, "db", "upgrade"])
+        create_env(db_url, "bench")
+        with Server(work) as server:
+            results[f"sqlite-{users}"] = {"initial": child(CHILD_SYNC, db_url, f"{server.base}/v1.0", "bench", "full")}
+    print(f"  sqlite {users:,}: {results[f'sqlite-{users}']['initial']['seconds']:.2f}s", flush=True)
+
+
+def table(results: dict[str, Any], sizes: list[int]) -> str:
+    lines = ["| measure | users | seconds | users/s | peak RSS MB | ratio | target |", "|---|---|---|---|---|---|---|"]
+
+    def row(label: str, n: int, res: dict[str, Any], ratio: str = "", target: str = "") -> None:
+        secs = res["seconds"]
+        rate = f"{n / secs:,.0f}" if secs else "-"
+        rss = f"{res['rss_mb']:.0f}" if "rss_mb" in res else "-"
+        lines.append(f"| {label} | {n:,} | {secs:.2f} | {rate} | {rss} | {ratio} | {target} |")
+
+    for n in sizes:
+        r = results[str(n)]
+        floor = r["floor"]["seconds"]
+        row("raw COPY floor", n, r["floor"])
+        row("initial full sync", n, r["initial"], f"{r['initial']['seconds'] / floor:.2f}x floor", "<= 3x floor")
+        row("no-change full run", n, r["nochange"], f"{r['nochange']['seconds'] / r['initial']['seconds']:.2f}x initial",
+            "<= 0.6x initial")
+        row("delta, 1,000 changes", n, r["delta"], "", "<= 1 s")
+        row(f"full run, {GROUP_SIZE:,}-member group", n, r["scoped"])
+        if "orm" in r:
+            row("ORM loop baseline", n, r["orm"], f"{r['orm']['seconds'] / r['initial']['seconds']:.1f}x syncd")
+    if len(sizes) > 1:
+        big, small = str(max(sizes)), str(min(s for s in sizes if s >= 100_000) if any(s >= 100_000 for s in sizes if s != max(sizes)) else min(sizes))
+        if big != small:
+            ratio = results[big]["delta"]["seconds"] / results[small]["delta"]["seconds"]
+            lines.append(f"| delta 1,000 changes: {int(big):,} vs {int(small):,} | | | | | {ratio:.2f}x | <= 1.5x |")
+        ten_k = str(min(sizes))
+        if big != ten_k:
+            ratio = results[big]["scoped"]["seconds"] / results[ten_k]["initial"]["seconds"]
+            lines.append(f"| {GROUP_SIZE:,}-member group in {int(big):,} vs full run of {int(ten_k):,} tenant | | | | | {ratio:.2f}x | <= 1.5x |")
+    for key, res in results.items():
+        if key.startswith("sqlite-"):
+            row("SQLite initial full sync", int(key.split("-")[1]), res["initial"])
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--sqlite-size", type=int, default=100_000)
+    ap.add_argument("--skip-sqlite", action="store_true")
+    args = ap.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    results: dict[str, Any] = {}
+    for n in sizes:
+        print(f"PostgreSQL, {n:,} users", flush=True)
+        run_size(n, results)
+    if not args.skip_sqlite:
+        run_sqlite(args.sqlite_size, results)
+    out = table(results, sizes)
+    print(out)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                                   "results": results, "table": out}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
