@@ -167,6 +167,7 @@ class _Run:
         self.now = datetime.now(UTC)
         self.read_users = 0
         self.in_delta = False
+        self.existing_rows = 0
         self.added: set[str] = set()
         self.removed: set[str] = set()
 
@@ -257,7 +258,7 @@ class _Run:
     def _full(self) -> tuple[str, str | None]:
         self.admins = source.read_admins(self.directory)
         enabled_before = self.rows.count_enabled_regular()
-        existing = self.rows.count_regular()
+        existing = self.existing_rows = self.rows.count_regular()
         self.load_rows = existing > 0
         if self.load_rows:
             self.writer.start_seen()
@@ -271,7 +272,7 @@ class _Run:
             state[USERS_LINK] = self.directory.latest_users_delta_link()
             members, state[GROUPS_LINK] = source.group_members_and_link(self.directory, group_id)
             evaluated: set[str] = set()
-            for page in source.group_user_pages(self.directory, group_id):
+            for page in source.prefetch(source.group_user_pages(self.directory, group_id)):
                 self._check_stop()
                 page = [u for u in page if u.id in members]
                 evaluated.update(u.id for u in page)
@@ -283,7 +284,7 @@ class _Run:
             self._decide_fetched(extra)
         else:
             reader = self.directory.users_delta()
-            for delta_page in reader:
+            for delta_page in source.prefetch(reader):
                 self._check_stop()
                 self._decide_users(_delta_items(delta_page))
             state[USERS_LINK] = reader.delta_link
@@ -331,7 +332,7 @@ class _Run:
         enabled_before: int | None = None
         users = self.directory.users_delta(state[USERS_LINK])
         seen: set[str] = set()
-        for delta_page in users:
+        for delta_page in source.prefetch(users):
             self._check_stop()
             items = _delta_items(delta_page)
             seen.update(i[1] for i in items)
@@ -499,7 +500,10 @@ class _Run:
             last(cur)
             self.conn.commit()
             c = self.counts
-            if not self.sqlite and c.created + c.updated + c.enabled + c.disabled >= ANALYZE_AFTER:
+            written = c.created + c.updated + c.enabled + c.disabled
+            if not self.sqlite and (
+                written >= ANALYZE_AFTER or written >= max(1000, self.existing_rows // 10)
+            ):
                 # Fresh statistics, so the next run's lookups by object id use the index, not a scan.
                 cur.execute("ANALYZE systemuser")
                 self.conn.commit()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
+from typing import Any, TypeVar
 
 from syncd.directory.client import GraphClient
 from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
 from syncd.rules import ADMIN_ROLE_IDS
 
 Admins = dict[str, frozenset[str]]
+T = TypeVar("T")
 
 
 def read_admins(directory: GraphClient) -> Admins:
@@ -54,3 +58,50 @@ def group_members_and_link(directory: GraphClient, group_id: str) -> tuple[set[s
             for m in g.removed:
                 members.discard(m.id)
     return members, reader.delta_link
+
+
+_DONE = object()
+
+
+def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Read `pages` in a thread, `depth` pages ahead, so reading the directory overlaps writing.
+
+    Errors of the reader come out of this iterator where they happened; leaving the loop early
+    stops the reader at its next page.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        q.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(_Failure(exc))
+
+    thread = threading.Thread(target=reader, name="syncd-directory-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
