@@ -131,8 +131,21 @@ def tenant(users: int) -> Path:
         tmp = path.with_suffix(".tmp")
         for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             p.unlink(missing_ok=True)
-        sh([SYNCD, "entra", "generate", "--users", str(users), "--seed", "1", "--group-size",
-            str(min(GROUP_SIZE, users)), "--store", str(tmp)])
+        sh(
+            [
+                SYNCD,
+                "entra",
+                "generate",
+                "--users",
+                str(users),
+                "--seed",
+                "1",
+                "--group-size",
+                str(min(GROUP_SIZE, users)),
+                "--store",
+                str(tmp),
+            ]
+        )
         tmp.rename(path)
     return path
 
@@ -146,8 +159,19 @@ class Server:
 
     def __enter__(self) -> Server:
         self.proc = subprocess.Popen(
-            [SYNCD, "--log-level", "warning", "entra", "serve", "--port", str(self.port), "--store", str(self.store)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                SYNCD,
+                "--log-level",
+                "warning",
+                "entra",
+                "serve",
+                "--port",
+                str(self.port),
+                "--store",
+                str(self.store),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(200):
             try:
@@ -158,8 +182,12 @@ class Server:
         raise RuntimeError("the fake server did not start")
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(f"{self.base}{path}", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.base}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=600) as r:
             return dict(json.loads(r.read()))
 
@@ -192,18 +220,22 @@ def copy_floor(src_url: str, env: str) -> dict[str, Any]:
     create_env(dst_url, env)
     with tempfile.NamedTemporaryFile(suffix=".copy", delete=False) as f:
         dump = Path(f.name)
-    with psycopg.connect(src_url.replace("+psycopg", "")) as src, dump.open("wb") as out:
-        with src.cursor().copy(
-            f"COPY (SELECT {COPY_COLUMNS} FROM systemuser WHERE kind = 'regular') TO STDOUT"
-        ) as copy:
-            for block in copy:
-                out.write(block)
+    query = f"COPY (SELECT {COPY_COLUMNS} FROM systemuser WHERE kind = 'regular') TO STDOUT"
+    with (
+        psycopg.connect(src_url.replace("+psycopg", "")) as src,
+        dump.open("wb") as out,
+        src.cursor().copy(query) as copy,
+    ):
+        for block in copy:
+            out.write(block)
     with psycopg.connect(dst_url.replace("+psycopg", "")) as dst:
         env_id = dst.execute("SELECT id FROM environment WHERE name = %s", (env,)).fetchone()[0]  # type: ignore[index]
         assert env_id == 1
-        dst.execute("VACUUM ANALYZE") if False else None
         t = time.perf_counter()
-        with dst.cursor().copy(f"COPY systemuser ({COPY_COLUMNS}) FROM STDIN") as copy, dump.open("rb") as src_f:
+        with (
+            dst.cursor().copy(f"COPY systemuser ({COPY_COLUMNS}) FROM STDIN") as copy,
+            dump.open("rb") as src_f,
+        ):
             while block := src_f.read(1 << 20):
                 copy.write(block)
         dst.commit()
@@ -239,7 +271,13 @@ def run_size(users: int, results: dict[str, Any]) -> None:
             create_env(orm_url, "bench")
             r["orm"] = child(CHILD_ORM, orm_url, directory_url, "bench")
     results[str(users)] = r
-    print(f"  {users:,}: " + ", ".join(f"{k} {v['seconds']:.2f}s" for k, v in r.items() if isinstance(v, dict) and "seconds" in v), flush=True)
+    print(
+        f"  {users:,}: "
+        + ", ".join(
+            f"{k} {v['seconds']:.2f}s" for k, v in r.items() if isinstance(v, dict) and "seconds" in v
+        ),
+        flush=True,
+    )
 
 
 def run_sqlite(users: int, results: dict[str, Any]) -> None:
@@ -253,12 +291,17 @@ def run_sqlite(users: int, results: dict[str, Any]) -> None:
         sh([SYNCD, "--database-url", db_url, "db", "upgrade"])
         create_env(db_url, "bench")
         with Server(work) as server:
-            results[f"sqlite-{users}"] = {"initial": child(CHILD_SYNC, db_url, f"{server.base}/v1.0", "bench", "full")}
+            results[f"sqlite-{users}"] = {
+                "initial": child(CHILD_SYNC, db_url, f"{server.base}/v1.0", "bench", "full")
+            }
     print(f"  sqlite {users:,}: {results[f'sqlite-{users}']['initial']['seconds']:.2f}s", flush=True)
 
 
 def table(results: dict[str, Any], sizes: list[int]) -> str:
-    lines = ["| measure | users | seconds | users/s | peak RSS MB | ratio | target |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| measure | users | seconds | users/s | peak RSS MB | ratio | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def row(label: str, n: int, res: dict[str, Any], ratio: str = "", target: str = "") -> None:
         secs = res["seconds"]
@@ -270,22 +313,49 @@ def table(results: dict[str, Any], sizes: list[int]) -> str:
         r = results[str(n)]
         floor = r["floor"]["seconds"]
         row("raw COPY floor", n, r["floor"])
-        row("initial full sync", n, r["initial"], f"{r['initial']['seconds'] / floor:.2f}x floor", "<= 3x floor")
-        row("no-change full run", n, r["nochange"], f"{r['nochange']['seconds'] / r['initial']['seconds']:.2f}x initial",
-            "<= 0.6x initial")
+        row(
+            "initial full sync",
+            n,
+            r["initial"],
+            f"{r['initial']['seconds'] / floor:.2f}x floor",
+            "<= 3x floor",
+        )
+        row(
+            "no-change full run",
+            n,
+            r["nochange"],
+            f"{r['nochange']['seconds'] / r['initial']['seconds']:.2f}x initial",
+            "<= 0.6x initial",
+        )
         row("delta, 1,000 changes", n, r["delta"], "", "<= 1 s")
         row(f"full run, {GROUP_SIZE:,}-member group", n, r["scoped"])
         if "orm" in r:
-            row("ORM loop baseline", n, r["orm"], f"{r['orm']['seconds'] / r['initial']['seconds']:.1f}x syncd")
+            row(
+                "ORM loop baseline",
+                n,
+                r["orm"],
+                f"{r['orm']['seconds'] / r['initial']['seconds']:.1f}x syncd",
+            )
     if len(sizes) > 1:
-        big, small = str(max(sizes)), str(min(s for s in sizes if s >= 100_000) if any(s >= 100_000 for s in sizes if s != max(sizes)) else min(sizes))
+        big, small = (
+            str(max(sizes)),
+            str(
+                min(s for s in sizes if s >= 100_000)
+                if any(s >= 100_000 for s in sizes if s != max(sizes))
+                else min(sizes)
+            ),
+        )
         if big != small:
             ratio = results[big]["delta"]["seconds"] / results[small]["delta"]["seconds"]
-            lines.append(f"| delta 1,000 changes: {int(big):,} vs {int(small):,} | | | | | {ratio:.2f}x | <= 1.5x |")
+            lines.append(
+                f"| delta 1,000 changes: {int(big):,} vs {int(small):,} | | | | | {ratio:.2f}x | <= 1.5x |"
+            )
         ten_k = str(min(sizes))
         if big != ten_k:
             ratio = results[big]["scoped"]["seconds"] / results[ten_k]["initial"]["seconds"]
-            lines.append(f"| {GROUP_SIZE:,}-member group in {int(big):,} vs full run of {int(ten_k):,} tenant | | | | | {ratio:.2f}x | <= 1.5x |")
+            lines.append(
+                f"| {GROUP_SIZE:,}-member group in {int(big):,} vs full run of {int(ten_k):,} tenant | | | | | {ratio:.2f}x | <= 1.5x |"
+            )
     for key, res in results.items():
         if key.startswith("sqlite-"):
             row("SQLite initial full sync", int(key.split("-")[1]), res["initial"])
@@ -308,8 +378,16 @@ def main() -> None:
     out = table(results, sizes)
     print(out)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                                   "results": results, "table": out}, indent=2))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "results": results,
+                "table": out,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

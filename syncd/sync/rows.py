@@ -27,6 +27,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     *[c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid"],
 )
 _N_FIXED = 8
+_UUID_COLUMNS = ("systemuserid", "azureactivedirectoryobjectid")
 _SYNCED_READ = [c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid"]
 _KINDS = {k.value: k for k in UserKind}
 
@@ -58,9 +59,10 @@ class CurrentRow:
 
 
 def _to_row(t: Sequence[Any]) -> CurrentRow:
-    columns = dict(zip(_SYNCED_READ, t[_N_FIXED:], strict=True))
-    oid = from_db_uuid(t[1])
-    assert oid is not None
+    columns = dict(zip(_SYNCED_READ, t[_N_FIXED:], strict=False))
+    oid = t[1]
+    if len(oid) != 36:  # SQLite's 32 hex digits
+        oid = from_db_uuid(oid)
     columns["azureactivedirectoryobjectid"] = oid
     email = columns["internalemailaddress"]
     synced = t[6]
@@ -72,7 +74,8 @@ def _to_row(t: Sequence[Any]) -> CurrentRow:
         columns=columns,
         email_edited=email != synced,
     )
-    return CurrentRow(from_db_uuid(t[0]) or "", oid, facts, synced, t[7])
+    sid = t[0] if len(t[0]) == 36 else from_db_uuid(t[0]) or ""
+    return CurrentRow(sid, oid, facts, synced, t[7])
 
 
 class RowReader:
@@ -88,9 +91,11 @@ class RowReader:
                 f"SELECT {cols} FROM systemuser WHERE environment_id = ? AND azureactivedirectoryobjectid IN "
             )
         else:
+            # GUIDs travel as text both ways: cheaper than building uuid objects for every row.
+            text_cols = ", ".join(f"{c}::text" if c in _UUID_COLUMNS else c for c in ROW_COLUMNS)
             self._sql = (
-                f"SELECT {cols} FROM systemuser WHERE environment_id = %s "
-                "AND azureactivedirectoryobjectid = ANY(%s::uuid[])"
+                f"SELECT {text_cols} FROM systemuser WHERE environment_id = %s "
+                "AND azureactivedirectoryobjectid = ANY(%s::text[]::uuid[])"
             )
         self._cols = cols
 
@@ -110,8 +115,13 @@ class RowReader:
                         r = _to_row(t)
                         out[r.object_id] = r
                 return out
+            # A page of ids is a small share of a large environment, but not of a small one, where the
+            # planner would pick a sequential scan: repeated on every page, that turns a run quadratic.
+            cur.execute("SET LOCAL enable_seqscan = off")
             cur.execute(self._sql, (self.env_id, ids))
-            return {r.object_id: r for r in map(_to_row, cur.fetchall())}
+            rows = cur.fetchall()
+            self.conn.commit()
+            return {r.object_id: r for r in map(_to_row, rows)}
         finally:
             cur.close()
 
@@ -143,7 +153,9 @@ class RowReader:
     def iter_unseen(self, batch: int = 5000) -> Iterator[list[CurrentRow]]:
         """Regular rows of the environment whose user the run did not see (the `_syncd_seen` table)."""
         p = "?" if self.sqlite else "%s"
-        cols = ", ".join("s." + c for c in ROW_COLUMNS)
+        cols = ", ".join(
+            f"s.{c}::text" if c in _UUID_COLUMNS and not self.sqlite else f"s.{c}" for c in ROW_COLUMNS
+        )
         sql = (
             f"SELECT {cols} FROM systemuser s WHERE s.environment_id = {p} AND s.kind = 'regular' "
             "AND NOT EXISTS (SELECT 1 FROM _syncd_seen t WHERE t.oid = s.azureactivedirectoryobjectid)"
