@@ -19,6 +19,7 @@ import orjson
 
 from syncd.directory.errors import MalformedResponse
 from syncd.directory.models import (
+    GRAPH_USER_FIELDS,
     AssignedLicense,
     Deletion,
     DirectoryRole,
@@ -33,25 +34,7 @@ from syncd.directory.models import (
 )
 
 #: The user fields sync reads (GRAPH.md), in the order Graph documents them.
-USER_FIELDS: tuple[str, ...] = (
-    "id",
-    "userPrincipalName",
-    "displayName",
-    "givenName",
-    "surname",
-    "jobTitle",
-    "mail",
-    "businessPhones",
-    "mobilePhone",
-    "streetAddress",
-    "city",
-    "state",
-    "postalCode",
-    "country",
-    "accountEnabled",
-    "userType",
-    "assignedLicenses",
-)
+USER_FIELDS: tuple[str, ...] = GRAPH_USER_FIELDS
 #: The ``$select`` value that asks Graph for exactly those fields.
 USER_SELECT: str = ",".join(USER_FIELDS)
 #: Fields without which a user record cannot be decoded at all.

@@ -9,6 +9,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+#: The Graph user fields of GRAPH.md, in the order Graph documents them: what sync reads and
+#: what the fake directory serves.
+GRAPH_USER_FIELDS: tuple[str, ...] = (
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "jobTitle",
+    "mail",
+    "businessPhones",
+    "mobilePhone",
+    "streetAddress",
+    "city",
+    "state",
+    "postalCode",
+    "country",
+    "accountEnabled",
+    "userType",
+    "assignedLicenses",
+)
+
 
 class Deletion(StrEnum):
     """How a user left the directory (R3)."""

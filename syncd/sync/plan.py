@@ -12,28 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from syncd.rules import Action, Decision
+from syncd.rules import SYNCED_COLUMNS, Action, Decision
 from syncd.sync.rows import CurrentRow
 
+# The row columns the writer stages, in order.
+# The synced columns a row holds besides its object id (R10), in SYNCED_COLUMNS order.
+_VALUE_COLUMNS: tuple[str, ...] = tuple(c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid")
 # The row columns the writer stages, in order.
 STAGE_COLUMNS: tuple[str, ...] = (
     "systemuserid",
     "environment_id",
     "azureactivedirectoryobjectid",
     "kind",
-    "domainname",
-    "fullname",
-    "firstname",
-    "lastname",
-    "jobtitle",
-    "internalemailaddress",
-    "address1_telephone1",
-    "mobilephone",
-    "address1_line1",
-    "address1_city",
-    "address1_stateorprovince",
-    "address1_postalcode",
-    "address1_country",
+    *_VALUE_COLUMNS,
     "isdisabled",
     "accessmode",
     "islicensed",
@@ -41,7 +32,6 @@ STAGE_COLUMNS: tuple[str, ...] = (
     "createdon",
     "modifiedon",
 )
-_VALUE_COLUMNS = STAGE_COLUMNS[4:17]  # domainname .. address1_country
 
 WRITING_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.ENABLE, Action.DISABLE})
 

@@ -10,6 +10,7 @@ from syncd.dataverse import db
 from syncd.dataverse.environments import EnvironmentSpec, create_environment
 from syncd.dataverse.schema import SystemUser
 from syncd.directory.client import GraphClient
+from syncd.rules import SYNCED_COLUMNS
 from syncd.settings import Settings
 from syncd.sync.run import RunOptions, RunReport, sync_environment
 
@@ -25,20 +26,9 @@ def run(engine: Engine, directory: GraphClient, env: str, settings: Settings, **
     return report
 
 
+# The values sync owns, object id aside: the synced columns (R10) and the row's state.
 SNAPSHOT_COLUMNS = (
-    "domainname",
-    "fullname",
-    "firstname",
-    "lastname",
-    "jobtitle",
-    "internalemailaddress",
-    "address1_telephone1",
-    "mobilephone",
-    "address1_line1",
-    "address1_city",
-    "address1_stateorprovince",
-    "address1_postalcode",
-    "address1_country",
+    *(c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid"),
     "isdisabled",
     "accessmode",
     "islicensed",

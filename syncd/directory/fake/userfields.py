@@ -11,27 +11,10 @@ from typing import Any
 import orjson
 
 from syncd.directory.fake.errors import StoreError
+from syncd.directory.models import GRAPH_USER_FIELDS
 
 # Every user field Graph returns here, in the order they are serialised.
-USER_FIELDS: tuple[str, ...] = (
-    "id",
-    "userPrincipalName",
-    "displayName",
-    "givenName",
-    "surname",
-    "jobTitle",
-    "mail",
-    "businessPhones",
-    "mobilePhone",
-    "streetAddress",
-    "city",
-    "state",
-    "postalCode",
-    "country",
-    "accountEnabled",
-    "userType",
-    "assignedLicenses",
-)
+USER_FIELDS: tuple[str, ...] = GRAPH_USER_FIELDS
 
 _STRING_FIELDS = frozenset(
     {
