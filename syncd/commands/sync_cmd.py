@@ -95,32 +95,28 @@ def _print_report(appctx: AppContext, report: RunReport) -> None:
         console.print(plan)
         if len(report.planned) > 200:
             console.print(f"... and {len(report.planned) - 200} more operations")
-    table = Table(title=f"sync {report.environment}: {report.outcome}")
-    for col in (
-        "kind",
-        "read",
-        "created",
-        "updated",
-        "enabled",
-        "disabled",
-        "unchanged",
-        "failed",
-        "blocked",
-        "seconds",
-    ):
-        table.add_column(col, justify="right")
-    c = report.counts
     kind = (
         report.kind
         if report.kind == report.requested_kind
         else f"{report.kind} (asked {report.requested_kind})"
     )
-    table.add_row(
-        kind,
-        *(f"{c[k]:,}" for k in ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed")),
-        f"{c['blocked_disables']:,}",
-        f"{report.duration_s:.2f}",
-    )
+    table = Table(title=f"sync {report.environment}: {report.outcome}", show_header=False)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("run", f"{report.run_id or '-'} ({kind})")
+    c = report.counts
+    for key, label in (
+        ("read", "users read"),
+        ("created", "created"),
+        ("updated", "updated"),
+        ("enabled", "enabled"),
+        ("disabled", "disabled"),
+        ("unchanged", "unchanged"),
+        ("failed", "failed"),
+        ("blocked_disables", "disables blocked"),
+    ):
+        table.add_row(label, f"{c[key]:,}")
+    table.add_row("seconds", f"{report.duration_s:.2f}")
     console.print(table)
     if report.error:
         console.print(f"[bold]{report.outcome}:[/bold] {report.error}")
