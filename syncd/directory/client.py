@@ -275,8 +275,11 @@ class GraphClient:
     def iter_group_owners(self, group_id: str) -> Iterator[MemberPage]:
         return self._members(f"/groups/{_seg(group_id)}/owners", None)
 
-    def iter_role_members(self, role_id: str) -> Iterator[MemberPage]:
-        return self._members(f"/directoryRoles/{_seg(role_id)}/members", None)
+    def iter_role_members(
+        self, role_id: str, select: Sequence[str] | str | None = None
+    ) -> Iterator[MemberPage]:
+        """A directory role's members; users as :class:`DirectoryUser` when ``select`` asks for user fields."""
+        return self._members(f"/directoryRoles/{_seg(role_id)}/members", select)
 
     def _members(self, path: str, select: Sequence[str] | str | None) -> Iterator[MemberPage]:
         params = {"$top": str(self.page_size)}

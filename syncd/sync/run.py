@@ -168,6 +168,7 @@ class _Run:
         self.read_users = 0
         self.in_delta = False
         self.existing_rows = 0
+        self.known_users: dict[str, DirectoryUser] = {}  # users read along the way (the admins)
         self.added: set[str] = set()
         self.removed: set[str] = set()
 
@@ -238,6 +239,7 @@ class _Run:
 
     def _reset(self) -> None:
         self.writer.flush()
+        self.known_users = {}
         self.disables = []
         self.read_users = 0
         self.in_delta = False
@@ -256,7 +258,7 @@ class _Run:
     # -- full ----------------------------------------------------------------------------------
 
     def _full(self) -> tuple[str, str | None]:
-        self.admins = source.read_admins(self.directory)
+        self.admins = source.read_admins(self.directory, self.known_users)
         enabled_before = self.rows.count_enabled_regular()
         existing = self.existing_rows = self.rows.count_regular()
         self.load_rows = existing > 0
@@ -304,7 +306,7 @@ class _Run:
     # -- delta ---------------------------------------------------------------------------------
 
     def _delta(self, state: dict[str, str]) -> tuple[str, str | None]:
-        self.admins = source.read_admins(self.directory)
+        self.admins = source.read_admins(self.directory, self.known_users)
         old_admins = _load_admins(state.get(ADMINS))
         reevaluate = {
             u for u in self.admins.keys() | old_admins.keys() if self.admins.get(u) != old_admins.get(u)
@@ -396,7 +398,7 @@ class _Run:
         items: list[tuple[DirectoryUser | None, str, Deletion, Membership]] = []
         for oid, membership in ids:
             self._check_stop()
-            du = self.directory.get_user(oid)
+            du = self.known_users.get(oid) or self.directory.get_user(oid)
             items.append((du, oid, Deletion.NONE if du is not None else Deletion.HARD, membership))
         if self.env.security_group_id and items and self.in_delta:
             # In a delta run the membership of these users comes from the mirror (owners only at full runs).

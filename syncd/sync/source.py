@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from syncd.directory.client import GraphClient
+from syncd.directory.client import USER_SELECT, GraphClient
 from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
 from syncd.rules import ADMIN_ROLE_IDS
 
@@ -15,16 +15,23 @@ Admins = dict[str, frozenset[str]]
 T = TypeVar("T")
 
 
-def read_admins(directory: GraphClient) -> Admins:
-    """User id -> the R6 admin role templates the user holds (direct role members only)."""
+def read_admins(directory: GraphClient, users: dict[str, DirectoryUser] | None = None) -> Admins:
+    """User id -> the R6 admin role templates the user holds (direct role members only).
+
+    With `users`, the admins' own user objects are read in the same requests and put there, so a
+    run needs no request per admin.
+    """
     found: dict[str, set[str]] = {}
+    select = USER_SELECT if users is not None else None
     for role in directory.directory_roles():
         if role.role_template_id not in ADMIN_ROLE_IDS:
             continue
-        for page in directory.iter_role_members(role.id):
+        for page in directory.iter_role_members(role.id, select=select):
             for m in page:
                 if isinstance(m, GroupMember) and m.kind is not MemberKind.USER:
                     continue
+                if users is not None and isinstance(m, DirectoryUser):
+                    users[m.id] = m
                 found.setdefault(m.id, set()).add(role.role_template_id)
     return {uid: frozenset(t) for uid, t in found.items()}
 
