@@ -259,9 +259,14 @@ def run_size(users: int, results: dict[str, Any]) -> None:
         r["initial"] = child(CHILD_SYNC, db_url, directory_url, "bench", "full")
         r["floor"] = copy_floor(db_url, "bench")
         r["nochange"] = child(CHILD_SYNC, db_url, directory_url, "bench", "full")
-        churn = server.post("/_sim/churn", {"changes": 1000, "seed": 5})
-        r["churn"] = churn.get("counts")
-        r["delta"] = child(CHILD_SYNC, db_url, directory_url, "bench", "delta")
+        # A delta run of 1,000 changes takes a fraction of a second: the median of three rounds.
+        rounds = []
+        for seed in (5, 6, 7):
+            churn = server.post("/_sim/churn", {"changes": 1000, "seed": seed})
+            r["churn"] = churn.get("counts")
+            rounds.append(child(CHILD_SYNC, db_url, directory_url, "bench", "delta"))
+        r["delta"] = sorted(rounds, key=lambda x: x["seconds"])[1]
+        r["delta_rounds"] = [x["seconds"] for x in rounds]
         group = server.get("/v1.0/groups")["value"]
         main = next(g["id"] for g in group if g["displayName"] == "Dataverse Users")
         create_env(db_url, "scoped", "--security-group", main)
@@ -352,9 +357,15 @@ def table(results: dict[str, Any], sizes: list[int]) -> str:
             )
         ten_k = str(min(sizes))
         if big != ten_k:
-            ratio = results[big]["scoped"]["seconds"] / results[ten_k]["initial"]["seconds"]
+            same = results[big]["scoped"]["seconds"] / results[ten_k]["scoped"]["seconds"]
             lines.append(
-                f"| {GROUP_SIZE:,}-member group in {int(big):,} vs full run of {int(ten_k):,} tenant | | | | | {ratio:.2f}x | <= 1.5x |"
+                f"| {GROUP_SIZE:,}-member group: full run in {int(big):,} vs the same run in {int(ten_k):,} "
+                f"| | | | | {same:.2f}x | <= 1.5x |"
+            )
+            plain = results[big]["scoped"]["seconds"] / results[ten_k]["initial"]["seconds"]
+            lines.append(
+                f"| {GROUP_SIZE:,}-member group: full run in {int(big):,} vs initial full sync of {int(ten_k):,} "
+                f"| | | | | {plain:.2f}x | <= 1.5x |"
             )
     for key, res in results.items():
         if key.startswith("sqlite-"):

@@ -125,15 +125,18 @@ class RowReader:
         finally:
             cur.close()
 
-    def count_enabled_regular(self) -> int:
+    def count_enabled_regular(self, limit: int | None = None) -> int:
+        """Enabled regular rows; with `limit`, counting stops there (a delta run's cost stays with its changes)."""
         cur = self.conn.cursor()
         try:
             p = "?" if self.sqlite else "%s"
-            cur.execute(
-                f"SELECT count(*) FROM systemuser WHERE environment_id = {p} AND kind = 'regular' "
-                "AND NOT isdisabled",
-                (self.env_id,),
+            rows = (
+                f"SELECT 1 FROM systemuser WHERE environment_id = {p} AND kind = 'regular' AND NOT isdisabled"
             )
+            if limit is None:
+                cur.execute(f"SELECT count(*) FROM ({rows}) t", (self.env_id,))
+            else:
+                cur.execute(f"SELECT count(*) FROM ({rows} LIMIT {p}) t", (self.env_id, limit))
             return int(cur.fetchone()[0])
         finally:
             cur.close()

@@ -342,7 +342,14 @@ class _Run:
         new_state[USERS_LINK] = users.delta_link
         self._decide_fetched([(oid, Membership.NONE) for oid in sorted(reevaluate - seen)])
         if self.disables:
-            enabled_before = self.rows.count_enabled_regular()
+            # The guard compares the disables with the enabled rows; counting just far enough to
+            # know keeps this run's cost with its changes, not with the environment's size.
+            ratio = self.settings.mass_disable_ratio
+            over_count = (
+                len(self.disables) > self.settings.mass_disable_count
+            )  # blocked anyway: count exactly
+            limit = int(len(self.disables) / ratio) + 1 if ratio > 0 and not over_count else None
+            enabled_before = self.rows.count_enabled_regular(limit)
         return self._finish(
             new_state,
             mirror=None,
