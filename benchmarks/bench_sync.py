@@ -7,7 +7,7 @@ is its own). Measured in one run:
 * initial full sync of an empty environment, and the raw COPY of the very same rows into an empty
   SystemUser table (the floor);
 * a no-change full run;
-* a delta run after 1,000 changes;
+* a delta run after 1,000 changes (the median of three rounds);
 * a full run of an environment scoped to a 10,000-member security group (R24);
 * SQLite: the initial full sync of 100k;
 * a straightforward ORM loop (query each user, merge, commit per batch) on 10k users, as a baseline.
@@ -308,11 +308,13 @@ def table(results: dict[str, Any], sizes: list[int]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
 
-    def row(label: str, n: int, res: dict[str, Any], ratio: str = "", target: str = "") -> None:
+    def row(
+        label: str, n: int, res: dict[str, Any], ratio: str = "", target: str = "", rate: bool = True
+    ) -> None:
         secs = res["seconds"]
-        rate = f"{n / secs:,.0f}" if secs else "-"
+        per_s = f"{n / secs:,.0f}" if secs and rate else "-"
         rss = f"{res['rss_mb']:.0f}" if "rss_mb" in res else "-"
-        lines.append(f"| {label} | {n:,} | {secs:.2f} | {rate} | {rss} | {ratio} | {target} |")
+        lines.append(f"| {label} | {n:,} | {secs:.2f} | {per_s} | {rss} | {ratio} | {target} |")
 
     for n in sizes:
         r = results[str(n)]
@@ -332,8 +334,8 @@ def table(results: dict[str, Any], sizes: list[int]) -> str:
             f"{r['nochange']['seconds'] / r['initial']['seconds']:.2f}x initial",
             "<= 0.6x initial",
         )
-        row("delta, 1,000 changes", n, r["delta"], "", "<= 1 s")
-        row(f"full run, {GROUP_SIZE:,}-member group", n, r["scoped"])
+        row("delta, 1,000 changes", n, r["delta"], "", "<= 1 s", rate=False)
+        row(f"full run, {GROUP_SIZE:,}-member group", n, r["scoped"], rate=False)
         if "orm" in r:
             row(
                 "ORM loop baseline",
@@ -378,8 +380,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--sqlite-size", type=int, default=100_000)
     ap.add_argument("--skip-sqlite", action="store_true")
+    ap.add_argument("--table-only", action="store_true", help="print the table of the last recorded run")
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    if args.table_only:
+        print(table(json.loads(RESULTS.read_text())["results"], sizes))
+        return
     results: dict[str, Any] = {}
     for n in sizes:
         print(f"PostgreSQL, {n:,} users", flush=True)
