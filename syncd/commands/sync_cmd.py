@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from syncd.context import AppContext, print_json
+from syncd.dataverse.environments import get_environment
 from syncd.dataverse.schema import Environment, SyncRun
+from syncd.errors import Conflict
+from syncd.service.locks import AdvisoryLocks
 from syncd.sync.directory import open_directory
 from syncd.sync.embedded import DEFAULT_ENVIRONMENT, ensure_embedded_default
 from syncd.sync.run import RunOptions, RunReport, sync_environment
@@ -45,30 +49,23 @@ def sync(
     if env == DEFAULT_ENVIRONMENT:
         ensure_embedded_default(appctx)
     kind = "full" if full else "delta" if delta else "auto"
-    options = RunOptions(
-        kind=kind, dry_run=dry_run or check, allow_mass_disable=allow_mass_disable or None, trigger="cli"
-    )
     engine = appctx.engine()
-    with open_directory(appctx.settings) as directory:
-        if sys.stdout.isatty() and not json:
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]{task.description}"),
-                TextColumn("{task.completed:,} users"),
-                TimeElapsedColumn(),
-                transient=True,
-            ) as bar:
-                task = bar.add_task(f"syncing {env}", total=None)
-                report = sync_environment(
-                    engine,
-                    directory,
-                    env,
-                    appctx.settings,
-                    options,
-                    progress=lambda _what, n: bar.advance(task, n),
-                )
-        else:
-            report = sync_environment(engine, directory, env, appctx.settings, options)
+    with appctx.session() as session:
+        env_id = get_environment(session, env).id
+    with _environment_lock(engine, env_id) as held:
+        if not held:
+            raise Conflict(
+                f"environment {env!r} is being synced by another process (a `syncd run` replica?); "
+                "try again when that run ends"
+            )
+        options = RunOptions(
+            kind=kind,
+            dry_run=dry_run or check,
+            allow_mass_disable=allow_mass_disable or None,
+            trigger="cli",
+            holds_lock=engine.dialect.name == "postgresql",
+        )
+        report = _run(appctx, engine, env, options, json)
     if json:
         print_json(report.as_dict())
     else:
@@ -79,6 +76,35 @@ def sync(
         raise typer.Exit(EXIT_BLOCKED)
     if check and report.changes:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _environment_lock(engine: Engine, env_id: int) -> AbstractContextManager[bool]:
+    """On PostgreSQL, the same advisory lock the daemon's runs hold; SQLite serves one process."""
+    if engine.dialect.name == "postgresql":
+        return AdvisoryLocks(engine).hold(env_id)
+    return nullcontext(True)
+
+
+def _run(appctx: AppContext, engine: Engine, env: str, options: RunOptions, json: bool) -> RunReport:
+    with open_directory(appctx.settings) as directory:
+        if sys.stdout.isatty() and not json:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.completed:,} users"),
+                TimeElapsedColumn(),
+                transient=True,
+            ) as bar:
+                task = bar.add_task(f"syncing {env}", total=None)
+                return sync_environment(
+                    engine,
+                    directory,
+                    env,
+                    appctx.settings,
+                    options,
+                    progress=lambda _what, n: bar.advance(task, n),
+                )
+        return sync_environment(engine, directory, env, appctx.settings, options)
 
 
 def _print_report(appctx: AppContext, report: RunReport) -> None:

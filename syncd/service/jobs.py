@@ -159,6 +159,7 @@ def engine_sync(settings: Any, engine: Callable[[], Engine], metrics: Metrics) -
                 dry_run=request.dry_run,
                 allow_mass_disable=request.allow_mass_disable,
                 trigger=request.trigger,
+                holds_lock=True,  # the daemon runs every sync under the environment's lock
             )
             return sync_environment(engine(), directory, target.name, settings, options, stop=stop)
 

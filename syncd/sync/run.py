@@ -64,6 +64,7 @@ class RunOptions:
     dry_run: bool = False
     allow_mass_disable: bool | None = None  # None: the setting decides
     trigger: str = "cli"
+    holds_lock: bool = False  # the caller holds the environment's lock: no other run of it is alive
 
 
 @dataclass
@@ -183,7 +184,7 @@ class _Run:
             kind = "delta" if state.get(USERS_LINK) else "full"
         elif kind == "delta" and not state.get(USERS_LINK):
             kind = "full"
-        self.writer.start_run(kind, requested, self.options.trigger)
+        self.writer.start_run(kind, requested, self.options.trigger, reap_stale=self.options.holds_lock)
         log.info(
             "sync.start", environment=self.env.name, kind=kind, requested=requested, run_id=self.writer.run_id
         )

@@ -310,11 +310,24 @@ class Writer:
 
     # -- run rows, checkpoints, group mirror ---------------------------------------------------
 
-    def start_run(self, kind: str, requested_kind: str, trigger: str) -> int | None:
+    def start_run(
+        self, kind: str, requested_kind: str, trigger: str, *, reap_stale: bool = False
+    ) -> int | None:
+        """Record the run's start. With `reap_stale` (the caller holds the environment's lock, so no
+        other run of it is alive), runs left 'running' by a process that died are closed first."""
         if self.dry_run:
             return None
         p = self.p
         cur = self.conn.cursor()
+        if reap_stale:
+            cur.execute(
+                f"UPDATE sync_run SET outcome = 'interrupted', finished_at = {p}, "
+                f"error = 'the process running it ended before it finished' "
+                f"WHERE environment_id = {p} AND outcome = 'running'",
+                (self._ts(self.now()), self.env_id),
+            )
+            if cur.rowcount:
+                log.warning("sync.stale_runs_closed", environment_id=self.env_id, runs=cur.rowcount)
         cur.execute(
             "INSERT INTO sync_run (environment_id, kind, requested_kind, trigger, started_at, outcome, read, "
             "created, updated, enabled, disabled, unchanged, failed, blocked_disables) "

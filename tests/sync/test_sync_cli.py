@@ -1,0 +1,107 @@
+"""`syncd sync` and `syncd runs` as a user runs them: embedded default, --check, the lock, stale runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from syncd.cli import main
+from syncd.dataverse import db
+from syncd.directory.fake.churn import apply_churn
+from syncd.directory.fake.store import TenantStore
+from syncd.service.locks import AdvisoryLocks
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_sync_default_works_on_a_fresh_checkout(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--log-level", "warning", "sync", "default", "--json"], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["outcome"] == "succeeded" and report["kind"] == "full"
+    assert report["counts"]["created"] > 500
+    assert (clean_env / "syncd.db").exists() and (clean_env / "syncd-tenant.db").exists()
+
+    code, out, _ = run(["--log-level", "warning", "sync", "default", "--check", "--json"], capsys)
+    assert code == 0 and json.loads(out)["outcome"] == "dry_run"
+
+    store = TenantStore.open(str(clean_env / "syncd-tenant.db"))
+    apply_churn(store, changes=20, seed=2)
+    store.close()
+    code, out, _ = run(["--log-level", "warning", "sync", "default", "--check", "--json"], capsys)
+    plan = json.loads(out)
+    assert code == 1 and plan["planned"], "--check exits 1 when something would change"
+    code, out, _ = run(["--log-level", "warning", "sync", "default", "--delta", "--json"], capsys)
+    assert code == 0 and json.loads(out)["kind"] == "delta"
+
+    code, out, _ = run(["runs", "default", "--json"], capsys)
+    runs = json.loads(out)
+    assert [r["kind"] for r in runs] == ["delta", "full"]  # dry runs leave no run rows
+    assert all(r["outcome"] == "succeeded" for r in runs)
+
+
+def test_sync_of_an_unknown_environment_is_one_line_exit_2(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["sync", "nope"], capsys)
+    assert code == 2 and "no environment named 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def _pg_env(db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]) -> int:
+    assert run(["--database-url", db_url, "env", "create", "prod"], capsys)[0] == 0
+    eng = create_engine(db.make_engine(db_url).url)
+    with eng.connect() as c:
+        env_id = int(c.execute(text("SELECT id FROM environment WHERE name = 'prod'")).scalar_one())
+    eng.dispose()
+    return env_id
+
+
+def test_sync_refuses_while_another_process_holds_the_environment(
+    db_url: str, db_backend: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("the cross-process lock is PostgreSQL's advisory lock")
+    env_id = _pg_env(db_url, clean_env, capsys)
+    engine = db.make_engine(db_url)
+    try:
+        with AdvisoryLocks(engine).hold(env_id) as held:
+            assert held
+            code, _, err = run(["--database-url", db_url, "sync", "prod"], capsys)
+            assert code == 2 and "being synced by another process" in err
+        code, _, _ = run(
+            ["--database-url", db_url, "--log-level", "warning", "sync", "prod", "--json"], capsys
+        )
+        assert code == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_run_under_the_lock_closes_runs_left_running_by_a_dead_process(
+    db_url: str, db_backend: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("runs hold the environment's lock on PostgreSQL only")
+    env_id = _pg_env(db_url, clean_env, capsys)
+    engine = db.make_engine(db_url)
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO sync_run (environment_id, kind, requested_kind, trigger, started_at, outcome, read, "
+                "created, updated, enabled, disabled, unchanged, failed, blocked_disables) "
+                "VALUES (:e, 'full', 'full', 'schedule', now(), 'running', 0, 0, 0, 0, 0, 0, 0, 0)"
+            ),
+            {"e": env_id},
+        )
+    code, _, _ = run(["--database-url", db_url, "--log-level", "warning", "sync", "prod", "--json"], capsys)
+    assert code == 0
+    with engine.connect() as c:
+        outcomes = [r[0] for r in c.execute(text("SELECT outcome FROM sync_run ORDER BY id"))]
+    engine.dispose()
+    assert outcomes == ["interrupted", "succeeded"]
