@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,21 @@ def _pg_url(admin_url: str, dbname: str) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + dbname
 
 
+@contextmanager
+def _pg_database(admin_url: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database for one test (a copy of `template` when given), dropped afterwards."""
+    name = f"syncd_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    try:
+        yield _pg_url(admin_url, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_template(pg_server: str) -> Iterator[str]:
     """A PostgreSQL database migrated to head, used as the template of each test's database."""
@@ -85,15 +101,8 @@ def empty_db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest
     if db_backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    admin_url = request.getfixturevalue("pg_server")
-    name = f"syncd_t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(admin_url, name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _pg_database(request.getfixturevalue("pg_server")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -104,16 +113,8 @@ def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    admin_url = request.getfixturevalue("pg_server")
-    template = request.getfixturevalue("pg_template")
-    name = f"syncd_t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_url(admin_url, name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _pg_database(request.getfixturevalue("pg_server"), request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 @pytest.fixture
