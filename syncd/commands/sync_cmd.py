@@ -164,32 +164,21 @@ def runs(
     if json:
         print_json(rows)
         return
-    table = Table(
-        "id",
-        "environment",
-        "kind",
-        "trigger",
-        "started",
-        "outcome",
-        "created",
-        "updated",
-        "enabled",
-        "disabled",
-        "failed",
-        "seconds",
-        "error",
-    )
+    table = Table("id", "environment", "kind", "started (UTC)", "outcome", "changes", "seconds")
     for r in rows:
+        changes = (
+            f"+{r['created']} ~{r['updated']} on {r['enabled']} off {r['disabled']}"
+            + (f" failed {r['failed']}" if r["failed"] else "")
+            + (f" blocked {r['blocked_disables']}" if r["blocked_disables"] else "")
+        )
         table.add_row(
             str(r["id"]),
             r["environment"],
             r["kind"],
-            r["trigger"],
-            r["started_at"][:19],
-            r["outcome"],
-            *(str(r[k]) for k in ("created", "updated", "enabled", "disabled", "failed")),
+            r["started_at"][:19].replace("T", " "),
+            r["outcome"] + (f": {r['error'][:60]}" if r["error"] else ""),
+            changes,
             "" if r["duration_s"] is None else f"{r['duration_s']:.2f}",
-            (r["error"] or "")[:60],
         )
     appctx.console.print(table)
 
