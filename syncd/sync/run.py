@@ -38,8 +38,9 @@ from syncd.rules import (
 )
 from syncd.settings import Settings
 from syncd.sync import source
+from syncd.sync.deferred import DeferredDisables
 from syncd.sync.guard import check_disables
-from syncd.sync.plan import Operation, plan_operation
+from syncd.sync.plan import plan_operation
 from syncd.sync.rows import CurrentRow, RowReader
 from syncd.sync.writer import Counts, Writer
 
@@ -162,7 +163,7 @@ class _Run:
         self.writer = Writer(conn, env.id, self.sqlite, settings.batch_size, options.dry_run)
         self.rows = RowReader(conn, env.id, sqlite=self.sqlite)
         self.counts: Counts = self.writer.counts
-        self.disables: list[Operation] = []
+        self.disables = DeferredDisables(conn, sqlite=self.sqlite)
         self.admins: source.Admins = {}
         self.load_rows = True
         self.now = datetime.now(UTC)
@@ -241,7 +242,7 @@ class _Run:
     def _reset(self) -> None:
         self.writer.flush()
         self.known_users = {}
-        self.disables = []
+        self.disables.clear()
         self.read_users = 0
         self.in_delta = False
         self.added, self.removed = set(), set()
@@ -342,14 +343,14 @@ class _Run:
             self._decide_users(self._with_membership(items))
         new_state[USERS_LINK] = users.delta_link
         self._decide_fetched([(oid, Membership.NONE) for oid in sorted(reevaluate - seen)])
-        if self.disables:
+        if self.disables.count:
             # The guard compares the disables with the enabled rows; counting just far enough to
             # know keeps this run's cost with its changes, not with the environment's size.
             ratio = self.settings.mass_disable_ratio
             over_count = (
-                len(self.disables) > self.settings.mass_disable_count
+                self.disables.count > self.settings.mass_disable_count
             )  # blocked anyway: count exactly
-            limit = int(len(self.disables) / ratio) + 1 if ratio > 0 and not over_count else None
+            limit = int(self.disables.count / ratio) + 1 if ratio > 0 and not over_count else None
             enabled_before = self.rows.count_enabled_regular(limit)
         return self._finish(
             new_state,
@@ -456,7 +457,7 @@ class _Run:
                 "Not a direct member of the security group, or gone from the directory: the row is disabled."
             )
         if op.action is Action.DISABLE:
-            self.disables.append(op)
+            self.disables.add(op)
         else:
             self.writer.add(op)
 
@@ -477,7 +478,7 @@ class _Run:
         if allow is None:
             allow = self.settings.allow_mass_disable
         verdict = check_disables(
-            len(self.disables),
+            self.disables.count,
             enabled_before,
             max_count=self.settings.mass_disable_count,
             max_ratio=self.settings.mass_disable_ratio,
@@ -490,9 +491,11 @@ class _Run:
             self.writer.flush()
             outcome, error = "succeeded", None
         else:
-            self.counts.blocked_disables = len(self.disables)
+            self.counts.blocked_disables = self.disables.count
             if self.options.dry_run:
                 for op in self.disables:
+                    if len(self.writer.planned) >= self.writer.planned_limit:
+                        break
                     self.writer.planned.append(op.describe() | {"blocked": True})
             outcome, error = "blocked", verdict.reason
             log.warning("sync.mass_disable_blocked", environment=self.env.name, reason=verdict.reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine, select, text
 from sync_helpers import make_env, run, snapshot
 
@@ -86,9 +87,20 @@ def test_empty_directory_read_disables_nobody_even_with_override(
     assert _enabled_ids(snapshot(engine, "prod")) == enabled
 
 
+@pytest.mark.parametrize("in_memory", [10_000, 2], ids=["held-in-memory", "held-in-a-table"])
 def test_mass_disable_guard_blocks_and_override_lets_through(
-    engine: Engine, store, directory, tenant, db_url: str, clean_env: Any
+    engine: Engine,
+    store,
+    directory,
+    tenant,
+    db_url: str,
+    clean_env: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    in_memory: int,
 ) -> None:
+    import syncd.sync.deferred as deferred
+
+    monkeypatch.setattr(deferred, "IN_MEMORY", in_memory)
     guarded = load_settings(database_url=db_url, mass_disable_count=3, mass_disable_ratio=1.0)
     make_env(engine, "prod")
     run(engine, directory, "prod", guarded)
@@ -156,3 +168,28 @@ def test_check_and_dry_run_share_the_plan(engine: Engine, store, directory, tena
         assert c.execute(text("SELECT count(*) FROM sync_run")).scalar() == 1
     done = run(engine, directory, "prod", settings, kind="delta")
     assert done.counts["updated"] == 1
+
+
+def test_many_held_disables_wait_in_a_temporary_table_and_all_go_through(
+    engine: Engine, store, directory, tenant, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R9 at scale: past a few in memory, held disables wait in the database, not in the process
+    import syncd.sync.deferred as deferred
+
+    monkeypatch.setattr(deferred, "IN_MEMORY", 4)
+    make_env(engine, "prod")
+    run(engine, directory, "prod", settings)
+    enabled = sorted(_enabled_ids(snapshot(engine, "prod")))
+    gone = enabled[:11]
+    for uid in gone:
+        store.update_user(uid, {"accountEnabled": False, "city": "Tromsø"})
+    plan = sync_environment(engine, directory, "prod", settings, RunOptions(kind="delta", dry_run=True))
+    assert plan.counts["disabled"] == 11 and len(plan.planned) == 11
+    report = run(engine, directory, "prod", settings, kind="delta")
+    assert report.counts["disabled"] == 11
+    snap = snapshot(engine, "prod")
+    assert all(snap[uid][13] is True and snap[uid][9] == "Tromsø" for uid in gone)
+    assert set(enabled[11:]) <= _enabled_ids(snap)
+    with db.session_factory(engine)() as s:
+        events = s.scalars(select(SyncEvent).where(SyncEvent.run_id == report.run_id)).all()
+        assert sorted(str(e.azureactivedirectoryobjectid) for e in events if e.action == "disable") == gone
