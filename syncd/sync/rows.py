@@ -153,21 +153,23 @@ class RowReader:
         finally:
             cur.close()
 
-    def iter_unseen(self, batch: int = 5000) -> Iterator[list[CurrentRow]]:
-        """Regular rows of the environment whose user the run did not see (the `_syncd_seen` table)."""
+    def iter_unseen(self, batch: int = 999) -> Iterator[list[CurrentRow]]:
+        """Regular rows of the environment whose user the run did not see (the `_syncd_seen` table).
+
+        Only their object ids are held at once; the rows themselves are loaded a batch at a time.
+        """
         p = "?" if self.sqlite else "%s"
-        cols = ", ".join(
-            f"s.{c}::text" if c in _UUID_COLUMNS and not self.sqlite else f"s.{c}" for c in ROW_COLUMNS
-        )
+        oid = "s.azureactivedirectoryobjectid" + ("" if self.sqlite else "::text")
         sql = (
-            f"SELECT {cols} FROM systemuser s WHERE s.environment_id = {p} AND s.kind = 'regular' "
+            f"SELECT {oid} FROM systemuser s WHERE s.environment_id = {p} AND s.kind = 'regular' "
             "AND NOT EXISTS (SELECT 1 FROM _syncd_seen t WHERE t.oid = s.azureactivedirectoryobjectid)"
         )
         cur = self.conn.cursor()
         try:
             cur.execute(sql, (self.env_id,))
-            rows = cur.fetchall()  # unseen rows are few in steady state; a mass disable is guarded anyway
+            ids: list[str] = [r[0] if len(r[0]) == 36 else str(from_db_uuid(r[0])) for r in cur.fetchall()]
+            self.conn.commit()
         finally:
             cur.close()
-        for i in range(0, len(rows), batch):
-            yield [_to_row(t) for t in rows[i : i + batch]]
+        for i in range(0, len(ids), batch):
+            yield list(self.load(ids[i : i + batch]).values())
