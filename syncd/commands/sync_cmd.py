@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +14,7 @@ from syncd.context import AppContext, print_json
 from syncd.dataverse.environments import get_environment
 from syncd.dataverse.schema import Environment, SyncRun
 from syncd.errors import Conflict
-from syncd.service.locks import AdvisoryLocks
+from syncd.service.locks import locks_for
 from syncd.sync.directory import open_directory
 from syncd.sync.embedded import DEFAULT_ENVIRONMENT, ensure_embedded_default
 from syncd.sync.run import RunOptions, RunReport, sync_environment
@@ -52,7 +51,7 @@ def sync(
     engine = appctx.engine()
     with appctx.session() as session:
         env_id = get_environment(session, env).id
-    with _environment_lock(engine, env_id) as held:
+    with locks_for(engine).hold(env_id) as held:
         if not held:
             raise Conflict(
                 f"environment {env!r} is being synced by another process (a `syncd run` replica?); "
@@ -76,13 +75,6 @@ def sync(
         raise typer.Exit(EXIT_BLOCKED)
     if check and report.changes:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _environment_lock(engine: Engine, env_id: int) -> AbstractContextManager[bool]:
-    """On PostgreSQL, the same advisory lock the daemon's runs hold; SQLite serves one process."""
-    if engine.dialect.name == "postgresql":
-        return AdvisoryLocks(engine).hold(env_id)
-    return nullcontext(True)
 
 
 def _run(appctx: AppContext, engine: Engine, env: str, options: RunOptions, json: bool) -> RunReport:

@@ -97,7 +97,6 @@ class RowReader:
                 f"SELECT {text_cols} FROM systemuser WHERE environment_id = %s "
                 "AND azureactivedirectoryobjectid = ANY(%s::text[]::uuid[])"
             )
-        self._cols = cols
 
     def load(self, object_ids: Iterable[str]) -> dict[str, CurrentRow]:
         ids = list(object_ids)
@@ -141,15 +140,18 @@ class RowReader:
         finally:
             cur.close()
 
-    def count_regular(self) -> int:
+    def count_regular(self) -> tuple[int, int]:
+        """The environment's regular rows, and how many of them are enabled, in one scan."""
         cur = self.conn.cursor()
         try:
             p = "?" if self.sqlite else "%s"
             cur.execute(
-                f"SELECT count(*) FROM systemuser WHERE environment_id = {p} AND kind = 'regular'",
+                "SELECT count(*), coalesce(sum(CASE WHEN isdisabled THEN 0 ELSE 1 END), 0) FROM systemuser "
+                f"WHERE environment_id = {p} AND kind = 'regular'",
                 (self.env_id,),
             )
-            return int(cur.fetchone()[0])
+            total, enabled = cur.fetchone()
+            return int(total), int(enabled)
         finally:
             cur.close()
 

@@ -261,8 +261,8 @@ class _Run:
 
     def _full(self) -> tuple[str, str | None]:
         self.admins = source.read_admins(self.directory, self.known_users)
-        enabled_before = self.rows.count_enabled_regular()
-        existing = self.existing_rows = self.rows.count_regular()
+        existing, enabled_before = self.rows.count_regular()
+        self.existing_rows = existing
         self.load_rows = existing > 0
         if self.load_rows:
             self.writer.start_seen()

@@ -13,7 +13,6 @@ In dry-run mode nothing is written: operations are counted and collected for the
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +68,11 @@ def _upsert_sql(sqlite: bool, source: str) -> str:
         + ", ".join(sets)
         + f" WHERE {t}.kind = 'regular' AND ({differs})"
     )
+
+
+_UPSERT_ROW_SQLITE = _upsert_sql(True, "VALUES (" + ", ".join(["?"] * len(STAGE_COLUMNS)) + ")")
+_UPSERT_ROW_PG = _upsert_sql(False, "VALUES (" + ", ".join(["%s"] * len(STAGE_COLUMNS)) + ")")
+_UPSERT_STAGED_PG = _upsert_sql(False, f"SELECT {_COLS} FROM _syncd_stage")
 
 
 @dataclass
@@ -201,7 +205,7 @@ class Writer:
 
     def _write_rows(self, cur: Any, ops: Sequence[Operation]) -> None:
         if self.sqlite:
-            sql = _upsert_sql(True, "VALUES (" + ", ".join("?" * len(STAGE_COLUMNS)) + ")")
+            sql = _UPSERT_ROW_SQLITE
             cur.executemany(sql, [self._stage(op) for op in ops])
             return
         cur.execute(
@@ -210,7 +214,7 @@ class Writer:
         with cur.copy(f"COPY _syncd_stage ({_COLS}) FROM STDIN") as copy:
             for op in ops:
                 copy.write_row(op.row)
-        cur.execute(_upsert_sql(False, f"SELECT {_COLS} FROM _syncd_stage"))
+        cur.execute(_UPSERT_STAGED_PG)
 
     def _write_one_by_one(self, ops: Sequence[Operation], seen: Sequence[str], extra: Any) -> None:
         """After a failed batch: each row in its own transaction, so a bad record fails alone."""
@@ -218,7 +222,7 @@ class Writer:
         if seen:
             self._write_seen(cur, seen)
             self.conn.commit()
-        sql = _upsert_sql(self.sqlite, "VALUES (" + ", ".join([self.p] * len(STAGE_COLUMNS)) + ")")
+        sql = _UPSERT_ROW_SQLITE if self.sqlite else _UPSERT_ROW_PG
         for op in ops:
             try:
                 cur.execute(sql, self._stage(op))
@@ -455,7 +459,3 @@ def _sqlite_ts(value: Any) -> Any:
             value = value.astimezone(UTC)
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
     return value
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
