@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import Engine, create_engine, text
 
 from syncd.dataverse import db
@@ -122,6 +123,13 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = db.make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """A test that runs `syncd` configures structlog onto that test's captured stderr; undo it after."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
