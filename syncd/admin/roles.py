@@ -14,7 +14,7 @@ from syncd.admin import lookup
 from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused, check_dict
 from syncd.dataverse.environments import get_environment
-from syncd.dataverse.schema import Environment, Role, SystemUserRole
+from syncd.dataverse.schema import Environment, Role, SystemUser, SystemUserRole
 from syncd.directory.client import GraphClient
 from syncd.errors import NotFound, SyncdError
 from syncd.rules import Check, check_role_assignment
@@ -62,15 +62,22 @@ def _role(session: Session, env: Environment, name: str) -> Role:
     return role
 
 
+def _target(
+    session: Session, env_name: str, key: str, role_name: str, directory: GraphClient | None
+) -> tuple[Environment, SystemUser, Role]:
+    """The environment, the user's row and the role an operation on roles is about."""
+    env = get_environment(session, env_name)
+    row = lookup.find_row(session, env, key, directory=directory)
+    return env, row, _role(session, env, role_name)
+
+
 def assign_role(
     engine: Engine, env_name: str, key: str, role_name: str, *, directory: GraphClient | None = None
 ) -> RoleResult:
     """R21: give the user a security role; refused for a disabled user unless the environment allows it."""
     key = lookup.check_key(key)
     with Session(engine) as session, session.begin():
-        env = get_environment(session, env_name)
-        row = lookup.find_row(session, env, key, directory=directory)
-        role = _role(session, env, role_name)
+        env, row, role = _target(session, env_name, key, role_name, directory)
         check = check_role_assignment(lookup.row_facts(row), environment_facts(env))
         if not check.passed:
             log.info("admin.role_refused", environment=env.name, user=key, role=role.name, rule="R21")
@@ -105,9 +112,7 @@ def remove_role(
     """Take a security role away from the user (NotFound when the user doesn't hold it)."""
     key = lookup.check_key(key)
     with Session(engine) as session, session.begin():
-        env = get_environment(session, env_name)
-        row = lookup.find_row(session, env, key, directory=directory)
-        role = _role(session, env, role_name)
+        env, row, role = _target(session, env_name, key, role_name, directory)
         held = session.get(SystemUserRole, (row.systemuserid, role.roleid))
         if held is None:
             raise NotFound(f"user {row.domainname} has no role {role.name!r} in environment {env.name!r}")

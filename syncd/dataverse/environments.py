@@ -19,6 +19,11 @@ from syncd.errors import Conflict, NotFound, SyncdError
 
 SUPPORT_UPN = "crmoln@microsoft.com"
 DELEGATED_ADMIN_UPN = "crmoln2@microsoft.com"
+# R19: (kind, UPN, first name, last name, access mode) of the users every environment with a database has.
+BUILT_IN_USERS = (
+    ("support", SUPPORT_UPN, "Support", "User", 3),
+    ("delegated_admin", DELEGATED_ADMIN_UPN, "Delegated", "Admin", 5),
+)
 DEFAULT_ROLES = ("System Administrator", "Basic User", "Salesperson")
 
 
@@ -83,30 +88,18 @@ def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
         builtins = [
             SystemUser(
                 environment_id=env.id,
-                kind="support",
-                domainname=SUPPORT_UPN,
-                fullname="Support User",
-                firstname="Support",
-                lastname="User",
-                accessmode=3,
+                kind=kind,
+                domainname=upn,
+                fullname=f"{first} {last}",
+                firstname=first,
+                lastname=last,
+                accessmode=mode,
                 isdisabled=False,
                 islicensed=False,
                 createdon=now,
                 modifiedon=now,
-            ),
-            SystemUser(
-                environment_id=env.id,
-                kind="delegated_admin",
-                domainname=DELEGATED_ADMIN_UPN,
-                fullname="Delegated Admin",
-                firstname="Delegated",
-                lastname="Admin",
-                accessmode=5,
-                isdisabled=False,
-                islicensed=False,
-                createdon=now,
-                modifiedon=now,
-            ),
+            )
+            for kind, upn, first, last, mode in BUILT_IN_USERS
         ]
         session.add_all(builtins)
         session.flush()
