@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import DatabaseNotAtHead
+from syncd.settings import normalise_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = PROJECT_ROOT / "migrations"
@@ -20,8 +21,6 @@ MIGRATIONS = PROJECT_ROOT / "migrations"
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings syncd relies on (psycopg 3; foreign keys and WAL on SQLite)."""
-    from syncd.settings import normalise_database_url
-
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
