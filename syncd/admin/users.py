@@ -48,10 +48,11 @@ from syncd.rules import (
     entitlement,
     stub_conflict,
 )
+from syncd.sync.apply import Applier
 from syncd.sync.plan import Operation, plan_operation
-from syncd.sync.rows import CurrentRow, RowReader
+from syncd.sync.rows import CurrentRow
 from syncd.sync.run import environment_facts
-from syncd.sync.writer import Writer
+from syncd.sync.storage import open_storage
 
 log = structlog.get_logger(__name__)
 
@@ -170,7 +171,7 @@ def _resolve(
     env = lookup.load_environment(engine, env_name)
     envf = environment_facts(env)
     du = lookup.read_user(directory, key)
-    reader = RowReader(conn, env.id, sqlite=sqlite)
+    reader = open_storage(conn, env.id, datetime.now(UTC))
     with Session(engine) as session:
         if du is not None:
             roles = lookup.admin_roles(directory, du.id) if env.has_database else frozenset()
@@ -178,7 +179,7 @@ def _resolve(
             if env.has_database and env.security_group_id:
                 member = lookup.membership(directory, env.security_group_id, du.id)
             facts = UserFacts(du, du.id, Deletion.NONE, roles, member)
-            current = reader.load([du.id]).get(du.id)
+            current = reader.load_rows([du.id]).get(du.id)
             conflicts = [
                 stub_conflict(du, lookup.row_facts(s))
                 for s in lookup.stub_rows_with_upn(session, env.id, du.user_principal_name)
@@ -200,7 +201,7 @@ def _resolve(
         )
         facts = UserFacts(None, oid, Deletion.HARD)
         if row.kind == UserKind.REGULAR and row.azureactivedirectoryobjectid is not None:
-            current = reader.load([oid]).get(oid)
+            current = reader.load_rows([oid]).get(oid)
             if current is not None:
                 return _Target(env, envf, key, None, facts, current, current.facts, current.systemuserid, [])
         return _Target(env, envf, key, None, facts, None, lookup.row_facts(row), row.systemuserid, [])
@@ -230,26 +231,21 @@ def _apply(
     trigger: str,
 ) -> tuple[int | None, str, str | None]:
     """Write the operation as a run of kind 'user'; returns (run id, outcome, error)."""
-    env_id = target.env.id
-    writer = Writer(conn, env_id, sqlite)
-    writer.start_run("user", "user", trigger)
-    writer.counts.read = 1
+    storage = open_storage(conn, target.env.id, datetime.now(UTC))
+    storage.start_run("user", "user", trigger)
+    applier = Applier(storage)
+    applier.counts.read = 1
     if op is None:
         if target.current is not None:
-            writer.counts.unchanged = 1
+            applier.counts.unchanged = 1
     else:
-        writer.add(op)
-    writer.flush()
+        applier.add(op)
+        applier.apply_held()  # a one-user disable (R23) is not held back: there is no guard to pass
     outcome, error = "succeeded", None
-    if writer.counts.failed:
+    if applier.counts.failed:
         outcome, error = "failed", f"the row of {target.key} could not be written (see the run's events)"
-    cur = conn.cursor()
-    try:
-        writer.finish_run_sql(cur, outcome, error)
-        conn.commit()
-    finally:
-        cur.close()
-    return writer.run_id, outcome, error
+    storage.finish_run(outcome, error, applier.counts.as_dict())
+    return storage.run_id, outcome, error
 
 
 def _one_user(
@@ -288,9 +284,7 @@ def _one_user(
             )
         op = None
         if decision.touches_row:
-            op = plan_operation(
-                decision, target.facts.object_id, target.current, target.env.id, datetime.now(UTC)
-            )
+            op = plan_operation(decision, target.facts.object_id, target.current)
         app_pass = mode is not Mode.BACKGROUND and op is not None and _uses_app_pass(target, decision)
         if op is not None and app_pass:
             op.reason += " The user has no licence: added through the environment's app-pass capacity (R4b)."

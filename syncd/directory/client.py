@@ -239,28 +239,41 @@ class GraphClient:
     def _users_delta_page(self, page: _FetchedPage, expected: frozenset[str]) -> UsersDeltaPage:
         users: list[DirectoryUser] = []
         removed: list[RemovedUser] = []
-        partial: list[str] = []
+        entries: list[DirectoryUser | RemovedUser | str] = []
+        partial = False
         for i, item in enumerate(page.items):
             try:
                 gone = decode_removed(item)
                 if gone is not None:
-                    removed.append(gone)
+                    entries.append(gone)
                 elif item.keys() >= expected:
-                    users.append(decode_user(item))
+                    entries.append(decode_user(item))
                 else:
                     # Graph may send only the changed properties of a user; never guess the rest.
                     uid = item.get("id")
                     if type(uid) is not str or not uid:
                         raise BadItem("id is not a non-empty string")
-                    partial.append(uid)
+                    entries.append(uid.lower())
+                    partial = True
             except BadItem as exc:
                 raise MalformedResponse(page.url, f"value[{i}]: {exc}") from None
-        for uid in partial:
-            log.debug("graph.delta.partial_user", user_id=uid)
-            user = self.get_user(uid, select=sorted(expected))
-            if user is not None:  # gone since: the next delta reports the removal
-                users.append(user)
-        return UsersDeltaPage(users, removed)
+        if partial:
+            resolved: list[DirectoryUser | RemovedUser | str] = []
+            for entry in entries:
+                if isinstance(entry, str):
+                    log.debug("graph.delta.partial_user", user_id=entry)
+                    user = self.get_user(entry, select=sorted(expected))
+                    if user is None:  # gone since: the next delta reports the removal
+                        continue
+                    entry = user
+                resolved.append(entry)
+            entries = resolved
+        for entry in entries:
+            if isinstance(entry, DirectoryUser):
+                users.append(entry)
+            elif isinstance(entry, RemovedUser):
+                removed.append(entry)
+        return UsersDeltaPage(users, removed, entries)  # type: ignore[arg-type]
 
     # -- groups, roles, members ------------------------------------------------------------------
 

@@ -4,6 +4,9 @@ This is the hot path of a full read (a million users means a million calls of
 :func:`decode_user`), so it uses no validation library: one ``dict.get`` per
 field, a cheap combined check, and a slow path only to name what was wrong.
 
+Object ids (users, members, groups, roles, service principals) come out in lower case, Graph's
+own spelling, whatever case the server sent: one object never has two spellings downstream.
+
 Every decoder raises :class:`MalformedResponse` naming the page URL and the
 item; a page is decoded whole before any of it is handed out, so a bad record
 never comes out as a partial page or a guessed value.
@@ -294,7 +297,7 @@ def decode_user(item: dict[str, Any]) -> DirectoryUser:
     else:
         raise BadItem("assignedLicenses is not a list")
     return _build_user(
-        uid,
+        uid.lower(),  # one spelling per id: Graph's ids compare case-insensitively
         upn,
         display_name,
         given_name,
@@ -327,7 +330,7 @@ def decode_removed(item: dict[str, Any]) -> RemovedUser | None:
     deletion = _REMOVED_REASONS.get(removed.get("reason"))
     if deletion is None:
         raise BadItem(f"@removed reason is not 'changed' or 'deleted': {removed.get('reason')!r}")
-    return RemovedUser(uid, deletion)
+    return RemovedUser(uid.lower(), deletion)
 
 
 # -- members, groups, roles ----------------------------------------------------------------------
@@ -346,7 +349,7 @@ def decode_member(item: dict[str, Any]) -> GroupMember | None:
     if type(uid) is not str or not uid:
         raise BadItem("member without a string id")
     kind = member_kind(item)
-    return None if kind is None else GroupMember(uid, kind)
+    return None if kind is None else GroupMember(uid.lower(), kind)
 
 
 def decode_group_delta(item: dict[str, Any]) -> GroupDelta:
@@ -372,7 +375,7 @@ def decode_group_delta(item: dict[str, Any]) -> GroupDelta:
             raise BadItem("members@delta @removed is not an object")
         if member is not None:
             (added if gone is None else removed).append(member)
-    return GroupDelta(gid, added, removed, removed_group is not None)
+    return GroupDelta(gid.lower(), added, removed, removed_group is not None)
 
 
 def decode_role(item: dict[str, Any]) -> DirectoryRole:
@@ -385,7 +388,7 @@ def decode_role(item: dict[str, Any]) -> DirectoryRole:
         raise BadItem("role displayName is not a string")
     if type(template) is not str or not template:
         raise BadItem("role without a string roleTemplateId")
-    return DirectoryRole(rid, name, template)
+    return DirectoryRole(rid.lower(), name, template.lower())
 
 
 def _plan(raw: Any) -> ServicePlan:
@@ -428,4 +431,4 @@ def decode_service_principal(item: dict[str, Any]) -> ServicePrincipal:
         name = ""
     if type(name) is not str:
         raise BadItem("service principal displayName is not a string")
-    return ServicePrincipal(sid, app_id, name)
+    return ServicePrincipal(sid.lower(), app_id.lower(), name)

@@ -131,6 +131,8 @@ class UsersDeltaPage:
 
     users: list[DirectoryUser]
     removed: list[RemovedUser]
+    #: Users and removals in the order the page lists them (a later entry for a user wins).
+    entries: list[DirectoryUser | RemovedUser] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

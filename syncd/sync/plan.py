@@ -1,7 +1,10 @@
 """Planning: turn the rules' decisions into operations on rows (pure: no I/O).
 
-An operation carries the whole row as it must be after the write, so the writer needs nothing
-else, plus the rule and the reason for the run's events.
+An operation says only what it changes: a create carries the whole new row; every other
+operation carries the columns whose value it sets (the synced columns that changed, and the
+row's state where it changes), never a copy of the rest of the row as it was when the decision
+was made. The current row is read again at write time, by the write itself, so an operation
+applied later (a held-back disable) can't bring back values another write has replaced.
 """
 
 from __future__ import annotations
@@ -9,28 +12,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from syncd.rules import SYNCED_COLUMNS, Action, Decision
 from syncd.sync.rows import CurrentRow
 
-# The row columns the writer stages, in order.
 # The synced columns a row holds besides its object id (R10), in SYNCED_COLUMNS order.
-_VALUE_COLUMNS: tuple[str, ...] = tuple(c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid")
-# The row columns the writer stages, in order.
-STAGE_COLUMNS: tuple[str, ...] = (
+VALUE_COLUMNS: tuple[str, ...] = tuple(c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid")
+STATE_COLUMNS: tuple[str, ...] = ("isdisabled", "accessmode", "islicensed")
+# Every column an operation can set on an existing row, in a fixed order (the storage's layout).
+SET_COLUMNS: tuple[str, ...] = (*VALUE_COLUMNS, "synced_internalemailaddress", *STATE_COLUMNS)
+# The columns of a new row, in order.
+CREATE_COLUMNS: tuple[str, ...] = (
     "systemuserid",
-    "environment_id",
     "azureactivedirectoryobjectid",
     "kind",
-    *_VALUE_COLUMNS,
+    *VALUE_COLUMNS,
     "isdisabled",
     "accessmode",
     "islicensed",
     "synced_internalemailaddress",
-    "createdon",
-    "modifiedon",
 )
 
 WRITING_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.ENABLE, Action.DISABLE})
@@ -38,70 +39,88 @@ WRITING_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.ENABLE, Action
 
 @dataclass(slots=True)
 class Operation:
-    """One write: the row as it must be afterwards, and why."""
+    """One write to one row, and why.
+
+    ``values`` maps column names to new values: for CREATE every column of CREATE_COLUMNS but the
+    ids; otherwise only the columns this operation sets (a subset of SET_COLUMNS). ``changes`` are
+    the synced columns (R10) that change, for the run's event; ``notes`` say what the rules had to
+    fit into a column (cut, cleaned), appended to the event's reason.
+    """
 
     action: Action
     object_id: str
     systemuserid: str
-    row: tuple[Any, ...]  # values in STAGE_COLUMNS order
+    values: dict[str, Any]
     rule: str
     reason: str
     changes: Mapping[str, Any]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def event_reason(self) -> str:
+        return self.reason if not self.notes else f"{self.reason} ({'; '.join(self.notes)})"
 
     def describe(self) -> dict[str, Any]:
+        """The operation as a dry run reports it."""
         return {
             "action": self.action.value,
             "object_id": self.object_id,
-            "domainname": self.row[4],
+            "domainname": self.values.get("domainname"),
             "rule": self.rule,
-            "reason": self.reason,
+            "reason": self.event_reason,
             "changes": dict(self.changes),
         }
 
 
-def plan_operation(
-    decision: Decision, object_id: str, current: CurrentRow | None, env_id: int, now: datetime
-) -> Operation | None:
-    """The operation a decision asks for, or None when it writes nothing."""
+def plan_operation(decision: Decision, object_id: str, current: CurrentRow | None) -> Operation | None:
+    """The operation a decision asks for, or None when it writes nothing.
+
+    ``current`` is the row the decision was made against (None: no row). A CREATE gets a new
+    ``systemuserid`` and remembers the email it writes as the one sync wrote (R12).
+    """
     action = decision.action
     if action not in WRITING_ACTIONS:
         return None
     changes = decision.changes
+    notes: tuple[str, ...] = getattr(decision, "notes", ())
     if current is None:
-        # CREATE: every synced column, the email remembered as the value sync wrote (R12).
+        values: dict[str, Any] = {c: changes.get(c) for c in VALUE_COLUMNS}
+        values["isdisabled"] = bool(decision.isdisabled)
+        values["accessmode"] = int(decision.accessmode or 0)
+        values["islicensed"] = bool(decision.islicensed)
+        values["synced_internalemailaddress"] = changes.get("internalemailaddress")
         sid = str(uuid.uuid4())
-        email = changes.get("internalemailaddress")
-        row = (
-            sid,
-            env_id,
-            object_id,
-            "regular",
-            *[changes.get(c) for c in _VALUE_COLUMNS],
-            bool(decision.isdisabled),
-            int(decision.accessmode or 0),
-            bool(decision.islicensed),
-            email,
-            now,
-            now,
-        )
-        return Operation(action, object_id, sid, row, decision.rule, decision.reason, changes)
-    cols = current.facts.columns
-    values = [changes[c] if c in changes else cols.get(c) for c in _VALUE_COLUMNS]
-    synced = changes.get("internalemailaddress", current.synced_email)
-    isdisabled = current.facts.isdisabled if decision.isdisabled is None else decision.isdisabled
-    accessmode = current.facts.accessmode if decision.accessmode is None else decision.accessmode
-    islicensed = current.facts.islicensed if decision.islicensed is None else decision.islicensed
-    row = (
-        current.systemuserid,
-        env_id,
-        object_id,
-        "regular",
-        *values,
-        bool(isdisabled),
-        int(accessmode),
-        bool(islicensed),
-        synced,
-        current.createdon,
-        now,
+        return Operation(action, object_id, sid, values, decision.rule, decision.reason, changes, notes)
+    values = {c: v for c, v in changes.items() if c != "azureactivedirectoryobjectid"}
+    if "internalemailaddress" in values:
+        values["synced_internalemailaddress"] = values["internalemailaddress"]
+    facts = current.facts
+    if decision.isdisabled is not None and decision.isdisabled != facts.isdisabled:
+        values["isdisabled"] = decision.isdisabled
+    if decision.accessmode is not None and decision.accessmode != facts.accessmode:
+        values["accessmode"] = int(decision.accessmode)
+    if decision.islicensed is not None and decision.islicensed != facts.islicensed:
+        values["islicensed"] = decision.islicensed
+    if not values:
+        return None
+    return Operation(
+        action, object_id, current.systemuserid, values, decision.rule, decision.reason, changes, notes
     )
-    return Operation(action, object_id, current.systemuserid, row, decision.rule, decision.reason, changes)
+
+
+def recreate_values(op: Operation) -> Operation:
+    """A CREATE turned into the update that gives an existing row exactly the create's values.
+
+    Used when a later copy of a user, in the same read, supersedes the copy a row was already
+    created from in this run: the row must end as if only the latest copy had been read.
+    """
+    return Operation(
+        Action.UPDATE,
+        op.object_id,
+        op.systemuserid,
+        dict(op.values),
+        "R10",
+        "A later copy of the user in the same read supersedes the one the row was created from.",
+        op.changes,
+        op.notes,
+    )

@@ -1,11 +1,21 @@
-"""One sync run of one environment: read, decide, plan, apply, checkpoint, report.
+"""One sync run of one environment: read, decide, plan, apply, checkpoint.
 
-Full runs read everything (the users delta from scratch, or, with a security group, the group's
-members and the admins: R24); delta runs read the users and groups deltas from the stored
-checkpoint. Creates, updates and enables are written batch by batch as pages arrive; disables are
-held back until the whole read has succeeded and the mass-disable guard has passed, so a failed,
-partial or empty read never disables anyone. The checkpoint advances in the run's last
-transaction, after everything it covers is committed.
+A run reads like its table of contents (:meth:`_Run.execute`):
+
+1. **read** the directory: a full read (the users delta from scratch, or, with a security group,
+   the group's members, owners and the admins: R24), or a delta read from the checkpoint;
+2. **decide** each user by the rules (pure), against the row as it was before this run wrote it;
+3. **plan** the operation that decision asks for (pure), saying only what it changes;
+4. **apply** creates, updates and enables a batch at a time; hold disables back until the read has
+   succeeded and the mass-disable guard has passed;
+5. **checkpoint**: the delta links move in the run's last transaction, with the run's row.
+
+Graph is untidy, and the run is built for it. One read can return a user more than once, and the
+last copy is the truth: a later copy supersedes whatever an earlier one queued, held or wrote
+(:meth:`_Run._observe`). A full read is followed by one delta round from the link it earned, so a
+user changed during the read is seen at their latest state before anyone is found missing; only
+rows still unseen after that are disabled. A ``410 syncStateNotFound`` during a full read starts
+the read again, once, and the run records it.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from sqlalchemy.orm import Session
 from syncd.dataverse.schema import Environment
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import FullResyncRequired
+from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import Deletion, DirectoryUser, UsersDeltaPage
 from syncd.errors import NotFound
 from syncd.rules import (
@@ -38,11 +49,10 @@ from syncd.rules import (
 )
 from syncd.settings import Settings
 from syncd.sync import source
-from syncd.sync.deferred import DeferredDisables
+from syncd.sync.apply import Applier
 from syncd.sync.guard import check_disables
-from syncd.sync.plan import plan_operation
-from syncd.sync.rows import CurrentRow, RowReader
-from syncd.sync.writer import Counts, Writer
+from syncd.sync.plan import plan_operation, recreate_values
+from syncd.sync.storage import GroupMirror, Storage, open_storage
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +61,7 @@ GROUPS_LINK = "groups_delta_link"
 ADMINS = "admins"
 NO_ROLES: frozenset[str] = frozenset()
 ANALYZE_AFTER = 10_000  # rows written by one run, after which the table's statistics are refreshed
+FULL_READ_ATTEMPTS = 2  # a 410 during a full read starts it again once
 
 Progress = Callable[[str, int], None]
 
@@ -61,7 +72,9 @@ class RunInterrupted(Exception):
 
 @dataclass
 class RunOptions:
-    kind: str = "auto"  # "auto" (delta when there is a checkpoint), "full" or "delta"
+    """How to run: ``kind`` "auto" (delta when there is a checkpoint), "full" or "delta"."""
+
+    kind: str = "auto"
     dry_run: bool = False
     allow_mass_disable: bool | None = None  # None: the setting decides
     trigger: str = "cli"
@@ -70,6 +83,15 @@ class RunOptions:
 
 @dataclass
 class RunReport:
+    """The outcome of one run.
+
+    ``outcome`` is one of: ``succeeded``; ``partial`` (the run completed, but some rows could not
+    be written: ``counts["failed"]``, each with a ``failed`` event); ``blocked`` (the mass-disable
+    guard held the disables back; the checkpoint did not move); ``failed`` (``error`` says why;
+    nothing half-written, the checkpoint did not move); ``interrupted``; ``dry_run``.
+    ``restarts`` counts full reads started again after a 410 ``syncStateNotFound``.
+    """
+
     run_id: int | None
     environment: str
     kind: str
@@ -79,6 +101,7 @@ class RunReport:
     duration_s: float
     error: str | None = None
     planned: list[dict[str, Any]] = field(default_factory=list)
+    restarts: int = 0
 
     @property
     def changes(self) -> int:
@@ -95,20 +118,23 @@ class RunReport:
             "counts": self.counts,
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
+            "restarts": self.restarts,
             "planned": self.planned,
         }
 
 
 def environment_facts(env: Environment) -> EnvironmentFacts:
+    """The rules' view of an environment row; the security group id in its canonical spelling."""
+    group = env.security_group_id
     return EnvironmentFacts(
         name=env.name,
         type=EnvType(env.type),
         has_database=env.has_database,
-        security_group_id=env.security_group_id,
+        security_group_id=normalize_object_id(group) if group else None,
         app_pass_capacity_left=env.app_pass_capacity,
         tenant_has_marketing_licence=env.tenant_has_marketing_licence,
         is_sales=env.is_sales,
-        created_by_object_id=env.created_by_object_id,
+        created_by_object_id=env.created_by_object_id.lower() if env.created_by_object_id else None,
         allow_role_assignment_on_disabled_users=env.allow_role_assignment_on_disabled_users,
     )
 
@@ -123,7 +149,11 @@ def sync_environment(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """Run one sync of `env_name`; never raises for directory or data problems (the report says)."""
+    """Run one sync of ``env_name`` and report it.
+
+    Never raises for directory or data problems: the report's outcome and error say what happened.
+    Raises ``NotFound`` for an unknown environment and ``ValueError`` for an unknown run kind.
+    """
     options = options or RunOptions()
     if options.kind not in ("auto", "full", "delta"):
         raise ValueError(f"unknown run kind {options.kind!r}: expected auto, full or delta")
@@ -134,8 +164,7 @@ def sync_environment(
         s.expunge(env)
     raw = engine.raw_connection()
     try:
-        run = _Run(raw.driver_connection, env, directory, settings, options, stop, progress)
-        return run.execute()
+        return _Run(raw.driver_connection, env, directory, settings, options, stop, progress).execute()
     finally:
         raw.close()
 
@@ -151,26 +180,27 @@ class _Run:
         stop: threading.Event | None,
         progress: Progress | None,
     ) -> None:
-        self.conn = conn
         self.env = env
         self.envf = environment_facts(env)
+        self.group_id = self.envf.security_group_id
         self.directory = directory
         self.settings = settings
         self.options = options
         self.stop = stop
         self.progress = progress
-        self.sqlite = type(conn).__module__.startswith("sqlite3")
-        self.writer = Writer(conn, env.id, self.sqlite, settings.batch_size, options.dry_run)
-        self.rows = RowReader(conn, env.id, sqlite=self.sqlite)
-        self.counts: Counts = self.writer.counts
-        self.disables = DeferredDisables(conn, sqlite=self.sqlite)
+        self.storage: Storage = open_storage(conn, env.id, datetime.now(UTC))
+        self.applier = Applier(self.storage, settings.batch_size, options.dry_run)
+        self.counts = self.applier.counts
         self.admins: source.Admins = {}
-        self.load_rows = True
-        self.now = datetime.now(UTC)
-        self.read_users = 0
-        self.in_delta = False
-        self.existing_rows = 0
         self.known_users: dict[str, DirectoryUser] = {}  # users read along the way (the admins)
+        self.load_rows = True  # False while a full run fills an environment that had no rows
+        self.read_users = 0
+        self.restarts = 0
+        self.existing_rows = 0
+        # The security group: its members and owners as a full run reads them (None in delta runs,
+        # which use the local mirror), and the member changes a delta round read.
+        self.members: set[str] | None = None
+        self.owners: set[str] = set()
         self.added: set[str] = set()
         self.removed: set[str] = set()
 
@@ -178,18 +208,20 @@ class _Run:
 
     def execute(self) -> RunReport:
         started = time.monotonic()
-        state = self._load_state()
+        state = self.storage.load_state()
         requested = self.options.kind
-        kind = requested
-        if kind == "auto":
-            kind = "delta" if state.get(USERS_LINK) else "full"
-        elif kind == "delta" and not state.get(USERS_LINK):
-            kind = "full"
-        self.writer.start_run(kind, requested, self.options.trigger, reap_stale=self.options.holds_lock)
+        kind = "delta" if requested != "full" and state.get(USERS_LINK) else "full"
+        if not self.options.dry_run:
+            self.storage.start_run(kind, requested, self.options.trigger, reap_stale=self.options.holds_lock)
+            if self.storage.reaped:
+                log.warning("sync.stale_runs_closed", environment=self.env.name, runs=self.storage.reaped)
         log.info(
-            "sync.start", environment=self.env.name, kind=kind, requested=requested, run_id=self.writer.run_id
+            "sync.start",
+            environment=self.env.name,
+            kind=kind,
+            requested=requested,
+            run_id=self.storage.run_id,
         )
-        outcome, error = "succeeded", None
         try:
             if not self.env.has_database:
                 outcome, error = self._finish({})  # R1: no database, no users
@@ -199,24 +231,23 @@ class _Run:
                 except FullResyncRequired as exc:
                     log.warning("sync.delta_token_expired", environment=self.env.name, url=exc.url)
                     kind = "full"
-                    self.writer.set_run_kind("full")
                     self._reset()
+                    if not self.options.dry_run:
+                        self.storage.set_run_kind("full")
                     outcome, error = self._full()
             else:
                 outcome, error = self._full()
         except RunInterrupted:
             outcome, error = "interrupted", "stopped before the end; the checkpoint did not move"
-            self._flush_safely()
-            self.writer.finish_run(outcome, error)
+            self._close(outcome, error)
         except Exception as exc:
             outcome, error = "failed", f"{type(exc).__name__}: {exc}"
             log.error("sync.failed", environment=self.env.name, error=error)
-            self._flush_safely()
-            self.writer.finish_run(outcome, error)
-        if self.options.dry_run:
-            outcome = "dry_run" if outcome in ("succeeded", "blocked") else outcome
+            self._close(outcome, error)
+        if self.options.dry_run and outcome in ("succeeded", "partial", "blocked"):
+            outcome = "dry_run"
         report = RunReport(
-            run_id=self.writer.run_id,
+            run_id=self.storage.run_id,
             environment=self.env.name,
             kind=kind,
             requested_kind=requested,
@@ -224,7 +255,8 @@ class _Run:
             counts=self.counts.as_dict(),
             duration_s=time.monotonic() - started,
             error=error,
-            planned=self.writer.planned if self.options.dry_run else [],
+            planned=self.applier.planned if self.options.dry_run else [],
+            restarts=self.restarts,
         )
         log.info(
             "sync.summary",
@@ -235,75 +267,96 @@ class _Run:
             outcome=outcome,
             duration_s=round(report.duration_s, 3),
             error=error,
+            restarts=self.restarts,
             **report.counts,
         )
         return report
 
-    def _reset(self) -> None:
-        self.writer.flush()
-        self.known_users = {}
-        self.disables.clear()
-        self.read_users = 0
-        self.in_delta = False
-        self.added, self.removed = set(), set()
-
-    def _flush_safely(self) -> None:
-        try:
-            self.writer.flush()
-        except Exception as exc:  # the batch is lost; nothing half-written (its transaction rolled back)
-            log.warning("sync.final_flush_failed", error=str(exc)[:300])
-
-    def _check_stop(self) -> None:
-        if self.stop is not None and self.stop.is_set():
-            raise RunInterrupted()
-
     # -- full ----------------------------------------------------------------------------------
 
     def _full(self) -> tuple[str, str | None]:
+        """A full read, started again once if Graph forgets the read's state (410) on the way."""
+        for attempt in range(FULL_READ_ATTEMPTS):
+            try:
+                return self._full_read()
+            except FullResyncRequired as exc:
+                if attempt + 1 >= FULL_READ_ATTEMPTS:
+                    raise
+                self.restarts += 1
+                log.warning("sync.full_read_restarted", environment=self.env.name, url=exc.url)
+                self._reset()
+                self.load_rows = True  # rows this run already wrote are known by their timestamps
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _full_read(self) -> tuple[str, str | None]:
         self.admins = source.read_admins(self.directory, self.known_users)
-        existing, enabled_before = self.rows.count_regular()
+        existing, enabled_before = self.storage.count_rows()
         self.existing_rows = existing
-        self.load_rows = existing > 0
-        if self.load_rows:
-            self.writer.start_seen()
-        else:
-            self.writer.bulk_create = True
-        state: dict[str, str | None] = {}
-        mirror: tuple[list[str], list[str]] | None = None
-        group_id = self.env.security_group_id
-        if group_id:
-            # R24: read the group's members and the admins, not the tenant.
-            state[USERS_LINK] = self.directory.latest_users_delta_link()
-            members, state[GROUPS_LINK] = source.group_members_and_link(self.directory, group_id)
-            evaluated: set[str] = set()
-            for page in source.prefetch(source.group_user_pages(self.directory, group_id)):
-                self._check_stop()
-                page = [u for u in page if u.id in members]
-                evaluated.update(u.id for u in page)
-                self._decide_users([(u, u.id, Deletion.NONE, Membership.DIRECT) for u in page])
-            owners = source.group_owner_ids(self.directory, group_id)
-            mirror = (sorted(members), sorted(owners))
-            extra = [(oid, Membership.OWNER) for oid in sorted(owners - evaluated)]
-            extra += [(oid, Membership.NONE) for oid in sorted(set(self.admins) - evaluated - owners)]
-            self._decide_fetched(extra)
+        if existing == 0 and self.restarts == 0:
+            # An empty environment: no rows to look up, creates go straight in.
+            self.load_rows = False
+            self.applier.bulk_create = True
+        self.storage.start_seen()
+        users_link: str | None
+        groups_link: str | None
+        if self.group_id:
+            users_link, groups_link = self._read_group(self.group_id)
         else:
             reader = self.directory.users_delta()
-            for delta_page in source.prefetch(reader):
+            for page in source.prefetch(reader):
                 self._check_stop()
-                self._decide_users(_delta_items(delta_page))
-            state[USERS_LINK] = reader.delta_link
-            state[GROUPS_LINK] = None
-        state[ADMINS] = _dump_admins(self.admins)
-        self.writer.finish_seen()
-        if self.load_rows:
-            # Rows whose user the read did not see: gone from the directory, or (with a group) not a member.
-            for batch in self.rows.iter_unseen():
-                self._check_stop()
-                for cur in batch:
-                    facts = UserFacts(None, cur.object_id, Deletion.HARD)
-                    self._plan(decide(facts, self.envf, cur.facts), cur.object_id, cur, group_id is not None)
+                self._observe(_delta_facts(page))
+            users_link, groups_link = reader.delta_link, None
         empty = self.read_users == 0
+        # Catch up with what changed while the read was paging, before anyone is found missing.
+        users_link, groups_link = self._delta_round(users_link, groups_link, set())
+        self.applier.flush()
+        if not self.load_rows:
+            self._resolve_repeats()
+        self._disable_unseen()
+        state = {USERS_LINK: users_link, GROUPS_LINK: groups_link, ADMINS: _dump_admins(self.admins)}
+        mirror = None
+        if self.group_id and self.members is not None:
+            mirror = GroupMirror(members=sorted(self.members), owners=sorted(self.owners))
         return self._finish(state, mirror=mirror, enabled_before=enabled_before, empty_read=empty)
+
+    def _read_group(self, group_id: str) -> tuple[str, str | None]:
+        """R24: the group's direct members, its owners and the admins, not the tenant."""
+        users_link = self.directory.latest_users_delta_link()
+        members, groups_link = source.group_members_and_link(self.directory, group_id)
+        self.members = members
+        evaluated: set[str] = set()
+        for page in source.prefetch(source.group_user_pages(self.directory, group_id)):
+            self._check_stop()
+            page = [u for u in page if u.id in members]
+            evaluated.update(u.id for u in page)
+            self._observe([UserFacts(u, u.id, Deletion.NONE, NO_ROLES, Membership.DIRECT) for u in page])
+        self.owners = source.group_owner_ids(self.directory, group_id)
+        extra = (self.owners | set(self.admins) | members) - evaluated
+        self._observe_by_id(sorted(extra))
+        return users_link, groups_link
+
+    def _resolve_repeats(self) -> None:
+        """Users read more than once while rows were not looked up (an empty environment): read each
+        again and decide against the row this run wrote from an earlier copy."""
+        repeated = self.storage.repeated_ids()
+        if repeated:
+            log.info("sync.repeated_users", environment=self.env.name, users=len(repeated))
+            self.load_rows = True
+            self.known_users = {}  # read them afresh
+            self._observe_by_id(repeated)
+            self.applier.flush()
+
+    def _disable_unseen(self) -> None:
+        """Rows whose user neither the read nor the catch-up saw: gone from the directory, or (with a
+        security group) out of its scope. Only their ids are held; rows load a batch at a time."""
+        if not self.load_rows and self.restarts == 0:
+            return  # the environment had no rows before this run
+        ids = self.storage.unseen_ids()
+        for i in range(0, len(ids), 999):
+            self._check_stop()
+            batch = ids[i : i + 999]
+            self._observe([UserFacts(None, oid, Deletion.HARD) for oid in batch], unseen=True)
 
     # -- delta ---------------------------------------------------------------------------------
 
@@ -313,153 +366,153 @@ class _Run:
         reevaluate = {
             u for u in self.admins.keys() | old_admins.keys() if self.admins.get(u) != old_admins.get(u)
         }
-        new_state: dict[str, str | None] = {ADMINS: _dump_admins(self.admins)}
-        group_id = self.env.security_group_id
-        self.in_delta = True
-        if group_id:
-            link = state.get(GROUPS_LINK)
-            if not link:
-                raise FullResyncRequired("sync_state", None)
-            reader = self.directory.groups_delta(link)
-            for page in reader:
-                for g in page:
-                    if g.id != group_id:
-                        continue
-                    for m in g.added:
-                        self.added.add(m.id)
-                        self.removed.discard(m.id)
-                    for m in g.removed:
-                        self.removed.add(m.id)
-                        self.added.discard(m.id)
-            new_state[GROUPS_LINK] = reader.delta_link
-            reevaluate |= self.added | self.removed
-        enabled_before: int | None = None
-        users = self.directory.users_delta(state[USERS_LINK])
-        seen: set[str] = set()
-        for delta_page in source.prefetch(users):
-            self._check_stop()
-            items = _delta_items(delta_page)
-            seen.update(i[1] for i in items)
-            self._decide_users(self._with_membership(items))
-        new_state[USERS_LINK] = users.delta_link
-        self._decide_fetched([(oid, Membership.NONE) for oid in sorted(reevaluate - seen)])
-        if self.disables.count:
+        if self.group_id and not state.get(GROUPS_LINK):
+            raise FullResyncRequired("sync_state", None)
+        users_link, groups_link = self._delta_round(state[USERS_LINK], state.get(GROUPS_LINK), reevaluate)
+        enabled_before = 0
+        held = self.applier.held_count
+        if held:
             # The guard compares the disables with the enabled rows; counting just far enough to
             # know keeps this run's cost with its changes, not with the environment's size.
             ratio = self.settings.mass_disable_ratio
-            over_count = (
-                self.disables.count > self.settings.mass_disable_count
-            )  # blocked anyway: count exactly
-            limit = int(self.disables.count / ratio) + 1 if ratio > 0 and not over_count else None
-            enabled_before = self.rows.count_enabled_regular(limit)
-        return self._finish(
-            new_state,
-            mirror=None,
-            mirror_add=self.added,
-            mirror_remove=self.removed,
-            enabled_before=enabled_before or 0,
-        )
+            over_count = held > self.settings.mass_disable_count  # blocked anyway: count exactly
+            limit = int(held / ratio) + 1 if ratio > 0 and not over_count else None
+            enabled_before = self.storage.count_enabled(limit)
+        state_out = {USERS_LINK: users_link, GROUPS_LINK: groups_link, ADMINS: _dump_admins(self.admins)}
+        mirror = GroupMirror(added=self.added, removed=self.removed) if self.group_id else None
+        return self._finish(state_out, mirror=mirror, enabled_before=enabled_before)
 
-    def _with_membership(
-        self, items: list[tuple[DirectoryUser | None, str, Deletion, Membership]]
-    ) -> list[tuple[DirectoryUser | None, str, Deletion, Membership]]:
-        """Fill in the membership of each user from the group mirror and this run's group changes."""
-        if not self.env.security_group_id:
-            return items
-        known = self._mirror_members([i[1] for i in items])
-        out = []
-        for du, oid, deletion, _ in items:
-            relations = known.get(oid, ())
-            if oid in self.added or ("member" in relations and oid not in self.removed):
-                membership = Membership.DIRECT
-            elif "owner" in relations:
-                membership = Membership.OWNER
-            else:
-                membership = Membership.NONE
-            out.append((du, oid, deletion, membership))
-        return out
+    def _delta_round(
+        self, users_link: str | None, groups_link: str | None, reevaluate: set[str]
+    ) -> tuple[str | None, str | None]:
+        """Read the groups and users deltas from these links and decide every user they name.
 
-    def _mirror_members(self, ids: list[str]) -> dict[str, set[str]]:
-        """Object id -> its relations to the group ('member', 'owner') in the mirror."""
-        if not ids:
-            return {}
-        cur = self.conn.cursor()
-        try:
-            p = "?" if self.sqlite else "%s"
-            found: dict[str, set[str]] = {}
-            for i in range(0, len(ids), 900):
-                chunk = ids[i : i + 900]
-                cur.execute(
-                    f"SELECT member_id, relation FROM sync_group_member WHERE environment_id = {p} "
-                    f"AND member_id IN ({', '.join([p] * len(chunk))})",
-                    (self.env.id, *chunk),
-                )
-                for member_id, relation in cur.fetchall():
-                    found.setdefault(member_id, set()).add(relation)
-            return found
-        finally:
-            cur.close()
+        Returns the next links. Used by delta runs, and by full runs to catch up with what changed
+        while their read was paging.
+        """
+        if self.group_id and groups_link:
+            reader = self.directory.groups_delta(groups_link)
+            added, removed = source.group_changes(reader, self.group_id)
+            groups_link = reader.delta_link
+            for oid in added:
+                self.added.add(oid)
+                self.removed.discard(oid)
+            for oid in removed:
+                self.removed.add(oid)
+                self.added.discard(oid)
+            if self.members is not None:
+                self.members |= added
+                self.members -= removed
+            reevaluate = reevaluate | added | removed
+        if users_link is None:
+            return users_link, groups_link
+        users = self.directory.users_delta(users_link)
+        seen: set[str] = set()
+        for page in source.prefetch(users):
+            self._check_stop()
+            facts = _delta_facts(page)
+            seen.update(f.object_id for f in facts)
+            self._observe(facts)
+        self._observe_by_id(sorted(reevaluate - seen))
+        return users.delta_link, groups_link
 
     # -- deciding ------------------------------------------------------------------------------
 
-    def _decide_fetched(self, ids: Iterable[tuple[str, Membership]]) -> None:
-        """Users known only by id (admins, owners, membership changes): read each from the directory."""
-        items: list[tuple[DirectoryUser | None, str, Deletion, Membership]] = []
-        for oid, membership in ids:
+    def _observe_by_id(self, ids: Iterable[str]) -> None:
+        """Users known only by id (admins, owners, membership changes, repeats): read each."""
+        facts: list[UserFacts] = []
+        for oid in ids:
             self._check_stop()
             du = self.known_users.get(oid) or self.directory.get_user(oid)
-            items.append((du, oid, Deletion.NONE if du is not None else Deletion.HARD, membership))
-        if self.env.security_group_id and items and self.in_delta:
-            # In a delta run the membership of these users comes from the mirror (owners only at full runs).
-            fixed = self._with_membership(
-                [(d, o, dl, m) for d, o, dl, m in items if m is not Membership.OWNER]
-            )
-            items = fixed + [i for i in items if i[3] is Membership.OWNER]
-        if items:
-            self._decide_users(items)
+            facts.append(UserFacts(du, oid, Deletion.NONE if du is not None else Deletion.HARD))
+            if len(facts) >= 999:
+                self._observe(facts)
+                facts = []
+        self._observe(facts)
 
-    def _decide_users(self, items: list[tuple[DirectoryUser | None, str, Deletion, Membership]]) -> None:
+    def _observe(self, items: list[UserFacts], *, unseen: bool = False) -> None:
+        """Decide, plan and queue the operation for each user read; the latest copy of a user wins.
+
+        Within ``items`` the last copy of a user counts. What an earlier copy queued or held is
+        dropped; a row that this run already wrote from an earlier copy is judged as it was before
+        this run (no row, if this run created it), and a row created from a copy that the latest
+        one overrules is withdrawn. ``unseen``: rows a full run did not find in the directory.
+        """
         if not items:
             return
-        self.read_users += sum(1 for i in items if i[0] is not None)
-        self.counts.read += len(items)
-        rows: dict[str, CurrentRow] = self.rows.load([i[1] for i in items]) if self.load_rows else {}
-        envf, admins, plan = self.envf, self.admins, self._plan
-        scoped = self.env.security_group_id is not None
-        for du, oid, deletion, membership in items:
-            cur = rows.get(oid)
+        latest = {f.object_id: f for f in items}
+        ids = list(latest)
+        self.applier.supersede(ids)
+        if not unseen:
+            self.applier.mark_seen(ids)
+        self.read_users += sum(1 for f in latest.values() if f.user is not None)
+        self.counts.read += len(ids)
+        rows = self.storage.load_rows(ids) if self.load_rows else {}
+        memberships = self._memberships(ids)
+        withdraw: list[str] = []
+        envf, admins = self.envf, self.admins
+        for oid, f in latest.items():
             roles = admins.get(oid, NO_ROLES)
+            membership = memberships.get(oid, f.membership)
             out_of_scope = (
-                scoped
-                and du is not None
+                self.group_id is not None
+                and f.user is not None
                 and membership is Membership.NONE
                 and roles.isdisjoint(GROUP_EXEMPT_ROLE_IDS)
             )
             if out_of_scope:
-                # R5, R24: outside the group a user is not read, only known to be out of scope; a row of
-                # theirs is disabled (R9) and otherwise left as it is, as a full run that never reads them.
-                du, deletion = None, Deletion.HARD
-            facts = UserFacts(du, oid, deletion, roles, membership)
-            plan(decide(facts, envf, cur.facts if cur is not None else None), oid, cur, out_of_scope)
-        self.writer.seen(i[1] for i in items)
+                # R5, R24: outside the group a user is only known to be out of scope; a row of theirs is
+                # disabled (R9) and otherwise left as it is, as a full run that never reads them.
+                facts = UserFacts(None, oid, Deletion.HARD, roles, membership)
+            else:
+                facts = UserFacts(f.user, oid, f.deletion, roles, membership)
+            current = rows.get(oid)
+            before = None if current is not None and current.created_by_run else current
+            op = plan_operation(decide(facts, envf, before.facts if before else None), oid, before)
+            if current is not None and before is None:
+                # This run created the row from an earlier copy of the user.
+                if op is None or op.action is not Action.CREATE:
+                    withdraw.append(oid)
+                    continue
+                op = recreate_values(op)
+                op.systemuserid = current.systemuserid
+            if op is None:
+                if current is not None and not current.written_by_run:
+                    self.counts.unchanged += 1
+                continue
+            if (out_of_scope or (unseen and self.group_id)) and op.action is Action.DISABLE:
+                op.rule = "R5"
+                op.reason = "Not a direct member of the security group, or gone from the directory: the row is disabled."
+            self.applier.add(op)
+        self.applier.withdraw(withdraw)
         if self.progress is not None:
-            self.progress("read", len(items))
+            self.progress("read", len(ids))
 
-    def _plan(self, decision: Any, oid: str, cur: CurrentRow | None, not_member: bool) -> None:
-        op = plan_operation(decision, oid, cur, self.env.id, self.now)
-        if op is None:
-            if cur is not None:
-                self.counts.unchanged += 1
-            return
-        if not_member and op.action is Action.DISABLE:
-            op.rule = "R5"
-            op.reason = (
-                "Not a direct member of the security group, or gone from the directory: the row is disabled."
-            )
-        if op.action is Action.DISABLE:
-            self.disables.add(op)
-        else:
-            self.writer.add(op)
+    def _memberships(self, ids: list[str]) -> dict[str, Membership]:
+        """Each user's relation to the security group (R5): from what a full run read, or, in a
+        delta run, from the local mirror and this run's member changes. Empty without a group."""
+        if not self.group_id:
+            return {}
+        out: dict[str, Membership] = {}
+        if self.members is not None:
+            for oid in ids:
+                if oid in self.members:
+                    out[oid] = Membership.DIRECT
+                elif oid in self.owners:
+                    out[oid] = Membership.OWNER
+                else:
+                    out[oid] = Membership.NONE
+            return out
+        relations = self.storage.group_relations(ids)
+        for oid in ids:
+            rel = relations.get(oid, set())
+            if oid in self.added or ("member" in rel and oid not in self.removed):
+                out[oid] = Membership.DIRECT
+            elif "owner" in rel:
+                out[oid] = Membership.OWNER
+            else:
+                out[oid] = Membership.NONE
+        return out
 
     # -- finishing -----------------------------------------------------------------------------
 
@@ -467,18 +520,17 @@ class _Run:
         self,
         state: dict[str, str | None],
         *,
-        mirror: tuple[list[str], list[str]] | None = None,
-        mirror_add: Iterable[str] = (),
-        mirror_remove: Iterable[str] = (),
+        mirror: GroupMirror | None = None,
         enabled_before: int = 0,
         empty_read: bool = False,
     ) -> tuple[str, str | None]:
-        self.writer.flush()
+        """Apply or block the held disables (the guard), then the run's last transaction."""
+        self.applier.flush()
         allow = self.options.allow_mass_disable
         if allow is None:
             allow = self.settings.allow_mass_disable
         verdict = check_disables(
-            self.disables.count,
+            self.applier.held_count,
             enabled_before,
             max_count=self.settings.mass_disable_count,
             max_ratio=self.settings.mass_disable_ratio,
@@ -486,63 +538,66 @@ class _Run:
             directory_read_empty=empty_read,
         )
         if verdict.allowed:
-            for op in self.disables:
-                self.writer.add(op)
-            self.writer.flush()
+            self.applier.apply_held()
             outcome, error = "succeeded", None
+            if self.counts.failed:
+                outcome = "partial"
+                error = f"{self.counts.failed} rows could not be written; the run's 'failed' events say why"
         else:
-            self.counts.blocked_disables = self.disables.count
-            if self.options.dry_run:
-                for op in self.disables:
-                    if len(self.writer.planned) >= self.writer.planned_limit:
-                        break
-                    self.writer.planned.append(op.describe() | {"blocked": True})
+            self.applier.block_held()
             outcome, error = "blocked", verdict.reason
             log.warning("sync.mass_disable_blocked", environment=self.env.name, reason=verdict.reason)
-
-        def last(cur: Any) -> None:
-            if outcome == "succeeded":
-                # The checkpoint moves only when everything it covers is applied.
-                self.writer.checkpoint_sql(cur, state)
-                if self.env.security_group_id:
-                    self.writer.group_mirror_sql(cur, replace=mirror, add=mirror_add, remove=mirror_remove)
-            self.writer.finish_run_sql(cur, outcome, error)
-
-        if not self.options.dry_run:
-            cur = self.conn.cursor()
-            last(cur)
-            self.conn.commit()
-            c = self.counts
-            written = c.created + c.updated + c.enabled + c.disabled
-            if not self.sqlite and (
-                written >= ANALYZE_AFTER or written >= max(1000, self.existing_rows // 10)
-            ):
-                # Fresh statistics, so the next run's lookups by object id use the index, not a scan.
-                cur.execute("ANALYZE systemuser")
-                self.conn.commit()
-            cur.close()
+        if self.options.dry_run:
+            return outcome, error
+        # The checkpoint moves only when everything it covers is applied (a partial run's failed rows
+        # are retried by the next full run); a blocked run leaves it, so its disables come back.
+        moves = outcome in ("succeeded", "partial")
+        self.storage.finish_run(
+            outcome,
+            error,
+            self.counts.as_dict(),
+            restarts=self.restarts,
+            state=state if moves else None,
+            mirror=mirror if moves else None,
+        )
+        written = self.counts.written
+        if written >= ANALYZE_AFTER or written >= max(1000, self.existing_rows // 10):
+            self.storage.analyze()
         return outcome, error
 
-    # -- state ---------------------------------------------------------------------------------
-
-    def _load_state(self) -> dict[str, str]:
-        cur = self.conn.cursor()
+    def _close(self, outcome: str, error: str) -> None:
+        """After a failure or an interruption: keep what is whole, record the end, never the checkpoint."""
         try:
-            p = "?" if self.sqlite else "%s"
-            cur.execute(f"SELECT key, value FROM sync_state WHERE environment_id = {p}", (self.env.id,))
-            out = {k: v for k, v in cur.fetchall()}
-            self.conn.commit()
-            return out
-        finally:
-            cur.close()
+            self.applier.flush()
+        except Exception as exc:  # the batch is lost; nothing half-written (its transaction rolled back)
+            log.warning("sync.final_flush_failed", error=str(exc)[:300])
+        if self.options.dry_run:
+            return
+        try:
+            self.storage.finish_run(outcome, error, self.counts.as_dict(), restarts=self.restarts)
+        except Exception as exc:  # a dead connection: the run row stays 'running' until the next run
+            log.warning("sync.finish_failed", error=str(exc)[:300])
+
+    def _reset(self) -> None:
+        """Before a read starts again from scratch: keep what is written, forget what was held."""
+        self.applier.flush()
+        self.applier.clear_held()
+        self.known_users = {}
+        self.read_users = 0
+        self.members, self.owners = None, set()
+        self.added, self.removed = set(), set()
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise RunInterrupted()
 
 
-def _delta_items(page: UsersDeltaPage) -> list[tuple[DirectoryUser | None, str, Deletion, Membership]]:
-    items: list[tuple[DirectoryUser | None, str, Deletion, Membership]] = [
-        (u, u.id, Deletion.NONE, Membership.NONE) for u in page.users
+def _delta_facts(page: UsersDeltaPage) -> list[UserFacts]:
+    """A users delta page as facts, in the page's order (a later entry for a user wins)."""
+    return [
+        UserFacts(e, e.id) if isinstance(e, DirectoryUser) else UserFacts(None, e.id, e.deletion)
+        for e in page.entries
     ]
-    items += [(None, r.id, r.deletion, Membership.NONE) for r in page.removed]
-    return items
 
 
 def _dump_admins(admins: source.Admins) -> str:
@@ -553,3 +608,6 @@ def _load_admins(value: str | None) -> source.Admins:
     if not value:
         return {}
     return {k: frozenset(v) for k, v in orjson.loads(value).items()}
+
+
+__all__ = ["RunInterrupted", "RunOptions", "RunReport", "environment_facts", "sync_environment"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from syncd.directory.client import USER_SELECT, GraphClient
-from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
+from syncd.directory.models import DirectoryUser, GroupDelta, GroupMember, MemberKind
 from syncd.rules import ADMIN_ROLE_IDS
 
 Admins = dict[str, frozenset[str]]
@@ -51,19 +51,34 @@ def group_owner_ids(directory: GraphClient, group_id: str) -> set[str]:
     return out
 
 
-def group_members_and_link(directory: GraphClient, group_id: str) -> tuple[set[str], str | None]:
-    """The group's direct user member ids from a fresh groups delta read, and its delta link."""
-    reader = directory.groups_delta(group_id=group_id)
-    members: set[str] = set()
-    for page in reader:
+def group_changes(pages: Iterable[list[GroupDelta]], group_id: str) -> tuple[set[str], set[str]]:
+    """The direct user members added to and removed from one group over a groups delta read.
+
+    Only users are members (R5): a nested group, a device or a service principal in
+    ``members@delta`` is ignored, in delta reads as in full ones. A member added and then removed
+    within the read (or the other way round) ends where the later change puts it.
+    """
+    added: set[str] = set()
+    removed: set[str] = set()
+    for page in pages:
         for g in page:
             if g.id != group_id:
                 continue
             for m in g.added:
                 if m.kind is MemberKind.USER:
-                    members.add(m.id)
+                    added.add(m.id)
+                    removed.discard(m.id)
             for m in g.removed:
-                members.discard(m.id)
+                if m.kind is MemberKind.USER:
+                    removed.add(m.id)
+                    added.discard(m.id)
+    return added, removed
+
+
+def group_members_and_link(directory: GraphClient, group_id: str) -> tuple[set[str], str | None]:
+    """The group's direct user member ids from a fresh groups delta read, and its delta link."""
+    reader = directory.groups_delta(group_id=group_id)
+    members, _ = group_changes(reader, group_id)
     return members, reader.delta_link
 
 

@@ -10,6 +10,7 @@ group, users outside it are out of scope (R24): their rows are disabled and othe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -31,8 +32,8 @@ from syncd.directory.transport import InProcessTransport
 from syncd.rules import GROUP_EXEMPT_ROLE_IDS, Action, Membership, UserFacts, decide
 from syncd.settings import Settings
 from syncd.sync import source
-from syncd.sync.rows import RowReader
 from syncd.sync.run import environment_facts
+from syncd.sync.storage import open_storage
 
 PAIRS = (("open", None), ("scoped", "main"))
 
@@ -58,8 +59,8 @@ def oracle_pending(engine: Engine, directory: GraphClient, env_name: str) -> lis
     users = {u.id: u for page in directory.iter_users() for u in page}
     raw = engine.raw_connection()
     try:
-        reader = RowReader(raw.driver_connection, env.id, sqlite=engine.dialect.name == "sqlite")
-        rows = reader.load(set(users) | set(snapshot(engine, env_name)))
+        reader = open_storage(raw.driver_connection, env.id, datetime.now(UTC))
+        rows = reader.load_rows(set(users) | set(snapshot(engine, env_name)))
     finally:
         raw.close()
     pending = []

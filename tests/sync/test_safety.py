@@ -98,9 +98,9 @@ def test_mass_disable_guard_blocks_and_override_lets_through(
     monkeypatch: pytest.MonkeyPatch,
     in_memory: int,
 ) -> None:
-    import syncd.sync.deferred as deferred
+    import syncd.sync.apply as apply
 
-    monkeypatch.setattr(deferred, "IN_MEMORY", in_memory)
+    monkeypatch.setattr(apply, "HELD_IN_MEMORY", in_memory)
     guarded = load_settings(database_url=db_url, mass_disable_count=3, mass_disable_ratio=1.0)
     make_env(engine, "prod")
     run(engine, directory, "prod", guarded)
@@ -133,27 +133,54 @@ def test_ratio_threshold(engine: Engine, store, directory, tenant, db_url: str, 
     assert report.outcome == "blocked" and report.counts["blocked_disables"] == n
 
 
-def test_bad_record_fails_alone_and_its_batch_goes_through(
+def _poison_rows(engine: Engine, db_backend: str) -> None:
+    """A database that refuses to write any row whose jobtitle is 'poison' (a bad record)."""
+    with engine.begin() as c:
+        if db_backend == "sqlite":
+            for when in ("INSERT", "UPDATE"):
+                c.execute(
+                    text(
+                        f"CREATE TRIGGER poison_{when.lower()} BEFORE {when} ON systemuser "
+                        "WHEN NEW.jobtitle = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+                    )
+                )
+        else:
+            c.execute(
+                text(
+                    "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "IF NEW.jobtitle = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$"
+                )
+            )
+            c.execute(
+                text(
+                    "CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON systemuser "
+                    "FOR EACH ROW EXECUTE FUNCTION poison()"
+                )
+            )
+
+
+def test_bad_record_fails_alone_and_the_run_is_partial(
     engine: Engine, store, directory, tenant, settings: Settings, db_backend: str
 ) -> None:
+    # R10, Keycloak's lesson: a bad record fails alone, with an event; the run says it was partial.
     make_env(engine, "prod")
     run(engine, directory, "prod", settings)
+    _poison_rows(engine, db_backend)
     enabled = sorted(_enabled_ids(snapshot(engine, "prod")))
     bad, good = enabled[0], enabled[1:4]
-    store.update_user(bad, {"jobTitle": "x" * 500})  # longer than systemuser.jobtitle (200)
+    store.update_user(bad, {"jobTitle": "poison"})
     for uid in good:
         store.update_user(uid, {"jobTitle": "Reviewer"})
-    report = run(engine, directory, "prod", settings, kind="delta")
+    report = sync_environment(engine, directory, "prod", settings, RunOptions(kind="delta"))
     snap = snapshot(engine, "prod")
     assert all(snap[uid][4] == "Reviewer" for uid in good)
-    if db_backend == "postgresql":
-        assert report.counts["failed"] == 1 and report.counts["updated"] == 3
-        assert snap[bad][4] != "x" * 500
-        with db.session_factory(engine)() as s:
-            ev = s.scalars(select(SyncEvent).where(SyncEvent.action == "failed")).one()
-            assert str(ev.azureactivedirectoryobjectid) == bad and "too long" in ev.reason
-    else:  # SQLite does not enforce VARCHAR lengths: the value is simply stored
-        assert report.counts["failed"] == 0 and snap[bad][4] == "x" * 500
+    assert report.outcome == "partial" and "could not be written" in (report.error or "")
+    assert report.counts["failed"] == 1 and report.counts["updated"] == 3
+    assert snap[bad][4] != "poison"
+    with db.session_factory(engine)() as s:
+        ev = s.scalars(select(SyncEvent).where(SyncEvent.action == "failed")).one()
+        assert str(ev.azureactivedirectoryobjectid) == bad and "poisoned row" in ev.reason
+        assert s.scalar(select(SyncRun.outcome).where(SyncRun.id == report.run_id)) == "partial"
 
 
 def test_check_and_dry_run_share_the_plan(engine: Engine, store, directory, tenant, settings) -> None:
@@ -174,9 +201,9 @@ def test_many_held_disables_wait_in_a_temporary_table_and_all_go_through(
     engine: Engine, store, directory, tenant, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # R9 at scale: past a few in memory, held disables wait in the database, not in the process
-    import syncd.sync.deferred as deferred
+    import syncd.sync.apply as apply
 
-    monkeypatch.setattr(deferred, "IN_MEMORY", 4)
+    monkeypatch.setattr(apply, "HELD_IN_MEMORY", 4)
     make_env(engine, "prod")
     run(engine, directory, "prod", settings)
     enabled = sorted(_enabled_ids(snapshot(engine, "prod")))

@@ -1,0 +1,486 @@
+"""What a run needs of the database, as one interface: the only place the sync engine holds SQL.
+
+A :class:`Storage` works on one environment's SystemUser rows and sync bookkeeping, on one DB-API
+connection owned by the run (psycopg 3 on PostgreSQL, sqlite3 on SQLite). Each dialect fills in
+the statements that differ (bulk loads, set-based updates, temporary tables); what reads the same
+on both lives here. The run calls these methods and never builds a statement itself.
+
+Every write method is one transaction that commits or, on failure, rolls back and raises: nothing
+is half-written.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import orjson
+
+from syncd.rules import Action
+from syncd.sync.plan import Operation
+from syncd.sync.rows import ROW_COLUMNS, CurrentRow, from_db_uuid, row_from_tuple
+
+EVENT_COLUMNS = (
+    "run_id",
+    "environment_id",
+    "systemuserid",
+    "azureactivedirectoryobjectid",
+    "action",
+    "rule",
+    "reason",
+    "changes",
+    "created_at",
+)
+RUN_COUNTS = ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed", "blocked_disables")
+IN_CLAUSE_CHUNK = 900  # ids per IN (...) list: under SQLite's default limit of 999 parameters
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMirror:
+    """Changes to the local copy of the security group (R5, R24): a full replacement
+    (``members``, ``owners``) from a full run, or a delta run's ``added``/``removed`` members."""
+
+    members: Sequence[str] | None = None
+    owners: Sequence[str] = ()
+    added: Iterable[str] = ()
+    removed: Iterable[str] = ()
+
+
+class Storage(ABC):
+    """One environment's rows and sync bookkeeping on one connection. See the module docstring."""
+
+    sqlite: ClassVar[bool]
+    p: ClassVar[str]  # the driver's parameter marker
+
+    def __init__(self, conn: Any, env_id: int, now: datetime) -> None:
+        self.conn = conn
+        self.env_id = env_id
+        self.now = now
+        self.run_id: int | None = None
+        self.stamp = self.ts(now)  # this run's timestamp as the backend stores and returns it
+        self._held_table = False
+        self._seen_table = False
+        self.reaped = 0  # runs closed as interrupted by start_run
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def ts(self, value: datetime) -> Any:
+        """A timestamp as the driver takes it."""
+        return value
+
+    def db_id(self, object_id: str) -> str:
+        """A dashed GUID as the backend stores it."""
+        return object_id
+
+    def _tx(self, *statements: tuple[str, Sequence[Any]]) -> Any:
+        cur = self.conn.cursor()
+        try:
+            for sql, args in statements:
+                cur.execute(sql, args)
+            result = cur.fetchall() if cur.description is not None else None
+            self.conn.commit()
+            return result
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def load_state(self) -> dict[str, str]:
+        """The environment's checkpoints (``sync_state``): key -> value."""
+        rows = self._tx(
+            (f"SELECT key, value FROM sync_state WHERE environment_id = {self.p}", (self.env_id,))
+        )
+        return {k: v for k, v in rows or ()}
+
+    def count_rows(self) -> tuple[int, int]:
+        """The environment's regular rows, and how many of them are enabled, in one scan."""
+        rows = self._tx(
+            (
+                "SELECT count(*), coalesce(sum(CASE WHEN isdisabled THEN 0 ELSE 1 END), 0) FROM systemuser "
+                f"WHERE environment_id = {self.p} AND kind = 'regular'",
+                (self.env_id,),
+            )
+        )
+        total, enabled = rows[0]
+        return int(total), int(enabled)
+
+    def count_enabled(self, limit: int | None = None) -> int:
+        """Enabled regular rows; with ``limit``, counting stops there (a delta run's cost stays with
+        its changes, not with the environment's size)."""
+        p = self.p
+        rows = f"SELECT 1 FROM systemuser WHERE environment_id = {p} AND kind = 'regular' AND NOT isdisabled"
+        if limit is None:
+            out = self._tx((f"SELECT count(*) FROM ({rows}) t", (self.env_id,)))
+        else:
+            out = self._tx((f"SELECT count(*) FROM ({rows} LIMIT {p}) t", (self.env_id, limit)))
+        return int(out[0][0])
+
+    def load_rows(self, object_ids: Iterable[str]) -> dict[str, CurrentRow]:
+        """The rows of these users (any kind), by object id; users without a row are absent."""
+        ids = list(object_ids)
+        if not ids:
+            return {}
+        stamp = self.stamp
+        return {r.object_id: r for r in (row_from_tuple(t, stamp) for t in self._select_rows(ids))}
+
+    @abstractmethod
+    def _select_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        """Tuples in ROW_COLUMNS order for these object ids."""
+
+    def group_relations(self, object_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Object id -> its relations to the security group in the local mirror ('member', 'owner')."""
+        found: dict[str, set[str]] = {}
+        p = self.p
+        for i in range(0, len(object_ids), IN_CLAUSE_CHUNK):
+            chunk = list(object_ids[i : i + IN_CLAUSE_CHUNK])
+            rows = self._tx(
+                (
+                    f"SELECT member_id, relation FROM sync_group_member WHERE environment_id = {p} "
+                    f"AND member_id IN ({', '.join([p] * len(chunk))})",
+                    (self.env_id, *chunk),
+                )
+            )
+            for member_id, relation in rows or ():
+                found.setdefault(member_id, set()).add(relation)
+        return found
+
+    # -- seen ids (full runs) ------------------------------------------------------------------
+
+    def start_seen(self) -> None:
+        """An empty temporary table of the object ids a full run has seen."""
+        self._create_seen()
+        self._seen_table = True
+
+    @abstractmethod
+    def _create_seen(self) -> None: ...
+
+    @abstractmethod
+    def _insert_seen(self, cur: Any, ids: Sequence[str]) -> None: ...
+
+    def mark_seen(self, ids: Sequence[str]) -> None:
+        """Record seen ids on their own (dry runs; the writes of a real run carry them)."""
+        if not ids or not self._seen_table:
+            return
+        cur = self.conn.cursor()
+        try:
+            self._insert_seen(cur, ids)
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def unseen_ids(self) -> list[str]:
+        """Object ids of the environment's regular rows the run has not seen (only the ids are held)."""
+        rows = self._tx(self._unseen_sql())
+        return [r[0] if len(r[0]) == 36 else str(from_db_uuid(r[0])) for r in rows or ()]
+
+    @abstractmethod
+    def _unseen_sql(self) -> tuple[str, Sequence[Any]]: ...
+
+    def repeated_ids(self) -> list[str]:
+        """Object ids the run has seen more than once (Graph repeated them across pages)."""
+        rows = self._tx((self._repeated_sql, ()))
+        return [r[0] if len(r[0]) == 36 else str(from_db_uuid(r[0])) for r in rows or ()]
+
+    _repeated_sql: ClassVar[str]
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[Operation], seen: Sequence[str] = (), *, bulk_create: bool = False) -> None:
+        """Apply operations, with one event each, and record seen ids, in one transaction.
+
+        ``bulk_create`` (every operation is a CREATE into an environment that had no regular rows)
+        lets a dialect load them without conflict handling. Raises on failure, having rolled back.
+        """
+        cur = self.conn.cursor()
+        try:
+            if seen and self._seen_table:
+                self._insert_seen(cur, seen)
+            if ops:
+                creates = [op for op in ops if op.action is Action.CREATE]
+                others = [op for op in ops if op.action is not Action.CREATE]
+                if creates:
+                    self._create_rows(cur, creates, bulk_create)
+                if others:
+                    self._update_rows(cur, others)
+                self._insert_events(cur, [self._event(op, op.action.value, op.event_reason) for op in ops])
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def write_failure(self, op: Operation, error: str) -> None:
+        """The event of an operation whose write failed (R10: a bad record fails alone)."""
+        cur = self.conn.cursor()
+        try:
+            self._insert_events(cur, [self._event(op, "failed", f"Write failed: {error}")])
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    @abstractmethod
+    def _create_rows(self, cur: Any, ops: Sequence[Operation], bulk: bool) -> None: ...
+
+    @abstractmethod
+    def _update_rows(self, cur: Any, ops: Sequence[Operation]) -> None:
+        """Set each operation's columns on its row (regular rows only), reading the row at write time:
+        the email is written only while no customer has edited it (R12), and modifiedon moves."""
+
+    @abstractmethod
+    def _insert_events(self, cur: Any, rows: list[tuple[Any, ...]]) -> None: ...
+
+    def _event(self, op: Operation, action: str, reason: str) -> tuple[Any, ...]:
+        changes = None
+        if op.action is not Action.CREATE and op.changes:
+            changes = orjson.dumps(dict(op.changes), default=str).decode()
+        return (
+            self.run_id,
+            self.env_id,
+            self.db_id(op.systemuserid),
+            self.db_id(op.object_id),
+            action,
+            op.rule,
+            reason,
+            changes,
+            self.ts(datetime.now(UTC)),
+        )
+
+    def withdraw(self, object_ids: Sequence[str]) -> int:
+        """Remove rows this run created, with this run's events for them, in one transaction.
+
+        For a user whose later copy in the same read says they should never have had a row: the
+        environment ends as if only that copy had been read. Rows created by anyone else, or before
+        this run, are never touched (R9). Returns the rows removed.
+        """
+        p, removed = self.p, 0
+        cur = self.conn.cursor()
+        try:
+            for oid in object_ids:
+                key = self.db_id(oid)
+                cur.execute(
+                    f"DELETE FROM systemuser WHERE environment_id = {p} AND azureactivedirectoryobjectid = {p} "
+                    f"AND kind = 'regular' AND createdon = {p}",
+                    (self.env_id, key, self.stamp),
+                )
+                removed += cur.rowcount
+                cur.execute(
+                    f"DELETE FROM sync_event WHERE run_id = {p} AND azureactivedirectoryobjectid = {p}",
+                    (self.run_id, key),
+                )
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+        return removed
+
+    # -- held-back disables past what memory keeps -----------------------------------------------
+
+    @abstractmethod
+    def _create_held(self) -> None: ...
+
+    @abstractmethod
+    def _insert_held(self, cur: Any, rows: list[tuple[str, str]]) -> None: ...
+
+    def spill_held(self, ops: Sequence[Operation]) -> None:
+        """Keep held-back disables in a temporary table (one row per user: a later one replaces it)."""
+        if not self._held_table:
+            self._create_held()
+            self._held_table = True
+        rows = [(op.object_id, _dump(op)) for op in ops]
+        cur = self.conn.cursor()
+        try:
+            self.drop_held_sql(cur, [r[0] for r in rows])
+            self._insert_held(cur, rows)
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def drop_held(self, object_ids: Sequence[str]) -> int:
+        """Forget the spilled disables of these users (a later copy supersedes them); returns how many."""
+        if not self._held_table or not object_ids:
+            return 0
+        cur = self.conn.cursor()
+        try:
+            n = self.drop_held_sql(cur, object_ids)
+            self.conn.commit()
+            return n
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def drop_held_sql(self, cur: Any, object_ids: Sequence[str]) -> int:
+        if not self._held_table:
+            return 0
+        n = 0
+        for i in range(0, len(object_ids), IN_CLAUSE_CHUNK):
+            chunk = list(object_ids[i : i + IN_CLAUSE_CHUNK])
+            cur.execute(f"DELETE FROM _syncd_held WHERE oid IN ({', '.join([self.p] * len(chunk))})", chunk)
+            n += max(cur.rowcount, 0)
+        return n
+
+    def clear_held(self) -> None:
+        if self._held_table:
+            self._tx(("DELETE FROM _syncd_held", ()))
+
+    def held(self, chunk: int) -> Iterator[Operation]:
+        """Every spilled disable, ``chunk`` at a time in memory."""
+        if not self._held_table:
+            return
+        last = ""
+        while True:
+            rows = self._tx(
+                (
+                    f"SELECT oid, op FROM _syncd_held WHERE oid > {self.p} ORDER BY oid LIMIT {self.p}",
+                    (last, chunk),
+                )
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, blob in rows:
+                yield _load(blob)
+
+    # -- the run's own rows ----------------------------------------------------------------------
+
+    def start_run(self, kind: str, requested_kind: str, trigger: str, *, reap_stale: bool = False) -> int:
+        """Record the run's start. With ``reap_stale`` (the caller holds the environment's lock, so no
+        other run of it is alive), runs left 'running' by a process that died are closed first."""
+        p = self.p
+        cur = self.conn.cursor()
+        try:
+            if reap_stale:
+                cur.execute(
+                    f"UPDATE sync_run SET outcome = 'interrupted', finished_at = {p}, "
+                    "error = 'the process running it ended before it finished' "
+                    f"WHERE environment_id = {p} AND outcome = 'running'",
+                    (self.ts(datetime.now(UTC)), self.env_id),
+                )
+                self.reaped = cur.rowcount
+            cur.execute(
+                "INSERT INTO sync_run (environment_id, kind, requested_kind, trigger, started_at, outcome, read, "
+                "created, updated, enabled, disabled, unchanged, failed, blocked_disables, restarts) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p}, 'running', 0, 0, 0, 0, 0, 0, 0, 0, 0) RETURNING id",
+                (self.env_id, kind, requested_kind, trigger, self.stamp),
+            )
+            self.run_id = int(cur.fetchone()[0])
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+        return self.run_id
+
+    def set_run_kind(self, kind: str) -> None:
+        if self.run_id is not None:
+            self._tx((f"UPDATE sync_run SET kind = {self.p} WHERE id = {self.p}", (kind, self.run_id)))
+
+    def finish_run(
+        self,
+        outcome: str,
+        error: str | None,
+        counts: dict[str, int],
+        *,
+        restarts: int = 0,
+        state: dict[str, str | None] | None = None,
+        mirror: GroupMirror | None = None,
+    ) -> None:
+        """The run's last transaction: its checkpoint (``state``, None: it does not move), the group
+        mirror, and the run's row with its outcome and counts."""
+        p = self.p
+        cur = self.conn.cursor()
+        try:
+            if state is not None:
+                now = self.ts(datetime.now(UTC))
+                for key, value in state.items():
+                    cur.execute(
+                        f"DELETE FROM sync_state WHERE environment_id = {p} AND key = {p}", (self.env_id, key)
+                    )
+                    if value is not None:
+                        cur.execute(
+                            "INSERT INTO sync_state (environment_id, key, value, updated_on) "
+                            f"VALUES ({p}, {p}, {p}, {p})",
+                            (self.env_id, key, value, now),
+                        )
+            if mirror is not None:
+                self._mirror(cur, mirror)
+            if self.run_id is not None:
+                sets = ", ".join(f"{c} = {p}" for c in RUN_COUNTS)
+                cur.execute(
+                    f"UPDATE sync_run SET finished_at = {p}, outcome = {p}, error = {p}, restarts = {p}, {sets} "
+                    f"WHERE id = {p}",
+                    (
+                        self.ts(datetime.now(UTC)),
+                        outcome,
+                        error,
+                        restarts,
+                        *(counts.get(c, 0) for c in RUN_COUNTS),
+                        self.run_id,
+                    ),
+                )
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def _mirror(self, cur: Any, mirror: GroupMirror) -> None:
+        p = self.p
+        rows: list[tuple[int, str, str]] = []
+        if mirror.members is not None:
+            cur.execute(f"DELETE FROM sync_group_member WHERE environment_id = {p}", (self.env_id,))
+            rows = [(self.env_id, m, "member") for m in mirror.members]
+            rows += [(self.env_id, o, "owner") for o in mirror.owners]
+        removed = [(self.env_id, m) for m in mirror.removed]
+        if removed:
+            cur.executemany(
+                f"DELETE FROM sync_group_member WHERE environment_id = {p} AND member_id = {p} "
+                "AND relation = 'member'",
+                removed,
+            )
+        rows += [(self.env_id, m, "member") for m in mirror.added]
+        if rows:
+            cur.executemany(
+                "INSERT INTO sync_group_member (environment_id, member_id, relation) "
+                f"VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING",
+                rows,
+            )
+
+    def analyze(self) -> None:  # noqa: B027 - a no-op where the backend needs none
+        """Fresh planner statistics after a run rewrote much of the table (a no-op where not needed)."""
+
+
+def _dump(op: Operation) -> str:
+    return orjson.dumps(
+        [op.object_id, op.systemuserid, op.values, op.rule, op.reason, dict(op.changes), list(op.notes)],
+        default=str,
+    ).decode()
+
+
+def _load(blob: str) -> Operation:
+    object_id, systemuserid, values, rule, reason, changes, notes = orjson.loads(blob)
+    return Operation(Action.DISABLE, object_id, systemuserid, values, rule, reason, changes, tuple(notes))
+
+
+__all__ = ["ROW_COLUMNS", "GroupMirror", "Storage"]
