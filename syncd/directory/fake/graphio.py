@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from syncd.directory.fake.errors import StoreError
+from syncd.directory.fake.keys import object_key
 
 JSON = "application/json"
 
@@ -130,4 +131,4 @@ def ref_id(body: Any) -> str:
         object_id = object_id.split("(", 1)[1].strip("')")
     if not object_id or "directoryObjects" not in ref and "users" not in ref and "groups" not in ref:
         raise bad_request(f"Invalid object reference {ref!r}.")
-    return object_id
+    return object_key(object_id)

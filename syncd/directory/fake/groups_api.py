@@ -10,6 +10,7 @@ from syncd.directory import catalogue
 from syncd.directory.catalogue import SkuKind
 from syncd.directory.fake import graphio, tokens
 from syncd.directory.fake.errors import not_found
+from syncd.directory.fake.keys import object_key
 from syncd.directory.fake.store import Row, TenantStore
 from syncd.directory.fake.userfields import USER_FIELDS, parse_select, project
 from syncd.directory.fake.users_api import gone
@@ -45,9 +46,10 @@ class DirectoryApi:
         return graphio.raw(blob)
 
     async def _members(self, request: Request, owners: bool) -> Response:
-        gid, q, store = request.path_params["gid"], request.query_params, self.store
+        q, store = request.query_params, self.store
+        gid = object_key(request.path_params["gid"])
         if store.group(gid) is None:
-            raise not_found("group", gid)
+            raise not_found("group", request.path_params["gid"])
         fields = parse_select(q.get("$select"), USER_FIELDS)
         size = graphio.top(request, 100)
         kind = "go" if owners else "gm"

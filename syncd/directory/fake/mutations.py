@@ -1,7 +1,8 @@
 """The write operations of the tenant store: each one transaction, validated before anything changes.
 
 Every write takes a new change number and stamps it on what it changed: a user, or a group whose
-membership changed (and the membership row itself, for `members@delta`).
+membership changed (and the membership row itself, for `members@delta`). Object ids come in any
+case (`keys.object_key`) and are stored in lower case.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from syncd.directory import catalogue
 from syncd.directory.fake import userfields
 from syncd.directory.fake.errors import StoreError, not_found
+from syncd.directory.fake.keys import object_key
 from syncd.directory.fake.userfields import bad
 
 
@@ -50,8 +52,10 @@ class Mutations:
 
     # ----------------------------------------------------------------- helpers
     def _active_user(self, c: sqlite3.Connection, key: str) -> tuple[str, dict[str, Any]]:
-        row = c.execute("SELECT id, blob FROM users WHERE id = ? AND state = 0", (key,)).fetchone()
-        if row is None and "@" in key:
+        row = c.execute(
+            "SELECT id, blob FROM users WHERE id = ? AND state = 0", (object_key(key),)
+        ).fetchone()
+        if row is None and "@" in key:  # upn compares without case (COLLATE NOCASE)
             row = c.execute("SELECT id, blob FROM users WHERE upn = ? AND state = 0", (key,)).fetchone()
         if row is None:
             raise not_found("user", key)
@@ -82,6 +86,7 @@ class Mutations:
         return blob
 
     def _kind_of(self, c: sqlite3.Connection, object_id: str) -> str:
+        """What an object (by its canonical id) is; an inactive user is no object here."""
         if c.execute("SELECT 1 FROM users WHERE id = ? AND state = 0", (object_id,)).fetchone():
             return "user"
         if c.execute("SELECT 1 FROM groups WHERE id = ?", (object_id,)).fetchone():
@@ -133,6 +138,7 @@ class Mutations:
         return user_id
 
     def restore_user(self, user_id: str) -> bytes:
+        user_id = object_key(user_id)
         with self._tx() as c:
             row = c.execute("SELECT blob FROM users WHERE id = ? AND state = 1", (user_id,)).fetchone()
             if row is None:
@@ -142,6 +148,7 @@ class Mutations:
 
     def hard_delete_user(self, user_id: str) -> list[str]:
         """Purge a soft-deleted user; its memberships, ownerships and role memberships go too."""
+        user_id = object_key(user_id)
         with self._tx() as c:
             row = c.execute("SELECT blob FROM users WHERE id = ? AND state = 1", (user_id,)).fetchone()
             if row is None:
@@ -234,6 +241,7 @@ class Mutations:
         return blob
 
     def add_group_member(self, group_id: str, member_id: str) -> None:
+        group_id, member_id = object_key(group_id), object_key(member_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             kind = self._kind_of(c, member_id)
@@ -261,6 +269,7 @@ class Mutations:
             self._touch_group(c, group_id, ver)
 
     def remove_group_member(self, group_id: str, member_id: str) -> None:
+        group_id, member_id = object_key(group_id), object_key(member_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             cur = c.execute(
@@ -272,6 +281,7 @@ class Mutations:
             self._touch_group(c, group_id, ver)
 
     def add_group_owner(self, group_id: str, owner_id: str) -> None:
+        group_id, owner_id = object_key(group_id), object_key(owner_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             kind = self._kind_of(c, owner_id)
@@ -290,6 +300,7 @@ class Mutations:
             self._touch_group(c, group_id, self._next_change())
 
     def remove_group_owner(self, group_id: str, owner_id: str) -> None:
+        group_id, owner_id = object_key(group_id), object_key(owner_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             cur = c.execute("DELETE FROM owners WHERE group_id = ? AND owner_id = ?", (group_id, owner_id))
@@ -299,12 +310,14 @@ class Mutations:
 
     # ----------------------------------------------------------------- roles
     def _role_id(self, c: sqlite3.Connection, key: str) -> str:
+        key = object_key(key)
         row = c.execute("SELECT id FROM roles WHERE id = ? OR template_id = ?", (key, key)).fetchone()
         if row is None:
             raise not_found("directoryRole", key)
         return str(row[0])
 
     def add_role_member(self, role_key: str, member_id: str) -> None:
+        member_id = object_key(member_id)
         with self._tx() as c:
             role_id = self._role_id(c, role_key)
             kind = self._kind_of(c, member_id)
@@ -323,6 +336,7 @@ class Mutations:
             self._next_change()
 
     def remove_role_member(self, role_key: str, member_id: str) -> None:
+        member_id = object_key(member_id)
         with self._tx() as c:
             role_id = self._role_id(c, role_key)
             cur = c.execute(

@@ -3,7 +3,8 @@
 Every change takes the next change number from `meta.change` and stamps it on the changed
 row, so a delta query is a keyset scan over `ver`. Users are kept as pre-serialised Graph
 JSON. One connection is shared by all threads under a lock; every write is one transaction
-that either applies whole or raises `StoreError` and changes nothing.
+that either applies whole or raises `StoreError` and changes nothing. Object ids are kept in
+lower case and looked up in any case (`keys.object_key`); userPrincipalNames compare without case.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from syncd.directory.fake import schema
 from syncd.directory.fake.errors import StoreError
+from syncd.directory.fake.keys import object_key
 from syncd.directory.fake.mutations import Mutations
 
 Row = tuple[Any, ...]
@@ -134,19 +136,20 @@ class TenantStore(Mutations):
                 c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ----------------------------------------------------------------- user reads
+    def _find_user(self, cols: str, key: str, where: str) -> Row | None:
+        row = self._one(f"SELECT {cols} FROM users WHERE id = ? AND {where}", (object_key(key),))
+        if row is None and "@" in key:  # upn compares without case (COLLATE NOCASE)
+            row = self._one(f"SELECT {cols} FROM users WHERE upn = ? AND {where}", (key,))
+        return row
+
     def user(self, key: str) -> bytes | None:
         """An active user's JSON by id or userPrincipalName."""
-        row = self._one("SELECT blob FROM users WHERE id = ? AND state = 0", (key,))
-        if row is None and "@" in key:
-            row = self._one("SELECT blob FROM users WHERE upn = ? AND state = 0", (key,))
+        row = self._find_user("blob", key, "state = 0")
         return None if row is None else bytes(row[0])
 
     def user_row(self, key: str) -> Row | None:
         """(id, state, blob) of any user that is not hard-deleted, by id or UPN."""
-        row = self._one("SELECT id, state, blob FROM users WHERE id = ? AND state < 2", (key,))
-        if row is None and "@" in key:
-            row = self._one("SELECT id, state, blob FROM users WHERE upn = ? AND state < 2", (key,))
-        return row
+        return self._find_user("id, state, blob", key, "state < 2")
 
     def _user_where(self, enabled: bool | None, guest: bool | None) -> tuple[str, list[Any]]:
         where, args = ["state = 0"], []
@@ -232,7 +235,7 @@ class TenantStore(Mutations):
         return [bytes(r[0]) for r in self._all("SELECT blob FROM groups ORDER BY seq")]
 
     def group(self, group_id: str) -> bytes | None:
-        row = self._one("SELECT blob FROM groups WHERE id = ?", (group_id,))
+        row = self._one("SELECT blob FROM groups WHERE id = ?", (object_key(group_id),))
         return None if row is None else bytes(row[0])
 
     def group_by_seq(self, seq: int) -> Row | None:
@@ -275,6 +278,7 @@ class TenantStore(Mutations):
     ) -> tuple[list[Row], int | None]:
         """(seq, kind, blob) of a group's direct members (or owners) after cursor `after`, and the
         cursor for the next page (None at the end). Inactive users are left out of the page."""
+        group_id = object_key(group_id)
         table, col = ("owners", "owner_id") if owners else ("members", "member_id")
         removed = "" if owners else " AND m.removed = 0"
         rows = self._all(
@@ -290,6 +294,7 @@ class TenantStore(Mutations):
 
     def role(self, key: str) -> Row | None:
         """(id, blob) of an activated role by object id or role template id."""
+        key = object_key(key)
         return self._one("SELECT id, blob FROM roles WHERE id = ? OR template_id = ?", (key, key))
 
     def role_members(self, role_id: str) -> list[Row]:
@@ -311,7 +316,7 @@ class TenantStore(Mutations):
 
     def service_principals(self, app_id: str | None = None) -> list[bytes]:
         if app_id is not None:
-            rows = self._all("SELECT blob FROM service_principals WHERE app_id = ?", (app_id,))
+            rows = self._all("SELECT blob FROM service_principals WHERE app_id = ?", (object_key(app_id),))
         else:
             rows = self._all("SELECT blob FROM service_principals ORDER BY seq")
         return [bytes(r[0]) for r in rows]
