@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_helpers import direct_members
+from fake_helpers import direct_members, items_of
 
 from syncd.directory.fake.store import TenantStore
 
@@ -101,7 +101,9 @@ def test_groups_and_their_references_by_id_in_any_case(
     assert direct_members(http, gid, "owners") == set()
 
 
-def test_roles_and_service_principals_by_id_in_any_case(http: httpx.Client, summary: dict[str, Any]) -> None:
+def test_roles_service_principals_and_delta_filter_by_id_in_any_case(
+    http: httpx.Client, summary: dict[str, Any]
+) -> None:
     role = next(iter(summary["roles"].values()))
     uid = new_user(http, "role.holder@contoso7.onmicrosoft.com")["id"]
     for key in (role["id"], role["roleTemplateId"]):
@@ -114,6 +116,16 @@ def test_roles_and_service_principals_by_id_in_any_case(http: httpx.Client, summ
     sp = summary["service_principals"][0]
     found = http.get("/v1.0/servicePrincipals", params={"$filter": f"appId eq '{shout(sp['appId'])}'"})
     assert [s["id"] for s in found.json()["value"]] == [sp["id"]]
+    main = summary["groups"]["main"]
+    only = items_of(http, f"/v1.0/groups/delta?$filter=id eq '{shout(main['id'])}'", 500)
+    assert {g["id"] for g in only} == {main["id"]}
+    assert sum(len(g["members@delta"]) for g in only) == main["members"]
+    two = items_of(
+        http,
+        f"/v1.0/groups/delta?$filter=id eq '{braced(main['id'])}' or id eq '{summary['groups']['sales']['id']}'",
+    )
+    assert {g["id"] for g in two} == {main["id"], summary["groups"]["sales"]["id"]}
+    assert http.get("/v1.0/groups/delta", params={"$filter": "displayName eq 'x'"}).status_code == 400
 
 
 def test_the_store_answers_in_any_case(store: TenantStore, summary: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """The fake tenant's store: SQLite (a file in WAL mode, or memory), versioned for delta queries.
 
 Every change takes the next change number from `meta.change` and stamps it on the changed
-row, so a delta query is a keyset scan over `ver`. Users are kept as pre-serialised Graph
+row, so a users delta query is a keyset scan over `ver`. Users are kept as pre-serialised Graph
 JSON. One connection is shared by all threads under a lock; every write is one transaction
 that either applies whole or raises `StoreError` and changes nothing. Object ids are kept in
 lower case and looked up in any case (`keys.object_key`); userPrincipalNames compare without case.
@@ -24,6 +24,27 @@ from syncd.directory.fake.mutations import Mutations
 Row = tuple[Any, ...]
 
 
+def changed_since(after: int, *, since: int, start: int, bounded: bool, live: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (on `ver`) of one delta read's rows after the cursor `after`.
+
+    A read began at change `start`; `since` is where its round starts (0 for a first, full round).
+    A full round gives the live rows (`live`), and the rows removed after the read began (so no
+    removal falls between this read and the next round). A `bounded` read leaves every change
+    after `start` to the next round.
+    """
+    sql, args = "ver > ?", [max(since, after)]
+    if bounded:
+        sql += " AND ver <= ?"
+        args.append(start)
+    if since == 0:
+        if bounded:
+            sql += f" AND {live}"
+        else:
+            sql += f" AND ({live} OR ver > ?)"
+            args.append(start)
+    return sql, args
+
+
 class TenantStore(Mutations):
     def __init__(self, conn: sqlite3.Connection, path: str | None) -> None:
         self._conn = conn
@@ -41,6 +62,7 @@ class TenantStore(Mutations):
         conn.execute("PRAGMA cache_size = -262144")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.executescript(schema.TABLES + schema.BULK_INDEXES)
+        schema.upgrade(conn)
         store = cls(conn, path)
         if store.meta("secret") is None:
             with store._tx():
@@ -62,6 +84,12 @@ class TenantStore(Mutations):
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold writes off: the reads inside see one state of the tenant (a page and its token)."""
+        with self._lock:
+            yield
 
     def _one(self, sql: str, args: Iterable[Any] = ()) -> Row | None:
         with self._lock:
@@ -176,15 +204,21 @@ class TenantStore(Mutations):
         row = self._one(f"SELECT count(*) FROM users WHERE {where}", args)
         return int(row[0]) if row else 0
 
-    def users_delta(self, since: int, upto: int, after: int, limit: int) -> list[Row]:
-        """(ver, id, state, blob) of users changed in (since, upto], after cursor `after`, by `ver`.
-
-        A first round (since 0) gives the active users only; later rounds give removals too.
-        """
-        state = " AND state = 0" if since == 0 else ""
+    def users_delta(self, after: int, limit: int, *, since: int, start: int, bounded: bool) -> list[Row]:
+        """(ver, id, state, blob) of a users delta read's users after cursor `after`, by `ver`
+        (see `changed_since`): a full round gives active users, later rounds removals too."""
+        where, args = changed_since(after, since=since, start=start, bounded=bounded, live="state = 0")
         return self._all(
-            f"SELECT ver, id, state, blob FROM users WHERE ver > ? AND ver <= ?{state} ORDER BY ver LIMIT ?",
-            (max(since, after), upto, limit),
+            f"SELECT ver, id, state, blob FROM users WHERE {where} ORDER BY ver LIMIT ?", [*args, limit]
+        )
+
+    def user_later_in_read(
+        self, after: int, offset: int, *, since: int, start: int, bounded: bool
+    ) -> Row | None:
+        """(id, prev) of the user `offset` places after cursor `after` in the same delta read."""
+        where, args = changed_since(after, since=since, start=start, bounded=bounded, live="state = 0")
+        return self._one(
+            f"SELECT id, prev FROM users WHERE {where} ORDER BY ver LIMIT 1 OFFSET ?", [*args, offset]
         )
 
     def user_by_seq(self, seq: int) -> Row | None:
@@ -208,6 +242,14 @@ class TenantStore(Mutations):
             (group_id, offset),
         )
         return None if row is None else str(row[0])
+
+    def user_group_ids(self, user_id: str) -> list[str]:
+        """The groups a user is an active direct member of."""
+        rows = self._all(
+            "SELECT group_id FROM members WHERE member_id = ? AND removed = 0 ORDER BY seq",
+            (object_key(user_id),),
+        )
+        return [str(r[0]) for r in rows]
 
     def member_count(self, group_id: str) -> int:
         row = self._one("SELECT count(*) FROM members WHERE group_id = ? AND removed = 0", (group_id,))
@@ -242,20 +284,34 @@ class TenantStore(Mutations):
         """(id, blob) of a group by its creation number."""
         return self._one("SELECT id, blob FROM groups WHERE seq = ?", (seq,))
 
-    def groups_delta(self, since: int, upto: int, after: int, limit: int) -> list[Row]:
-        """(ver, id, blob, seq) of groups changed in (since, upto] after cursor `after`, by `ver`."""
-        return self._all(
-            "SELECT ver, id, blob, seq FROM groups WHERE ver > ? AND ver <= ? ORDER BY ver LIMIT ?",
-            (max(since, after), upto, limit),
-        )
+    def max_group_seq(self) -> int:
+        row = self._one("SELECT max(seq) FROM groups")
+        return int(row[0] or 0) if row else 0
 
-    def member_changes(self, group_id: str, since: int, after: int, limit: int) -> list[Row]:
-        """(seq, member_id, kind, removed) of a group's membership changes since `since`."""
-        removed = " AND removed = 0" if since == 0 else ""
+    def next_changed_group(
+        self, after_seq: int, since: int, *, upto_seq: int | None = None, ids: tuple[str, ...] = ()
+    ) -> Row | None:
+        """(seq, id, blob) of the first group after `after_seq` in creation order that changed after
+        `since` (every group, for since 0); only groups up to `upto_seq` if given, among `ids` if given."""
+        where, args = "seq > ? AND ver > ?", list[Any]([after_seq, since])
+        if upto_seq is not None:
+            where += " AND seq <= ?"
+            args.append(upto_seq)
+        if ids:
+            where += f" AND id IN ({','.join('?' * len(ids))})"
+            args += ids
+        return self._one(f"SELECT seq, id, blob FROM groups WHERE {where} ORDER BY seq LIMIT 1", args)
+
+    def member_changes(
+        self, group_id: str, after: int, limit: int, *, since: int, start: int, bounded: bool
+    ) -> list[Row]:
+        """(seq, member_id, kind, removed) of a group's membership changes in one groups delta read,
+        after the member cursor `after`, by `seq` (see `changed_since`; suspended counts as removed)."""
+        where, args = changed_since(0, since=since, start=start, bounded=bounded, live="removed = 0")
         return self._all(
-            "SELECT seq, member_id, kind, removed FROM members WHERE group_id = ? AND ver > ? AND seq > ?"
-            f"{removed} ORDER BY seq LIMIT ?",
-            (group_id, since, after, limit),
+            f"SELECT seq, member_id, kind, removed FROM members WHERE group_id = ? AND seq > ? AND {where} "
+            "ORDER BY seq LIMIT ?",
+            [group_id, after, *args, limit],
         )
 
     def _objects(self, rows: list[Row]) -> list[Row]:
