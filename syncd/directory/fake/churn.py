@@ -92,10 +92,11 @@ class _Churn:
             user_id = rng.choice(pool)
             if kind == "restore":
                 store.restore_user(user_id)
+                for group_id in store.user_group_ids(user_id):  # its memberships come back
+                    self._group_touch(group_id, "added", user_id)
                 self._changed(user_id, "restored")
             else:
-                for group_id in store.hard_delete_user(user_id):
-                    self._group_touch(group_id, "removed", user_id)
+                store.hard_delete_user(user_id)  # its memberships left at the soft delete
                 self._changed(user_id, "hard_deleted")
             return kind
         if kind in ("group_add", "group_remove"):
@@ -116,7 +117,10 @@ class _Churn:
         elif kind in ("disable", "enable"):
             store.update_user(user_id, {"accountEnabled": kind == "enable"})
         elif kind == "soft_delete":
+            groups = store.user_group_ids(user_id)
             store.soft_delete_user(user_id)
+            for group_id in groups:  # its memberships are suspended
+                self._group_touch(group_id, "removed", user_id)
         elif kind == "licence_add":
             held = {lic["skuId"] for lic in user["assignedLicenses"]}
             free = [s for s in _USER_SKUS if s not in held]

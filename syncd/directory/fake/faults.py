@@ -1,8 +1,11 @@
 """Fault injection and request counters for the fake Graph (the /v1.0 endpoints only).
 
 A fault setting says what share of requests to answer 429 (with `Retry-After`) or 503, how
-slowly to answer, and whether to spoil successful JSON answers in one of a few ways. The
-draws come from a seeded random stream, so a run with the same requests is repeatable.
+slowly to answer, and whether to spoil successful JSON answers in one of a few ways. Others
+switch on the untidy parts of Graph's paging that the endpoints themselves play out: repeats
+across delta pages, empty pages, a 410 in the middle of a delta read, and whether a delta read
+leaves changes made during it to the next round. The draws come from one seeded random stream,
+so a run with the same requests is repeatable.
 """
 
 from __future__ import annotations
@@ -22,10 +25,20 @@ from starlette.responses import Response
 from syncd.directory.fake import graphio
 from syncd.directory.fake.errors import StoreError
 
+COUNTERS = (
+    "requests",
+    "throttled",
+    "unavailable",
+    "malformed",
+    "repeated",
+    "empty_pages",
+    "gone_mid_read",
+)
 MALFORMED = (None, "invalid_json", "missing_id", "wrong_type", "foreign_next_link")
 FOREIGN_LINK = "https://graph.attacker.example/v1.0/users?$skiptoken=stolen"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+ENDPOINT = "syncd.fake.endpoint"  # the request scope key naming the endpoint, for the counters
 
 
 @dataclass
@@ -37,6 +50,17 @@ class FaultSettings:
     malformed: str | None = None
     malformed_ratio: float = 1.0
     seed: int = 0
+    # The share of users-delta pages (not the last) that also carry an older copy of a user who
+    # comes again later in the same read: its previous version, or a `changed` tombstone.
+    delta_repeat_ratio: float = 0.0
+    # The share of pages (users and groups delta, users, group members and owners) answered with
+    # no items and a nextLink that goes on where that page would have.
+    empty_page_ratio: float = 0.0
+    # The share of users- and groups-delta requests that follow a nextLink answered 410 Gone.
+    gone_mid_read_ratio: float = 0.0
+    # False (Graph's way): a delta read is not bounded; an object changed during it comes in it.
+    # True: a read stops at the change it began at, and later changes come in the next round.
+    defer_mid_read_changes: bool = False
 
     @classmethod
     def parse(cls, body: Any) -> FaultSettings:
@@ -50,6 +74,9 @@ class FaultSettings:
             if key == "malformed":
                 if value not in MALFORMED:
                     raise StoreError("Request_BadRequest", f"malformed must be one of {MALFORMED}.")
+            elif key == "defer_mid_read_changes":
+                if not isinstance(value, bool):
+                    raise StoreError("Request_BadRequest", f"{key} must be true or false.")
             elif key == "seed":
                 if not isinstance(value, int) or isinstance(value, bool):
                     raise StoreError("Request_BadRequest", "seed must be an integer.")
@@ -115,9 +142,7 @@ class Faults:
 
     def counters(self) -> dict[str, Any]:
         with self._lock:
-            out: dict[str, Any] = {
-                k: self._totals[k] for k in ("requests", "throttled", "unavailable", "malformed")
-            }
+            out: dict[str, Any] = {k: self._totals[k] for k in COUNTERS}
             out["by_endpoint"] = {name: dict(c) for name, c in sorted(self._by_endpoint.items())}
             return out
 
@@ -125,6 +150,22 @@ class Faults:
         with self._lock:
             self._totals[what] += 1
             self._by_endpoint[name][what] += 1
+
+    def chance(self, request: Request, what: str, ratio: float) -> bool:
+        """Whether to play out the untidy behaviour `what` (a counter) on this request, drawn from
+        the seeded stream with probability `ratio` (no draw at all when it is 0)."""
+        if ratio <= 0:
+            return False
+        with self._lock:
+            hit = self._rng.random() < ratio
+        if hit:
+            self._count(request.scope.get(ENDPOINT, request.url.path), what)
+        return hit
+
+    def randrange(self, n: int) -> int:
+        """A number in [0, n) from the seeded stream."""
+        with self._lock:
+            return self._rng.randrange(n)
 
     def _draw(self) -> tuple[bool, bool, bool]:
         with self._lock:
@@ -138,6 +179,7 @@ class Faults:
         """The endpoint with counting, faults and Graph error bodies for `StoreError`."""
 
         async def handle(request: Request) -> Response:
+            request.scope[ENDPOINT] = name
             self._count(name, "requests")
             settings = self.settings
             if settings.latency_ms:

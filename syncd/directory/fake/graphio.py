@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from syncd.directory.fake.errors import StoreError
+from syncd.directory.fake.keys import object_key
+from syncd.directory.ids import is_object_id
 
 JSON = "application/json"
 
@@ -112,6 +114,25 @@ def parse_filter(raw_filter: str | None, fields: dict[str, type]) -> dict[str, A
     return out
 
 
+def parse_id_filter(raw_filter: str | None) -> tuple[str, ...]:
+    """`id eq '...' or id eq '...'` (the groups delta filter) as canonical object ids."""
+    if raw_filter is None or not raw_filter.strip():
+        return ()
+    ids: list[str] = []
+    for clause in raw_filter.replace(" OR ", " or ").split(" or "):
+        words = clause.strip().split(" ", 2)
+        value = words[2].strip() if len(words) == 3 else ""
+        quoted = len(value) >= 2 and value[0] == value[-1] == "'"
+        if not quoted or words[0] != "id" or words[1].lower() != "eq":
+            raise bad_request(
+                f"Unsupported or invalid filter clause: {clause.strip()!r}.", "Request_UnsupportedQuery"
+            )
+        if not is_object_id(value[1:-1]):
+            raise bad_request(f"Invalid object identifier {value}.")
+        ids.append(object_key(value[1:-1]))
+    return tuple(dict.fromkeys(ids))
+
+
 async def body_json(request: Request) -> Any:
     data = await request.body()
     try:
@@ -130,4 +151,4 @@ def ref_id(body: Any) -> str:
         object_id = object_id.split("(", 1)[1].strip("')")
     if not object_id or "directoryObjects" not in ref and "users" not in ref and "groups" not in ref:
         raise bad_request(f"Invalid object reference {ref!r}.")
-    return object_id
+    return object_key(object_id)

@@ -1,4 +1,11 @@
-"""Graph's group, directory role, SKU, service principal and organization endpoints."""
+"""Graph's group, directory role, SKU, service principal and organization endpoints.
+
+The groups delta walks the groups in creation order, each once, with its membership changes in
+pages (`members@delta`; a member soft-deleted is reported removed until it is restored). Its
+deltaLink starts the next round at the change the read began at, so a membership change made
+while a read pages is never lost: it comes in that read (if its group is not passed yet) or in the
+next round. With `defer_mid_read_changes` a read leaves every change made during it to the next round.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ from syncd.directory import catalogue
 from syncd.directory.catalogue import SkuKind
 from syncd.directory.fake import graphio, tokens
 from syncd.directory.fake.errors import not_found
+from syncd.directory.fake.faults import Faults
+from syncd.directory.fake.keys import object_key
 from syncd.directory.fake.store import Row, TenantStore
 from syncd.directory.fake.userfields import USER_FIELDS, parse_select, project
 from syncd.directory.fake.users_api import gone
@@ -30,9 +39,16 @@ def typed(rows: list[Row], fields: tuple[str, ...] | None) -> list[bytes]:
     return out
 
 
+def member_entry(kind: str, member_id: str, removed: int) -> bytes:
+    """One `members@delta` entry; a removed or suspended membership carries `@removed`."""
+    tail = b'","@removed":{"reason":"deleted"}}' if removed else b'"}'
+    return ODATA_TYPES[kind] + b'"id":"' + member_id.encode() + tail
+
+
 class DirectoryApi:
-    def __init__(self, store: TenantStore) -> None:
+    def __init__(self, store: TenantStore, faults: Faults) -> None:
         self.store = store
+        self.faults = faults
 
     # ----------------------------------------------------------------- groups
     async def groups(self, request: Request) -> Response:
@@ -45,26 +61,30 @@ class DirectoryApi:
         return graphio.raw(blob)
 
     async def _members(self, request: Request, owners: bool) -> Response:
-        gid, q, store = request.path_params["gid"], request.query_params, self.store
+        q, store = request.query_params, self.store
+        gid = object_key(request.path_params["gid"])
         if store.group(gid) is None:
-            raise not_found("group", gid)
+            raise not_found("group", request.path_params["gid"])
         fields = parse_select(q.get("$select"), USER_FIELDS)
         size = graphio.top(request, 100)
         kind = "go" if owners else "gm"
-        after = 0
+        after = n = 0
         if (skip := q.get("$skiptoken")) is not None:
-            decoded = tokens.decode(store.secret, kind, skip)
+            decoded = tokens.decode(store.secret, kind, skip, 2)
             if decoded is None:
                 raise graphio.bad_request("The $skiptoken is invalid.")
-            after = decoded[0]
+            after, n = decoded
+        params = {k: q[k] for k in ("$select", "$top") if k in q}
+        path = f"/v1.0/groups/{gid}/{'owners' if owners else 'members'}"
+        ctx = graphio.context(request, "directoryObjects")
+        if self.faults.chance(request, "empty_pages", self.faults.settings.empty_page_ratio):
+            params["$skiptoken"] = tokens.encode(store.secret, kind, after, n + 1)
+            return graphio.raw(graphio.page(ctx, [], next_link=graphio.link(request, path, params)))
         rows, cursor = store.members_page(gid, after, size, owners=owners)
         next_link = None
         if cursor is not None:
-            params = {k: q[k] for k in ("$select", "$top") if k in q}
-            params["$skiptoken"] = tokens.encode(store.secret, kind, cursor)
-            path = f"/v1.0/groups/{gid}/{'owners' if owners else 'members'}"
+            params["$skiptoken"] = tokens.encode(store.secret, kind, cursor, n + 1)
             next_link = graphio.link(request, path, params)
-        ctx = graphio.context(request, "directoryObjects")
         return graphio.raw(graphio.page(ctx, typed(rows, fields), next_link=next_link))
 
     async def members(self, request: Request) -> Response:
@@ -74,64 +94,74 @@ class DirectoryApi:
         return await self._members(request, owners=True)
 
     async def groups_delta(self, request: Request) -> Response:
-        q, store = request.query_params, self.store
+        q, store, faults = request.query_params, self.store, self.faults
+        settings = faults.settings
         secret, epoch, path = store.secret, store.epoch, "/v1.0/groups/delta"
         size = graphio.max_page_size(request)
-        cur_seq = cur_ver = mcursor = 0
+        ids = graphio.parse_id_filter(q.get("$filter"))
+        base = {"$filter": q["$filter"]} if "$filter" in q else {}
+        ctx = graphio.context(request, "groups")
+        # A read's state: the round's start `since`, the change it began at, whether it is bounded
+        # by its beginning (and then the last group it covers), the group in hand and the member
+        # cursor in it (0: the group is done), and a page counter (no nextLink repeats a URL).
+        gmax = gseq = mcursor = n = 0
+        bounded = settings.defer_mid_read_changes
         if (skip := q.get("$skiptoken")) is not None:
-            state = tokens.decode(secret, "gs", skip)
+            state = tokens.decode(secret, "gs", skip, 8)
             if state is None or state[0] != epoch:
                 return gone(request, path)
-            _, since, upto, after, cur_seq, cur_ver, mcursor = state
-        elif (token := q.get("$deltatoken")) is not None:
-            if token == "latest":
-                link = graphio.link(
-                    request, path, {"$deltatoken": tokens.encode(secret, "gd", epoch, store.change)}
-                )
-                return graphio.raw(graphio.page(graphio.context(request, "groups"), [], delta_link=link))
-            state = tokens.decode(secret, "gd", token)
-            if state is None or state[0] != epoch:
+            if faults.chance(request, "gone_mid_read", settings.gone_mid_read_ratio):
                 return gone(request, path)
-            since, upto, after = state[1], store.change, 0
+            _, since, start, bounded_flag, gmax, gseq, mcursor, n = state
+            bounded = bool(bounded_flag)
         else:
-            since, upto, after = 0, store.change, 0
+            if (token := q.get("$deltatoken")) is None:
+                since = 0
+            elif token == "latest":
+                latest = tokens.encode(secret, "gd", epoch, store.change)
+                link = graphio.link(request, path, {**base, "$deltatoken": latest})
+                return graphio.raw(graphio.page(ctx, [], delta_link=link))
+            else:
+                decoded = tokens.decode(secret, "gd", token, 2)
+                if decoded is None or decoded[0] != epoch:
+                    return gone(request, path)
+                since = decoded[1]
+            start, gmax = store.change, store.max_group_seq()
+
+        def next_link() -> str:
+            state = (epoch, since, start, int(bounded), gmax, gseq, mcursor, n + 1)
+            return graphio.link(request, path, {**base, "$skiptoken": tokens.encode(secret, "gs", *state)})
+
+        if faults.chance(request, "empty_pages", settings.empty_page_ratio):
+            return graphio.raw(graphio.page(ctx, [], next_link=next_link()))
+        upto_seq = gmax if bounded else None
+
+        def next_group() -> Row | None:
+            return store.next_changed_group(gseq, since, upto_seq=upto_seq, ids=ids)
+
         items: list[bytes] = []
         budget = size
-        while budget > 0:
-            if not cur_seq:
-                rows = store.groups_delta(since, upto, after, 1)
-                if not rows:
-                    break
-                cur_ver, _, _, cur_seq = rows[0]
-                mcursor = 0
-            found = store.group_by_seq(cur_seq)
-            if found is None:  # cannot happen: groups are never deleted
-                after, cur_seq = cur_ver, 0
-                continue
-            gid, blob = found
-            changes = store.member_changes(gid, since, mcursor, budget)
-            more_members = len(changes) == budget
-            entries = [
-                ODATA_TYPES[kind]
-                + b'"id":"'
-                + mid.encode()
-                + (b'","@removed":{"reason":"deleted"}}' if removed else b'"}')
-                for _seq, mid, kind, removed in changes
-            ]
-            if mcursor == 0 or entries:
-                items.append(bytes(blob)[:-1] + b',"members@delta":[' + b",".join(entries) + b"]}")
-            budget -= 1 + len(changes)
-            if more_members:
-                mcursor = changes[-1][0]
-            else:
-                after, cur_seq = cur_ver, 0
-        ctx = graphio.context(request, "groups")
-        if cur_seq or store.groups_delta(since, upto, after, 1):
-            skip_token = tokens.encode(secret, "gs", epoch, since, upto, after, cur_seq, cur_ver, mcursor)
-            return graphio.raw(
-                graphio.page(ctx, items, next_link=graphio.link(request, path, {"$skiptoken": skip_token}))
-            )
-        link = graphio.link(request, path, {"$deltatoken": tokens.encode(secret, "gd", epoch, upto)})
+        with store.reading():
+            while budget > 0:
+                if mcursor == 0:
+                    found = next_group()
+                    if found is None:
+                        break
+                    gseq, gid, blob = found
+                else:
+                    gid, blob = store.group_by_seq(gseq) or ("", b"{}")  # groups are never deleted
+                changes = store.member_changes(
+                    gid, mcursor, budget, since=since, start=start, bounded=bounded
+                )
+                entries = [member_entry(kind, mid, dropped) for _seq, mid, kind, dropped in changes]
+                if mcursor == 0 or entries:
+                    items.append(bytes(blob)[:-1] + b',"members@delta":[' + b",".join(entries) + b"]}")
+                mcursor = changes[-1][0] if len(changes) == budget else 0
+                budget -= 1 + len(changes)
+            more = mcursor != 0 or next_group() is not None
+        if more:
+            return graphio.raw(graphio.page(ctx, items, next_link=next_link()))
+        link = graphio.link(request, path, {**base, "$deltatoken": tokens.encode(secret, "gd", epoch, start)})
         return graphio.raw(graphio.page(ctx, items, delta_link=link))
 
     async def create_group(self, request: Request) -> Response:

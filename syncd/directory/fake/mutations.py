@@ -1,7 +1,10 @@
 """The write operations of the tenant store: each one transaction, validated before anything changes.
 
 Every write takes a new change number and stamps it on what it changed: a user, or a group whose
-membership changed (and the membership row itself, for `members@delta`).
+membership changed (and the membership row itself, for `members@delta`). A user's update keeps its
+previous JSON (`prev`). Soft-deleting a user suspends its group memberships (they leave the member
+lists and `members@delta` reports them removed), restoring it brings them back, and a hard delete
+ends them. Object ids come in any case (`keys.object_key`) and are stored in lower case.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import orjson
 from syncd.directory import catalogue
 from syncd.directory.fake import userfields
 from syncd.directory.fake.errors import StoreError, not_found
+from syncd.directory.fake.keys import object_key
+from syncd.directory.fake.schema import MEMBER_ACTIVE, MEMBER_REMOVED, MEMBER_SUSPENDED
 from syncd.directory.fake.userfields import bad
 
 
@@ -50,8 +55,10 @@ class Mutations:
 
     # ----------------------------------------------------------------- helpers
     def _active_user(self, c: sqlite3.Connection, key: str) -> tuple[str, dict[str, Any]]:
-        row = c.execute("SELECT id, blob FROM users WHERE id = ? AND state = 0", (key,)).fetchone()
-        if row is None and "@" in key:
+        row = c.execute(
+            "SELECT id, blob FROM users WHERE id = ? AND state = 0", (object_key(key),)
+        ).fetchone()
+        if row is None and "@" in key:  # upn compares without case (COLLATE NOCASE)
             row = c.execute("SELECT id, blob FROM users WHERE upn = ? AND state = 0", (key,)).fetchone()
         if row is None:
             raise not_found("user", key)
@@ -69,7 +76,7 @@ class Mutations:
     def _write_user(self, c: sqlite3.Connection, user: dict[str, Any]) -> bytes:
         blob = userfields.dump(user)
         c.execute(
-            "UPDATE users SET upn = ?, enabled = ?, guest = ?, blob = ?, ver = ? WHERE id = ?",
+            "UPDATE users SET upn = ?, enabled = ?, guest = ?, prev = blob, blob = ?, ver = ? WHERE id = ?",
             (
                 user["userPrincipalName"],
                 int(user["accountEnabled"]),
@@ -82,6 +89,7 @@ class Mutations:
         return blob
 
     def _kind_of(self, c: sqlite3.Connection, object_id: str) -> str:
+        """What an object (by its canonical id) is; an inactive user is no object here."""
         if c.execute("SELECT 1 FROM users WHERE id = ? AND state = 0", (object_id,)).fetchone():
             return "user"
         if c.execute("SELECT 1 FROM groups WHERE id = ?", (object_id,)).fetchone():
@@ -96,6 +104,18 @@ class Mutations:
 
     def _touch_group(self, c: sqlite3.Connection, group_id: str, ver: int) -> None:
         c.execute("UPDATE groups SET ver = ? WHERE id = ?", (ver, group_id))
+
+    def _move_memberships(self, c: sqlite3.Connection, user_id: str, old: int, new: int, ver: int) -> None:
+        """Turn a user's memberships in state `old` into `new`, stamping them and their groups `ver`."""
+        groups = c.execute(
+            "SELECT group_id FROM members WHERE member_id = ? AND removed = ?", (user_id, old)
+        ).fetchall()
+        c.execute(
+            "UPDATE members SET removed = ?, ver = ? WHERE member_id = ? AND removed = ?",
+            (new, ver, user_id, old),
+        )
+        for (group_id,) in groups:
+            self._touch_group(c, group_id, ver)
 
     # ----------------------------------------------------------------- users
     def create_user(self, body: Any) -> bytes:
@@ -127,21 +147,31 @@ class Mutations:
             return self._write_user(c, user)
 
     def soft_delete_user(self, key: str) -> str:
+        """Move an active user to the deleted items; its memberships are suspended until a restore."""
         with self._tx() as c:
             user_id, _ = self._active_user(c, key)
-            c.execute("UPDATE users SET state = 1, ver = ? WHERE id = ?", (self._next_change(), user_id))
+            ver = self._next_change()
+            c.execute("UPDATE users SET state = 1, prev = blob, ver = ? WHERE id = ?", (ver, user_id))
+            self._move_memberships(c, user_id, MEMBER_ACTIVE, MEMBER_SUSPENDED, ver)
         return user_id
 
     def restore_user(self, user_id: str) -> bytes:
+        """Bring a soft-deleted user back, with the memberships it had."""
+        user_id = object_key(user_id)
         with self._tx() as c:
             row = c.execute("SELECT blob FROM users WHERE id = ? AND state = 1", (user_id,)).fetchone()
             if row is None:
                 raise not_found("deletedItem", user_id)
-            c.execute("UPDATE users SET state = 0, ver = ? WHERE id = ?", (self._next_change(), user_id))
+            ver = self._next_change()
+            c.execute("UPDATE users SET state = 0, prev = NULL, ver = ? WHERE id = ?", (ver, user_id))
+            self._move_memberships(c, user_id, MEMBER_SUSPENDED, MEMBER_ACTIVE, ver)
             return bytes(row[0])
 
     def hard_delete_user(self, user_id: str) -> list[str]:
-        """Purge a soft-deleted user; its memberships, ownerships and role memberships go too."""
+        """Purge a soft-deleted user; its (suspended) memberships, ownerships and role memberships
+        end for good. Returns the groups it was a suspended member of. The memberships already left
+        the member lists and `members@delta` at the soft delete, so they keep their change number."""
+        user_id = object_key(user_id)
         with self._tx() as c:
             row = c.execute("SELECT blob FROM users WHERE id = ? AND state = 1", (user_id,)).fetchone()
             if row is None:
@@ -150,17 +180,18 @@ class Mutations:
                 c.execute("UPDATE skus SET consumed = consumed - 1 WHERE sku_id = ?", (lic["skuId"],))
             ver = self._next_change()
             groups = c.execute(
-                "SELECT group_id FROM members WHERE member_id = ? AND removed = 0", (user_id,)
+                "SELECT group_id FROM members WHERE member_id = ? AND removed = ?",
+                (user_id, MEMBER_SUSPENDED),
             ).fetchall()
             c.execute(
-                "UPDATE members SET removed = 1, ver = ? WHERE member_id = ? AND removed = 0", (ver, user_id)
+                "UPDATE members SET removed = ? WHERE member_id = ? AND removed = ?",
+                (MEMBER_REMOVED, user_id, MEMBER_SUSPENDED),
             )
-            for (group_id,) in groups:
-                self._touch_group(c, group_id, ver)
             c.execute("DELETE FROM owners WHERE owner_id = ?", (user_id,))
             c.execute("DELETE FROM role_members WHERE member_id = ?", (user_id,))
             c.execute(
-                "UPDATE users SET state = 2, upn = NULL, blob = x'', ver = ? WHERE id = ?", (ver, user_id)
+                "UPDATE users SET state = 2, upn = NULL, blob = x'', prev = NULL, ver = ? WHERE id = ?",
+                (ver, user_id),
             )
         return [str(g) for (g,) in groups]
 
@@ -234,6 +265,7 @@ class Mutations:
         return blob
 
     def add_group_member(self, group_id: str, member_id: str) -> None:
+        group_id, member_id = object_key(group_id), object_key(member_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             kind = self._kind_of(c, member_id)
@@ -261,6 +293,7 @@ class Mutations:
             self._touch_group(c, group_id, ver)
 
     def remove_group_member(self, group_id: str, member_id: str) -> None:
+        group_id, member_id = object_key(group_id), object_key(member_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             cur = c.execute(
@@ -272,6 +305,7 @@ class Mutations:
             self._touch_group(c, group_id, ver)
 
     def add_group_owner(self, group_id: str, owner_id: str) -> None:
+        group_id, owner_id = object_key(group_id), object_key(owner_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             kind = self._kind_of(c, owner_id)
@@ -290,6 +324,7 @@ class Mutations:
             self._touch_group(c, group_id, self._next_change())
 
     def remove_group_owner(self, group_id: str, owner_id: str) -> None:
+        group_id, owner_id = object_key(group_id), object_key(owner_id)
         with self._tx() as c:
             self._group_exists(c, group_id)
             cur = c.execute("DELETE FROM owners WHERE group_id = ? AND owner_id = ?", (group_id, owner_id))
@@ -299,12 +334,14 @@ class Mutations:
 
     # ----------------------------------------------------------------- roles
     def _role_id(self, c: sqlite3.Connection, key: str) -> str:
+        key = object_key(key)
         row = c.execute("SELECT id FROM roles WHERE id = ? OR template_id = ?", (key, key)).fetchone()
         if row is None:
             raise not_found("directoryRole", key)
         return str(row[0])
 
     def add_role_member(self, role_key: str, member_id: str) -> None:
+        member_id = object_key(member_id)
         with self._tx() as c:
             role_id = self._role_id(c, role_key)
             kind = self._kind_of(c, member_id)
@@ -323,6 +360,7 @@ class Mutations:
             self._next_change()
 
     def remove_role_member(self, role_key: str, member_id: str) -> None:
+        member_id = object_key(member_id)
         with self._tx() as c:
             role_id = self._role_id(c, role_key)
             cur = c.execute(

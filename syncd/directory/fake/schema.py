@@ -2,14 +2,22 @@
 
 Every object row carries `ver`, the change number of its last change; the tenant's
 change counter lives in `meta`. Users keep a tombstone row after a hard delete
-(state 2) so that a delta query can report the removal.
+(state 2) so that a delta query can report the removal, and the JSON of their previous
+version (`prev`) so that a delta read can repeat an older copy of them. A membership is
+active, removed, or suspended while its member (a user) is soft-deleted.
 """
 
 from __future__ import annotations
 
+import sqlite3
+
 USER_ACTIVE = 0
 USER_SOFT_DELETED = 1
 USER_HARD_DELETED = 2
+
+MEMBER_ACTIVE = 0
+MEMBER_REMOVED = 1
+MEMBER_SUSPENDED = 2
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -21,7 +29,8 @@ CREATE TABLE IF NOT EXISTS users(
   state INTEGER NOT NULL DEFAULT 0,
   enabled INTEGER NOT NULL,
   guest INTEGER NOT NULL,
-  blob BLOB NOT NULL
+  blob BLOB NOT NULL,
+  prev BLOB
 );
 CREATE TABLE IF NOT EXISTS groups(
   seq INTEGER PRIMARY KEY,
@@ -91,6 +100,30 @@ DROP INDEX IF EXISTS members_pair;
 DROP INDEX IF EXISTS members_group;
 DROP INDEX IF EXISTS members_member;
 """
+
+
+def _has_prev(conn: sqlite3.Connection) -> bool:
+    return "prev" in {row[1] for row in conn.execute("PRAGMA table_info(users)")}
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a tenant file written before `users.prev` and suspended memberships up to date, in
+    one transaction (nothing to do, and no write lock taken, for a file of this layout)."""
+    if _has_prev(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_prev(conn):  # another process may have upgraded it meanwhile
+            conn.execute("ALTER TABLE users ADD COLUMN prev BLOB")
+            conn.execute(
+                f"UPDATE members SET removed = {MEMBER_SUSPENDED} WHERE removed = {MEMBER_ACTIVE} "
+                f"AND member_id IN (SELECT id FROM users WHERE state = {USER_SOFT_DELETED})"
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
 
 CLEAR = """
 DELETE FROM users; DELETE FROM groups; DELETE FROM members; DELETE FROM owners;

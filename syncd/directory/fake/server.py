@@ -37,7 +37,7 @@ def _bearer(token: str | None, endpoint: Endpoint) -> Endpoint:
 def create_app(store: TenantStore, *, token: str | None = None, faults: Faults | None = None) -> Starlette:
     """The Graph look-alike over `store`. `token`: the only bearer token accepted (None: any or none)."""
     faults = faults or Faults()
-    users, directory = UsersApi(store), DirectoryApi(store)
+    users, directory = UsersApi(store, faults), DirectoryApi(store, faults)
     graph: list[tuple[str, str, Endpoint]] = [
         ("GET", "/users", users.list),
         ("POST", "/users", users.create),

@@ -1,9 +1,10 @@
 """The fake tenant's store: SQLite (a file in WAL mode, or memory), versioned for delta queries.
 
 Every change takes the next change number from `meta.change` and stamps it on the changed
-row, so a delta query is a keyset scan over `ver`. Users are kept as pre-serialised Graph
+row, so a users delta query is a keyset scan over `ver`. Users are kept as pre-serialised Graph
 JSON. One connection is shared by all threads under a lock; every write is one transaction
-that either applies whole or raises `StoreError` and changes nothing.
+that either applies whole or raises `StoreError` and changes nothing. Object ids are kept in
+lower case and looked up in any case (`keys.object_key`); userPrincipalNames compare without case.
 """
 
 from __future__ import annotations
@@ -17,9 +18,31 @@ from typing import Any
 
 from syncd.directory.fake import schema
 from syncd.directory.fake.errors import StoreError
+from syncd.directory.fake.keys import object_key
 from syncd.directory.fake.mutations import Mutations
 
 Row = tuple[Any, ...]
+
+
+def changed_since(after: int, *, since: int, start: int, bounded: bool, live: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (on `ver`) of one delta read's rows after the cursor `after`.
+
+    A read began at change `start`; `since` is where its round starts (0 for a first, full round).
+    A full round gives the live rows (`live`), and the rows removed after the read began (so no
+    removal falls between this read and the next round). A `bounded` read leaves every change
+    after `start` to the next round.
+    """
+    sql, args = "ver > ?", [max(since, after)]
+    if bounded:
+        sql += " AND ver <= ?"
+        args.append(start)
+    if since == 0:
+        if bounded:
+            sql += f" AND {live}"
+        else:
+            sql += f" AND ({live} OR ver > ?)"
+            args.append(start)
+    return sql, args
 
 
 class TenantStore(Mutations):
@@ -39,6 +62,7 @@ class TenantStore(Mutations):
         conn.execute("PRAGMA cache_size = -262144")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.executescript(schema.TABLES + schema.BULK_INDEXES)
+        schema.upgrade(conn)
         store = cls(conn, path)
         if store.meta("secret") is None:
             with store._tx():
@@ -60,6 +84,12 @@ class TenantStore(Mutations):
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold writes off: the reads inside see one state of the tenant (a page and its token)."""
+        with self._lock:
+            yield
 
     def _one(self, sql: str, args: Iterable[Any] = ()) -> Row | None:
         with self._lock:
@@ -134,19 +164,20 @@ class TenantStore(Mutations):
                 c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ----------------------------------------------------------------- user reads
+    def _find_user(self, cols: str, key: str, where: str) -> Row | None:
+        row = self._one(f"SELECT {cols} FROM users WHERE id = ? AND {where}", (object_key(key),))
+        if row is None and "@" in key:  # upn compares without case (COLLATE NOCASE)
+            row = self._one(f"SELECT {cols} FROM users WHERE upn = ? AND {where}", (key,))
+        return row
+
     def user(self, key: str) -> bytes | None:
         """An active user's JSON by id or userPrincipalName."""
-        row = self._one("SELECT blob FROM users WHERE id = ? AND state = 0", (key,))
-        if row is None and "@" in key:
-            row = self._one("SELECT blob FROM users WHERE upn = ? AND state = 0", (key,))
+        row = self._find_user("blob", key, "state = 0")
         return None if row is None else bytes(row[0])
 
     def user_row(self, key: str) -> Row | None:
         """(id, state, blob) of any user that is not hard-deleted, by id or UPN."""
-        row = self._one("SELECT id, state, blob FROM users WHERE id = ? AND state < 2", (key,))
-        if row is None and "@" in key:
-            row = self._one("SELECT id, state, blob FROM users WHERE upn = ? AND state < 2", (key,))
-        return row
+        return self._find_user("id, state, blob", key, "state < 2")
 
     def _user_where(self, enabled: bool | None, guest: bool | None) -> tuple[str, list[Any]]:
         where, args = ["state = 0"], []
@@ -173,15 +204,21 @@ class TenantStore(Mutations):
         row = self._one(f"SELECT count(*) FROM users WHERE {where}", args)
         return int(row[0]) if row else 0
 
-    def users_delta(self, since: int, upto: int, after: int, limit: int) -> list[Row]:
-        """(ver, id, state, blob) of users changed in (since, upto], after cursor `after`, by `ver`.
-
-        A first round (since 0) gives the active users only; later rounds give removals too.
-        """
-        state = " AND state = 0" if since == 0 else ""
+    def users_delta(self, after: int, limit: int, *, since: int, start: int, bounded: bool) -> list[Row]:
+        """(ver, id, state, blob) of a users delta read's users after cursor `after`, by `ver`
+        (see `changed_since`): a full round gives active users, later rounds removals too."""
+        where, args = changed_since(after, since=since, start=start, bounded=bounded, live="state = 0")
         return self._all(
-            f"SELECT ver, id, state, blob FROM users WHERE ver > ? AND ver <= ?{state} ORDER BY ver LIMIT ?",
-            (max(since, after), upto, limit),
+            f"SELECT ver, id, state, blob FROM users WHERE {where} ORDER BY ver LIMIT ?", [*args, limit]
+        )
+
+    def user_later_in_read(
+        self, after: int, offset: int, *, since: int, start: int, bounded: bool
+    ) -> Row | None:
+        """(id, prev) of the user `offset` places after cursor `after` in the same delta read."""
+        where, args = changed_since(after, since=since, start=start, bounded=bounded, live="state = 0")
+        return self._one(
+            f"SELECT id, prev FROM users WHERE {where} ORDER BY ver LIMIT 1 OFFSET ?", [*args, offset]
         )
 
     def user_by_seq(self, seq: int) -> Row | None:
@@ -205,6 +242,14 @@ class TenantStore(Mutations):
             (group_id, offset),
         )
         return None if row is None else str(row[0])
+
+    def user_group_ids(self, user_id: str) -> list[str]:
+        """The groups a user is an active direct member of."""
+        rows = self._all(
+            "SELECT group_id FROM members WHERE member_id = ? AND removed = 0 ORDER BY seq",
+            (object_key(user_id),),
+        )
+        return [str(r[0]) for r in rows]
 
     def member_count(self, group_id: str) -> int:
         row = self._one("SELECT count(*) FROM members WHERE group_id = ? AND removed = 0", (group_id,))
@@ -232,27 +277,41 @@ class TenantStore(Mutations):
         return [bytes(r[0]) for r in self._all("SELECT blob FROM groups ORDER BY seq")]
 
     def group(self, group_id: str) -> bytes | None:
-        row = self._one("SELECT blob FROM groups WHERE id = ?", (group_id,))
+        row = self._one("SELECT blob FROM groups WHERE id = ?", (object_key(group_id),))
         return None if row is None else bytes(row[0])
 
     def group_by_seq(self, seq: int) -> Row | None:
         """(id, blob) of a group by its creation number."""
         return self._one("SELECT id, blob FROM groups WHERE seq = ?", (seq,))
 
-    def groups_delta(self, since: int, upto: int, after: int, limit: int) -> list[Row]:
-        """(ver, id, blob, seq) of groups changed in (since, upto] after cursor `after`, by `ver`."""
-        return self._all(
-            "SELECT ver, id, blob, seq FROM groups WHERE ver > ? AND ver <= ? ORDER BY ver LIMIT ?",
-            (max(since, after), upto, limit),
-        )
+    def max_group_seq(self) -> int:
+        row = self._one("SELECT max(seq) FROM groups")
+        return int(row[0] or 0) if row else 0
 
-    def member_changes(self, group_id: str, since: int, after: int, limit: int) -> list[Row]:
-        """(seq, member_id, kind, removed) of a group's membership changes since `since`."""
-        removed = " AND removed = 0" if since == 0 else ""
+    def next_changed_group(
+        self, after_seq: int, since: int, *, upto_seq: int | None = None, ids: tuple[str, ...] = ()
+    ) -> Row | None:
+        """(seq, id, blob) of the first group after `after_seq` in creation order that changed after
+        `since` (every group, for since 0); only groups up to `upto_seq` if given, among `ids` if given."""
+        where, args = "seq > ? AND ver > ?", list[Any]([after_seq, since])
+        if upto_seq is not None:
+            where += " AND seq <= ?"
+            args.append(upto_seq)
+        if ids:
+            where += f" AND id IN ({','.join('?' * len(ids))})"
+            args += ids
+        return self._one(f"SELECT seq, id, blob FROM groups WHERE {where} ORDER BY seq LIMIT 1", args)
+
+    def member_changes(
+        self, group_id: str, after: int, limit: int, *, since: int, start: int, bounded: bool
+    ) -> list[Row]:
+        """(seq, member_id, kind, removed) of a group's membership changes in one groups delta read,
+        after the member cursor `after`, by `seq` (see `changed_since`; suspended counts as removed)."""
+        where, args = changed_since(0, since=since, start=start, bounded=bounded, live="removed = 0")
         return self._all(
-            "SELECT seq, member_id, kind, removed FROM members WHERE group_id = ? AND ver > ? AND seq > ?"
-            f"{removed} ORDER BY seq LIMIT ?",
-            (group_id, since, after, limit),
+            f"SELECT seq, member_id, kind, removed FROM members WHERE group_id = ? AND seq > ? AND {where} "
+            "ORDER BY seq LIMIT ?",
+            [group_id, after, *args, limit],
         )
 
     def _objects(self, rows: list[Row]) -> list[Row]:
@@ -275,6 +334,7 @@ class TenantStore(Mutations):
     ) -> tuple[list[Row], int | None]:
         """(seq, kind, blob) of a group's direct members (or owners) after cursor `after`, and the
         cursor for the next page (None at the end). Inactive users are left out of the page."""
+        group_id = object_key(group_id)
         table, col = ("owners", "owner_id") if owners else ("members", "member_id")
         removed = "" if owners else " AND m.removed = 0"
         rows = self._all(
@@ -290,6 +350,7 @@ class TenantStore(Mutations):
 
     def role(self, key: str) -> Row | None:
         """(id, blob) of an activated role by object id or role template id."""
+        key = object_key(key)
         return self._one("SELECT id, blob FROM roles WHERE id = ? OR template_id = ?", (key, key))
 
     def role_members(self, role_id: str) -> list[Row]:
@@ -311,7 +372,7 @@ class TenantStore(Mutations):
 
     def service_principals(self, app_id: str | None = None) -> list[bytes]:
         if app_id is not None:
-            rows = self._all("SELECT blob FROM service_principals WHERE app_id = ?", (app_id,))
+            rows = self._all("SELECT blob FROM service_principals WHERE app_id = ?", (object_key(app_id),))
         else:
             rows = self._all("SELECT blob FROM service_principals ORDER BY seq")
         return [bytes(r[0]) for r in rows]

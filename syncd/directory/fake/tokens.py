@@ -19,8 +19,9 @@ def encode(secret: str, kind: str, *numbers: int) -> str:
     return base64.urlsafe_b64encode(f"{payload}.{sig}".encode()).decode().rstrip("=")
 
 
-def decode(secret: str, kind: str, token: str) -> tuple[int, ...] | None:
-    """The numbers of a token of this kind, or None when the token is not one we issued."""
+def decode(secret: str, kind: str, token: str, size: int | None = None) -> tuple[int, ...] | None:
+    """The `size` numbers (any number, for None) of a token of this kind, or None when the token
+    is not one we issued (or one of an older layout)."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         payload, sig = raw.rsplit(".", 1)
@@ -33,6 +34,7 @@ def decode(secret: str, kind: str, token: str) -> tuple[int, ...] | None:
     if parts[0] != kind:
         return None
     try:
-        return tuple(int(p) for p in parts[1:])
+        numbers = tuple(int(p) for p in parts[1:])
     except ValueError:
         return None
+    return numbers if size is None or len(numbers) == size else None

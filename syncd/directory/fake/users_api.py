@@ -1,4 +1,11 @@
-"""Graph's user endpoints over the tenant store: list, get, delta, and the writes."""
+"""Graph's user endpoints over the tenant store: list, get, delta, and the writes.
+
+The users delta is as untidy as Graph's (see `faults.FaultSettings`): a read is not bounded, so a
+user changed while it pages comes in it (again, at its new place), and a user removed after a full
+read began comes as a removal in it; the deltaLink is made with the last page, under the store's
+lock, so that nothing falls between a read and the next round. Pages may repeat an older copy of
+a user who comes later in the read, come empty, or (on a nextLink) answer 410.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,22 @@ from starlette.responses import Response
 
 from syncd.directory.fake import graphio, tokens
 from syncd.directory.fake.errors import StoreError, not_found
-from syncd.directory.fake.store import TenantStore
+from syncd.directory.fake.faults import Faults
+from syncd.directory.fake.store import Row, TenantStore
 from syncd.directory.fake.userfields import USER_FIELDS, parse_select, project
 
 _REMOVED = {1: b'","@removed":{"reason":"changed"}}', 2: b'","@removed":{"reason":"deleted"}}'}
 
 
+def removed(user_id: str, state: int) -> bytes:
+    """A users delta removal: `changed` (soft-deleted, restorable) for state 1, `deleted` for 2."""
+    return b'{"id":"' + user_id.encode() + _REMOVED[state]
+
+
 def gone(request: Request, path: str) -> Response:
     """410 for an unknown or expired delta or skip token, pointing at a fresh full delta."""
-    params = {"$select": request.query_params.get("$select")}
+    q = request.query_params
+    params = {"$select": q.get("$select"), "$filter": q.get("$filter")}
     return graphio.error(
         410,
         "syncStateNotFound",
@@ -25,8 +39,9 @@ def gone(request: Request, path: str) -> Response:
 
 
 class UsersApi:
-    def __init__(self, store: TenantStore) -> None:
+    def __init__(self, store: TenantStore, faults: Faults) -> None:
         self.store = store
+        self.faults = faults
 
     # ----------------------------------------------------------------- reads
     async def list(self, request: Request) -> Response:
@@ -39,28 +54,31 @@ class UsersApi:
             raise graphio.bad_request("userType must be 'Member' or 'Guest'.")
         enabled = filt.get("accountEnabled")
         guest = None if user_type is None else user_type == "Guest"
-        after = 0
+        after = n = 0
         if (skip := q.get("$skiptoken")) is not None:
-            decoded = tokens.decode(self.store.secret, "ul", skip)
+            decoded = tokens.decode(self.store.secret, "ul", skip, 2)
             if decoded is None:
                 raise graphio.bad_request("The $skiptoken is invalid.")
-            after = decoded[0]
+            after, n = decoded
+        params = {k: q[k] for k in ("$select", "$filter", "$top", "$count") if k in q}
+        ctx = graphio.context(request, "users")
         count = None
         if q.get("$count", "").lower() == "true":
             if request.headers.get("consistencylevel", "").lower() != "eventual":
                 raise graphio.bad_request("$count requires the header ConsistencyLevel: eventual.")
             count = self.store.users_count(enabled=enabled, guest=guest)
+        if self.faults.chance(request, "empty_pages", self.faults.settings.empty_page_ratio):
+            params["$skiptoken"] = tokens.encode(self.store.secret, "ul", after, n + 1)
+            same_place = graphio.link(request, "/v1.0/users", params)
+            return graphio.raw(graphio.page(ctx, [], next_link=same_place, count=count))
         rows = self.store.users_page(after, size + 1, enabled=enabled, guest=guest)
         next_link = None
         if len(rows) > size:
             rows = rows[:size]
-            params = {k: q[k] for k in ("$select", "$filter", "$top", "$count") if k in q}
-            params["$skiptoken"] = tokens.encode(self.store.secret, "ul", rows[-1][0])
+            params["$skiptoken"] = tokens.encode(self.store.secret, "ul", rows[-1][0], n + 1)
             next_link = graphio.link(request, "/v1.0/users", params)
         items = [project(bytes(r[1]), fields) for r in rows]
-        return graphio.raw(
-            graphio.page(graphio.context(request, "users"), items, next_link=next_link, count=count)
-        )
+        return graphio.raw(graphio.page(ctx, items, next_link=next_link, count=count))
 
     async def get(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -73,43 +91,65 @@ class UsersApi:
         return graphio.raw(b'{"@odata.context":"' + ctx + b'",' + body[1:])
 
     async def delta(self, request: Request) -> Response:
-        q, store = request.query_params, self.store
+        q, store, faults = request.query_params, self.store, self.faults
+        settings = faults.settings
         secret, epoch, path = store.secret, store.epoch, "/v1.0/users/delta"
         fields = parse_select(q.get("$select"), USER_FIELDS)
         size = graphio.max_page_size(request)
         base = {"$select": q["$select"]} if "$select" in q else {}
+        ctx = graphio.context(request, "users")
+        # A read's state: the round's start `since`, the change it began at, its cursor, whether it
+        # is bounded by its beginning, and a page counter (so no nextLink repeats a URL of the read).
+        after = n = 0
+        bounded = settings.defer_mid_read_changes
         if (skip := q.get("$skiptoken")) is not None:
-            state = tokens.decode(secret, "us", skip)
+            state = tokens.decode(secret, "us", skip, 6)
             if state is None or state[0] != epoch:
                 return gone(request, path)
-            _, since, upto, after = state
+            if faults.chance(request, "gone_mid_read", settings.gone_mid_read_ratio):
+                return gone(request, path)
+            _, since, start, after, bounded_flag, n = state
+            bounded = bool(bounded_flag)
         elif (token := q.get("$deltatoken")) is not None:
             if token == "latest":
-                link = graphio.link(
-                    request, path, {**base, "$deltatoken": tokens.encode(secret, "ud", epoch, store.change)}
-                )
-                return graphio.raw(graphio.page(graphio.context(request, "users"), [], delta_link=link))
-            state = tokens.decode(secret, "ud", token)
+                latest = tokens.encode(secret, "ud", epoch, store.change)
+                link = graphio.link(request, path, {**base, "$deltatoken": latest})
+                return graphio.raw(graphio.page(ctx, [], delta_link=link))
+            state = tokens.decode(secret, "ud", token, 2)
             if state is None or state[0] != epoch:
                 return gone(request, path)
-            since, upto, after = state[1], store.change, 0
+            since, start = state[1], store.change
         else:
-            since, upto, after = 0, store.change, 0
-        rows = store.users_delta(since, upto, after, size + 1)
-        more = len(rows) > size
-        rows = rows[:size]
-        items: list[bytes] = []
-        for _ver, user_id, state_code, blob in rows:
-            if state_code == 0:
-                items.append(project(bytes(blob), fields))
+            since, start = 0, store.change
+
+        def next_link(cursor: int) -> str:
+            state = (epoch, since, start, cursor, int(bounded), n + 1)
+            return graphio.link(request, path, {**base, "$skiptoken": tokens.encode(secret, "us", *state)})
+
+        if faults.chance(request, "empty_pages", settings.empty_page_ratio):
+            return graphio.raw(graphio.page(ctx, [], next_link=next_link(after)))
+
+        def later(cursor: int, offset: int) -> Row | None:
+            return store.user_later_in_read(cursor, offset, since=since, start=start, bounded=bounded)
+
+        older = None
+        with store.reading():  # the last page and the change number its deltaLink carries, as one
+            rows = store.users_delta(after, size + 1, since=since, start=start, bounded=bounded)
+            end = start if bounded else store.change
+            more = len(rows) > size
+            if len(rows) >= size > 1 and faults.chance(request, "repeated", settings.delta_repeat_ratio):
+                rows, more = rows[: size - 1], True
+                older = later(rows[-1][0], faults.randrange(size)) or later(rows[-1][0], 0)
             else:
-                items.append(b'{"id":"' + user_id.encode() + _REMOVED[state_code])
-        ctx = graphio.context(request, "users")
+                rows = rows[:size]
+        items = [project(bytes(blob), fields) if st == 0 else removed(uid, st) for _, uid, st, blob in rows]
+        if older is not None:  # an older copy of a user who comes again later in this read
+            uid, prev = older
+            copy = removed(uid, 1) if prev is None else project(bytes(prev), fields)
+            items.insert(faults.randrange(len(items) + 1), copy)
         if more:
-            skip_token = tokens.encode(secret, "us", epoch, since, upto, rows[-1][0])
-            link = graphio.link(request, path, {**base, "$skiptoken": skip_token})
-            return graphio.raw(graphio.page(ctx, items, next_link=link))
-        link = graphio.link(request, path, {**base, "$deltatoken": tokens.encode(secret, "ud", epoch, upto)})
+            return graphio.raw(graphio.page(ctx, items, next_link=next_link(rows[-1][0])))
+        link = graphio.link(request, path, {**base, "$deltatoken": tokens.encode(secret, "ud", epoch, end)})
         return graphio.raw(graphio.page(ctx, items, delta_link=link))
 
     # ----------------------------------------------------------------- writes
