@@ -133,27 +133,53 @@ def test_ratio_threshold(engine: Engine, store, directory, tenant, db_url: str, 
     assert report.outcome == "blocked" and report.counts["blocked_disables"] == n
 
 
+def _refuse_job_title(engine: Engine, title: str) -> None:
+    """Make the database refuse one value of systemuser.jobtitle, alike on both backends: a bad record.
+
+    (An over-long directory value no longer is one: sync cuts it to the column's length, R10.)
+    """
+    with engine.begin() as c:
+        if engine.dialect.name == "sqlite":
+            c.execute(
+                text(
+                    "CREATE TRIGGER refuse_title BEFORE UPDATE ON systemuser "
+                    f"WHEN NEW.jobtitle = '{title}' BEGIN SELECT RAISE(ABORT, 'bad record refused'); END"
+                )
+            )
+            return
+        c.execute(
+            text(
+                "CREATE FUNCTION refuse_title() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.jobtitle = '{title}' THEN RAISE EXCEPTION 'bad record refused'; END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        c.execute(
+            text(
+                "CREATE TRIGGER refuse_title BEFORE UPDATE ON systemuser FOR EACH ROW EXECUTE FUNCTION refuse_title()"
+            )
+        )
+
+
 def test_bad_record_fails_alone_and_its_batch_goes_through(
-    engine: Engine, store, directory, tenant, settings: Settings, db_backend: str
+    engine: Engine, store, directory, tenant, settings: Settings
 ) -> None:
     make_env(engine, "prod")
     run(engine, directory, "prod", settings)
+    _refuse_job_title(engine, "Refused")
     enabled = sorted(_enabled_ids(snapshot(engine, "prod")))
     bad, good = enabled[0], enabled[1:4]
-    store.update_user(bad, {"jobTitle": "x" * 500})  # longer than systemuser.jobtitle (200)
+    store.update_user(bad, {"jobTitle": "Refused"})
     for uid in good:
         store.update_user(uid, {"jobTitle": "Reviewer"})
     report = run(engine, directory, "prod", settings, kind="delta")
     snap = snapshot(engine, "prod")
     assert all(snap[uid][4] == "Reviewer" for uid in good)
-    if db_backend == "postgresql":
-        assert report.counts["failed"] == 1 and report.counts["updated"] == 3
-        assert snap[bad][4] != "x" * 500
-        with db.session_factory(engine)() as s:
-            ev = s.scalars(select(SyncEvent).where(SyncEvent.action == "failed")).one()
-            assert str(ev.azureactivedirectoryobjectid) == bad and "too long" in ev.reason
-    else:  # SQLite does not enforce VARCHAR lengths: the value is simply stored
-        assert report.counts["failed"] == 0 and snap[bad][4] == "x" * 500
+    assert report.counts["failed"] == 1 and report.counts["updated"] == 3
+    assert snap[bad][4] != "Refused"
+    with db.session_factory(engine)() as s:
+        ev = s.scalars(select(SyncEvent).where(SyncEvent.action == "failed")).one()
+        assert str(ev.azureactivedirectoryobjectid) == bad and "bad record refused" in ev.reason
 
 
 def test_check_and_dry_run_share_the_plan(engine: Engine, store, directory, tenant, settings) -> None:
