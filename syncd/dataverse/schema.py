@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from syncd.dataverse.lengths import SYSTEMUSER_LENGTHS
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -38,7 +40,8 @@ NAMING = {
 ENV_TYPES = ("production", "sandbox", "trial", "developer", "teams", "default")
 USER_KINDS = ("regular", "application", "support", "delegated_admin", "stub")
 RUN_KINDS = ("full", "delta", "user")
-RUN_OUTCOMES = ("running", "succeeded", "failed", "blocked", "dry_run", "interrupted")
+# "partial": the run finished, but some rows failed (each with its event).
+RUN_OUTCOMES = ("running", "succeeded", "partial", "failed", "blocked", "dry_run", "interrupted")
 
 # 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit and autoincrements.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,6 +75,26 @@ class Environment(Base):
     created_on: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# The length-limited text columns of SystemUser: Dataverse's lengths, and the custom column's own.
+SYSTEMUSER_TEXT_LENGTHS: dict[str, int] = {**SYSTEMUSER_LENGTHS, "new_costcentre": 100}
+
+
+def _length(column: str) -> String:
+    return String(SYSTEMUSER_TEXT_LENGTHS[column])
+
+
+def _length_checks() -> tuple[CheckConstraint, ...]:
+    """`length(col) <= n` for each length-limited column, on SQLite only.
+
+    PostgreSQL's varchar(n) refuses a longer value itself; SQLite ignores the declared length, so
+    without these a value could pass on SQLite and fail on PostgreSQL. Both count characters.
+    """
+    return tuple(
+        CheckConstraint(f"length({c}) <= {n}", name=f"{c}_length").ddl_if(dialect="sqlite")
+        for c, n in SYSTEMUSER_TEXT_LENGTHS.items()
+    )
+
+
 class SystemUser(Base):
     """One Dataverse user row; one per (environment, directory object id)."""
 
@@ -83,34 +106,35 @@ class SystemUser(Base):
         Index("ix_systemuser_env_domainname", "environment_id", "domainname"),
         CheckConstraint("accessmode BETWEEN 0 AND 5", name="accessmode"),
         CheckConstraint(f"kind IN {USER_KINDS!r}", name="kind"),
+        *_length_checks(),
     )
 
     systemuserid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     environment_id: Mapped[int] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     azureactivedirectoryobjectid: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     kind: Mapped[str] = mapped_column(String(20), default="regular")
-    domainname: Mapped[str] = mapped_column(String(1024))
-    fullname: Mapped[str | None] = mapped_column(String(200))
-    firstname: Mapped[str | None] = mapped_column(String(256))
-    lastname: Mapped[str | None] = mapped_column(String(256))
-    jobtitle: Mapped[str | None] = mapped_column(String(200))
-    internalemailaddress: Mapped[str | None] = mapped_column(String(320))
-    address1_telephone1: Mapped[str | None] = mapped_column(String(64))
-    mobilephone: Mapped[str | None] = mapped_column(String(64))
-    address1_line1: Mapped[str | None] = mapped_column(String(1024))
-    address1_city: Mapped[str | None] = mapped_column(String(128))
-    address1_stateorprovince: Mapped[str | None] = mapped_column(String(128))
-    address1_postalcode: Mapped[str | None] = mapped_column(String(40))
-    address1_country: Mapped[str | None] = mapped_column(String(128))
+    domainname: Mapped[str] = mapped_column(_length("domainname"))
+    fullname: Mapped[str | None] = mapped_column(_length("fullname"))
+    firstname: Mapped[str | None] = mapped_column(_length("firstname"))
+    lastname: Mapped[str | None] = mapped_column(_length("lastname"))
+    jobtitle: Mapped[str | None] = mapped_column(_length("jobtitle"))
+    internalemailaddress: Mapped[str | None] = mapped_column(_length("internalemailaddress"))
+    address1_telephone1: Mapped[str | None] = mapped_column(_length("address1_telephone1"))
+    mobilephone: Mapped[str | None] = mapped_column(_length("mobilephone"))
+    address1_line1: Mapped[str | None] = mapped_column(_length("address1_line1"))
+    address1_city: Mapped[str | None] = mapped_column(_length("address1_city"))
+    address1_stateorprovince: Mapped[str | None] = mapped_column(_length("address1_stateorprovince"))
+    address1_postalcode: Mapped[str | None] = mapped_column(_length("address1_postalcode"))
+    address1_country: Mapped[str | None] = mapped_column(_length("address1_country"))
     isdisabled: Mapped[bool] = mapped_column(Boolean, default=False)
     accessmode: Mapped[int] = mapped_column(SmallInteger, default=0)
     islicensed: Mapped[bool] = mapped_column(Boolean, default=False)
     applicationid: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # The value sync last wrote to internalemailaddress. When the two differ, a customer edited
     # the email in Dataverse and sync never writes it again (R12).
-    synced_internalemailaddress: Mapped[str | None] = mapped_column(String(320))
+    synced_internalemailaddress: Mapped[str | None] = mapped_column(_length("synced_internalemailaddress"))
     # A column sync does not own (R14): an example of a customer's own field.
-    new_costcentre: Mapped[str | None] = mapped_column(String(100))
+    new_costcentre: Mapped[str | None] = mapped_column(_length("new_costcentre"))
     createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modifiedon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -187,6 +211,8 @@ class SyncRun(Base):
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     blocked_disables: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times a full run started its read again after Graph's 410 syncStateNotFound.
+    restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -38,7 +38,7 @@ from dataclasses import replace
 from functools import cache
 
 from syncd.directory.models import Deletion
-from syncd.rules.columns import column_changes, wanted_columns
+from syncd.rules.columns import column_changes, column_notes, wanted_columns_with_notes
 from syncd.rules.entitlement import (
     ADMIN_ROLE_IDS,
     GROUP_EXEMPT_ROLE_IDS,
@@ -185,16 +185,24 @@ def _decide(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: 
             rule = "R3" if not enabled else ("R4" if not licensed_od else "R5")
             return _refuse(rule, "The user can't be added on demand.")
         accessmode = wanted_access_mode(full, is_admin, row)
-        wanted = wanted_columns(du)
+        wanted, fitted = wanted_columns_with_notes(du)
         if row is None:
             if env.type is EnvType.TEAMS and mode is _ON_DEMAND:
                 return _refuse(
                     "R7c", "In a Dataverse for Teams environment rows are added only at first access."
                 )
             return Decision(
-                Action.CREATE, "R8", "Added on demand: the user is entitled.", False, accessmode, full, wanted
+                Action.CREATE,
+                "R8",
+                "Added on demand: the user is entitled.",
+                False,
+                accessmode,
+                full,
+                wanted,
+                notes=tuple(fitted.values()),
             )
         changes = column_changes(wanted, row.columns, email_edited=row.email_edited)
+        notes = column_notes(fitted, changes)
         if row.isdisabled:
             return Decision(
                 Action.ENABLE,
@@ -204,9 +212,10 @@ def _decide(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: 
                 accessmode,
                 full,
                 changes,
+                notes=notes,
             )
         return _same_state(
-            row, accessmode, full, changes, "R8", "Already enabled; the row is kept up to date."
+            row, accessmode, full, changes, "R8", "Already enabled; the row is kept up to date.", notes
         )
 
     # Background.
@@ -229,18 +238,35 @@ def _decide(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: 
         if etype is EnvType.DEVELOPER and user.object_id != env.created_by_object_id:
             return _leave("R7d", "Only the creator of a developer environment is added.")
         accessmode = 0 if full else (1 if is_admin else 0)
+        wanted, fitted = wanted_columns_with_notes(du)
         return Decision(
-            Action.CREATE, "R7", "The user is entitled.", False, accessmode, full, wanted_columns(du)
+            Action.CREATE,
+            "R7",
+            "The user is entitled.",
+            False,
+            accessmode,
+            full,
+            wanted,
+            notes=tuple(fitted.values()),
         )
 
     accessmode = wanted_access_mode(full, is_admin, row)
-    changes = column_changes(wanted_columns(du), row.columns, email_edited=row.email_edited)
+    wanted, fitted = wanted_columns_with_notes(du)
+    changes = column_changes(wanted, row.columns, email_edited=row.email_edited)
+    notes = column_notes(fitted, changes)
     if entitled:
         if row.isdisabled:
             return Decision(
-                Action.ENABLE, "R9", "The user is entitled again.", False, accessmode, full, changes
+                Action.ENABLE,
+                "R9",
+                "The user is entitled again.",
+                False,
+                accessmode,
+                full,
+                changes,
+                notes=notes,
             )
-        return _same_state(row, accessmode, full, changes, "R2", "The user is entitled.")
+        return _same_state(row, accessmode, full, changes, "R2", "The user is entitled.", notes)
     if entitled_od:
         rule = "R7a" if not licensed else "R5"
         return _same_state(
@@ -250,8 +276,10 @@ def _decide(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: 
             changes,
             rule,
             "Only on-demand grounds; the row is kept as it is, up to date.",
+            notes,
         )
     if not row.isdisabled:
+        # The columns of a user still in the directory flow with the disable, fitted like any other.
         return Decision(
             Action.DISABLE,
             "R9",
@@ -260,9 +288,10 @@ def _decide(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: 
             accessmode,
             full,
             changes,
+            notes=notes,
         )
     return _same_state(
-        row, accessmode, full, changes, "R9", "The user is not entitled; the row stays disabled."
+        row, accessmode, full, changes, "R9", "The user is not entitled; the row stays disabled.", notes
     )
 
 
@@ -273,11 +302,19 @@ def _same_state(
     changes: dict[str, str | None],
     rule: str,
     reason: str,
+    notes: tuple[str, ...] = (),
 ) -> Decision:
     """UPDATE or KEEP: the row keeps its enabled/disabled state."""
     if changes:
         return Decision(
-            Action.UPDATE, "R10", "Directory values changed.", row.isdisabled, accessmode, islicensed, changes
+            Action.UPDATE,
+            "R10",
+            "Directory values changed.",
+            row.isdisabled,
+            accessmode,
+            islicensed,
+            changes,
+            notes=notes,
         )
     if accessmode != row.accessmode:
         return Decision(

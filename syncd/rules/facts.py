@@ -136,6 +136,9 @@ class Decision:
     islicensed: bool | None
     changes: Mapping[str, str | None]  # synced columns whose value must change (CREATE: all of them)
     checks: tuple[Check, ...] = ()  # filled only when explain=True
+    # One short note per column among ``changes`` whose directory value had to be fitted to the column
+    # (cut to its length, control characters removed), e.g. "jobtitle cut to 100 characters" (R10).
+    notes: tuple[str, ...] = ()
 
     @property
     def failed_checks(self) -> tuple[Check, ...]:

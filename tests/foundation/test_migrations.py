@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import DataError, IntegrityError
 
 from syncd.dataverse import db
-from syncd.dataverse.schema import Base
+from syncd.dataverse.environments import EnvironmentSpec, create_environment
+from syncd.dataverse.records import OwnedRecord
+from syncd.dataverse.schema import (
+    SYSTEMUSER_TEXT_LENGTHS,
+    Base,
+    Role,
+    SyncRun,
+    SystemUser,
+    SystemUserRole,
+)
 
 
 def test_upgrade_then_downgrade_to_base_and_back(empty_db_url: str) -> None:
@@ -38,3 +53,180 @@ def test_hot_path_index_exists(engine) -> None:
     uniques = inspect(engine).get_unique_constraints("systemuser")
     cols = [tuple(u["column_names"]) for u in uniques]
     assert ("environment_id", "azureactivedirectoryobjectid") in cols
+
+
+# -- 0003: Dataverse's column lengths, enforced alike on both backends ----------------------------
+
+LONG_JOB = "Head of " + "Very Important " * 9 + "Things"  # 149 characters: held before 0003, cut to 100
+LONG_MAIL = "m" * 290 + "@contoso.example"  # 306 characters: held before 0003, cut to 100
+
+
+def _rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the tables 0003 touches or that reference them, in a stable order."""
+    out = {}
+    with engine.connect() as conn:
+        for table, key in (
+            ("systemuser", "systemuserid"),
+            ("systemuserroles", "systemuserid, roleid"),
+            ("owned_record", "recordid"),
+            ("sync_run", "id"),
+            ("sync_event", "id"),
+        ):
+            out[table] = [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))]
+    return out
+
+
+def _populate_at_0002(engine: Engine) -> uuid.UUID:
+    """An environment with users, roles, owned records, a run and its events; returns the long user's id."""
+    sqlite = engine.dialect.name == "sqlite"
+    with db.session_factory(engine)() as s, s.begin():
+        env = create_environment(s, EnvironmentSpec(name="prod"))
+        long_user = SystemUser(
+            environment_id=env.id,
+            azureactivedirectoryobjectid=uuid.uuid4(),
+            domainname="long@contoso.example",
+            fullname="Long Values",
+            jobtitle=LONG_JOB,
+            internalemailaddress=LONG_MAIL,
+            synced_internalemailaddress=LONG_MAIL,
+            address1_city="Zürich 🏔️",
+        )
+        plain = SystemUser(
+            environment_id=env.id,
+            azureactivedirectoryobjectid=uuid.uuid4(),
+            domainname="plain@contoso.example",
+            fullname="Plain",
+            jobtitle="J" * 100,
+            internalemailaddress="plain@contoso.example",
+            synced_internalemailaddress="plain@contoso.example",
+        )
+        s.add_all([long_user, plain])
+        s.flush()
+        if sqlite:  # SQLite never enforced a declared length: 0003 cuts these too
+            long_user.fullname = "F" * 250
+            long_user.address1_postalcode = "P" * 41
+        role = s.scalars(select(Role).where(Role.environment_id == env.id)).first()
+        assert role is not None
+        s.add(SystemUserRole(systemuserid=long_user.systemuserid, roleid=role.roleid))
+        s.add(
+            OwnedRecord(environment_id=env.id, entity="account", name="Acme", ownerid=long_user.systemuserid)
+        )
+        env_id, long_id = env.id, long_user.systemuserid
+    with engine.begin() as conn:
+        now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+        run_id = conn.execute(
+            text(
+                "INSERT INTO sync_run (environment_id, kind, requested_kind, trigger, started_at, outcome, read, "
+                "created, updated, enabled, disabled, unchanged, failed, blocked_disables) VALUES "
+                "(:env, 'full', 'full', 'cli', :now, 'succeeded', 2, 2, 0, 0, 0, 0, 0, 0) RETURNING id"
+            ),
+            {"env": env_id, "now": now},
+        ).scalar_one()
+        for action in ("create", "update"):
+            conn.execute(
+                text(
+                    "INSERT INTO sync_event (run_id, environment_id, action, rule, reason, created_at) "
+                    "VALUES (:run, :env, :action, 'R7', 'The user is entitled.', :now)"
+                ),
+                {"run": run_id, "env": env_id, "action": action, "now": now},
+            )
+    return long_id
+
+
+def _column_lengths(engine: Engine, table: str) -> dict[str, int | None]:
+    return {c["name"]: getattr(c["type"], "length", None) for c in inspect(engine).get_columns(table)}
+
+
+def test_0003_cuts_over_long_values_and_changes_nothing_else(empty_db_url: str) -> None:  # R10
+    engine = db.make_engine(empty_db_url)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        db.upgrade(engine, "0002")
+        long_id = _populate_at_0002(engine)
+        before = _rows(engine)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == "0003"
+        after = _rows(engine)
+
+        cols = [c["name"] for c in inspect(engine).get_columns("systemuser")]
+        key = long_id.hex if sqlite else long_id
+        for old, new in zip(before["systemuser"], after["systemuser"], strict=True):
+            old_row, new_row = dict(zip(cols, old, strict=True)), dict(zip(cols, new, strict=True))
+            if old_row["systemuserid"] == key:
+                assert new_row["jobtitle"] == LONG_JOB[:100]
+                assert new_row["internalemailaddress"] == LONG_MAIL[:100]
+                # Still equal to internalemailaddress: the email reads as not edited (R12).
+                assert new_row["synced_internalemailaddress"] == LONG_MAIL[:100]
+                assert new_row["address1_city"] == "Zürich 🏔️"
+                cut = {"jobtitle", "internalemailaddress", "synced_internalemailaddress"}
+                if sqlite:
+                    assert new_row["fullname"] == "F" * 200
+                    assert new_row["address1_postalcode"] == "P" * 40
+                    cut |= {"fullname", "address1_postalcode"}
+                for c in set(cols) - cut:
+                    assert new_row[c] == old_row[c], c
+            else:
+                assert new_row == old_row
+        # Rows that reference the recreated tables are all still there (SQLite recreates them).
+        for table in ("systemuserroles", "owned_record", "sync_event"):
+            assert after[table] == before[table], table
+        assert len(after["sync_event"]) == 2 and len(after["systemuserroles"]) >= 3
+        run_cols = [c["name"] for c in inspect(engine).get_columns("sync_run")]
+        runs = [[v for c, v in zip(run_cols, r, strict=True) if c != "restarts"] for r in after["sync_run"]]
+        assert [tuple(r) for r in runs] == before["sync_run"]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT restarts FROM sync_run")).scalar_one() == 0
+
+        lengths = _column_lengths(engine, "systemuser")
+        assert lengths["jobtitle"] == lengths["internalemailaddress"] == 100
+        assert lengths["synced_internalemailaddress"] == 100
+
+        # Downgrade restores the old types and the old outcomes; a "partial" run reads as succeeded.
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE sync_run SET outcome = 'partial', restarts = 1"))
+        db.downgrade(engine, "0002")
+        lengths = _column_lengths(engine, "systemuser")
+        assert (lengths["jobtitle"], lengths["internalemailaddress"]) == (200, 320)
+        assert "restarts" not in _column_lengths(engine, "sync_run")
+        downgraded = _rows(engine)
+        assert downgraded["sync_run"][0][7] == "succeeded"
+        for table in ("systemuserroles", "owned_record", "sync_event"):
+            assert downgraded[table] == before[table], table
+        db.upgrade(engine)
+        assert db.current_revision(engine) == "0003"
+    finally:
+        engine.dispose()
+
+
+def _refused(engine: Engine) -> type[Exception]:
+    return IntegrityError if engine.dialect.name == "sqlite" else DataError
+
+
+def test_sqlite_refuses_over_long_values_like_postgresql(engine: Engine) -> None:  # R10
+    """Each length-limited column holds exactly its length in characters, on both backends."""
+    with db.session_factory(engine)() as s, s.begin():
+        env_id = create_environment(s, EnvironmentSpec(name="prod")).id
+
+    def user(column: str, value: str) -> SystemUser:
+        values = {"domainname": f"{uuid.uuid4()}@x", column: value}
+        return SystemUser(environment_id=env_id, azureactivedirectoryobjectid=uuid.uuid4(), **values)
+
+    for column, n in SYSTEMUSER_TEXT_LENGTHS.items():
+        for value in ("é" * n, "😀" * n):  # characters, not bytes: multi-byte values fit too
+            with db.session_factory(engine)() as s, s.begin():
+                s.add(user(column, value))
+        with pytest.raises(_refused(engine)), db.session_factory(engine)() as s, s.begin():
+            s.add(user(column, "x" * (n + 1)))
+    with engine.connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM systemuser WHERE kind = 'regular'")).scalar()
+    assert total == 2 * len(SYSTEMUSER_TEXT_LENGTHS)
+
+
+def test_partial_is_a_run_outcome_on_both_backends(engine: Engine) -> None:
+    with db.session_factory(engine)() as s, s.begin():
+        env_id = create_environment(s, EnvironmentSpec(name="prod")).id
+        s.add(SyncRun(environment_id=env_id, kind="full", requested_kind="full", outcome="partial"))
+    with pytest.raises(IntegrityError), db.session_factory(engine)() as s, s.begin():
+        s.add(SyncRun(environment_id=env_id, kind="full", requested_kind="full", outcome="half-done"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT outcome, restarts FROM sync_run")).one() == ("partial", 0)
