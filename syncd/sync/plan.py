@@ -82,7 +82,7 @@ def plan_operation(decision: Decision, object_id: str, current: CurrentRow | Non
     if action not in WRITING_ACTIONS:
         return None
     changes = decision.changes
-    notes: tuple[str, ...] = getattr(decision, "notes", ())
+    notes = decision.notes
     if current is None:
         values: dict[str, Any] = {c: changes.get(c) for c in VALUE_COLUMNS}
         values["isdisabled"] = bool(decision.isdisabled)
