@@ -58,8 +58,7 @@ def create(
         is_sales=sales,
         created_by_object_id=created_by,
         allow_role_assignment_on_disabled_users=allow_role_assignment_on_disabled_users,
-    )
-    spec.validate()
+    ).normalized()
     with appctx.session() as session:
         env = envs.create_environment(session, spec)
         info = envs.describe(env) | {"users": envs.user_counts(session, env.id)}
