@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,8 @@ from syncd.dataverse.schema import (
     ENV_TYPES,
     Environment,
     Role,
+    SyncGroupMember,
+    SyncState,
     SystemUser,
     SystemUserRole,
     utcnow,
@@ -166,6 +168,40 @@ def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
             )
     session.flush()
     return env
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What `update_environment` did: each changed setting as (old, new), and whether the
+    environment's checkpoints were dropped (its next run is a full run)."""
+
+    environment: Environment
+    changed: dict[str, tuple[Any, Any]]
+    checkpoint_reset: bool
+
+
+def update_environment(session: Session, name: str, values: Mapping[str, Any]) -> SettingsChange:
+    """Change some of an environment's settings (see SETTINGS), in the session's transaction.
+
+    A new security group (or none where there was one) drops the environment's checkpoints
+    (`sync_state`) and its mirror of the group's members (`sync_group_member`), so that its next
+    run is a full run that reads the new scope (R5, R24); the disables that follow pass the
+    mass-disable guard like any others.
+    """
+    checked = check_settings(values)
+    env = get_environment(session, name)
+    _check_developer(
+        checked.get("type", env.type), checked.get("created_by_object_id", env.created_by_object_id)
+    )
+    changed = {k: (getattr(env, k), v) for k, v in checked.items() if getattr(env, k) != v}
+    for key, (_, new) in changed.items():
+        setattr(env, key, new)
+    reset = "security_group_id" in changed
+    if reset:
+        session.execute(delete(SyncState).where(SyncState.environment_id == env.id))
+        session.execute(delete(SyncGroupMember).where(SyncGroupMember.environment_id == env.id))
+    session.flush()
+    return SettingsChange(env, changed, reset)
 
 
 def get_environment(session: Session, name: str) -> Environment:

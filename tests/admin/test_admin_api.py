@@ -197,6 +197,7 @@ def test_a_malformed_id_is_400_with_a_json_error_and_nothing_written(
         ("DELETE", base + f"/roles/Basic User/users/{bad}", {}),
         ("POST", base + f"/stubs/{bad}/reassign", {"json": {"target": "a@b.example"}}),
         ("POST", base + "/stubs/a@b.example/reassign", {"json": {"target": bad}}),
+        ("PATCH", base, {"json": {"security_group_id": bad}}),
     ]
     for method, url, kw in calls:
         r = api.request(method, url, headers=AUTH, **kw)
