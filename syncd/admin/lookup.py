@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from syncd.admin.errors import DirectoryFailed
 from syncd.dataverse.environments import get_environment
-from syncd.dataverse.schema import Environment, Role, SyncEvent, SystemUser, SystemUserRole
+from syncd.dataverse.schema import (
+    Environment,
+    Role,
+    SyncEvent,
+    SyncGroupMember,
+    SystemUser,
+    SystemUserRole,
+)
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError, GraphError
 from syncd.directory.ids import is_object_id, normalize_object_id
@@ -77,6 +84,29 @@ def directory_errors(what: str) -> Iterator[None]:
 def read_user(directory: GraphClient, key: str) -> DirectoryUser | None:
     with directory_errors(f"user {key}"):
         return directory.get_user(key)
+
+
+def read_deleted_user(directory: GraphClient, object_id: str) -> DirectoryUser | None:
+    """The user in the directory's deleted items (soft-deleted, restorable), or None."""
+    with directory_errors(f"deleted user {object_id}"):
+        return directory.get_deleted_user(object_id)
+
+
+def mirrored_membership(session: Session, env_id: int, object_id: str) -> Membership | None:
+    """The user's relation to the environment's security group as of its last sync run (the
+    ``sync_group_member`` mirror): DIRECT, OWNER, or None when the mirror does not list them."""
+    relations = set(
+        session.scalars(
+            select(SyncGroupMember.relation).where(
+                SyncGroupMember.environment_id == env_id, SyncGroupMember.member_id == object_id
+            )
+        )
+    )
+    if "member" in relations:
+        return Membership.DIRECT
+    if "owner" in relations:
+        return Membership.OWNER
+    return None
 
 
 def admin_roles(directory: GraphClient, object_id: str) -> frozenset[str]:

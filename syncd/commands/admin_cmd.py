@@ -138,11 +138,26 @@ def diagnose(ctx: typer.Context, env: EnvArg, user: UserArg, json: JsonOpt = Fal
         return
     u = d.user
     name = u["user_principal_name"] or u["key"]
-    where = "in the directory" if u["in_directory"] else "not in the directory"
+    if u["in_directory"]:
+        where = "in the directory"
+    elif u["restorable"]:
+        where = "soft-deleted: in the directory's deleted items, restorable"
+    else:
+        where = "not in the directory"
     typer.echo(f"user {name} ({u['object_id']}, {where}) in environment {d.environment}")
     typer.echo("checks:")
     _checks(d.checks)
+    if u["membership_suspended"]:
+        source = (
+            "the last sync's view of the group" if u["membership_source"] == "last sync" else "the directory"
+        )
+        typer.echo(
+            f"membership: {u['membership']} (from {source}); suspended while soft-deleted, restored with the user"
+        )
     typer.echo(f"next background sync: {d.next['action']} ({d.next['rule']}): {d.next['reason']}")
+    if d.restore is not None:
+        r = d.restore
+        typer.echo(f"if restored: {r['summary']}: {r['reason']}")
     if d.on_demand:
         od = d.on_demand
         verdict = "possible" if od["possible"] else "refused"

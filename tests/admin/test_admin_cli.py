@@ -166,3 +166,17 @@ def test_env_create_stores_ids_in_one_spelling(cli: Cli, cli_tenant: Tenant) -> 
     assert code == 0 and out["security_group_id"] == group
     code, out = cli.json("user", "diagnose", "dev", creator["id"])
     assert code == 0 and any(c["rule"] == "R7d" and c["passed"] for c in out["checks"])
+
+
+def test_diagnose_a_soft_deleted_user_on_the_command_line(cli: Cli, cli_tenant: Tenant) -> None:
+    # R22, R3: soft-deleted and restorable, licence kept, and what a restore would do
+    assert cli("env", "create", "prod")[0] == 0
+    u = cli_tenant.user("gone")
+    assert cli("user", "add", "prod", u["id"])[0] == 0
+    cli_tenant.delete(u["id"])
+    code, text, _ = cli("user", "diagnose", "prod", u["userPrincipalName"])
+    assert code == 0, text
+    assert "soft-deleted: in the directory's deleted items, restorable" in text
+    assert "FAIL R3 directory: the user is soft-deleted" in text and "PASS R4 licence: holds" in text
+    assert "next background sync: disable (R9)" in text
+    assert "if restored: the row would stay enabled" in text
