@@ -105,7 +105,11 @@ def test_a_partial_run_is_counted_under_its_own_outcome(engine: Engine, env: Tar
     jobs = SyncJobs(
         lambda: engine, locks_for(engine), FakeSync(outcome="partial"), Metrics(), threading.Event()
     )
-    assert jobs.run(env, RunRequest(kind="full")).outcome == "partial"
+    with jobs.locks.hold(env.id):
+        assert jobs.scheduled(env, "full") is None  # skipped: a full run is pending
+    assert env.id in jobs.full_pending()
+    assert jobs.scheduled(env, "auto").outcome == "partial"
+    assert jobs.full_pending() == {}  # it read the directory to its end: the pending full run is done
     assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="partial") == 1
     assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="succeeded") == 0
     jobs.metrics.observe_run("prod", "full", "sideways", 0.1)  # an outcome nobody knows: one label for all
