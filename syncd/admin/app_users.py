@@ -24,6 +24,7 @@ from syncd.admin.errors import Refused
 from syncd.dataverse.environments import get_environment
 from syncd.dataverse.schema import SystemUser, utcnow
 from syncd.directory.client import GraphClient
+from syncd.directory.ids import normalize_object_id
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.rules import FIRSTNAME_PLACEHOLDER, AccessMode, Check
 
@@ -48,14 +49,19 @@ class AppUserResult:
         }
 
 
-def create_app_user(engine: Engine, directory: GraphClient, env_name: str, app_id: str) -> AppUserResult:
-    """R18: an application user for the service principal with this appId."""
-    app_id = str(app_id).strip()
-    if not lookup.is_guid(app_id):
+def check_app_id(app_id: str) -> str:
+    """A service principal's appId as typed by a user, in its one canonical spelling."""
+    try:
+        return normalize_object_id(app_id)
+    except ValueError:
         raise SyncdError(
             f"invalid application id {app_id!r}: expected a GUID (the service principal's appId)"
-        )
-    app_id = app_id.lower()
+        ) from None
+
+
+def create_app_user(engine: Engine, directory: GraphClient, env_name: str, app_id: str) -> AppUserResult:
+    """R18: an application user for the service principal with this appId."""
+    app_id = check_app_id(app_id)
     env = lookup.load_environment(engine, env_name)
     if not env.has_database:
         check = Check("R1", False, f"R1 database: environment {env.name} has no Dataverse database")

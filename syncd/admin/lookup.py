@@ -18,9 +18,17 @@ from sqlalchemy.orm import Session
 
 from syncd.admin.errors import DirectoryFailed
 from syncd.dataverse.environments import get_environment
-from syncd.dataverse.schema import Environment, Role, SyncEvent, SystemUser, SystemUserRole
+from syncd.dataverse.schema import (
+    Environment,
+    Role,
+    SyncEvent,
+    SyncGroupMember,
+    SystemUser,
+    SystemUserRole,
+)
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError, GraphError
+from syncd.directory.ids import is_object_id, normalize_object_id
 from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
 from syncd.errors import NotFound, SyncdError
 from syncd.rules import Membership, RowFacts, UserKind
@@ -31,23 +39,29 @@ MAX_KEY = 1024
 
 
 def check_key(key: str, what: str = "user") -> str:
-    """A user named on the command line or in a request: an object id or a UPN."""
+    """A user named on the command line or in a request: an object id or a UPN.
+
+    An object id comes back in its one canonical spelling (lower case, dashed; braces and the
+    32-digit form accepted), so that ``ABCD...`` and ``abcd...`` name the same user everywhere.
+    """
     if not isinstance(key, str) or not key.strip():
         raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
     key = key.strip()
     if len(key) > MAX_KEY or any(c.isspace() for c in key):
         raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
-    if not is_guid(key) and "@" not in key:
-        raise SyncdError(f"invalid {what} {key!r}: expected an object id (GUID) or a userPrincipalName")
-    return key
+    if "@" in key:
+        return key
+    try:
+        return normalize_object_id(key)
+    except ValueError:
+        raise SyncdError(
+            f"invalid {what} {key!r}: expected an object id (GUID) or a userPrincipalName"
+        ) from None
 
 
 def is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36
+    """Whether the value reads as an object id (a GUID), in any spelling."""
+    return is_object_id(value)
 
 
 def load_environment(engine: Engine, name: str) -> Environment:
@@ -70,6 +84,29 @@ def directory_errors(what: str) -> Iterator[None]:
 def read_user(directory: GraphClient, key: str) -> DirectoryUser | None:
     with directory_errors(f"user {key}"):
         return directory.get_user(key)
+
+
+def read_deleted_user(directory: GraphClient, object_id: str) -> DirectoryUser | None:
+    """The user in the directory's deleted items (soft-deleted, restorable), or None."""
+    with directory_errors(f"deleted user {object_id}"):
+        return directory.get_deleted_user(object_id)
+
+
+def mirrored_membership(session: Session, env_id: int, object_id: str) -> Membership | None:
+    """The user's relation to the environment's security group as of its last sync run (the
+    ``sync_group_member`` mirror): DIRECT, OWNER, or None when the mirror does not list them."""
+    relations = set(
+        session.scalars(
+            select(SyncGroupMember.relation).where(
+                SyncGroupMember.environment_id == env_id, SyncGroupMember.member_id == object_id
+            )
+        )
+    )
+    if "member" in relations:
+        return Membership.DIRECT
+    if "owner" in relations:
+        return Membership.OWNER
+    return None
 
 
 def admin_roles(directory: GraphClient, object_id: str) -> frozenset[str]:
@@ -134,7 +171,7 @@ def find_rows(
         q = q.where(SystemUser.kind.in_(kinds))
     order = (case((SystemUser.kind == "regular", 0), else_=1), SystemUser.createdon)
     if is_guid(key):
-        u = uuid.UUID(key)
+        u = uuid.UUID(normalize_object_id(key))
         q = q.where(
             or_(
                 SystemUser.azureactivedirectoryobjectid == u,

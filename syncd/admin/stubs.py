@@ -31,6 +31,7 @@ from syncd.dataverse.environments import get_environment
 from syncd.dataverse.records import OwnedRecord
 from syncd.dataverse.schema import Role, SystemUser, SystemUserRole, utcnow
 from syncd.directory.client import GraphClient
+from syncd.directory.ids import is_object_id
 from syncd.errors import NotFound, SyncdError
 from syncd.rules import Check, default_role_name, stub_conflict
 from syncd.sync.run import environment_facts
@@ -175,6 +176,11 @@ def _check_line(rec: dict[str, str]) -> list[str]:
     upn = rec["domainname"]
     if not upn:
         out.append("domainname is empty")
+    elif is_object_id(upn):
+        out.append(
+            f"domainname {upn!r} is an object id, not a userPrincipalName: a stub stands for a user "
+            "who is not in the directory"
+        )
     elif upn.count("@") != 1 or upn.startswith("@") or upn.endswith("@") or any(c.isspace() for c in upn):
         out.append(f"domainname {upn!r} is not a userPrincipalName (alias@domain)")
     if not rec["fullname"]:

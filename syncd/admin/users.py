@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,6 +108,7 @@ class Diagnosis:
     conflicts: list[str]
     row: dict[str, Any] | None
     events: list[dict[str, Any]]
+    restore: dict[str, Any] | None = None  # a soft-deleted user: what a restore would do
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +120,7 @@ class Diagnosis:
             "conflicts": self.conflicts,
             "row": self.row,
             "events": self.events,
+            "restore": self.restore,
         }
 
 
@@ -135,17 +137,29 @@ class _Target:
     row_facts: RowFacts | None
     row_id: Any  # systemuserid of the row, if any
     conflicts: list[Check]
+    # Where a soft-deleted user's (suspended) membership comes from: "last sync" (the group mirror)
+    # or "directory" (what the directory reports now); None for other users.
+    membership_source: str | None = None
+
+    @property
+    def soft_deleted(self) -> bool:
+        return self.facts.deletion is Deletion.SOFT
 
     def user_dict(self) -> dict[str, Any]:
-        du = self.directory_user
+        du = self.directory_user or self.facts.user  # a soft-deleted user as the deleted items hold them
+        scoped = bool(self.envf.security_group_id)
         return {
             "key": self.key,
             "object_id": du.id if du is not None else self.facts.object_id,
             "user_principal_name": du.user_principal_name if du is not None else None,
             "display_name": du.display_name if du is not None else None,
-            "in_directory": du is not None,
+            "in_directory": self.directory_user is not None,
+            "deletion": None if self.directory_user is not None else self.facts.deletion.value,
+            "restorable": self.soft_deleted,
             "admin_roles": sorted(self.facts.admin_role_template_ids),
-            "membership": self.facts.membership.value if self.envf.security_group_id else None,
+            "membership": self.facts.membership.value if scoped else None,
+            "membership_suspended": self.soft_deleted and scoped,
+            "membership_source": self.membership_source if scoped else None,
         }
 
 
@@ -189,11 +203,15 @@ def _resolve(
             if current is not None and current.facts.kind is not UserKind.REGULAR:
                 current = None  # an application user's id: the rules leave it alone
             return _Target(env, envf, key, du, facts, current, row_facts, row_id, conflicts)
-        # Not in the directory: deleted, or a row that never came from it (stub, application, built-in).
+        # Not in the directory: soft-deleted (in its deleted items), hard-deleted, or a row that never
+        # came from it (stub, application, built-in).
         rows = lookup.find_rows(session, env.id, key)
-        if not rows:
+        row = rows[0] if rows else None
+        soft = _soft_deleted(reader, session, directory, env, envf, key, row)
+        if soft is not None:
+            return soft
+        if row is None:
             raise NotFound(f"no user {key!r} in the directory nor in environment {env.name!r}")
-        row = rows[0]
         oid = (
             str(row.azureactivedirectoryobjectid)
             if row.azureactivedirectoryobjectid
@@ -205,6 +223,48 @@ def _resolve(
             if current is not None:
                 return _Target(env, envf, key, None, facts, current, current.facts, current.systemuserid, [])
         return _Target(env, envf, key, None, facts, None, lookup.row_facts(row), row.systemuserid, [])
+
+
+def _soft_deleted(
+    reader: RowReader,
+    session: Session,
+    directory: GraphClient,
+    env: Environment,
+    envf: EnvironmentFacts,
+    key: str,
+    row: SystemUser | None,
+) -> _Target | None:
+    """The target when the user is in the directory's deleted items (R3, R9: soft-deleted,
+    restorable), as the directory still holds them: their licences, and the security-group
+    membership a restore brings back (Entra suspends a soft-deleted user's memberships: the group
+    mirror of the last sync says what they were, else what the directory reports now)."""
+    if row is not None:
+        if row.kind != UserKind.REGULAR or row.azureactivedirectoryobjectid is None:
+            return None
+        oid = str(row.azureactivedirectoryobjectid)
+    elif lookup.is_guid(key):
+        oid = key
+    else:
+        return None  # deleted items are read by object id, never by UPN
+    deleted = lookup.read_deleted_user(directory, oid)
+    if deleted is None:
+        return None
+    oid = deleted.id
+    roles = lookup.admin_roles(directory, oid) if env.has_database else frozenset()
+    member, source = Membership.NONE, None
+    if env.has_database and env.security_group_id:
+        mirrored = lookup.mirrored_membership(session, env.id, oid)
+        if mirrored is not None:
+            member, source = mirrored, "last sync"
+        else:
+            member, source = lookup.membership(directory, env.security_group_id, oid), "directory"
+    facts = UserFacts(deleted, oid, Deletion.SOFT, roles, member)
+    current = reader.load([oid]).get(oid) if row is not None else None
+    if current is not None:
+        return _Target(env, envf, key, None, facts, current, current.facts, current.systemuserid, [], source)
+    row_facts = lookup.row_facts(row) if row is not None else None
+    row_id = row.systemuserid if row is not None else None
+    return _Target(env, envf, key, None, facts, None, row_facts, row_id, [], source)
 
 
 def _uses_app_pass(target: _Target, decision: Decision) -> bool:
@@ -265,8 +325,10 @@ def _one_user(
                 raise Refused(
                     f"user {key} can't be refreshed in {target.env.name}: {allowed.message}", [allowed]
                 )
-        elif target.directory_user is None and (
-            target.row_facts is None or target.row_facts.kind is UserKind.REGULAR
+        elif (
+            target.directory_user is None
+            and not target.soft_deleted  # refused by the rules below, with R3 saying why
+            and (target.row_facts is None or target.row_facts.kind is UserKind.REGULAR)
         ):
             raise NotFound(f"no user {key!r} in the directory")
         decision = decide(target.facts, target.envf, target.row_facts, mode, explain=True)
@@ -354,7 +416,7 @@ def diagnose_user(engine: Engine, directory: GraphClient, env_name: str, key: st
         target = _resolve(engine, conn, sqlite, directory, env_name, key)
     background = decide(target.facts, target.envf, target.row_facts, Mode.BACKGROUND, explain=True)
     on_demand: dict[str, Any] = {}
-    if target.directory_user is not None:
+    if target.directory_user is not None or target.soft_deleted:
         od = decide(target.facts, target.envf, target.row_facts, Mode.ON_DEMAND, explain=True)
         on_demand = {
             "possible": od.action is not Action.REFUSE,
@@ -377,4 +439,34 @@ def diagnose_user(engine: Engine, directory: GraphClient, env_name: str, key: st
         conflicts=[c.message for c in target.conflicts if not c.passed],
         row=row_dict,
         events=events,
+        restore=_restore(target) if target.soft_deleted else None,
     )
+
+
+def _restore(target: _Target) -> dict[str, Any]:
+    """What restoring a soft-deleted user would do (R3, R9): the user comes back with their
+    licences, and their memberships as read (see ``_soft_deleted``); the background sync then
+    decides as for any user in the directory."""
+    facts = replace(target.facts, deletion=Deletion.NONE)
+    decision = decide(facts, target.envf, target.row_facts, Mode.BACKGROUND, explain=True)
+    row = target.row_facts
+    if decision.isdisabled is not None:
+        enabled = not decision.isdisabled
+    else:
+        enabled = row is not None and not row.isdisabled and decision.action is Action.KEEP
+    if decision.action is Action.ENABLE:
+        summary = f"the row would be enabled again ({decision.rule})"
+    elif decision.action is Action.CREATE:
+        summary = f"the background sync would add the user ({decision.rule})"
+    elif enabled:
+        summary = f"the row would stay enabled ({decision.rule})"
+    else:
+        summary = f"the user would not be enabled ({decision.rule})"
+    return {
+        "enabled": enabled,
+        "summary": summary,
+        "action": decision.action.value,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "failed_checks": [check_dict(c) for c in decision.failed_checks],
+    }

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from syncd.admin import app_users, modes, roles, stubs, users
+from syncd.admin import app_users, lookup, modes, roles, stubs, users
 from syncd.admin.errors import Refused
 from syncd.context import AppContext, print_json
 from syncd.directory.client import GraphClient
@@ -95,6 +95,7 @@ def _print_user_result(result: users.UserResult) -> None:
 
 def _user_op(ctx: typer.Context, op: Any, env: str, user: str, json: bool) -> None:
     appctx: AppContext = ctx.obj
+    user = lookup.check_key(user)  # bad input fails before anything is opened or created
     with _refusals(json), _directory(appctx, env) as directory:
         result = op(appctx.engine(), directory, env, user, trigger="cli")
     if json:
@@ -129,6 +130,7 @@ def diagnose(ctx: typer.Context, env: EnvArg, user: UserArg, json: JsonOpt = Fal
     """Why the user is or is not enabled, check by check (R22), what the background sync will do next,
     the row and its last events."""
     appctx: AppContext = ctx.obj
+    user = lookup.check_key(user)
     with _directory(appctx, env) as directory:
         d = users.diagnose_user(appctx.engine(), directory, env, user)
     if json:
@@ -136,11 +138,26 @@ def diagnose(ctx: typer.Context, env: EnvArg, user: UserArg, json: JsonOpt = Fal
         return
     u = d.user
     name = u["user_principal_name"] or u["key"]
-    where = "in the directory" if u["in_directory"] else "not in the directory"
+    if u["in_directory"]:
+        where = "in the directory"
+    elif u["restorable"]:
+        where = "soft-deleted: in the directory's deleted items, restorable"
+    else:
+        where = "not in the directory"
     typer.echo(f"user {name} ({u['object_id']}, {where}) in environment {d.environment}")
     typer.echo("checks:")
     _checks(d.checks)
+    if u["membership_suspended"]:
+        source = (
+            "the last sync's view of the group" if u["membership_source"] == "last sync" else "the directory"
+        )
+        typer.echo(
+            f"membership: {u['membership']} (from {source}); suspended while soft-deleted, restored with the user"
+        )
     typer.echo(f"next background sync: {d.next['action']} ({d.next['rule']}): {d.next['reason']}")
+    if d.restore is not None:
+        r = d.restore
+        typer.echo(f"if restored: {r['summary']}: {r['reason']}")
     if d.on_demand:
         od = d.on_demand
         verdict = "possible" if od["possible"] else "refused"
@@ -164,6 +181,7 @@ def set_mode(
     """Set the user's access mode (R16); at most 7 non-interactive users per environment (R17)."""
     appctx: AppContext = ctx.obj
     modes.parse_mode(mode)  # bad input fails before the directory is opened
+    user = lookup.check_key(user)
     with _refusals(json), _directory(appctx, env) as directory:
         result = modes.set_access_mode(appctx.engine(), env, user, mode, directory=directory)
     if json:
@@ -187,6 +205,7 @@ def app_user_create(
 ) -> None:
     """Create an application user for a service principal of the directory (R18)."""
     appctx: AppContext = ctx.obj
+    app_id = app_users.check_app_id(app_id)
     with _refusals(json), _directory(appctx, env) as directory:
         result = app_users.create_app_user(appctx.engine(), directory, env, app_id)
     if json:
@@ -246,6 +265,8 @@ def stub_reassign(
 ) -> None:
     """Move a stub user's records to another user (R20)."""
     appctx: AppContext = ctx.obj
+    stub = lookup.check_key(stub, "stub user")
+    target = lookup.check_key(target, "target user")
     with _refusals(json), _directory(appctx, env) as directory:
         result = stubs.reassign_stub(appctx.engine(), env, stub, target, directory=directory)
     if json:
@@ -258,6 +279,7 @@ def stub_reassign(
 
 def _role_op(ctx: typer.Context, op: Any, env: str, user: str, role: str, json: bool) -> None:
     appctx: AppContext = ctx.obj
+    user = lookup.check_key(user)
     with _refusals(json), _directory(appctx, env) as directory:
         result = op(appctx.engine(), env, user, role, directory=directory)
     if json:

@@ -1,17 +1,24 @@
-"""`syncd env create|list|show`."""
+"""`syncd env create|set|list|show`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from contextlib import AbstractContextManager
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from syncd.admin import env_settings
 from syncd.context import AppContext, print_json
 from syncd.dataverse import environments as envs
 from syncd.dataverse.schema import ENV_TYPES
+from syncd.directory.client import GraphClient
+from syncd.errors import SyncdError
+from syncd.service.locks import locks_for
+from syncd.sync.directory import open_directory
 
-app = typer.Typer(help="Dataverse environments: create, list, show.", no_args_is_help=True)
+app = typer.Typer(help="Dataverse environments: create, change, list, show.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
@@ -58,8 +65,9 @@ def create(
         is_sales=sales,
         created_by_object_id=created_by,
         allow_role_assignment_on_disabled_users=allow_role_assignment_on_disabled_users,
-    )
-    spec.validate()
+    ).normalized()
+    if spec.security_group_id is not None:
+        _warn(env_settings.check_security_group(lambda: _open_directory(appctx), spec.security_group_id))
     with appctx.session() as session:
         env = envs.create_environment(session, spec)
         info = envs.describe(env) | {"users": envs.user_counts(session, env.id)}
@@ -67,6 +75,106 @@ def create(
         print_json(info)
     else:
         typer.echo(f"created environment {name!r} ({spec.type}, {info['users']['total']} built-in users)")
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="environment name")],
+    security_group: Annotated[
+        str | None,
+        typer.Option(
+            "--security-group",
+            help="object id of the security group scoping users (R5); the next run is a full run",
+        ),
+    ] = None,
+    no_security_group: Annotated[
+        bool, typer.Option("--no-security-group", help="no security group: every user is in scope")
+    ] = False,
+    type: Annotated[str | None, typer.Option("--type", help=f"one of: {', '.join(ENV_TYPES)}")] = None,
+    app_pass_capacity: Annotated[
+        int | None, typer.Option("--app-pass-capacity", help="app passes left, for on-demand adds (R4b)")
+    ] = None,
+    sales: Annotated[
+        bool | None,
+        typer.Option("--sales/--no-sales", help="a Sales environment (stubs get Salesperson, R20)"),
+    ] = None,
+    allow_role_assignment_on_disabled_users: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-role-assignment-on-disabled-users/--no-allow-role-assignment-on-disabled-users",
+            help="R21's environment setting",
+        ),
+    ] = None,
+    marketing: Annotated[
+        bool | None,
+        typer.Option(
+            "--marketing/--no-marketing", help="the tenant has a tenant-level Marketing licence (R4c)"
+        ),
+    ] = None,
+    created_by: Annotated[
+        str | None,
+        typer.Option("--created-by", help="object id of the creator (developer environments, R7d)"),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Change an environment's settings. A new security group (or --no-security-group) makes its
+    next run a full run; the group is checked against the directory when the directory can be read."""
+    appctx: AppContext = ctx.obj
+    if security_group is not None and no_security_group:
+        raise SyncdError("--security-group and --no-security-group exclude each other")
+    values: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "type": type,
+            "security_group_id": security_group,
+            "app_pass_capacity": app_pass_capacity,
+            "is_sales": sales,
+            "allow_role_assignment_on_disabled_users": allow_role_assignment_on_disabled_users,
+            "tenant_has_marketing_licence": marketing,
+            "created_by_object_id": created_by,
+        }.items()
+        if v is not None
+    }
+    if no_security_group:
+        values["security_group_id"] = None
+    if not values:
+        raise SyncdError(
+            "nothing to change: give at least one of --security-group, --no-security-group, --type, "
+            "--app-pass-capacity, --sales/--no-sales, --allow-role-assignment-on-disabled-users/--no-..., "
+            "--marketing/--no-marketing, --created-by"
+        )
+    envs.check_settings(values)  # bad values fail before the database or the directory is opened
+    engine = appctx.engine()
+    result = env_settings.set_environment(
+        engine, name, values, directory=lambda: _open_directory(appctx), hold=locks_for(engine).hold
+    )
+    for warning in result.warnings:
+        _warn(warning)
+    if json:
+        print_json(result.as_dict())
+        return
+    if not result.changed:
+        typer.echo(f"environment {name!r}: nothing changed")
+        return
+    changes = ", ".join(f"{k} {_shown(c['old'])} -> {_shown(c['new'])}" for k, c in result.changed.items())
+    typer.echo(f"environment {name!r}: {changes}")
+    if result.full_run_next:
+        typer.echo("  the security group changed: the next run is a full run")
+
+
+def _open_directory(appctx: AppContext) -> AbstractContextManager[GraphClient]:
+    """The configured directory, asked once, without the long retries of a sync run."""
+    return open_directory(appctx.settings, max_retries=1, timeout=10.0)
+
+
+def _warn(warning: str | None) -> None:
+    if warning:
+        print(f"syncd: warning: {warning}", file=sys.stderr)
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
 
 
 @app.command("list")

@@ -19,8 +19,12 @@ from syncd.sync.directory import open_directory
 from syncd.sync.embedded import DEFAULT_ENVIRONMENT, ensure_embedded_default
 from syncd.sync.run import RunOptions, RunReport, sync_environment
 
-EXIT_FAILED = 1
-EXIT_BLOCKED = 3
+# The exit codes of `syncd sync` (also in its help text and the README).
+EXIT_SUCCEEDED = 0  # succeeded, or a dry run
+EXIT_FAILED = 1  # the run failed; or, with --check, something would change
+EXIT_BAD_INPUT = 2  # bad input or refused (SyncdError's exit code): nothing was run
+EXIT_BLOCKED = 3  # blocked by the mass-disable guard
+EXIT_PARTIAL = 4  # the run finished, but some rows failed to be written
 
 
 def sync(
@@ -39,8 +43,15 @@ def sync(
 ) -> None:
     """Sync one environment now.
 
-    Without --full or --delta, a delta run when there is a checkpoint, else a full run. Exit codes:
-    0 done, 1 failed (or, with --check, something would change), 3 blocked by the mass-disable guard.
+    Without --full or --delta, a delta run when there is a checkpoint, else a full run.
+
+    \b
+    Exit codes:
+      0  succeeded, or a dry run (--dry-run; --check when nothing would change)
+      1  failed; or, with --check, something would change
+      2  bad input or refused (an unknown environment, another process syncing it)
+      3  blocked by the mass-disable guard: no one was disabled (see --allow-mass-disable)
+      4  partial: the run finished, but some rows failed (the report's "failed" count)
     """
     if full and delta:
         raise typer.BadParameter("--full and --delta exclude each other")
@@ -73,6 +84,8 @@ def sync(
         raise typer.Exit(EXIT_FAILED)
     if report.outcome == "blocked":
         raise typer.Exit(EXIT_BLOCKED)
+    if report.outcome == "partial":
+        raise typer.Exit(EXIT_PARTIAL)
     if check and report.changes:
         raise typer.Exit(EXIT_FAILED)
 
@@ -138,6 +151,10 @@ def _print_report(appctx: AppContext, report: RunReport) -> None:
     console.print(table)
     if report.error:
         console.print(f"[bold]{report.outcome}:[/bold] {report.error}")
+    elif report.outcome == "partial":
+        console.print(
+            f"[bold]partial:[/bold] {c['failed']:,} row(s) failed, each with its event in run {report.run_id}"
+        )
 
 
 def runs(

@@ -6,15 +6,25 @@ default security roles; an environment without a database never holds users (R1)
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from syncd.dataverse.schema import ENV_TYPES, Environment, Role, SystemUser, SystemUserRole, utcnow
+from syncd.dataverse.schema import (
+    ENV_TYPES,
+    Environment,
+    Role,
+    SyncGroupMember,
+    SyncState,
+    SystemUser,
+    SystemUserRole,
+    utcnow,
+)
+from syncd.directory.ids import normalize_object_id
 from syncd.errors import Conflict, NotFound, SyncdError
 
 SUPPORT_UPN = "crmoln@microsoft.com"
@@ -40,38 +50,87 @@ class EnvironmentSpec:
     allow_role_assignment_on_disabled_users: bool = False
 
     def validate(self) -> None:
+        self.normalized()
+
+    def normalized(self) -> EnvironmentSpec:
+        """The spec checked, with its type in lower case and its object ids in their one canonical
+        spelling; a SyncdError names the first bad value."""
         if not self.name or len(self.name) > 100 or not self.name.strip() == self.name:
             raise SyncdError(
                 f"invalid environment name {self.name!r}: 1-100 characters, no surrounding spaces"
             )
-        if self.type not in ENV_TYPES:
-            raise SyncdError(
-                f"unknown environment type {self.type!r}: expected one of {', '.join(ENV_TYPES)}"
-            )
-        if self.app_pass_capacity < 0:
-            raise SyncdError(f"invalid app-pass capacity {self.app_pass_capacity}: must be 0 or more")
-        for label, value in (
-            ("security group", self.security_group_id),
-            ("creator", self.created_by_object_id),
-        ):
-            if value is not None:
-                _check_guid(label, value)
-        if self.type == "developer" and not self.created_by_object_id:
-            raise SyncdError(
-                "a developer environment needs --created-by OBJECT_ID (only its creator is added, R7d)"
-            )
+        checked = check_settings(
+            {
+                "type": self.type,
+                "security_group_id": self.security_group_id,
+                "app_pass_capacity": self.app_pass_capacity,
+                "created_by_object_id": self.created_by_object_id,
+            }
+        )
+        spec = replace(self, **checked)
+        _check_developer(spec.type, spec.created_by_object_id)
+        return spec
 
 
-def _check_guid(label: str, value: str) -> None:
+# The settings an environment has after its creation, and that `syncd env set` can change. Not the
+# name (its identity) nor whether it has a database (R1: that is a different environment).
+SETTINGS: dict[str, type] = {
+    "type": str,
+    "security_group_id": str,
+    "app_pass_capacity": int,
+    "tenant_has_marketing_licence": bool,
+    "is_sales": bool,
+    "created_by_object_id": str,
+    "allow_role_assignment_on_disabled_users": bool,
+}
+_ID_SETTINGS = {"security_group_id": "security group", "created_by_object_id": "creator"}
+
+
+def check_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Environment settings checked and normalised: the type in lower case, object ids (or None)
+    in their canonical spelling, a capacity of 0 or more. A SyncdError names the first bad value."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        kind = SETTINGS.get(key)
+        if kind is None:
+            raise SyncdError(f"unknown environment setting {key!r}: expected one of {', '.join(SETTINGS)}")
+        if key in _ID_SETTINGS:
+            out[key] = None if value is None else _check_guid(_ID_SETTINGS[key], value)
+        elif key == "type":
+            name = value.strip().lower() if isinstance(value, str) else value
+            if name not in ENV_TYPES:
+                raise SyncdError(
+                    f"unknown environment type {value!r}: expected one of {', '.join(ENV_TYPES)}"
+                )
+            out[key] = name
+        elif kind is int:
+            if type(value) is not int or value < 0:
+                raise SyncdError(f"invalid app-pass capacity {value!r}: must be a whole number, 0 or more")
+            out[key] = value
+        else:
+            if type(value) is not bool:
+                raise SyncdError(f"invalid {key} {value!r}: expected true or false")
+            out[key] = value
+    return out
+
+
+def _check_developer(env_type: str, created_by: str | None) -> None:
+    if env_type == "developer" and not created_by:
+        raise SyncdError(
+            "a developer environment needs --created-by OBJECT_ID (only its creator is added, R7d)"
+        )
+
+
+def _check_guid(label: str, value: Any) -> str:
     try:
-        uuid.UUID(value)
+        return normalize_object_id(value)
     except ValueError:
         raise SyncdError(f"invalid {label} id {value!r}: expected a GUID") from None
 
 
 def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
     """Create the environment, its default roles and built-in users, in one transaction."""
-    spec.validate()
+    spec = spec.normalized()
     if session.scalar(select(Environment.id).where(Environment.name == spec.name)) is not None:
         raise Conflict(f"environment {spec.name!r} already exists")
     env = Environment(**spec.__dict__, created_on=utcnow())
@@ -109,6 +168,40 @@ def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
             )
     session.flush()
     return env
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What `update_environment` did: each changed setting as (old, new), and whether the
+    environment's checkpoints were dropped (its next run is a full run)."""
+
+    environment: Environment
+    changed: dict[str, tuple[Any, Any]]
+    checkpoint_reset: bool
+
+
+def update_environment(session: Session, name: str, values: Mapping[str, Any]) -> SettingsChange:
+    """Change some of an environment's settings (see SETTINGS), in the session's transaction.
+
+    A new security group (or none where there was one) drops the environment's checkpoints
+    (`sync_state`) and its mirror of the group's members (`sync_group_member`), so that its next
+    run is a full run that reads the new scope (R5, R24); the disables that follow pass the
+    mass-disable guard like any others.
+    """
+    checked = check_settings(values)
+    env = get_environment(session, name)
+    _check_developer(
+        checked.get("type", env.type), checked.get("created_by_object_id", env.created_by_object_id)
+    )
+    changed = {k: (getattr(env, k), v) for k, v in checked.items() if getattr(env, k) != v}
+    for key, (_, new) in changed.items():
+        setattr(env, key, new)
+    reset = "security_group_id" in changed
+    if reset:
+        session.execute(delete(SyncState).where(SyncState.environment_id == env.id))
+        session.execute(delete(SyncGroupMember).where(SyncGroupMember.environment_id == env.id))
+    session.flush()
+    return SettingsChange(env, changed, reset)
 
 
 def get_environment(session: Session, name: str) -> Environment:

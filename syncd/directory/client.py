@@ -205,6 +205,25 @@ class GraphClient:
         body = parse_object(response.content, url)
         return decode_items([body], url, decode_user)[0]  # type: ignore[no-any-return]
 
+    def get_deleted_user(self, user_id: str, select: Sequence[str] | None = None) -> DirectoryUser | None:
+        """A soft-deleted (restorable) user from the directory's deleted items, by object id
+        (``GET /directory/deletedItems/{id}``); ``None`` when there is no such deleted user, or
+        when the deleted item with this id is not a user."""
+        if not user_id:
+            raise ValueError("a user id is required")
+        url = self._url(f"/directory/deletedItems/{_seg(user_id)}", {"$select": _user_select(select)})
+        try:
+            response = self._get(url)
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body = parse_object(response.content, url)
+        kind = body.get("@odata.type")
+        if kind is not None and kind != "#microsoft.graph.user":
+            return None
+        return decode_items([body], url, decode_user)[0]  # type: ignore[no-any-return]
+
     def users_delta(
         self, delta_link: str | None = None, select: Sequence[str] | None = None
     ) -> DeltaReader[UsersDeltaPage]:

@@ -116,7 +116,11 @@ def _r3(user: UserFacts, ent: Entitlement) -> Check:
     if user.user is None or user.deletion is Deletion.HARD:
         return Check("R3", False, "R3 directory: the user is deleted from the directory (hard delete)")
     if user.deletion is Deletion.SOFT:
-        return Check("R3", False, "R3 directory: the user is soft-deleted (in the directory's deleted items)")
+        return Check(
+            "R3",
+            False,
+            "R3 directory: the user is soft-deleted (in the directory's deleted items, restorable)",
+        )
     if not ent.enabled:
         return Check("R3", False, "R3 directory: sign-in is blocked (accountEnabled is false)")
     return Check("R3", True, "R3 directory: the account is enabled and not deleted")
@@ -158,6 +162,14 @@ def _on_demand_grounds(env: EnvironmentFacts, lic: LicenceFacts) -> list[str]:
 
 
 def _r4(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: bool) -> Check:
+    check = _r4_licence(user, env, ent, on_demand)
+    if user.deletion is Deletion.SOFT and user.user is not None:
+        # A soft-deleted user keeps their licences: a restore brings them back with the user.
+        return Check(check.rule, check.passed, check.message + " (kept while the user is soft-deleted)")
+    return check
+
+
+def _r4_licence(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: bool) -> Check:
     lic = ent.licence
     if lic.full is not None:
         return Check("R4", True, f"R4 licence: holds {lic.full[0]} ({lic.full[1]} plan)")
@@ -189,6 +201,8 @@ def _r5(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: boo
     group = "group " + short_id(gid)
     if ent.group_exempt:
         return Check("R5", True, f"R5 security group: exempt from {group} as {ent.admin_role}")
+    if user.deletion is Deletion.SOFT:
+        return _r5_soft_deleted(user.membership, group, on_demand)
     m = user.membership
     if m is Membership.DIRECT:
         return Check("R5", True, f"R5 security group: direct member of {group}")
@@ -215,6 +229,29 @@ def _r5(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: boo
             f"nested groups don't count{d365})",
         )
     return Check("R5", False, f"R5 security group: not a member of {group}{d365}")
+
+
+def _r5_soft_deleted(m: Membership, group: str, on_demand: bool) -> Check:
+    """R5 for a soft-deleted user: Entra suspends their group memberships and restores them with
+    the user, so the membership read is the one a restore brings back."""
+    suspended = "suspended while the user is soft-deleted and restored with them"
+    if m is Membership.DIRECT:
+        return Check(
+            "R5", True, f"R5 security group: direct member of {group}; the membership is {suspended}"
+        )
+    if m is Membership.OWNER:
+        counts = "counts on demand" if on_demand else "counts only on demand"
+        return Check(
+            "R5",
+            on_demand,
+            f"R5 security group: owner, not a member, of {group} (an owner {counts}); ownership is {suspended}",
+        )
+    return Check(
+        "R5",
+        False,
+        f"R5 security group: not a direct member of {group} (a soft-deleted user's memberships are "
+        f"{suspended}; none is known)",
+    )
 
 
 def _r7(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: Mode, ent: Entitlement) -> Check:

@@ -9,6 +9,12 @@ POST   /api/environments/{env}/stubs                     a CSV body  R20
 POST   /api/environments/{env}/stubs/{stub}/reassign     {"target": ...}  R20
 POST   /api/environments/{env}/roles                     {"user": ..., "role": ...}  R21
 DELETE /api/environments/{env}/roles/{role}/users/{user}
+PATCH  /api/environments/{env}                           {"type": ..., "security_group_id": ... | null, ...}
+
+``PATCH`` changes an environment's settings (``syncd env set``); its body holds any of ``type``,
+``security_group_id``, ``app_pass_capacity``, ``is_sales``, ``allow_role_assignment_on_disabled_users``,
+``tenant_has_marketing_licence`` and ``created_by_object_id``. A new security group makes the next
+run a full run; an unknown one is 400, a directory that can't be read a warning in the answer.
 
 Mutations need the admin bearer token (401 without or with a wrong one, 403 when none is
 configured). Errors are JSON ``{"error", "detail"}``: 400 bad input, 404 unknown environment, user,
@@ -29,12 +35,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from syncd.admin import app_users, modes, roles, stubs, users
+from syncd.admin import app_users, env_settings, modes, roles, stubs, users
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.service.auth import require_admin
+from syncd.service.locks import EnvironmentLocks, locks_for
 from syncd.sync.directory import open_directory
 
 log = structlog.get_logger(__name__)
@@ -71,9 +78,15 @@ class _BadBody(Exception):
 
 
 class AdminRoutes:
-    def __init__(self, appctx: AppContext, directory: DirectoryFactory | None = None) -> None:
+    def __init__(
+        self,
+        appctx: AppContext,
+        directory: DirectoryFactory | None = None,
+        locks: EnvironmentLocks | None = None,
+    ) -> None:
         self.appctx = appctx
         self._directory = directory
+        self._locks = locks
 
     def engine(self) -> Any:
         return self.appctx.engine(check_head=False)
@@ -82,6 +95,18 @@ class AdminRoutes:
         if self._directory is not None:
             return self._directory()
         return open_directory(self.appctx.settings)
+
+    def quick_directory(self) -> AbstractContextManager[GraphClient]:
+        """The directory for a check that must not wait out a sync run's retries."""
+        if self._directory is not None:
+            return self._directory()
+        return open_directory(self.appctx.settings, max_retries=1, timeout=10.0)
+
+    def locks(self) -> EnvironmentLocks:
+        """The daemon's run locks (so a change of scope waits for no run), else the database's."""
+        if self._locks is None:
+            self._locks = locks_for(self.engine())
+        return self._locks
 
     async def _call(self, fn: Callable[[], Any], status: int = 200) -> Response:
         try:
@@ -227,10 +252,27 @@ class AdminRoutes:
 
         return await self._call(run)
 
+    async def set_environment(self, request: Request) -> Response:
+        body = await self._json(request)
+        env = request.path_params["env"]
 
-def routes(appctx: AppContext, *, directory: DirectoryFactory | None = None) -> list[Route]:
-    """The admin user routes. ``directory`` opens the Graph client of a request (default: the settings')."""
-    a = AdminRoutes(appctx, directory)
+        def run() -> Any:
+            return env_settings.set_environment(
+                self.engine(), env, body, directory=self.quick_directory, hold=self.locks().hold
+            )
+
+        return await self._call(run)
+
+
+def routes(
+    appctx: AppContext,
+    *,
+    directory: DirectoryFactory | None = None,
+    locks: EnvironmentLocks | None = None,
+) -> list[Route]:
+    """The admin routes. ``directory`` opens the Graph client of a request (default: the settings');
+    ``locks`` are the environments' run locks (default: the database's, see ``locks_for``)."""
+    a = AdminRoutes(appctx, directory, locks)
     g = a._guarded
     base = "/api/environments/{env}"
     return [
@@ -243,4 +285,5 @@ def routes(appctx: AppContext, *, directory: DirectoryFactory | None = None) -> 
         Route(base + "/stubs/{stub}/reassign", g(a.reassign), methods=["POST"]),
         Route(base + "/roles", g(a.assign_role), methods=["POST"]),
         Route(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
+        Route(base, g(a.set_environment), methods=["PATCH"]),
     ]

@@ -9,7 +9,8 @@ GET  /api/runs[?environment=&limit=&before=]       recent runs, newest first
 GET  /api/runs/{id}                                one run
 POST /api/environments/{name}/sync                 {"kind": "delta"|"full", "dry_run": bool}
 POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_disable
-(+ the admin user routes of `syncd.service.admin_routes`, when that module is present)
+(+ the admin routes of `syncd.service.admin_routes`, when that module is present: the user
+operations, and PATCH /api/environments/{name} for an environment's settings)
 
 Mutations need the admin token (see `syncd.service.auth`).
 """
@@ -39,6 +40,7 @@ from syncd.dataverse.schema import Environment
 from syncd.service import runs, status_page
 from syncd.service.auth import require_admin
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
+from syncd.service.locks import EnvironmentLocks
 from syncd.service.metrics import Metrics
 from syncd.service.scheduler import Target
 
@@ -61,12 +63,12 @@ def report_dict(report: Any) -> dict[str, Any]:
     return {f: getattr(report, f, None) for f in fields}
 
 
-def admin_routes(appctx: AppContext) -> list[BaseRoute]:
-    """The admin user routes, when `syncd.service.admin_routes` is part of this syncd."""
+def admin_routes(appctx: AppContext, locks: EnvironmentLocks | None = None) -> list[BaseRoute]:
+    """The admin routes, when `syncd.service.admin_routes` is part of this syncd."""
     if importlib.util.find_spec(ADMIN_ROUTES_MODULE) is None:
         return []
     module = importlib.import_module(ADMIN_ROUTES_MODULE)
-    return list(module.routes(appctx))
+    return list(module.routes(appctx, locks=locks))
 
 
 class Endpoints:
@@ -253,5 +255,5 @@ def create_app(
         Route("/api/runs", ep.runs_),
         Route("/api/runs/{run_id:int}", ep.run),
     ]
-    routes.extend(admin_routes(appctx))
+    routes.extend(admin_routes(appctx, jobs.locks if jobs is not None else None))
     return Starlette(routes=routes)

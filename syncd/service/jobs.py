@@ -113,7 +113,7 @@ class SyncJobs:
             outcome,
             float(duration) if duration is not None else time.monotonic() - started,
         )
-        if kind == "full" and outcome == "succeeded":
+        if kind == "full" and outcome in runs.FULL_RUN_DONE:
             with self._pending_guard:
                 self._full_pending.pop(target.id, None)
         return report

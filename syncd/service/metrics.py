@@ -1,7 +1,7 @@
 """Prometheus metrics, on a registry of the daemon's own (never the global one).
 
-Counted in this process: runs by environment/kind/outcome, run durations, skipped runs,
-directory requests by HTTP status and throttles. Read from the database at scrape time,
+Counted in this process: runs by environment/kind/outcome (see RUN_OUTCOME_LABELS), run
+durations, skipped runs, directory requests by HTTP status and throttles. Read from the database at scrape time,
 so every replica reports the same values: users by state per environment and the last
 successful sync per environment.
 """
@@ -23,6 +23,12 @@ from syncd.service import runs
 log = structlog.get_logger(__name__)
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: The values of the ``outcome`` label of ``syncd_runs_total``: the outcome a run reports
+#: ("partial": it finished, but some rows failed), "error" when the engine raised instead of
+#: reporting, and "unknown" for anything else (so the label's values stay few).
+RUN_OUTCOME_LABELS = frozenset(
+    {"succeeded", "partial", "failed", "blocked", "dry_run", "interrupted", "error", "unknown"}
+)
 
 
 class DatabaseCollector(Collector):
@@ -110,6 +116,9 @@ class Metrics:
             self.directory_throttles.inc()
 
     def observe_run(self, environment: str, kind: str, outcome: str, duration_s: float) -> None:
+        if outcome not in RUN_OUTCOME_LABELS:
+            log.warning("metrics_unknown_run_outcome", environment=environment, outcome=outcome)
+            outcome = "unknown"
         self.runs.labels(environment, kind, outcome).inc()
         self.run_duration.labels(environment, kind).observe(duration_s)
 

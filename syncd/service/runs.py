@@ -16,6 +16,10 @@ from syncd.dataverse.environments import describe, user_counts
 from syncd.dataverse.schema import Environment, SyncRun
 from syncd.service.scheduler import Target
 
+#: Outcomes of a full run that read the directory to its end: "partial" only means that some rows
+#: failed to be written. Either one is a full run done, for scheduling; only "succeeded" is a success.
+FULL_RUN_DONE = ("succeeded", "partial")
+
 COUNT_FIELDS = (
     "read",
     "created",
@@ -132,13 +136,13 @@ def environment_status(session: Session) -> list[EnvStatus]:
 
 
 def full_succeeded_since(session: Session, environment_id: int, since: datetime) -> bool:
-    """Whether any replica finished a successful full run of the environment after `since`."""
+    """Whether any replica finished a full run of the environment (FULL_RUN_DONE) after `since`."""
     found = session.scalar(
         select(SyncRun.id)
         .where(
             SyncRun.environment_id == environment_id,
             SyncRun.kind == "full",
-            SyncRun.outcome == "succeeded",
+            SyncRun.outcome.in_(FULL_RUN_DONE),
             SyncRun.finished_at >= since,
         )
         .limit(1)
@@ -147,10 +151,12 @@ def full_succeeded_since(session: Session, environment_id: int, since: datetime)
 
 
 def last_full_finished_at(session: Session, environment_id: int) -> datetime | None:
-    """When the environment's last successful full run finished, whoever ran it."""
+    """When the environment's last full run (FULL_RUN_DONE) finished, whoever ran it."""
     return session.scalar(
         select(func.max(SyncRun.finished_at)).where(
-            SyncRun.environment_id == environment_id, SyncRun.kind == "full", SyncRun.outcome == "succeeded"
+            SyncRun.environment_id == environment_id,
+            SyncRun.kind == "full",
+            SyncRun.outcome.in_(FULL_RUN_DONE),
         )
     )
 

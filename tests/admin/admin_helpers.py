@@ -3,13 +3,16 @@ environments."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from syncd.cli import main
 from syncd.dataverse.environments import EnvironmentSpec, create_environment
 from syncd.directory.fake.store import TenantStore
 from syncd.rules import GLOBAL_ADMINISTRATOR
@@ -83,3 +86,23 @@ class Tenant:
 def make_env(engine: Engine, name: str = "prod", **kw: Any) -> int:
     with Session(engine) as session, session.begin():
         return create_environment(session, EnvironmentSpec(name=name, **kw)).id
+
+
+class Cli:
+    """`syncd` in-process: (exit code, stdout, stderr), or (exit code, parsed JSON) with ``json``."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def json(self, *args: str) -> tuple[int, Any]:
+        code, out, _ = self(*args, "--json")
+        return code, json.loads(out)

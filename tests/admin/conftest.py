@@ -1,11 +1,12 @@
-"""Fixtures of the admin tests: a small fake tenant, served in-process to a Graph client."""
+"""Fixtures of the admin tests: a small fake tenant, served in-process to a Graph client, and `syncd`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from admin_helpers import Tenant
+from admin_helpers import Cli, Tenant
 
 from syncd.directory.auth import StaticToken
 from syncd.directory.client import GraphClient
@@ -32,3 +33,21 @@ def directory(tenant: Tenant) -> Iterator[GraphClient]:
     )
     yield client
     client.close()
+
+
+@pytest.fixture
+def cli_tenant(clean_env: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
+    """A small fake tenant in a file, as the embedded directory of `syncd` run in-process."""
+    path = clean_env / "tenant.db"
+    store = TenantStore.open(str(path))
+    summary = generate_tenant(store, users=10, seed=5)
+    monkeypatch.setenv("SYNCD_DATABASE_URL", db_url)
+    monkeypatch.setenv("SYNCD_DIRECTORY_STORE", str(path))
+    monkeypatch.setenv("SYNCD_LOG_LEVEL", "warning")
+    yield Tenant(store, summary)
+    store.close()
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(capsys)

@@ -147,3 +147,81 @@ def test_the_daemons_app_mounts_the_routes(db_url: str, engine: Engine, clean_en
         )
         assert r.status_code == 404 and "a@b.example" in r.json()["detail"]
     appctx.close()
+
+
+def test_ids_in_paths_and_bodies_take_any_spelling(api: TestClient, tenant: Tenant) -> None:
+    # One spelling per id: the admin API's paths and bodies name the same object in any case.
+    u = tenant.user("upper")
+    oid, base = u["id"], "/api/environments/prod"
+    r = api.post(base + "/users", json={"user": oid.upper()}, headers=AUTH)
+    assert r.status_code == 201 and r.json()["row"]["azureactivedirectoryobjectid"] == oid
+    r = api.post(base + f"/users/{oid.upper()}/refresh", headers=AUTH)
+    assert r.status_code == 200 and r.json()["action"] == "keep" and r.json()["row"]["isdisabled"] is False
+    r = api.get(base + f"/users/{{{oid.upper()}}}/diagnose")
+    assert (
+        r.status_code == 200 and r.json()["user"]["object_id"] == oid and r.json()["next"]["action"] == "keep"
+    )
+    r = api.put(base + f"/users/{oid.upper()}/access-mode", json={"mode": "read"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["mode"] == 2
+    r = api.post(base + "/roles", json={"user": oid.upper(), "role": "Basic User"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["roles"] == ["Basic User"]
+    r = api.delete(base + f"/roles/Basic User/users/{oid.upper()}", headers=AUTH)
+    assert r.status_code == 200 and r.json()["roles"] == []
+    sp = tenant.service_principals[0]
+    r = api.post(base + "/app-users", json={"app_id": sp["appId"].upper()}, headers=AUTH)
+    assert r.status_code == 201 and r.json()["app_id"] == sp["appId"].lower()
+    r = api.post(
+        base + "/stubs", content=b"domainname,fullname,records\nold@legacy.example,Old,a:b\n", headers=AUTH
+    )
+    assert r.status_code == 201
+    r = api.post(base + "/stubs/old@legacy.example/reassign", json={"target": oid.upper()}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["records"] == 1
+
+
+def test_a_malformed_id_is_400_with_a_json_error_and_nothing_written(
+    api: TestClient, tenant: Tenant, engine: Engine
+) -> None:
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from syncd.dataverse.schema import SyncRun, SystemUser
+
+    bad, base = "not-quite-a-guid-0000", "/api/environments/prod"
+    calls = [
+        ("POST", base + "/users", {"json": {"user": bad}}),
+        ("POST", base + f"/users/{bad}/refresh", {}),
+        ("GET", base + f"/users/{bad}/diagnose", {}),
+        ("PUT", base + f"/users/{bad}/access-mode", {"json": {"mode": "read"}}),
+        ("POST", base + "/app-users", {"json": {"app_id": bad}}),
+        ("POST", base + "/roles", {"json": {"user": bad, "role": "Basic User"}}),
+        ("DELETE", base + f"/roles/Basic User/users/{bad}", {}),
+        ("POST", base + f"/stubs/{bad}/reassign", {"json": {"target": "a@b.example"}}),
+        ("POST", base + "/stubs/a@b.example/reassign", {"json": {"target": bad}}),
+        ("PATCH", base, {"json": {"security_group_id": bad}}),
+    ]
+    for method, url, kw in calls:
+        r = api.request(method, url, headers=AUTH, **kw)
+        assert r.status_code == 400, (method, url, r.text)
+        assert r.json()["error"] == "bad request" and repr(bad) in r.json()["detail"], r.text
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(SyncRun)) == 0
+        assert s.scalar(select(func.count()).select_from(SystemUser).where(SystemUser.kind == "regular")) == 0
+
+
+def test_csv_import_refuses_an_object_id_for_a_upn(api: TestClient, tenant: Tenant, engine: Engine) -> None:
+    # R20, one spelling per id: the stub file carries no object ids (a stub stands for a user who is
+    # not in the directory); an id where the UPN goes is a bad line, in any spelling, and nothing is imported.
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from syncd.dataverse.schema import SystemUser
+
+    oid = tenant.user("real")["id"]
+    body = f"domainname,fullname\nok@legacy.example,Ok\n{oid.upper()},Real\n{{{oid}}},Braced\n".encode()
+    r = api.post("/api/environments/prod/stubs", content=body, headers=AUTH)
+    assert r.status_code == 400
+    lines = r.json()["lines"]
+    assert [x["line"] for x in lines] == [3, 4] and "is an object id" in lines[0]["message"]
+    assert repr(oid.upper()) in lines[0]["message"]
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(SystemUser).where(SystemUser.kind == "stub")) == 0

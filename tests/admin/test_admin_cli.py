@@ -2,52 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from admin_helpers import Tenant
-
-from syncd.cli import main
-from syncd.directory.fake.generator import generate_tenant
-from syncd.directory.fake.store import TenantStore
-
-
-class Cli:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def json(self, *args: str) -> tuple[int, Any]:
-        code, out, _ = self(*args, "--json")
-        return code, json.loads(out)
-
-
-@pytest.fixture
-def cli_tenant(clean_env: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
-    path = clean_env / "tenant.db"
-    store = TenantStore.open(str(path))
-    summary = generate_tenant(store, users=10, seed=5)
-    monkeypatch.setenv("SYNCD_DATABASE_URL", db_url)
-    monkeypatch.setenv("SYNCD_DIRECTORY_STORE", str(path))
-    monkeypatch.setenv("SYNCD_LOG_LEVEL", "warning")
-    yield Tenant(store, summary)
-    store.close()
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(capsys)
+from admin_helpers import Cli, Tenant
 
 
 def test_user_commands(cli: Cli, cli_tenant: Tenant) -> None:
@@ -124,3 +81,102 @@ def test_app_user_stub_and_role_commands(cli: Cli, cli_tenant: Tenant, clean_env
     assert code == 1 and "FAIL R21" in err
     code, text, _ = cli("role", "remove", "prod", u["id"], "Basic User")
     assert code == 0 and "removed" in text
+
+
+def test_refresh_by_an_upper_case_object_id_is_the_same_user(cli: Cli, cli_tenant: Tenant) -> None:
+    # R23, R3: an object id typed in upper case names the same, enabled and licensed, user; it used to
+    # read as "not in the directory" and disable the row as hard-deleted.
+    assert cli("env", "create", "prod")[0] == 0
+    u = cli_tenant.user("shouty")
+    assert cli.json("user", "add", "prod", u["id"])[0] == 0
+    code, out = cli.json("user", "refresh", "prod", u["id"].upper())
+    assert code == 0, out
+    assert out["action"] == "keep" and out["row"]["isdisabled"] is False
+    assert out["user"]["object_id"] == u["id"] and out["user"]["in_directory"] is True
+
+
+def test_every_id_argument_takes_any_spelling_and_stores_one(
+    cli: Cli, cli_tenant: Tenant, clean_env: Path
+) -> None:
+    # One spelling per id: upper case, braces or the 32-digit form name the same object everywhere.
+    assert cli("env", "create", "prod")[0] == 0
+    u = cli_tenant.user("spelled")
+    oid = u["id"]
+    code, out = cli.json("user", "add", "prod", "{" + oid.upper() + "}")
+    assert code == 0 and out["action"] == "create" and out["row"]["azureactivedirectoryobjectid"] == oid
+    code, out = cli.json("user", "access", "prod", oid.replace("-", "").upper())
+    assert code == 0 and out["action"] == "keep"
+    code, out = cli.json("user", "diagnose", "prod", oid.upper())
+    assert code == 0 and out["user"]["in_directory"] is True and out["next"]["action"] == "keep"
+    code, out = cli.json("user", "set-mode", "prod", oid.upper(), "read")
+    assert code == 0 and out["mode"] == 2
+    code, out = cli.json("role", "assign", "prod", oid.upper(), "Basic User")
+    assert code == 0 and out["roles"] == ["Basic User"]
+    code, out = cli.json("role", "remove", "prod", oid.upper(), "Basic User")
+    assert code == 0 and out["roles"] == []
+    sp = cli_tenant.service_principals[0]
+    code, out = cli.json("app-user", "create", "prod", sp["appId"].upper())
+    assert code == 0 and out["app_id"] == sp["appId"].lower()
+    csv = clean_env / "stubs.csv"
+    csv.write_text("domainname,fullname,records\nold@legacy.example,Old,account:Contoso\n")
+    assert cli("stub", "import", "prod", str(csv))[0] == 0
+    code, out = cli.json("stub", "reassign", "prod", "old@legacy.example", oid.upper())
+    assert code == 0 and out["records"] == 1 and out["target"] == u["userPrincipalName"]
+
+
+def test_a_malformed_id_is_one_line_exit_2_and_nothing_is_written(
+    cli: Cli, cli_tenant: Tenant, db_url: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    bad = "1234abcd-0000-4000-8000-00000000zzzz"
+    assert cli("env", "create", "prod")[0] == 0
+    for args in [
+        ("user", "add", "prod", bad),
+        ("user", "access", "prod", bad),
+        ("user", "refresh", "prod", bad),
+        ("user", "diagnose", "prod", bad),
+        ("user", "set-mode", "prod", bad, "read"),
+        ("role", "assign", "prod", bad, "Basic User"),
+        ("role", "remove", "prod", bad, "Basic User"),
+        ("app-user", "create", "prod", bad),
+        ("stub", "reassign", "prod", "old@legacy.example", bad),
+        ("user", "add", "default", bad),  # not even the embedded default environment is created
+        ("env", "create", "scoped", "--security-group", bad),
+        ("env", "create", "dev", "--type", "developer", "--created-by", bad),
+    ]:
+        code, out, err = cli(*args)
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and repr(bad) in err and out == "", (args, err)
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as c:
+        assert c.execute(text("SELECT name FROM environment")).scalars().all() == ["prod"]
+        assert c.execute(text("SELECT count(*) FROM sync_run")).scalar() == 0
+        assert c.execute(text("SELECT count(*) FROM systemuser WHERE kind = 'regular'")).scalar() == 0
+    engine.dispose()
+
+
+def test_env_create_stores_ids_in_one_spelling(cli: Cli, cli_tenant: Tenant) -> None:
+    # R7d: the creator of a developer environment is compared with the directory's (lower-case) ids.
+    creator = cli_tenant.user("maker")
+    group = cli_tenant.group("Scoped")
+    code, out = cli.json("env", "create", "dev", "--type", "Developer", "--created-by", creator["id"].upper())
+    assert code == 0 and out["created_by_object_id"] == creator["id"] and out["type"] == "developer"
+    code, out = cli.json("env", "create", "scoped", "--security-group", "{" + group.upper() + "}")
+    assert code == 0 and out["security_group_id"] == group
+    code, out = cli.json("user", "diagnose", "dev", creator["id"])
+    assert code == 0 and any(c["rule"] == "R7d" and c["passed"] for c in out["checks"])
+
+
+def test_diagnose_a_soft_deleted_user_on_the_command_line(cli: Cli, cli_tenant: Tenant) -> None:
+    # R22, R3: soft-deleted and restorable, licence kept, and what a restore would do
+    assert cli("env", "create", "prod")[0] == 0
+    u = cli_tenant.user("gone")
+    assert cli("user", "add", "prod", u["id"])[0] == 0
+    cli_tenant.delete(u["id"])
+    code, text, _ = cli("user", "diagnose", "prod", u["userPrincipalName"])
+    assert code == 0, text
+    assert "soft-deleted: in the directory's deleted items, restorable" in text
+    assert "FAIL R3 directory: the user is soft-deleted" in text and "PASS R4 licence: holds" in text
+    assert "next background sync: disable (R9)" in text
+    assert "if restored: the row would stay enabled" in text

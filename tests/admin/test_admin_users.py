@@ -232,3 +232,87 @@ def test_unknown_user_and_environment(engine: Engine, tenant: Tenant, directory:
 
     with pytest.raises(SyncdError, match="invalid user"):
         users.add_user(engine, directory, "prod", "not a user")
+
+
+def test_diagnose_a_soft_deleted_user_says_what_the_directory_still_holds(
+    engine: Engine, tenant: Tenant, directory: GraphClient, db_url: str, clean_env: object
+) -> None:
+    # R22, R3, R9: soft-deleted (restorable) with the licence kept and the group membership suspended,
+    # and what a restore would do; it used to say hard-deleted, no licence, not a member.
+    from syncd.settings import load_settings
+    from syncd.sync.run import RunOptions, sync_environment
+
+    group = tenant.group("Dataverse")
+    make_env(engine, security_group_id=group)
+    u = tenant.user("sally")
+    tenant.member(group, u["id"])
+    settings = load_settings(database_url=db_url, allow_mass_disable=True)
+    assert (
+        sync_environment(engine, directory, "prod", settings, RunOptions(kind="full")).outcome == "succeeded"
+    )
+    tenant.delete(u["id"])
+
+    d = users.diagnose_user(engine, directory, "prod", u["userPrincipalName"])
+    assert d.user["deletion"] == "soft" and d.user["restorable"] and not d.user["in_directory"]
+    assert d.user["object_id"] == u["id"] and d.user["user_principal_name"] == u["userPrincipalName"]
+    assert (d.user["membership"], d.user["membership_suspended"], d.user["membership_source"]) == (
+        "direct",
+        True,
+        "last sync",
+    )
+    by_rule = {c.rule: c for c in d.checks}
+    assert not by_rule["R3"].passed and "soft-deleted" in by_rule["R3"].message
+    assert "restorable" in by_rule["R3"].message and "hard" not in by_rule["R3"].message
+    assert by_rule["R4"].passed and "DYN365_ENTERPRISE_SALES" in by_rule["R4"].message
+    assert by_rule["R5"].passed and "direct member" in by_rule["R5"].message
+    assert "suspended" in by_rule["R5"].message
+    assert (d.next["action"], d.next["rule"]) == ("disable", "R9")
+    assert d.on_demand["possible"] is False and d.on_demand["rule"] == "R3"
+    assert d.restore is not None and d.restore["enabled"] is True and d.restore["action"] == "keep"
+
+    # The background sync (here a refresh, R23) disables the row; a restore would enable it again.
+    r = users.refresh_user(engine, directory, "prod", u["id"])
+    assert (r.action, r.rule) == ("disable", "R9") and r.user["deletion"] == "soft"
+    d = users.diagnose_user(engine, directory, "prod", u["id"].upper())
+    assert d.restore == {
+        "enabled": True,
+        "summary": "the row would be enabled again (R9)",
+        "action": "enable",
+        "rule": "R9",
+        "reason": d.restore["reason"],
+        "failed_checks": [],
+    }
+    with pytest.raises(Refused) as err:  # R8: refused by R3, not "no such user"
+        users.add_user(engine, directory, "prod", u["id"])
+    assert "R3" in {c.rule for c in err.value.checks}
+
+    # Once purged from the deleted items it is hard-deleted, and nothing can be restored.
+    tenant.store.hard_delete_user(u["id"])
+    d = users.diagnose_user(engine, directory, "prod", u["id"])
+    assert d.user["deletion"] == "hard" and not d.user["restorable"] and d.restore is None
+    assert "hard delete" in {c.rule: c for c in d.checks}["R3"].message
+
+
+def test_diagnose_a_soft_deleted_user_without_a_row_or_a_mirror(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    # R22, R3, R5, R7: named by object id, no row yet; with no mirror of the group, the membership is
+    # what the directory reports (none: suspended), and says so.
+    make_env(engine, "open")
+    group = tenant.group("Dataverse")
+    make_env(engine, "scoped", security_group_id=group)
+    u = tenant.user("ghosted")
+    tenant.member(group, u["id"])
+    tenant.delete(u["id"])
+    d = users.diagnose_user(engine, directory, "open", u["id"])
+    assert d.user["deletion"] == "soft" and d.row is None and d.user["membership"] is None
+    assert d.restore is not None
+    assert (d.restore["action"], d.restore["enabled"]) == ("create", True)
+    assert d.restore["summary"] == f"the background sync would add the user ({d.restore['rule']})"
+    d = users.diagnose_user(engine, directory, "scoped", u["id"])
+    assert (d.user["membership"], d.user["membership_source"]) == ("none", "directory")
+    r5 = {c.rule: c for c in d.checks}["R5"]
+    assert not r5.passed and "suspended" in r5.message
+    assert d.restore is not None and d.restore["enabled"] is False
+    with pytest.raises(NotFound):  # a UPN with no row: deleted items are read by object id only
+        users.diagnose_user(engine, directory, "open", u["userPrincipalName"])

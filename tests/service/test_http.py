@@ -292,3 +292,33 @@ def test_every_mutation_is_refused_without_the_token(make_stack: Any, db_url: st
             r = guarded.client.request(method, path, json={}, headers=headers)
             assert r.status_code == 401, (method, path, r.status_code, r.text)
     assert closed.sync.calls == [] and guarded.sync.calls == []
+
+
+def test_status_page_colours_a_partial_run_apart() -> None:
+    # A run in which some rows failed is neither succeeded (green) nor failed (red).
+    from syncd.service import status_page
+
+    counts = dict.fromkeys(
+        ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed", "blocked_disables"), 1
+    )
+    run = {
+        "id": 3,
+        "environment": "prod",
+        "kind": "full",
+        "trigger": "cli",
+        "outcome": "partial",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "duration_s": 1.0,
+        "counts": counts,
+        "error": None,
+    }
+    page = status_page.render([], [run], {})
+    assert '<td class="partial">partial</td>' in page
+
+    def colour(cls: str) -> str:
+        found = re.search(r"\." + cls + r"\b[^{]*\{color:(#[0-9a-f]{6})", page)
+        assert found, cls
+        return found.group(1)
+
+    others = {colour(c) for c in ("succeeded", "failed", "interrupted", "blocked")}
+    assert colour("partial") not in others

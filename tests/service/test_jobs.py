@@ -98,3 +98,19 @@ def test_a_raising_sync_is_counted_and_releases_the_lock(engine: Engine, env: Ta
     assert counter(jobs, "syncd_runs_total", environment="prod", kind="auto", outcome="error") == 1
     with jobs.locks.hold(env.id) as held:
         assert held
+
+
+def test_a_partial_run_is_counted_under_its_own_outcome(engine: Engine, env: Target) -> None:
+    # A run in which some rows failed reports "partial" (the engine's report is faked here).
+    jobs = SyncJobs(
+        lambda: engine, locks_for(engine), FakeSync(outcome="partial"), Metrics(), threading.Event()
+    )
+    with jobs.locks.hold(env.id):
+        assert jobs.scheduled(env, "full") is None  # skipped: a full run is pending
+    assert env.id in jobs.full_pending()
+    assert jobs.scheduled(env, "auto").outcome == "partial"
+    assert jobs.full_pending() == {}  # it read the directory to its end: the pending full run is done
+    assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="partial") == 1
+    assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="succeeded") == 0
+    jobs.metrics.observe_run("prod", "full", "sideways", 0.1)  # an outcome nobody knows: one label for all
+    assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="unknown") == 1

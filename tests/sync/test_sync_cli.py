@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from syncd.cli import main
+from syncd.commands import sync_cmd
 from syncd.dataverse import db
 from syncd.directory.fake.churn import apply_churn
 from syncd.directory.fake.store import TenantStore
 from syncd.service.locks import AdvisoryLocks
+from syncd.sync.run import RunReport
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -105,3 +108,52 @@ def test_a_run_under_the_lock_closes_runs_left_running_by_a_dead_process(
         outcomes = [r[0] for r in c.execute(text("SELECT outcome FROM sync_run ORDER BY id"))]
     engine.dispose()
     assert outcomes == ["interrupted", "succeeded"]
+
+
+def _report(outcome: str, failed: int = 0) -> RunReport:
+    counts = dict.fromkeys(
+        ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed", "blocked_disables"), 0
+    )
+    counts |= {"read": 10, "created": 8 - failed, "failed": failed}
+    return RunReport(7, "prod", "full", "auto", outcome, counts, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "failed", "code"),
+    [("succeeded", 0, 0), ("dry_run", 0, 0), ("failed", 0, 1), ("blocked", 0, 3), ("partial", 2, 4)],
+)
+def test_each_outcome_has_its_exit_code(
+    db_url: str,
+    clean_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: str,
+    failed: int,
+    code: int,
+) -> None:
+    # A run in which some rows failed is not "succeeded": outcome "partial", exit 4 (the engine's
+    # report is faked: the outcome comes from the engine).
+    monkeypatch.setattr(sync_cmd, "open_directory", lambda settings: nullcontext(None))
+    monkeypatch.setattr(sync_cmd, "sync_environment", lambda *a, **kw: _report(outcome, failed))
+    base = ["--database-url", db_url, "--log-level", "warning"]
+    assert run([*base, "env", "create", "prod"], capsys)[0] == 0
+    got, out, _ = run([*base, "sync", "prod", "--json"], capsys)
+    assert got == code and json.loads(out)["outcome"] == outcome
+    got, out, _ = run([*base, "sync", "prod"], capsys)
+    assert got == code and f"sync prod: {outcome}" in out
+    if outcome == "partial":
+        assert "2 row(s) failed" in out
+
+
+def test_sync_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["sync", "--help"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    for exit_code, word in [
+        (0, "succeeded"),
+        (1, "failed"),
+        (2, "bad input"),
+        (3, "blocked"),
+        (4, "partial"),
+    ]:
+        assert any(line.strip().startswith(f"{exit_code}  {word}") for line in lines), (exit_code, out)
