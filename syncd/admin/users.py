@@ -52,7 +52,7 @@ from syncd.sync.apply import Applier
 from syncd.sync.plan import Operation, plan_operation
 from syncd.sync.rows import CurrentRow
 from syncd.sync.run import environment_facts
-from syncd.sync.storage import open_storage
+from syncd.sync.storage import Storage, open_storage
 
 log = structlog.get_logger(__name__)
 
@@ -226,7 +226,7 @@ def _resolve(
 
 
 def _soft_deleted(
-    reader: RowReader,
+    reader: Storage,
     session: Session,
     directory: GraphClient,
     env: Environment,
@@ -259,7 +259,7 @@ def _soft_deleted(
         else:
             member, source = lookup.membership(directory, env.security_group_id, oid), "directory"
     facts = UserFacts(deleted, oid, Deletion.SOFT, roles, member)
-    current = reader.load([oid]).get(oid) if row is not None else None
+    current = reader.load_rows([oid]).get(oid) if row is not None else None
     if current is not None:
         return _Target(env, envf, key, None, facts, current, current.facts, current.systemuserid, [], source)
     row_facts = lookup.row_facts(row) if row is not None else None
