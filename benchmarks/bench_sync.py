@@ -9,10 +9,10 @@ is its own). Measured in one run:
 * a no-change full run;
 * a delta run after 1,000 changes (the median of three rounds);
 * a full run of an environment scoped to a 10,000-member security group (R24);
-* SQLite: the initial full sync of 100k;
+* SQLite: the initial full sync and a no-change full run, at 10k and 100k (growth must be linear);
 * a straightforward ORM loop (query each user, merge, commit per batch) on 10k users, as a baseline.
 
-    .venv/bin/python benchmarks/bench_sync.py [--sizes 10000,100000,1000000] [--skip-sqlite]
+    .venv/bin/python benchmarks/bench_sync.py [--sizes 10000,100000,1000000] [--sqlite-sizes 10000,100000] [--skip-sqlite]
 
 Prints one table with the ratios and writes benchmarks/results/sync.json.
 """
@@ -210,8 +210,10 @@ def fresh_pg(name: str) -> str:
     return url
 
 
-def create_env(db_url: str, name: str, *extra: str) -> None:
-    sh([SYNCD, "--database-url", db_url, "env", "create", name, *extra])
+def create_env(db_url: str, name: str, *extra: str, directory_url: str | None = None) -> None:
+    """`syncd env create`; with a security group, `directory_url` is where its id is checked."""
+    env = {**os.environ, "SYNCD_DIRECTORY_URL": directory_url} if directory_url else None
+    sh([SYNCD, "--database-url", db_url, "env", "create", name, *extra], env=env)
 
 
 def copy_floor(src_url: str, env: str) -> dict[str, Any]:
@@ -269,7 +271,7 @@ def run_size(users: int, results: dict[str, Any]) -> None:
         r["delta_rounds"] = [x["seconds"] for x in rounds]
         group = server.get("/v1.0/groups")["value"]
         main = next(g["id"] for g in group if g["displayName"] == "Dataverse Users")
-        create_env(db_url, "scoped", "--security-group", main)
+        create_env(db_url, "scoped", "--security-group", main, directory_url=directory_url)
         r["scoped"] = child(CHILD_SYNC, db_url, directory_url, "scoped", "full")
         if users <= 10_000:
             orm_url = fresh_pg("syncd_bench_orm")
@@ -296,10 +298,16 @@ def run_sqlite(users: int, results: dict[str, Any]) -> None:
         sh([SYNCD, "--database-url", db_url, "db", "upgrade"])
         create_env(db_url, "bench")
         with Server(work) as server:
+            url = f"{server.base}/v1.0"
             results[f"sqlite-{users}"] = {
-                "initial": child(CHILD_SYNC, db_url, f"{server.base}/v1.0", "bench", "full")
+                "initial": child(CHILD_SYNC, db_url, url, "bench", "full"),
+                "nochange": child(CHILD_SYNC, db_url, url, "bench", "full"),
             }
-    print(f"  sqlite {users:,}: {results[f'sqlite-{users}']['initial']['seconds']:.2f}s", flush=True)
+    r = results[f"sqlite-{users}"]
+    print(
+        f"  sqlite {users:,}: {r['initial']['seconds']:.2f}s, no change {r['nochange']['seconds']:.2f}s",
+        flush=True,
+    )
 
 
 def table(results: dict[str, Any], sizes: list[int]) -> str:
@@ -369,16 +377,25 @@ def table(results: dict[str, Any], sizes: list[int]) -> str:
                 f"| {GROUP_SIZE:,}-member group: full run in {int(big):,} vs initial full sync of {int(ten_k):,} "
                 f"| | | | | {plain:.2f}x | <= 1.5x |"
             )
-    for key, res in results.items():
-        if key.startswith("sqlite-"):
-            row("SQLite initial full sync", int(key.split("-")[1]), res["initial"])
+    sqlite = sorted((int(k.split("-")[1]), v) for k, v in results.items() if k.startswith("sqlite-"))
+    for n, res in sqlite:
+        row("SQLite initial full sync", n, res["initial"])
+        if "nochange" in res:
+            row("SQLite no-change full run", n, res["nochange"])
+    if len(sqlite) > 1 and all("nochange" in v for _, v in sqlite):
+        (n0, r0), (n1, r1) = sqlite[0], sqlite[-1]
+        growth = r1["nochange"]["seconds"] / r0["nochange"]["seconds"]
+        lines.append(
+            f"| SQLite no-change full run: {n1:,} vs {n0:,} ({n1 / n0:.0f}x the rows) | | | | | "
+            f"{growth:.2f}x | linear: <= {1.2 * n1 / n0:.0f}x |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
-    ap.add_argument("--sqlite-size", type=int, default=100_000)
+    ap.add_argument("--sqlite-sizes", default="10000,100000")
     ap.add_argument("--skip-sqlite", action="store_true")
     ap.add_argument("--table-only", action="store_true", help="print the table of the last recorded run")
     args = ap.parse_args()
@@ -391,7 +408,8 @@ def main() -> None:
         print(f"PostgreSQL, {n:,} users", flush=True)
         run_size(n, results)
     if not args.skip_sqlite:
-        run_sqlite(args.sqlite_size, results)
+        for n in sorted(int(s) for s in args.sqlite_sizes.split(",")):
+            run_sqlite(n, results)
     out = table(results, sizes)
     print(out)
     RESULTS.parent.mkdir(exist_ok=True)

@@ -27,6 +27,7 @@ from syncd.directory.client import GraphClient
 from syncd.directory.ids import normalize_object_id
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.rules import FIRSTNAME_PLACEHOLDER, AccessMode, Check
+from syncd.rules.columns import fit_value
 
 log = structlog.get_logger(__name__)
 
@@ -92,9 +93,9 @@ def create_app_user(engine: Engine, directory: GraphClient, env_name: str, app_i
             azureactivedirectoryobjectid=uuid.UUID(sp.id),
             applicationid=uuid.UUID(app_id),
             domainname=app_id,
-            fullname=sp.display_name,
+            fullname=fit_value("fullname", sp.display_name)[0],  # R10: what the column can hold
             firstname=FIRSTNAME_PLACEHOLDER,
-            lastname=sp.display_name,
+            lastname=fit_value("lastname", sp.display_name)[0],
             isdisabled=False,
             accessmode=AccessMode.NON_INTERACTIVE,
             islicensed=False,

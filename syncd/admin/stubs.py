@@ -28,6 +28,7 @@ from syncd.admin import lookup
 from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused, check_dict
 from syncd.dataverse.environments import get_environment
+from syncd.dataverse.lengths import SYSTEMUSER_LENGTHS
 from syncd.dataverse.records import OwnedRecord
 from syncd.dataverse.schema import Role, SystemUser, SystemUserRole, utcnow
 from syncd.directory.client import GraphClient
@@ -40,14 +41,8 @@ log = structlog.get_logger(__name__)
 
 REQUIRED = ("domainname", "fullname")
 OPTIONAL = ("firstname", "lastname", "internalemailaddress", "jobtitle", "records")
-_LIMITS = {
-    "domainname": 1024,
-    "fullname": 200,
-    "firstname": 256,
-    "lastname": 256,
-    "internalemailaddress": 320,
-    "jobtitle": 200,
-}
+# A stub's columns hold what the SystemUser columns hold (Dataverse's lengths).
+_LIMITS = {c: SYSTEMUSER_LENGTHS[c] for c in (*REQUIRED, *OPTIONAL) if c != "records"}
 _ENTITY = re.compile(r"^[a-z_][a-z0-9_]{0,99}$")
 MAX_LINES = 100_000
 
