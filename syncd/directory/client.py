@@ -195,15 +195,8 @@ class GraphClient:
         """One user by object id or userPrincipalName; ``None`` when the directory has no such user."""
         if not id_or_upn:
             raise ValueError("a user id or userPrincipalName is required")
-        url = self._url(f"/users/{quote(id_or_upn, safe='@')}", {"$select": _user_select(select)})
-        try:
-            response = self._get(url)
-        except GraphError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        body = parse_object(response.content, url)
-        return decode_items([body], url, decode_user)[0]  # type: ignore[no-any-return]
+        found = self._get_object(f"/users/{quote(id_or_upn, safe='@')}", select)
+        return None if found is None else _one_user(*found)
 
     def get_deleted_user(self, user_id: str, select: Sequence[str] | None = None) -> DirectoryUser | None:
         """A soft-deleted (restorable) user from the directory's deleted items, by object id
@@ -211,18 +204,21 @@ class GraphClient:
         when the deleted item with this id is not a user."""
         if not user_id:
             raise ValueError("a user id is required")
-        url = self._url(f"/directory/deletedItems/{_seg(user_id)}", {"$select": _user_select(select)})
+        found = self._get_object(f"/directory/deletedItems/{_seg(user_id)}", select)
+        if found is None or found[0].get("@odata.type", "#microsoft.graph.user") != "#microsoft.graph.user":
+            return None
+        return _one_user(*found)
+
+    def _get_object(self, path: str, select: Sequence[str] | None) -> tuple[dict[str, Any], str] | None:
+        """One directory object with the user fields selected, and its URL; ``None`` on a 404."""
+        url = self._url(path, {"$select": _user_select(select)})
         try:
             response = self._get(url)
         except GraphError as exc:
             if exc.status == 404:
                 return None
             raise
-        body = parse_object(response.content, url)
-        kind = body.get("@odata.type")
-        if kind is not None and kind != "#microsoft.graph.user":
-            return None
-        return decode_items([body], url, decode_user)[0]  # type: ignore[no-any-return]
+        return parse_object(response.content, url), url
 
     def users_delta(
         self, delta_link: str | None = None, select: Sequence[str] | None = None
@@ -515,6 +511,10 @@ class _FetchedPage:
         self.items = page.items
         self.next_link = page.next_link
         self.delta_link = page.delta_link
+
+
+def _one_user(body: dict[str, Any], url: str) -> DirectoryUser:
+    return decode_items([body], url, decode_user)[0]  # type: ignore[no-any-return]
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -47,3 +47,20 @@ def snapshot(engine: Engine, env_name: str) -> dict[str, tuple[Any, ...]]:
         return {
             str(r.azureactivedirectoryobjectid): tuple(getattr(r, c) for c in SNAPSHOT_COLUMNS) for r in rows
         }
+
+
+def licensed_user(store: Any, *, skip: int = 0) -> str:
+    """The id of a licensed, enabled member user of the fake tenant (the ``skip``-th such, by creation)."""
+    from syncd.directory.fake.userfields import load
+
+    found = 0
+    for seq in range(1, store.max_user_seq() + 1):
+        row = store.user_by_seq(seq)
+        if row is None or row[1] != 0:
+            continue
+        u = load(row[2])
+        if u.get("accountEnabled") and u.get("assignedLicenses") and u.get("userType") == "Member":
+            if found == skip:
+                return str(row[0])
+            found += 1
+    raise AssertionError("no licensed user")

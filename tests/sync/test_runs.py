@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, select, text
-from sync_helpers import make_env, run, snapshot
+from sync_helpers import licensed_user, make_env, run, snapshot
 
 from syncd.dataverse import db
 from syncd.dataverse.schema import SyncEvent, SyncRun, SystemUser
@@ -16,18 +16,9 @@ from syncd.settings import Settings
 from syncd.sync.run import RunOptions, sync_environment
 
 
-def _user(tenant: dict[str, Any], store: TenantStore, pick: str = "licensed") -> str:
+def _user(tenant: dict[str, Any], store: TenantStore) -> str:
     """A licensed, enabled member user that the initial sync created."""
-    from syncd.directory.fake.userfields import load
-
-    for seq in range(1, store.max_user_seq() + 1):
-        row = store.user_by_seq(seq)
-        if row is None or row[1] != 0:
-            continue
-        u = load(row[2])
-        if u.get("accountEnabled") and u.get("assignedLicenses") and u.get("userType") == "Member":
-            return str(row[0])
-    raise AssertionError("no licensed user")
+    return licensed_user(store)
 
 
 def test_initial_full_then_second_run_plans_nothing(engine: Engine, directory, tenant, settings) -> None:

@@ -10,13 +10,12 @@ import orjson
 import pytest
 from meddler import Meddler, meddled_client
 from sqlalchemy import Engine, select
-from sync_helpers import make_env, run, snapshot
+from sync_helpers import licensed_user, make_env, run, snapshot
 
 from syncd.dataverse import db
 from syncd.dataverse.schema import SyncEvent, SyncGroupMember, SyncRun
 from syncd.directory.client import GraphClient
 from syncd.directory.fake.store import TenantStore
-from syncd.directory.fake.userfields import load
 from syncd.settings import Settings, load_settings
 from syncd.sync.run import RunOptions, sync_environment
 
@@ -30,28 +29,14 @@ def meddled(store: TenantStore, tenant: dict[str, Any]) -> Iterator[tuple[GraphC
     client.close()
 
 
-def _licensed_user(store: TenantStore, *, skip: int = 0) -> str:
-    found = 0
-    for seq in range(1, store.max_user_seq() + 1):
-        row = store.user_by_seq(seq)
-        if row is None or row[1] != 0:
-            continue
-        u = load(row[2])
-        if u.get("accountEnabled") and u.get("assignedLicenses") and u.get("userType") == "Member":
-            if found == skip:
-                return str(row[0])
-            found += 1
-    raise AssertionError("no licensed user")
-
-
 def _graph_user(store: TenantStore, uid: str) -> dict[str, Any]:
     blob = store.user(uid)
     assert blob is not None
     return dict(orjson.loads(blob))
 
 
-def _new_licensed_user(store: TenantStore, name: str) -> str:
-    licensed = _graph_user(store, _licensed_user(store))
+def _newlicensed_user(store: TenantStore, name: str) -> str:
+    licensed = _graph_user(store, licensed_user(store))
     body = {
         "accountEnabled": True,
         "displayName": name,
@@ -104,7 +89,7 @@ def test_r2_new_user_enabled_then_disabled_in_one_read_gets_no_row(
     make_env(engine, "prod")
     if environment == "synced":
         run(engine, client, "prod", settings)
-    uid = _new_licensed_user(store, "late.changer")
+    uid = _newlicensed_user(store, "late.changer")
     older = _graph_user(store, uid)
     store.update_user(uid, {"accountEnabled": False})
     _inject_on_first_page(meddler, [older])
@@ -125,7 +110,7 @@ def test_r9_disabled_then_re_enabled_with_a_new_title_ends_enabled_with_it(
     settings = _settings(db_url, batch_size)
     make_env(engine, "prod")
     run(engine, client, "prod", settings)
-    uid = _licensed_user(store)
+    uid = licensed_user(store)
     older = _graph_user(store, uid) | {"accountEnabled": False}
     store.update_user(uid, {"jobTitle": "Chief Latest Officer"})
     _inject_on_first_page(meddler, [older])
@@ -144,7 +129,7 @@ def test_r9_tombstone_then_live_copy_keeps_the_user_enabled(
     settings = _settings(db_url, batch_size)
     make_env(engine, "prod")
     run(engine, client, "prod", settings)
-    uid = _licensed_user(store, skip=1)
+    uid = licensed_user(store, skip=1)
     store.update_user(uid, {"city": "Tromsø"})  # the live copy now comes late in the read
     _inject_on_first_page(meddler, [{"id": uid, "@removed": {"reason": "changed"}}])
     run(engine, client, "prod", settings, kind="full")
@@ -162,7 +147,7 @@ def test_r9_user_changed_during_a_full_read_is_never_disabled(
     settings = _settings(db_url, 16)
     make_env(engine, "prod")
     run(engine, client, "prod", settings)
-    uid = _licensed_user(store, skip=3)
+    uid = licensed_user(store, skip=3)
 
     def edit_after_first_page(page: int, body: dict[str, Any]) -> dict[str, Any]:
         if page == 0:
@@ -225,7 +210,7 @@ def test_ids_in_any_case_from_graph_are_one_id(
     run(engine, directory, "prod", settings)
     rows = snapshot(engine, "prod")
     meddler.upper_case_ids = True
-    uid = _licensed_user(store)
+    uid = licensed_user(store)
     store.update_user(uid, {"jobTitle": "Case Insensitive"})
     for kind in ("delta", "full"):
         report = run(engine, client, "prod", settings, kind=kind)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -75,19 +76,25 @@ class Storage(ABC):
         """A dashed GUID as the backend stores it."""
         return object_id
 
-    def _tx(self, *statements: tuple[str, Sequence[Any]]) -> Any:
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor whose statements commit together at the end of the block, or roll back and raise."""
         cur = self.conn.cursor()
         try:
-            for sql, args in statements:
-                cur.execute(sql, args)
-            result = cur.fetchall() if cur.description is not None else None
+            yield cur
             self.conn.commit()
-            return result
         except BaseException:
             self.conn.rollback()
             raise
         finally:
             cur.close()
+
+    def _tx(self, *statements: tuple[str, Sequence[Any]]) -> Any:
+        """Run statements in one transaction; the rows of the last one (None when it returns none)."""
+        with self.transaction() as cur:
+            for sql, args in statements:
+                cur.execute(sql, args)
+            return cur.fetchall() if cur.description is not None else None
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -167,15 +174,8 @@ class Storage(ABC):
         """Record seen ids on their own (dry runs; the writes of a real run carry them)."""
         if not ids or not self._seen_table:
             return
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             self._insert_seen(cur, ids)
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
 
     def unseen_ids(self) -> list[str]:
         """Object ids of the environment's regular rows the run has not seen (only the ids are held)."""
@@ -200,8 +200,7 @@ class Storage(ABC):
         ``bulk_create`` (every operation is a CREATE into an environment that had no regular rows)
         lets a dialect load them without conflict handling. Raises on failure, having rolled back.
         """
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             if seen and self._seen_table:
                 self._insert_seen(cur, seen)
             if ops:
@@ -212,24 +211,11 @@ class Storage(ABC):
                 if others:
                     self._update_rows(cur, others)
                 self._insert_events(cur, [self._event(op, op.action.value, op.event_reason) for op in ops])
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
 
     def write_failure(self, op: Operation, error: str) -> None:
         """The event of an operation whose write failed (R10: a bad record fails alone)."""
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             self._insert_events(cur, [self._event(op, "failed", f"Write failed: {error}")])
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
 
     @abstractmethod
     def _create_rows(self, cur: Any, ops: Sequence[Operation], bulk: bool) -> None: ...
@@ -266,8 +252,7 @@ class Storage(ABC):
         this run, are never touched (R9). Returns the rows removed.
         """
         p, removed = self.p, 0
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             for oid in object_ids:
                 key = self.db_id(oid)
                 cur.execute(
@@ -280,12 +265,6 @@ class Storage(ABC):
                     f"DELETE FROM sync_event WHERE run_id = {p} AND azureactivedirectoryobjectid = {p}",
                     (self.run_id, key),
                 )
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
         return removed
 
     # -- held-back disables past what memory keeps -----------------------------------------------
@@ -302,31 +281,17 @@ class Storage(ABC):
             self._create_held()
             self._held_table = True
         rows = [(op.object_id, _dump(op)) for op in ops]
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             self.drop_held_sql(cur, [r[0] for r in rows])
             self._insert_held(cur, rows)
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
 
     def drop_held(self, object_ids: Sequence[str]) -> int:
         """Forget the spilled disables of these users (a later copy supersedes them); returns how many."""
         if not self._held_table or not object_ids:
             return 0
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             n = self.drop_held_sql(cur, object_ids)
-            self.conn.commit()
-            return n
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
+        return n
 
     def drop_held_sql(self, cur: Any, object_ids: Sequence[str]) -> int:
         if not self._held_table:
@@ -366,8 +331,7 @@ class Storage(ABC):
         """Record the run's start. With ``reap_stale`` (the caller holds the environment's lock, so no
         other run of it is alive), runs left 'running' by a process that died are closed first."""
         p = self.p
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             if reap_stale:
                 cur.execute(
                     f"UPDATE sync_run SET outcome = 'interrupted', finished_at = {p}, "
@@ -383,12 +347,6 @@ class Storage(ABC):
                 (self.env_id, kind, requested_kind, trigger, self.stamp),
             )
             self.run_id = int(cur.fetchone()[0])
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
         return self.run_id
 
     def set_run_kind(self, kind: str) -> None:
@@ -408,8 +366,7 @@ class Storage(ABC):
         """The run's last transaction: its checkpoint (``state``, None: it does not move), the group
         mirror, and the run's row with its outcome and counts."""
         p = self.p
-        cur = self.conn.cursor()
-        try:
+        with self.transaction() as cur:
             if state is not None:
                 now = self.ts(datetime.now(UTC))
                 for key, value in state.items():
@@ -438,12 +395,6 @@ class Storage(ABC):
                         self.run_id,
                     ),
                 )
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
 
     def _mirror(self, cur: Any, mirror: GroupMirror) -> None:
         p = self.p

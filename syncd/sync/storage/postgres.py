@@ -80,20 +80,12 @@ class PostgresStorage(Storage):
         )
 
     def _select_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
-        cur = self.conn.cursor()
-        try:
-            # A page of ids is a small share of a large environment but not of a small one, where the
-            # planner would pick a sequential scan: repeated on every page, that turns a run quadratic.
-            cur.execute("SET LOCAL enable_seqscan = off")
-            cur.execute(self._select, (self.env_id, ids))
-            rows: list[tuple[Any, ...]] = cur.fetchall()
-            self.conn.commit()
-            return rows
-        except BaseException:
-            self.conn.rollback()
-            raise
-        finally:
-            cur.close()
+        # A page of ids is a small share of a large environment but not of a small one, where the
+        # planner would pick a sequential scan: repeated on every page, that turns a run quadratic.
+        rows: list[tuple[Any, ...]] = self._tx(
+            ("SET LOCAL enable_seqscan = off", ()), (self._select, (self.env_id, ids))
+        )
+        return rows
 
     # -- seen ----------------------------------------------------------------------------------
 
