@@ -32,6 +32,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # 64 MiB of page cache (the default is 2 MiB): a full run's row lookups stay in memory
+            # at a hundred thousand rows, so its time grows with the rows, not faster.
+            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         return engine

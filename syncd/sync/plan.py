@@ -9,6 +9,7 @@ applied later (a held-back disable) can't bring back values another write has re
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ def plan_operation(decision: Decision, object_id: str, current: CurrentRow | Non
         values["accessmode"] = int(decision.accessmode or 0)
         values["islicensed"] = bool(decision.islicensed)
         values["synced_internalemailaddress"] = changes.get("internalemailaddress")
-        sid = str(uuid.uuid4())
+        sid = new_systemuserid()
         return Operation(action, object_id, sid, values, decision.rule, decision.reason, changes, notes)
     values = {c: v for c, v in changes.items() if c != "azureactivedirectoryobjectid"}
     if "internalemailaddress" in values:
@@ -106,6 +107,19 @@ def plan_operation(decision: Decision, object_id: str, current: CurrentRow | Non
     return Operation(
         action, object_id, current.systemuserid, values, decision.rule, decision.reason, changes, notes
     )
+
+
+_ID_POOL: list[bytes] = []
+
+
+def new_systemuserid() -> str:
+    """A random (version 4) GUID for a new row, drawn from the OS's random source 4,096 at a time:
+    one system call per batch of creates instead of one per row (``uuid.uuid4`` reads 16 bytes at
+    a time, a tenth of an initial sync's time in a profile)."""
+    if not _ID_POOL:
+        raw = os.urandom(16 * 4096)
+        _ID_POOL.extend(raw[i : i + 16] for i in range(0, len(raw), 16))
+    return str(uuid.UUID(bytes=_ID_POOL.pop(), version=4))
 
 
 def recreate_values(op: Operation) -> Operation:

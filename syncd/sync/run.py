@@ -305,7 +305,7 @@ class _Run:
             reader = self.directory.users_delta()
             for page in source.prefetch(reader):
                 self._check_stop()
-                self._observe(_delta_facts(page))
+                self._observe(_delta_observations(page))
             users_link, groups_link = reader.delta_link, None
         empty = self.read_users == 0
         # Catch up with what changed while the read was paging, before anyone is found missing.
@@ -330,7 +330,7 @@ class _Run:
             self._check_stop()
             page = [u for u in page if u.id in members]
             evaluated.update(u.id for u in page)
-            self._observe([UserFacts(u, u.id, Deletion.NONE, NO_ROLES, Membership.DIRECT) for u in page])
+            self._observe([Observation(u, u.id, Deletion.NONE, Membership.DIRECT) for u in page])
         self.owners = source.group_owner_ids(self.directory, group_id)
         extra = (self.owners | set(self.admins) | members) - evaluated
         self._observe_by_id(sorted(extra))
@@ -356,7 +356,7 @@ class _Run:
         for i in range(0, len(ids), 999):
             self._check_stop()
             batch = ids[i : i + 999]
-            self._observe([UserFacts(None, oid, Deletion.HARD) for oid in batch], unseen=True)
+            self._observe([Observation(None, oid, Deletion.HARD) for oid in batch], unseen=True)
 
     # -- delta ---------------------------------------------------------------------------------
 
@@ -410,9 +410,9 @@ class _Run:
         seen: set[str] = set()
         for page in source.prefetch(users):
             self._check_stop()
-            facts = _delta_facts(page)
-            seen.update(f.object_id for f in facts)
-            self._observe(facts)
+            observed = _delta_observations(page)
+            seen.update(o.object_id for o in observed)
+            self._observe(observed)
         self._observe_by_id(sorted(reevaluate - seen))
         return users.delta_link, groups_link
 
@@ -420,17 +420,17 @@ class _Run:
 
     def _observe_by_id(self, ids: Iterable[str]) -> None:
         """Users known only by id (admins, owners, membership changes, repeats): read each."""
-        facts: list[UserFacts] = []
+        observed: list[Observation] = []
         for oid in ids:
             self._check_stop()
             du = self.known_users.get(oid) or self.directory.get_user(oid)
-            facts.append(UserFacts(du, oid, Deletion.NONE if du is not None else Deletion.HARD))
-            if len(facts) >= 999:
-                self._observe(facts)
-                facts = []
-        self._observe(facts)
+            observed.append(Observation(du, oid, Deletion.NONE if du is not None else Deletion.HARD))
+            if len(observed) >= 999:
+                self._observe(observed)
+                observed = []
+        self._observe(observed)
 
-    def _observe(self, items: list[UserFacts], *, unseen: bool = False) -> None:
+    def _observe(self, items: list[Observation], *, unseen: bool = False) -> None:
         """Decide, plan and queue the operation for each user read; the latest copy of a user wins.
 
         Within ``items`` the last copy of a user counts. What an earlier copy queued or held is
@@ -592,10 +592,22 @@ class _Run:
             raise RunInterrupted()
 
 
-def _delta_facts(page: UsersDeltaPage) -> list[UserFacts]:
-    """A users delta page as facts, in the page's order (a later entry for a user wins)."""
+@dataclass(slots=True)
+class Observation:
+    """What one read said of one user: the user (None when removed) and, where the read knows it,
+    their relation to the security group. The rules' facts are built from it when deciding."""
+
+    user: DirectoryUser | None
+    object_id: str
+    deletion: Deletion = Deletion.NONE
+    membership: Membership = Membership.NONE
+
+
+def _delta_observations(page: UsersDeltaPage) -> list[Observation]:
+    """A users delta page, in the page's order (a later entry for a user wins)."""
+    user, none = DirectoryUser, Deletion.NONE
     return [
-        UserFacts(e, e.id) if isinstance(e, DirectoryUser) else UserFacts(None, e.id, e.deletion)
+        Observation(e, e.id, none) if e.__class__ is user else Observation(None, e.id, e.deletion)  # type: ignore[union-attr]
         for e in page.entries
     ]
 
