@@ -122,17 +122,26 @@ def new_systemuserid() -> str:
     return str(uuid.UUID(bytes=_ID_POOL.pop(), version=4))
 
 
-def recreate_values(op: Operation) -> Operation:
-    """A CREATE turned into the update that gives an existing row exactly the create's values.
+def recreate_values(op: Operation, current: CurrentRow) -> Operation | None:
+    """A CREATE turned into the update that gives the row ``current`` (which this run created from an
+    earlier copy of the user) exactly the create's values; None when it has them already.
 
-    Used when a later copy of a user, in the same read, supersedes the copy a row was already
-    created from in this run: the row must end as if only the latest copy had been read.
+    Used when a later copy of a user, in the same read, supersedes the copy a row was created
+    from: the row must end as if only the latest copy had been read.
     """
+    facts, values = current.facts, op.values
+    if (
+        all(values[c] == facts.columns.get(c) for c in VALUE_COLUMNS)
+        and values["isdisabled"] == facts.isdisabled
+        and values["accessmode"] == facts.accessmode
+        and values["islicensed"] == facts.islicensed
+    ):
+        return None
     return Operation(
         Action.UPDATE,
         op.object_id,
-        op.systemuserid,
-        dict(op.values),
+        current.systemuserid,
+        dict(values),
         "R10",
         "A later copy of the user in the same read supersedes the one the row was created from.",
         op.changes,

@@ -285,6 +285,8 @@ class _Run:
                 self.restarts += 1
                 log.warning("sync.full_read_restarted", environment=self.env.name, url=exc.url)
                 self._reset()
+                # The report counts what the read that completes saw; writes already made stay counted.
+                self.counts.read = self.counts.unchanged = self.counts.failed = 0
                 self.load_rows = True  # rows this run already wrote are known by their timestamps
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -308,8 +310,9 @@ class _Run:
                 self._observe(_delta_observations(page))
             users_link, groups_link = reader.delta_link, None
         empty = self.read_users == 0
-        # Catch up with what changed while the read was paging, before anyone is found missing.
-        users_link, groups_link = self._delta_round(users_link, groups_link, set())
+        # Catch up with what changed while the read was paging (admin roles included), before anyone
+        # is found missing.
+        users_link, groups_link = self._delta_round(users_link, groups_link, self._reread_admins())
         self.applier.flush()
         if not self.load_rows:
             self._resolve_repeats()
@@ -319,6 +322,11 @@ class _Run:
         if self.group_id and self.members is not None:
             mirror = GroupMirror(members=sorted(self.members), owners=sorted(self.owners))
         return self._finish(state, mirror=mirror, enabled_before=enabled_before, empty_read=empty)
+
+    def _reread_admins(self) -> set[str]:
+        """Read the admins (R6) again; the users whose admin roles changed since the last reading."""
+        before, self.admins = self.admins, source.read_admins(self.directory, self.known_users)
+        return {u for u in before.keys() | self.admins.keys() if before.get(u) != self.admins.get(u)}
 
     def _read_group(self, group_id: str) -> tuple[str, str | None]:
         """R24: the group's direct members, its owners and the admins, not the tenant."""
@@ -446,7 +454,8 @@ class _Run:
         if not unseen:
             self.applier.mark_seen(ids)
         self.read_users += sum(1 for f in latest.values() if f.user is not None)
-        self.counts.read += len(ids)
+        if not unseen:
+            self.counts.read += len(ids)
         rows = self.storage.load_rows(ids) if self.load_rows else {}
         memberships = self._memberships(ids)
         withdraw: list[str] = []
@@ -474,8 +483,7 @@ class _Run:
                 if op is None or op.action is not Action.CREATE:
                     withdraw.append(oid)
                     continue
-                op = recreate_values(op)
-                op.systemuserid = current.systemuserid
+                op = recreate_values(op, current)
             if op is None:
                 if current is not None and not current.written_by_run:
                     self.counts.unchanged += 1

@@ -16,6 +16,7 @@ from syncd.dataverse import db
 from syncd.dataverse.schema import SyncEvent, SyncGroupMember, SyncRun
 from syncd.directory.client import GraphClient
 from syncd.directory.fake.store import TenantStore
+from syncd.rules import GLOBAL_ADMINISTRATOR
 from syncd.settings import Settings, load_settings
 from syncd.sync.run import RunOptions, sync_environment
 
@@ -196,8 +197,13 @@ def test_410_during_an_initial_full_read_leaves_the_same_table(
     meddler.gone_on_page = 3
     report = run(engine, client, "restarted", settings, kind="full")
     assert report.restarts == 1
-    run(engine, directory, "plain", settings, kind="full")
+    plain = run(engine, directory, "plain", settings, kind="full")
     assert snapshot(engine, "restarted") == snapshot(engine, "plain")
+    # The report counts the read that completed, and the rows written once; no spurious events.
+    assert report.counts == plain.counts
+    with db.session_factory(engine)() as s:
+        actions = s.scalars(select(SyncEvent.action).where(SyncEvent.run_id == report.run_id)).all()
+    assert set(actions) == {"create"} and len(actions) == plain.counts["created"]
 
 
 def test_ids_in_any_case_from_graph_are_one_id(
@@ -244,3 +250,30 @@ def test_r5_nested_group_added_between_delta_runs_is_not_a_member(
 
 def _is_member(store: TenantStore, group: str, member: str) -> bool:
     return any(store.member_at(group, i) == member for i in range(store.member_count(group)))
+
+
+def test_r6_admin_role_given_during_a_full_read_is_not_a_disable(
+    engine: Engine, store: TenantStore, meddled, db_url: str, clean_env: Any
+) -> None:
+    # R4a, R6, R9: a user made Global Administrator and unlicensed while the read pages stays enabled
+    # (Administrative, R16): the full run reads the admins again before it judges anyone.
+    client, meddler = meddled
+    settings = _settings(db_url, 16)
+    make_env(engine, "prod")
+    run(engine, client, "prod", settings)
+    uid = licensed_user(store, skip=2)
+    skus = [lic["skuId"] for lic in _graph_user(store, uid)["assignedLicenses"]]
+
+    def promote_after_first_page(page: int, body: dict[str, Any]) -> dict[str, Any]:
+        if page == 0:
+            store.add_role_member(GLOBAL_ADMINISTRATOR, uid)
+            store.assign_licenses(uid, {"addLicenses": [], "removeLicenses": skus})
+        return body
+
+    meddler.full_read_page = promote_after_first_page
+    run(engine, client, "prod", settings, kind="full")
+    row = snapshot(engine, "prod")[uid]
+    assert row[ISDISABLED] is False and row[14] == 1  # enabled, Administrative
+    assert "disable" not in _events(engine, uid)
+    meddler.full_read_page = None
+    assert run(engine, client, "prod", settings, kind="full", dry_run=True).changes == 0

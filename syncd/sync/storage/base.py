@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from syncd.rules import Action
-from syncd.sync.plan import Operation
+from syncd.sync.plan import STATE_COLUMNS, Operation
 from syncd.sync.rows import ROW_COLUMNS, CurrentRow, from_db_uuid, row_from_tuple
 
 EVENT_COLUMNS = (
@@ -230,8 +230,12 @@ class Storage(ABC):
 
     def _event(self, op: Operation, action: str, reason: str) -> tuple[Any, ...]:
         changes = None
-        if op.action is not Action.CREATE and op.changes:
-            changes = orjson.dumps(dict(op.changes), default=str).decode()
+        if op.action is not Action.CREATE:
+            # What changed: the synced columns, and the row's state where the operation sets it.
+            changed = {**op.changes, **{c: op.values[c] for c in STATE_COLUMNS if c in op.values}}
+            changed.pop("azureactivedirectoryobjectid", None)
+            if changed:
+                changes = orjson.dumps(changed, default=str).decode()
         return (
             self.run_id,
             self.env_id,
