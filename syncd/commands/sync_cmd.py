@@ -73,7 +73,9 @@ def sync(
             dry_run=dry_run or check,
             allow_mass_disable=allow_mass_disable or None,
             trigger="cli",
-            holds_lock=engine.dialect.name == "postgresql",
+            # Under the environment's lock (an advisory lock on PostgreSQL, a file lock beside a
+            # SQLite file) no other run of it is alive: runs it left 'running' are closed.
+            holds_lock=True,
         )
         report = _run(appctx, engine, env, options, json)
     if json:

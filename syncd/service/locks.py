@@ -1,11 +1,24 @@
-"""One run per environment at a time, across replicas.
+"""One run per environment at a time, across threads, processes and replicas.
+
+Every holder of an environment's run lock takes it without waiting: the daemon's scheduled
+runs and the admin API's (through ``SyncJobs``), `syncd sync`, and a change of security group
+(`syncd env set`, ``PATCH /api/environments/{name}``). One that does not get it is refused (or
+skips the tick); none waits.
 
 On PostgreSQL a run holds a session-level advisory lock on a connection of its own, kept
 open for the whole run: `pg_try_advisory_lock(SYNCD_LOCK_CLASS, environment_id)`. The lock
 is released when the run ends, and by the server when the holder's connection dies (a
 killed replica leaves no stale lock). A replica that does not get the lock skips the tick.
 
-On SQLite (one process) an in-process lock per environment is enough.
+On a SQLite file, an in-process lock per environment (the threads of one daemon) and then an
+OS file lock (``flock``) on ``<database file>.env-<id>.lock`` beside it (other processes). The
+kernel drops the file lock with its holder's last descriptor, so a killed process leaves no
+stale lock either; the lock file itself stays (removing a lock file others may have open
+would break the exclusion). An in-memory SQLite database belongs to its process: the
+in-process lock is enough.
+
+Either way a holder knows that no other run of the environment is alive, so the run it starts
+may close the environment's runs left 'running' (``RunOptions.holds_lock``).
 """
 
 from __future__ import annotations
@@ -13,9 +26,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Protocol
 
 import structlog
+from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, text
 
 log = structlog.get_logger(__name__)
@@ -86,7 +101,7 @@ class AdvisoryLocks:
 
 
 class LocalLocks:
-    """In-process locks: enough for SQLite, where one process owns the database."""
+    """In-process locks: the threads of one process (and all of an in-memory SQLite database)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
@@ -105,7 +120,65 @@ class LocalLocks:
             lock.release()
 
 
-def locks_for(engine: Engine) -> AdvisoryLocks | LocalLocks:
+class FileLocks:
+    """A SQLite file's locks: the in-process lock, then an OS file lock beside the database file.
+
+    Each hold opens the lock file afresh (a filelock object is re-entrant: one shared between
+    threads would let a second thread in); the in-process lock keeps this process's threads
+    out before they touch the file, and ``flock`` on a new descriptor refuses any other holder,
+    in this process or another.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self._local = LocalLocks()
+
+    def path(self, environment_id: int) -> Path:
+        return lock_file(self.database, environment_id)
+
+    @contextmanager
+    def hold(self, environment_id: int) -> Iterator[bool]:
+        with self._local.hold(environment_id) as held:
+            if not held:
+                yield False
+                return
+            # No fall-back to a "soft" lock (a file that exists while held): a killed holder would
+            # leave it behind. A file system without flock fails here instead.
+            lock = FileLock(
+                self.path(environment_id), thread_local=False, blocking=False, fallback_to_soft=False
+            )
+            try:
+                lock.acquire()
+            except Timeout:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                lock.release()
+
+
+def lock_file(database: Path, environment_id: int) -> Path:
+    """The file an environment's run lock is taken on: ``<database file>.env-<id>.lock``."""
+    return database.with_name(f"{database.name}.env-{environment_id}.lock")
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite database's file, absolute and with symbolic links resolved (so that every process
+    names one lock file for it); None for an in-memory database."""
+    database = engine.url.database
+    if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (?uri=true)
+        database = database.removeprefix("file:").split("?", 1)[0]
+        if not database or database == ":memory:":
+            return None
+    return Path(database).resolve()
+
+
+def locks_for(engine: Engine) -> AdvisoryLocks | FileLocks | LocalLocks:
+    """The environments' run locks on this engine's database."""
     if engine.dialect.name == "postgresql":
         return AdvisoryLocks(engine)
-    return LocalLocks()
+    database = sqlite_file(engine)
+    return LocalLocks() if database is None else FileLocks(database)

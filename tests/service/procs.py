@@ -111,7 +111,7 @@ class Proc:
 
 @dataclass
 class Stack:
-    """The fake directory and any number of daemons on one PostgreSQL database."""
+    """The fake directory and any number of daemons on one database (PostgreSQL, or a SQLite file)."""
 
     workdir: Path
     database_url: str
@@ -179,7 +179,9 @@ class Stack:
     def start_daemon(self, name: str | None = None, **extra: str) -> tuple[Proc, int]:
         port = free_port()
         name = name or f"syncd-{len(self.daemons) + 1}"
-        url = self.database_url + ("&" if "?" in self.database_url else "?") + f"application_name={name}"
+        url = self.database_url
+        if url.startswith("postgresql"):  # the replica's name, as pg_stat_activity shows it
+            url += ("&" if "?" in url else "?") + f"application_name={name}"
         proc = self._spawn(name, ["run", "--http-port", str(port)], self.env(SYNCD_DATABASE_URL=url, **extra))
         self.daemons.append(proc)
         wait_for(
@@ -292,7 +294,7 @@ def runs_of(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT r.id, e.name AS environment, r.kind, r.outcome, r.started_at, r.finished_at, r.trigger "
+                "SELECT r.id, e.name AS environment, r.kind, r.outcome, r.started_at, r.finished_at, r.trigger, r.error "
                 "FROM sync_run r JOIN environment e ON e.id = r.environment_id ORDER BY r.id"
             )
         ).mappings()

@@ -1,16 +1,27 @@
-"""One run per environment: PostgreSQL advisory locks across connections, in-process locks on SQLite."""
+"""One run per environment: PostgreSQL advisory locks across connections; on a SQLite file, an
+in-process lock and a file lock beside the database; in-process locks for an in-memory database."""
 
 from __future__ import annotations
 
 import random
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from lock_holder import holding, kill
+from sqlalchemy import Engine, create_engine, text
 
 from syncd.dataverse import db
-from syncd.service.locks import SYNCD_LOCK_CLASS, AdvisoryLocks, LocalLocks, lock_key, locks_for
+from syncd.service.locks import (
+    SYNCD_LOCK_CLASS,
+    AdvisoryLocks,
+    FileLocks,
+    LocalLocks,
+    lock_key,
+    locks_for,
+    sqlite_file,
+)
 
 
 @pytest.fixture
@@ -144,4 +155,83 @@ def test_local_locks_one_holder_per_environment() -> None:
 
 def test_locks_for_picks_by_backend(engine: Engine) -> None:
     chosen = locks_for(engine)
-    assert isinstance(chosen, AdvisoryLocks if engine.dialect.name == "postgresql" else LocalLocks)
+    assert isinstance(chosen, AdvisoryLocks if engine.dialect.name == "postgresql" else FileLocks)
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:mem?mode=memory&uri=true"]
+)
+def test_an_in_memory_sqlite_database_keeps_the_in_process_lock(url: str) -> None:
+    engine = create_engine(url)
+    assert sqlite_file(engine) is None and isinstance(locks_for(engine), LocalLocks)
+    engine.dispose()
+
+
+def test_the_lock_file_lies_beside_the_database_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    real = (tmp_path / "data" / "syncd.db").resolve()
+    # Every spelling of one database file names one lock file, whatever the process's folder.
+    for url in (
+        "sqlite:///./data/syncd.db",
+        f"sqlite:///{tmp_path}/link/syncd.db",
+        f"sqlite:///file:{real}?uri=true",
+    ):
+        locks = locks_for(create_engine(url))
+        assert isinstance(locks, FileLocks) and locks.path(7) == real.with_name("syncd.db.env-7.lock"), url
+    with locks_for(create_engine("sqlite:///./data/syncd.db")).hold(7) as held:
+        assert held and (tmp_path / "data" / "syncd.db.env-7.lock").exists()
+
+
+def test_file_locks_one_holder_per_environment_in_one_process(tmp_path: Path) -> None:
+    """Two lock sets on one file (the daemon's and a command's in one process) and two threads of one
+    set exclude each other; the lock file stays after release, and takes the lock again."""
+    database = tmp_path / "syncd.db"
+    a, b = FileLocks(database), FileLocks(database)
+    with a.hold(1) as first:
+        assert first
+        with a.hold(1) as same_set, b.hold(1) as other_set:
+            assert not same_set and not other_set
+        with b.hold(2) as other_env:
+            assert other_env
+        got: list[bool] = []
+
+        def another_thread() -> None:
+            with a.hold(1) as held:
+                got.append(held)
+
+        t = threading.Thread(target=another_thread)
+        t.start()
+        t.join(10)
+        assert got == [False]
+    assert a.path(1).exists()
+    with b.hold(1) as again, a.hold(1) as not_twice:
+        assert again and not not_twice
+    with pytest.raises(RuntimeError), a.hold(1) as held:
+        assert held
+        raise RuntimeError("run failed")
+    with b.hold(1) as after_error:
+        assert after_error
+
+
+def test_a_file_lock_held_by_another_process_dies_with_it(db_url: str, db_backend: str) -> None:
+    """Another process holds the lock: refused here; SIGKILLed, it leaves no stale lock (on
+    PostgreSQL the server notices the dead connection a moment later)."""
+    engine = db.make_engine(db_url)
+    env = env_id() if db_backend == "postgresql" else 3
+    try:
+        with holding(db_url, env) as holder:
+            with locks_for(engine).hold(env) as got:
+                assert not got
+            with locks_for(engine).hold(env + 1) as other_env:
+                assert other_env
+            kill(holder)
+            for _ in range(200):
+                with locks_for(engine).hold(env) as got:
+                    if got:
+                        break
+                threading.Event().wait(0.05)
+            assert got
+    finally:
+        engine.dispose()

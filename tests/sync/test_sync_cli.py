@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
+from service.lock_holder import holding, kill
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from syncd.cli import main
 from syncd.commands import sync_cmd
 from syncd.dataverse import db
+from syncd.dataverse.schema import SyncRun
 from syncd.directory.fake.churn import apply_churn
 from syncd.directory.fake.store import TenantStore
-from syncd.service.locks import AdvisoryLocks
+from syncd.service.locks import locks_for
 from syncd.sync.run import RunReport
 
 
@@ -57,7 +61,7 @@ def test_sync_of_an_unknown_environment_is_one_line_exit_2(
     assert code == 2 and "no environment named 'nope'" in err and len(err.strip().splitlines()) == 1
 
 
-def _pg_env(db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]) -> int:
+def _make_env(db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]) -> int:
     assert run(["--database-url", db_url, "env", "create", "prod"], capsys)[0] == 0
     eng = create_engine(db.make_engine(db_url).url)
     with eng.connect() as c:
@@ -66,48 +70,64 @@ def _pg_env(db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]) ->
     return env_id
 
 
-def test_sync_refuses_while_another_process_holds_the_environment(
-    db_url: str, db_backend: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    if db_backend != "postgresql":
-        pytest.skip("the cross-process lock is PostgreSQL's advisory lock")
-    env_id = _pg_env(db_url, clean_env, capsys)
+def _outcomes(db_url: str) -> list[str]:
+    engine = db.make_engine(db_url)
+    with engine.connect() as c:
+        outcomes = [str(r[0]) for r in c.execute(text("SELECT outcome FROM sync_run ORDER BY id"))]
+    engine.dispose()
+    return outcomes
+
+
+def _wait_until_free(db_url: str, env_id: int) -> None:
+    """A killed holder's lock is gone at once on SQLite; PostgreSQL notices the dead connection a
+    moment later."""
     engine = db.make_engine(db_url)
     try:
-        with AdvisoryLocks(engine).hold(env_id) as held:
-            assert held
-            code, _, err = run(["--database-url", db_url, "sync", "prod"], capsys)
-            assert code == 2 and "being synced by another process" in err
-        code, _, _ = run(
-            ["--database-url", db_url, "--log-level", "warning", "sync", "prod", "--json"], capsys
-        )
-        assert code == 0
+        deadline = time.monotonic() + 20
+        while True:
+            with locks_for(engine).hold(env_id) as free:
+                if free:
+                    return
+            assert time.monotonic() < deadline, "the killed holder's lock was not released"
+            time.sleep(0.05)
     finally:
         engine.dispose()
 
 
-def test_a_run_under_the_lock_closes_runs_left_running_by_a_dead_process(
-    db_url: str, db_backend: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+def test_sync_refuses_while_another_process_holds_the_environment(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if db_backend != "postgresql":
-        pytest.skip("runs hold the environment's lock on PostgreSQL only")
-    env_id = _pg_env(db_url, clean_env, capsys)
+    """On both backends: another process's run holds the environment; `syncd sync` here is refused
+    with one line and writes nothing. Once that process is SIGKILLed, the next run goes through and
+    closes the run it left 'running'."""
+    env_id = _make_env(db_url, clean_env, capsys)
+    with holding(db_url, env_id, running=True) as holder:
+        assert _outcomes(db_url) == ["running"]
+        code, out, err = run(["--database-url", db_url, "sync", "prod", "--full"], capsys)
+        assert code == 2 and out == ""
+        assert err.strip().splitlines() == [
+            "syncd: error: environment 'prod' is being synced by another process (a `syncd run` replica?); "
+            "try again when that run ends"
+        ], err
+        assert _outcomes(db_url) == ["running"], "a refused run leaves no run row and closes none"
+        kill(holder)
+    _wait_until_free(db_url, env_id)
+    code, out, _ = run(["--database-url", db_url, "--log-level", "warning", "sync", "prod", "--json"], capsys)
+    assert code == 0 and json.loads(out)["outcome"] == "succeeded"
+    assert _outcomes(db_url) == ["interrupted", "succeeded"]
+
+
+def test_a_run_under_the_lock_closes_runs_left_running_by_a_dead_process(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_id = _make_env(db_url, clean_env, capsys)
     engine = db.make_engine(db_url)
-    with engine.begin() as c:
-        c.execute(
-            text(
-                "INSERT INTO sync_run (environment_id, kind, requested_kind, trigger, started_at, outcome, read, "
-                "created, updated, enabled, disabled, unchanged, failed, blocked_disables) "
-                "VALUES (:e, 'full', 'full', 'schedule', now(), 'running', 0, 0, 0, 0, 0, 0, 0, 0)"
-            ),
-            {"e": env_id},
-        )
+    with Session(engine) as session, session.begin():
+        session.add(SyncRun(environment_id=env_id, kind="full", requested_kind="full", trigger="schedule"))
+    engine.dispose()
     code, _, _ = run(["--database-url", db_url, "--log-level", "warning", "sync", "prod", "--json"], capsys)
     assert code == 0
-    with engine.connect() as c:
-        outcomes = [r[0] for r in c.execute(text("SELECT outcome FROM sync_run ORDER BY id"))]
-    engine.dispose()
-    assert outcomes == ["interrupted", "succeeded"]
+    assert _outcomes(db_url) == ["interrupted", "succeeded"]
 
 
 def _report(outcome: str, failed: int = 0) -> RunReport:
