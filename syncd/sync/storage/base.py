@@ -341,7 +341,8 @@ class Storage(ABC):
                     f"UPDATE sync_run SET outcome = 'interrupted', finished_at = {p}, "
                     "error = 'the process running it ended before it finished' "
                     f"WHERE environment_id = {p} AND outcome = 'running'",
-                    (self.ts(datetime.now(UTC)), self.env_id),
+                    # Closed no later than this run starts: the two never seem to overlap.
+                    (self.stamp, self.env_id),
                 )
                 self.reaped = cur.rowcount
             cur.execute(
