@@ -107,3 +107,44 @@ def test_config_show_masks_secrets(clean_env: Path, capsys: pytest.CaptureFixtur
     monkeypatch.setenv("SYNCD_ADMIN_TOKEN", "topsecret")
     code, out, _ = run(["config", "show", "--json"], capsys)
     assert code == 0 and "topsecret" not in out and json.loads(out)["admin_token"] == "********"
+
+
+# -- usage errors: click's short usage message, exit 2, never a traceback ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["sync", "p1", "--full", "--delta"], "--full and --delta exclude each other"),
+        (["sync"], "missing argument 'env'"),
+        (["--bogus"], "no such option: --bogus"),
+        (["env", "set"], "missing argument 'name'"),
+        (["user", "diagnose", "p1"], "missing argument 'user'"),
+        (["env", "create", "x", "--app-pass-capacity", "abc"], "invalid value for '--app-pass-capacity'"),
+        (["env", "set", "x", "--app-pass-capacity", "1e+23"], "invalid value for '--app-pass-capacity'"),
+        (["runs", "--limit", "-1"], "invalid value for '--limit'"),
+        (["runs", "--limit", "99999999999999999999999"], "invalid value for '--limit'"),
+        (["entra", "generate", "--users", "-5"], "invalid value for '--users'"),
+    ],
+)
+def test_usage_errors_are_click_short_messages_exit_2(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    # typer >= 0.2x parses with its own copy of click (typer._click): its usage errors must be caught
+    # too, whatever click typer uses.
+    code, out, err = run(args, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and out == ""
+    # The words differ between click and typer's own copy of it (e.g. 'ENV' or 'env').
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and needle in errors[0].lower(), err
+    assert err.splitlines()[0].startswith("Usage: syncd"), err
+    assert len(err.strip().splitlines()) <= 4, err
+    assert list(clean_env.glob("*.db")) == []  # nothing created
+
+
+def test_usage_error_of_the_installed_command(clean_env: Path) -> None:
+    exe = Path(sys.executable).with_name("syncd")
+    proc = subprocess.run([str(exe), "sync"], capture_output=True, text=True, env=os.environ.copy())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "error: missing argument 'env'" in proc.stderr.lower()
