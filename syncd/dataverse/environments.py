@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import BigInteger, Integer, SmallInteger, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,9 +55,10 @@ class EnvironmentSpec:
     def normalized(self) -> EnvironmentSpec:
         """The spec checked, with its type in lower case and its object ids in their one canonical
         spelling; a SyncdError names the first bad value."""
-        if not self.name or len(self.name) > 100 or not self.name.strip() == self.name:
+        if not _could_be_a_name(self.name) or not self.name.strip() == self.name:
             raise SyncdError(
-                f"invalid environment name {self.name!r}: 1-100 characters, no surrounding spaces"
+                f"invalid environment name {shown(self.name)}: 1-100 characters, no surrounding spaces "
+                "and no control characters"
             )
         checked = check_settings(
             {
@@ -84,32 +85,64 @@ SETTINGS: dict[str, type] = {
     "allow_role_assignment_on_disabled_users": bool,
 }
 _ID_SETTINGS = {"security_group_id": "security group", "created_by_object_id": "creator"}
+_INT_LABELS = {"app_pass_capacity": "app-pass capacity"}
+
+
+def column_range(column: Any) -> tuple[int, int]:
+    """The values an integer column holds on every backend: PostgreSQL's SMALLINT, INTEGER and
+    BIGINT (SQLite's INTEGER holds 64 bits, so the narrower PostgreSQL type is the limit)."""
+    kind = column.type
+    if isinstance(kind, SmallInteger):
+        bits = 16
+    elif isinstance(kind, BigInteger):
+        bits = 64
+    elif isinstance(kind, Integer):
+        bits = 32
+    else:  # pragma: no cover - only integer columns are asked
+        raise TypeError(f"{column} is not an integer column")
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as given, for a one-line error: its repr, shortened when it is very long."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (sys.set_int_max_str_digits)
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def check_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Environment settings checked and normalised: the type in lower case, object ids (or None)
-    in their canonical spelling, a capacity of 0 or more. A SyncdError names the first bad value."""
+    in their canonical spelling, a whole number within its column's range and 0 or more (the
+    app-pass capacity: 0 to 2147483647, a 32-bit column). A SyncdError names the first bad value."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         kind = SETTINGS.get(key)
         if kind is None:
-            raise SyncdError(f"unknown environment setting {key!r}: expected one of {', '.join(SETTINGS)}")
+            raise SyncdError(
+                f"unknown environment setting {shown(key)}: expected one of {', '.join(SETTINGS)}"
+            )
         if key in _ID_SETTINGS:
             out[key] = None if value is None else _check_guid(_ID_SETTINGS[key], value)
         elif key == "type":
             name = value.strip().lower() if isinstance(value, str) else value
             if name not in ENV_TYPES:
                 raise SyncdError(
-                    f"unknown environment type {value!r}: expected one of {', '.join(ENV_TYPES)}"
+                    f"unknown environment type {shown(value)}: expected one of {', '.join(ENV_TYPES)}"
                 )
             out[key] = name
         elif kind is int:
-            if type(value) is not int or value < 0:
-                raise SyncdError(f"invalid app-pass capacity {value!r}: must be a whole number, 0 or more")
+            _, high = column_range(getattr(Environment, key))
+            if type(value) is not int or not 0 <= value <= high:
+                raise SyncdError(
+                    f"invalid {_INT_LABELS.get(key, key)} {shown(value)}: must be a whole number "
+                    f"from 0 to {high}"
+                )
             out[key] = value
         else:
             if type(value) is not bool:
-                raise SyncdError(f"invalid {key} {value!r}: expected true or false")
+                raise SyncdError(f"invalid {key} {shown(value)}: expected true or false")
             out[key] = value
     return out
 
@@ -123,9 +156,11 @@ def _check_developer(env_type: str, created_by: str | None) -> None:
 
 def _check_guid(label: str, value: Any) -> str:
     try:
+        if not isinstance(value, str):  # a JSON number of 32 digits would read as a GUID
+            raise ValueError(value)
         return normalize_object_id(value)
     except ValueError:
-        raise SyncdError(f"invalid {label} id {value!r}: expected a GUID") from None
+        raise SyncdError(f"invalid {label} id {shown(value)}: expected a GUID") from None
 
 
 def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
@@ -205,12 +240,19 @@ def update_environment(session: Session, name: str, values: Mapping[str, Any]) -
 
 
 def get_environment(session: Session, name: str) -> Environment:
+    if not isinstance(name, str) or "\x00" in name:
+        # No such name can exist (see EnvironmentSpec); PostgreSQL refuses a NUL in a query.
+        raise NotFound(f"no environment named {shown(name)}")
     env = session.scalar(select(Environment).where(Environment.name == name))
     if env is None:
         known = session.scalars(select(Environment.name).order_by(Environment.name)).all()
         hint = f" (known: {', '.join(known)})" if known else " (there are none yet: `syncd env create NAME`)"
         raise NotFound(f"no environment named {name!r}{hint}")
     return env
+
+
+def _could_be_a_name(name: str) -> bool:
+    return 0 < len(name) <= 100 and not any(c < " " or c == "\x7f" for c in name)
 
 
 def list_environments(session: Session) -> list[Environment]:

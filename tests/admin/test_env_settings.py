@@ -220,6 +220,17 @@ def test_patch_changes_settings_and_needs_the_token(
         ({"type": "bogus"}, 400, "'bogus'"),
         ({"app_pass_capacity": -1}, 400, "-1"),
         ({"app_pass_capacity": "3"}, 400, "'3'"),
+        # A 32-bit column: 0..2147483647 on both backends (it used to be a 500 in plain text on
+        # PostgreSQL, and an OverflowError on SQLite for a larger number).
+        ({"app_pass_capacity": 2147483648}, 400, "invalid app-pass capacity 2147483648"),
+        ({"app_pass_capacity": 99999999999999999999999}, 400, "99999999999999999999999"),
+        ({"app_pass_capacity": -99999999999999999999999}, 400, "-99999999999999999999999"),
+        ({"app_pass_capacity": 1e23}, 400, "invalid app-pass capacity 1e+23"),
+        ({"app_pass_capacity": 3.0}, 400, "3.0"),
+        ({"app_pass_capacity": True}, 400, "True"),
+        ({"security_group_id": 12345678901234567890123456789012}, 400, "invalid security group id"),
+        ({"created_by_object_id": ["x"]}, 400, "invalid creator id"),
+        ({"type": 5}, 400, "unknown environment type 5"),
         ({"is_sales": "yes"}, 400, "'yes'"),
         ({"security_group_id": "nope"}, 400, "'nope'"),
         ({"security_group_id": "00000000-0000-4000-8000-0000000000cc"}, 400, "unknown security group"),
@@ -237,6 +248,47 @@ def test_patch_bad_values_are_400_and_write_nothing(
         r.text
     )
     assert _env(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b'{"app_pass_capacity": 99999999999999999999999}', "99999999999999999999999"),
+        (b'{"app_pass_capacity": 1E+23}', "invalid app-pass capacity 1E+23"),
+        (b'{"app_pass_capacity": NaN}', "not a JSON object"),
+        (b'{"app_pass_capacity": Infinity}', "not a JSON object"),
+        (b'{"app_pass_capacity": 1' + b"0" * 5000 + b"}", "not a JSON object"),
+        (b"[" * 100_000, "larger than"),
+        (b"[" * 60_000, "not a JSON object"),
+        (b'{"is_sales": tru', "not a JSON object"),
+    ],
+)
+def test_patch_numbers_as_given_are_400_json(
+    api: TestClient, engine: Engine, raw: bytes, needle: str
+) -> None:
+    before = _env(engine)
+    r = api.patch("/api/environments/prod", content=raw, headers=AUTH | {"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json", r.text
+    assert r.json()["error"] == "bad request" and needle in r.json()["detail"], r.text
+    assert _env(engine) == before
+
+
+def test_patch_the_largest_capacity_and_an_unexpected_failure_answers_json(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = api.patch("/api/environments/prod", json={"app_pass_capacity": 2147483647}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["environment"]["app_pass_capacity"] == 2147483647, r.text
+    assert _env(engine)["app_pass_capacity"] == 2147483647
+    # A name no environment can have (PostgreSQL refuses a NUL in a query) is unknown, not a failure.
+    r = api.patch("/api/environments/a%00b", json={"is_sales": True}, headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"] == "not found", r.text
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("syncd.admin.env_settings.set_environment", boom)
+    r = api.patch("/api/environments/prod", json={"is_sales": True}, headers=AUTH)
+    assert r.status_code == 500 and r.json()["error"] == "internal error", r.text
 
 
 def test_patch_unknown_environment_unreachable_directory_and_a_run_in_progress(

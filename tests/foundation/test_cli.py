@@ -148,3 +148,38 @@ def test_usage_error_of_the_installed_command(clean_env: Path) -> None:
     proc = subprocess.run([str(exe), "sync"], capture_output=True, text=True, env=os.environ.copy())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "error: missing argument 'env'" in proc.stderr.lower()
+
+
+# -- integers beyond their column's range ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["2147483648", "99999999999999999999999", "-1"])
+def test_app_pass_capacity_beyond_its_column_is_one_line_exit_2(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    # app_pass_capacity is a 32-bit integer column: 0..2147483647 on both backends, and every
+    # entry checks it before anything is written (it used to be stored on SQLite, and a traceback
+    # on PostgreSQL, or an OverflowError on both for a larger one).
+    base = ["--database-url", db_url, "env"]
+    code, out, err = run([*base, "create", "e1", "--app-pass-capacity", value], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and value in err and "2147483647" in err, err
+    assert json.loads(run([*base, "list", "--json"], capsys)[1]) == []
+    assert run([*base, "create", "e1", "--app-pass-capacity", "7"], capsys)[0] == 0
+    code, out, err = run([*base, "set", "e1", "--app-pass-capacity", value, "--sales"], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and value in err, err
+    shown = json.loads(run([*base, "show", "e1", "--json"], capsys)[1])
+    assert (shown["app_pass_capacity"], shown["is_sales"]) == (7, False)
+
+
+def test_app_pass_capacity_up_to_its_column_s_largest_value(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--database-url", db_url, "env"]
+    code, out, err = run([*base, "create", "e1", "--app-pass-capacity", "2147483647", "--json"], capsys)
+    assert code == 0 and json.loads(out)["app_pass_capacity"] == 2147483647, err
+    code, out, err = run([*base, "set", "e1", "--app-pass-capacity", "0", "--json"], capsys)
+    assert code == 0 and json.loads(out)["environment"]["app_pass_capacity"] == 0, err
+    code, out, err = run([*base, "set", "e1", "--app-pass-capacity", "2147483647", "--json"], capsys)
+    assert code == 0 and json.loads(out)["environment"]["app_pass_capacity"] == 2147483647, err
