@@ -205,22 +205,50 @@ def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
     return env
 
 
+def background_scope(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What of an environment's settings the background sync's decisions depend on, beyond each
+    user's own facts: who it adds (the type, R7b-R7d; the security group, R5; a developer
+    environment's creator, R7d) and which rows it keeps on an on-demand ground alone (app passes
+    left, the tenant's Marketing licence, R7a). A delta run revisits only the users that changed
+    in the directory, so a change here must make the next run a full run."""
+    developer = settings["type"] == "developer"
+    return {
+        "type": settings["type"],
+        "security_group_id": settings["security_group_id"],
+        "created_by_object_id": settings["created_by_object_id"] if developer else None,
+        "app_pass_capacity": settings["app_pass_capacity"] > 0,
+        "tenant_has_marketing_licence": bool(settings["tenant_has_marketing_licence"]),
+    }
+
+
+def scope_changes(env: Environment, values: Mapping[str, Any]) -> list[str]:
+    """The settings among checked ``values`` whose change changes the background sync's scope for
+    ``env`` (see ``background_scope``), in the order of SETTINGS; empty when none does."""
+    before = {k: getattr(env, k) for k in SETTINGS}
+    after = before | dict(values)
+    old, new = background_scope(before), background_scope(after)
+    return [k for k in old if old[k] != new[k]]
+
+
 @dataclass(frozen=True)
 class SettingsChange:
     """What `update_environment` did: each changed setting as (old, new), and whether the
-    environment's checkpoints were dropped (its next run is a full run)."""
+    environment's checkpoints were dropped (its next run is a full run), for which settings."""
 
     environment: Environment
     changed: dict[str, tuple[Any, Any]]
     checkpoint_reset: bool
+    scope_changed: tuple[str, ...] = ()
 
 
 def update_environment(session: Session, name: str, values: Mapping[str, Any]) -> SettingsChange:
     """Change some of an environment's settings (see SETTINGS), in the session's transaction.
 
-    A new security group (or none where there was one) drops the environment's checkpoints
-    (`sync_state`) and its mirror of the group's members (`sync_group_member`), so that its next
-    run is a full run that reads the new scope (R5, R24); the disables that follow pass the
+    A change of the background sync's scope (``background_scope``: a new type, security group or
+    none where there was one, a developer environment's creator, app passes running out or coming
+    back, the Marketing licence) drops the environment's checkpoints (`sync_state`) and its mirror
+    of the group's members (`sync_group_member`), so that its next run is a full run that reads
+    every user under the new settings (R5, R7, R24); the disables that follow pass the
     mass-disable guard like any others.
     """
     checked = check_settings(values)
@@ -228,15 +256,16 @@ def update_environment(session: Session, name: str, values: Mapping[str, Any]) -
     _check_developer(
         checked.get("type", env.type), checked.get("created_by_object_id", env.created_by_object_id)
     )
+    scope = scope_changes(env, checked)
     changed = {k: (getattr(env, k), v) for k, v in checked.items() if getattr(env, k) != v}
     for key, (_, new) in changed.items():
         setattr(env, key, new)
-    reset = "security_group_id" in changed
+    reset = bool(scope)
     if reset:
         session.execute(delete(SyncState).where(SyncState.environment_id == env.id))
         session.execute(delete(SyncGroupMember).where(SyncGroupMember.environment_id == env.id))
     session.flush()
-    return SettingsChange(env, changed, reset)
+    return SettingsChange(env, changed, reset, tuple(scope))
 
 
 def get_environment(session: Session, name: str) -> Environment:
