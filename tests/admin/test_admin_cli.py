@@ -61,6 +61,30 @@ def test_bad_input_exits_2_with_one_line(cli: Cli, cli_tenant: Tenant, clean_env
     ]
 
 
+def test_diagnose_says_what_a_deleted_user_s_directory_can_t_tell(cli: Cli, cli_tenant: Tenant) -> None:
+    # R22, R5, R6: a deleted user's memberships and roles are suspended, not absent; the text says
+    # so and on what a restore's outcome depends, and the restore proves it.
+    group = cli_tenant.group("Dataverse")
+    assert cli("env", "create", "scoped", "--security-group", group)[0] == 0
+    u = cli_tenant.user("suspended")
+    cli_tenant.member(group, u["id"])
+    cli_tenant.delete(u["id"])
+    code, text, err = cli("user", "diagnose", "scoped", u["id"])
+    assert code == 0, err
+    assert "none is known" not in text and "holds no admin role" not in text
+    assert "membership: not known (the directory lists no group membership of a deleted user)" in text
+    assert "admin roles: not known" in text
+    assert (
+        "if restored: the background sync would add the user when the user is still a member of the "
+        "security group (R5), or holds an admin role exempt from the security group" in text
+    )
+    assert "a restore brings back the memberships and roles the user had" in text
+    cli_tenant.store.restore_user(u["id"])
+    assert cli.json("sync", "scoped")[0] == 0
+    code, out = cli.json("user", "diagnose", "scoped", u["id"])
+    assert code == 0 and out["row"] is not None and out["row"]["isdisabled"] is False, out
+
+
 def test_stub_import_with_control_characters_exit_2_on_both_backends(
     cli: Cli, cli_tenant: Tenant, clean_env: Path
 ) -> None:
