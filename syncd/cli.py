@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 from typing import Annotated
 
 import click
@@ -64,18 +65,33 @@ app.add_typer(admin_cmd.stub_app, name="stub")
 app.add_typer(admin_cmd.role_app, name="role")
 
 
+def _click_exceptions() -> ModuleType:
+    """The exceptions module of the click that typer parses with: click itself up to typer 0.2x, and
+    a copy of click bundled inside typer (``typer._click``) since; their classes are distinct."""
+    return sys.modules[typer.BadParameter.__module__]
+
+
+_CLICK = _click_exceptions()
+# A usage error (a missing argument, an unknown option, a value of the wrong type or out of range) or
+# another error click reports itself: its short usage message, and its exit code (2 for usage).
+CLICK_ERRORS: tuple[type[Exception], ...] = tuple({_CLICK.ClickException, click.exceptions.ClickException})
+ABORTS: tuple[type[BaseException], ...] = tuple(
+    {getattr(_CLICK, "Abort", click.exceptions.Abort), typer.Abort, click.exceptions.Abort}
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=argv, prog_name="syncd", standalone_mode=False)
     except SyncdError as exc:
         print(f"syncd: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except ABORTS:
         print("syncd: aborted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except CLICK_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -3,10 +3,12 @@ and the check of a security group id against the directory (also at `syncd env c
 
 A security group id is checked against the configured directory when it can be read: a group the
 directory does not have is bad input (nothing is written); a directory that can't be read is a
-warning, and the id is accepted as given (the next run will say whether it holds). A new security
-group makes the environment's next run a full run (see ``update_environment``); the run holds the
-environment's lock, and so does the change, so a run that read the old scope never stores its
-checkpoint after the change.
+warning, and the id is accepted as given (the next run will say whether it holds). A change of the
+background sync's scope (a new security group or type, a developer environment's creator, app
+passes or the Marketing licence coming or going: see ``envs.background_scope``) makes the
+environment's next run a full run (see ``update_environment``); the run holds the environment's
+lock, and so does the change, so a run that read the old scope never stores its checkpoint after
+the change.
 """
 
 from __future__ import annotations
@@ -64,12 +66,15 @@ class EnvironmentSettingsResult:
     changed: dict[str, dict[str, Any]]
     full_run_next: bool
     warnings: list[str] = field(default_factory=list)
+    # The changed settings that make the next run a full run (empty when it need not be one).
+    scope_changed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "environment": self.environment,
             "changed": self.changed,
             "full_run_next": self.full_run_next,
+            "scope_changed": self.scope_changed,
             "warnings": self.warnings,
         }
 
@@ -93,6 +98,7 @@ def set_environment(
     with Session(engine) as session:
         env = envs.get_environment(session, name)
         env_id, current_group = env.id, env.security_group_id
+        scope = envs.scope_changes(env, checked)
     warnings: list[str] = []
     group = checked.get("security_group_id")
     new_group = "security_group_id" in checked and group != current_group
@@ -101,9 +107,10 @@ def set_environment(
         if warning is not None:
             warnings.append(warning)
     with hold(env_id) as held:
-        if not held and new_group:
+        if not held and scope:
             raise Conflict(
-                f"environment {name!r} is being synced; its security group can be changed when that run ends"
+                f"environment {name!r} is being synced; its {', '.join(scope)} can be changed when "
+                "that run ends"
             )
         with Session(engine) as session, session.begin():
             change = envs.update_environment(session, name, checked)
@@ -112,6 +119,7 @@ def set_environment(
                 changed={k: {"old": old, "new": new} for k, (old, new) in change.changed.items()},
                 full_run_next=change.checkpoint_reset,
                 warnings=warnings,
+                scope_changed=list(change.scope_changed),
             )
     log.info(
         "env.settings_changed",

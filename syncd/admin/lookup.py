@@ -47,7 +47,7 @@ def check_key(key: str, what: str = "user") -> str:
     if not isinstance(key, str) or not key.strip():
         raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
     key = key.strip()
-    if len(key) > MAX_KEY or any(c.isspace() for c in key):
+    if len(key) > MAX_KEY or any(c.isspace() or c < " " or c == "\x7f" for c in key):
         raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
     if "@" in key:
         return key

@@ -49,7 +49,7 @@ class RoleResult:
 
 def _role(session: Session, env: Environment, name: str) -> Role:
     name = str(name).strip()
-    if not name or len(name) > 100:
+    if not name or len(name) > 100 or any(c < " " or c == "\x7f" for c in name):
         raise SyncdError(f"invalid role name {name!r}")
     role = session.scalar(
         select(Role).where(Role.environment_id == env.id, func.lower(Role.name) == name.lower())

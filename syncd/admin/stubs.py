@@ -4,7 +4,9 @@ The import file is CSV with a header line. ``domainname`` and ``fullname`` are r
 optional columns are ``firstname``, ``lastname``, ``internalemailaddress``, ``jobtitle`` and
 ``records`` (the records the stub owns, as ``entity:name`` pairs separated by ``;``, e.g.
 ``account:Contoso;contact:Jane Doe``). The whole file is checked before anything is written: any
-bad line (with its line number) and nothing is imported.
+bad line (with its line number) and nothing is imported. A value holding a control character
+(U+0000-U+001F or DEL, a tab or a line break inside a quoted value included) is a bad line, on
+every backend alike (PostgreSQL can't store a NUL).
 
 Each stub is disabled, can't be enabled, is never synchronised, and gets the default role (Basic
 User; Salesperson in a Sales environment). A directory user (or a regular row) with the same UPN
@@ -44,6 +46,9 @@ OPTIONAL = ("firstname", "lastname", "internalemailaddress", "jobtitle", "record
 # A stub's columns hold what the SystemUser columns hold (Dataverse's lengths).
 _LIMITS = {c: SYSTEMUSER_LENGTHS[c] for c in (*REQUIRED, *OPTIONAL) if c != "records"}
 _ENTITY = re.compile(r"^[a-z_][a-z0-9_]{0,99}$")
+# C0 control characters (U+0000-U+001F) and DEL: no column of a stub holds one (PostgreSQL can't
+# store a NUL at all), so a value with one is a bad line on every backend alike.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LINES = 100_000
 
 
@@ -109,7 +114,11 @@ def parse_stub_csv(text: str | bytes, source: str = "CSV") -> list[StubLine]:
         problems.append(BadLine(1, f"missing column(s) {', '.join(missing)}"))
     if unknown:
         problems.append(
-            BadLine(1, f"unknown column(s) {', '.join(unknown)} (known: {', '.join(REQUIRED + OPTIONAL)})")
+            BadLine(
+                1,
+                f"unknown column(s) {', '.join(repr(h) if _CONTROL.search(h) else h for h in unknown)} "
+                f"(known: {', '.join(REQUIRED + OPTIONAL)})",
+            )
         )
     if dupes:
         problems.append(BadLine(1, f"repeated column(s) {', '.join(dupes)}"))
@@ -133,6 +142,10 @@ def parse_stub_csv(text: str | bytes, source: str = "CSV") -> list[StubLine]:
             break
         if len(values) != len(names):
             problems.append(BadLine(start, f"{len(values)} fields, the header has {len(names)}"))
+            continue
+        control = _control_characters(names, values)
+        if control:  # the other checks would only trip over the same values
+            problems.extend(BadLine(start, m) for m in control)
             continue
         rec = {n: v.strip() for n, v in zip(names, values, strict=True)}
         line_problems = _check_line(rec)
@@ -164,6 +177,20 @@ def parse_stub_csv(text: str | bytes, source: str = "CSV") -> list[StubLine]:
     if not stubs:
         raise BadCsv(source, [BadLine(2, "no stub users in the file")])
     return stubs
+
+
+def _control_characters(names: list[str], values: list[str]) -> list[str]:
+    """One problem per column whose value (as written, before spaces are trimmed) holds a control
+    character."""
+    out: list[str] = []
+    for col, value in zip(names, values, strict=True):
+        bad = _CONTROL.search(value)
+        if bad is not None:
+            out.append(
+                f"column {col} holds a control character (U+{ord(bad.group()):04X}, character "
+                f"{bad.start() + 1} of the value); no value may hold one (U+0000-U+001F, U+007F)"
+            )
+    return out
 
 
 def _check_line(rec: dict[str, str]) -> list[str]:

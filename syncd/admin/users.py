@@ -34,6 +34,8 @@ from syncd.directory.client import GraphClient
 from syncd.directory.models import Deletion, DirectoryUser
 from syncd.errors import NotFound
 from syncd.rules import (
+    DYNAMICS_365_ADMINISTRATOR,
+    GLOBAL_ADMINISTRATOR,
     Action,
     Check,
     Decision,
@@ -45,9 +47,11 @@ from syncd.rules import (
     UserKind,
     check_refresh_allowed,
     decide,
+    diagnose,
     entitlement,
     stub_conflict,
 )
+from syncd.rules.diagnose import SUSPENDED, unknowns
 from syncd.sync.apply import Applier
 from syncd.sync.plan import Operation, plan_operation
 from syncd.sync.rows import CurrentRow
@@ -57,6 +61,7 @@ from syncd.sync.storage import Storage, open_storage
 log = structlog.get_logger(__name__)
 
 EVENTS_SHOWN = 10
+_DIRECT = Membership.DIRECT
 
 
 @dataclass
@@ -148,6 +153,8 @@ class _Target:
     def user_dict(self) -> dict[str, Any]:
         du = self.directory_user or self.facts.user  # a soft-deleted user as the deleted items hold them
         scoped = bool(self.envf.security_group_id)
+        unknown = unknowns(self.facts, self.envf)
+        membership = self.facts.membership.value if scoped else None
         return {
             "key": self.key,
             "object_id": du.id if du is not None else self.facts.object_id,
@@ -157,9 +164,12 @@ class _Target:
             "deletion": None if self.directory_user is not None else self.facts.deletion.value,
             "restorable": self.soft_deleted,
             "admin_roles": sorted(self.facts.admin_role_template_ids),
-            "membership": self.facts.membership.value if scoped else None,
+            # A soft-deleted user's roles and memberships are suspended: what the directory does not
+            # list is not known (a restore brings back what the user had).
+            "admin_roles_known": not unknown.roles,
+            "membership": "unknown" if unknown.membership else membership,
             "membership_suspended": self.soft_deleted and scoped,
-            "membership_source": self.membership_source if scoped else None,
+            "membership_source": None if unknown.membership else (self.membership_source if scoped else None),
         }
 
 
@@ -236,8 +246,9 @@ def _soft_deleted(
 ) -> _Target | None:
     """The target when the user is in the directory's deleted items (R3, R9: soft-deleted,
     restorable), as the directory still holds them: their licences, and the security-group
-    membership a restore brings back (Entra suspends a soft-deleted user's memberships: the group
-    mirror of the last sync says what they were, else what the directory reports now)."""
+    membership a restore brings back (Entra suspends a soft-deleted user's memberships and role
+    assignments: the group mirror of the last sync says what they were, if it still lists the
+    user, else what the directory reports now; none of either is "not known")."""
     if row is not None:
         if row.kind != UserKind.REGULAR or row.azureactivedirectoryobjectid is None:
             return None
@@ -250,6 +261,8 @@ def _soft_deleted(
     if deleted is None:
         return None
     oid = deleted.id
+    # Entra lists a deleted user in no directory role and no group: what it lists is known, what
+    # it does not is not (see ``syncd.rules.diagnose.unknowns``).
     roles = lookup.admin_roles(directory, oid) if env.has_database else frozenset()
     member, source = Membership.NONE, None
     if env.has_database and env.security_group_id:
@@ -257,7 +270,8 @@ def _soft_deleted(
         if mirrored is not None:
             member, source = mirrored, "last sync"
         else:
-            member, source = lookup.membership(directory, env.security_group_id, oid), "directory"
+            member = lookup.membership(directory, env.security_group_id, oid)
+            source = "directory" if member is not Membership.NONE else None
     facts = UserFacts(deleted, oid, Deletion.SOFT, roles, member)
     current = reader.load_rows([oid]).get(oid) if row is not None else None
     if current is not None:
@@ -445,28 +459,98 @@ def diagnose_user(engine: Engine, directory: GraphClient, env_name: str, key: st
 
 def _restore(target: _Target) -> dict[str, Any]:
     """What restoring a soft-deleted user would do (R3, R9): the user comes back with their
-    licences, and their memberships as read (see ``_soft_deleted``); the background sync then
-    decides as for any user in the directory."""
-    facts = replace(target.facts, deletion=Deletion.NONE)
-    decision = decide(facts, target.envf, target.row_facts, Mode.BACKGROUND, explain=True)
-    row = target.row_facts
-    if decision.isdisabled is not None:
-        enabled = not decision.isdisabled
-    else:
-        enabled = row is not None and not row.isdisabled and decision.action is Action.KEEP
-    if decision.action is Action.ENABLE:
-        summary = f"the row would be enabled again ({decision.rule})"
-    elif decision.action is Action.CREATE:
-        summary = f"the background sync would add the user ({decision.rule})"
-    elif enabled:
-        summary = f"the row would stay enabled ({decision.rule})"
-    else:
-        summary = f"the user would not be enabled ({decision.rule})"
-    return {
+    licences, memberships and admin roles, and the background sync then decides as for any user in
+    the directory. The memberships and roles the directory can't list while the user is deleted
+    (see ``unknowns``) are not known: when they would decide, the answer says on what it depends
+    (``enabled`` None, each case in ``cases``) rather than guess."""
+    envf, row = target.envf, target.row_facts
+    base = replace(target.facts, deletion=Deletion.NONE)
+    unknown = unknowns(base, envf, restored=True)
+    decision = decide(base, envf, row, Mode.BACKGROUND)
+    checks = diagnose(base, envf, row, Mode.BACKGROUND, decision=decision, restored=True)
+    enabled = _enabled_after(decision, row)
+    out: dict[str, Any] = {
         "enabled": enabled,
-        "summary": summary,
+        "summary": _restore_summary(decision, enabled),
         "action": decision.action.value,
         "rule": decision.rule,
         "reason": decision.reason,
-        "failed_checks": [check_dict(c) for c in decision.failed_checks],
+        "failed_checks": [check_dict(c) for c in checks if not c.passed],
+        "unknown": (["membership"] if unknown.membership else [])
+        + (["admin roles"] if unknown.roles else []),
+        "cases": [],
     }
+    if not unknown:
+        return out
+    memberships = [Membership.DIRECT, Membership.NONE] if unknown.membership else [base.membership]
+    role_sets = (
+        [frozenset(), frozenset({DYNAMICS_365_ADMINISTRATOR}), frozenset({GLOBAL_ADMINISTRATOR})]
+        if unknown.roles
+        else [base.admin_role_template_ids]
+    )
+
+    def outcome(membership: Membership, roles: frozenset[str]) -> Decision:
+        return decide(replace(base, membership=membership, admin_role_template_ids=roles), envf, row)
+
+    outcomes = {(m, r): outcome(m, r) for m in memberships for r in role_sets}
+    if len({_enabled_after(d, row) for d in outcomes.values()}) == 1:
+        return out  # what is not known changes nothing
+    # The conditions that enable the user, each as few facts as it takes.
+    cases: list[tuple[list[str], Decision]] = []
+    for m in memberships:
+        member = (
+            ["is still a member of the security group (R5)"] if unknown.membership and m is _DIRECT else []
+        )
+        ok = [roles for roles in role_sets if _enabled_after(outcomes[(m, roles)], row)]
+        if not ok:
+            continue
+        roles, d = ok[0], outcomes[(m, ok[0])]
+        if not roles:
+            cases.append((member, d))
+        elif DYNAMICS_365_ADMINISTRATOR in roles:
+            cases.append((member + ["holds an admin role (R6)"], d))
+        else:
+            exempt = "holds an admin role exempt from the security group (Global or Power Platform Administrator, R6)"
+            cases.append((member + [exempt], d))
+    minimal = [c for c in cases if not any(set(o[0]) < set(c[0]) for o in cases)]
+    if not minimal or any(not facts for facts, _ in minimal):  # pragma: no cover - enabling is monotonic
+        out.update(
+            enabled=None, action=None, rule=None, summary="depends on " + unknown.what(), reason=SUSPENDED
+        )
+        return out
+    when = ", or ".join(" and ".join(facts) for facts, _ in minimal)
+    first = minimal[0][1]
+    verb = {
+        Action.CREATE: "the background sync would add the user",
+        Action.ENABLE: "the row would be enabled again",
+    }.get(first.action, "the row would stay enabled")
+    out.update(
+        enabled=None,
+        action=None,
+        rule=None,
+        summary=f"{verb} when the user {when}; otherwise {_restore_summary(decision, enabled)}",
+        reason=f"the directory can't tell {unknown.what()} of a deleted user: {SUSPENDED}",
+        cases=[
+            {"when": " and ".join(facts), "enabled": True, "action": d.action.value, "rule": d.rule}
+            for facts, d in minimal
+        ]
+        + [{"when": "otherwise", "enabled": enabled, "action": decision.action.value, "rule": decision.rule}],
+    )
+    return out
+
+
+def _enabled_after(decision: Decision, row: RowFacts | None) -> bool:
+    """Whether the user's row is enabled once the background sync has applied ``decision``."""
+    if decision.isdisabled is not None:
+        return not decision.isdisabled
+    return row is not None and not row.isdisabled and decision.action is Action.KEEP
+
+
+def _restore_summary(decision: Decision, enabled: bool) -> str:
+    if decision.action is Action.ENABLE:
+        return f"the row would be enabled again ({decision.rule})"
+    if decision.action is Action.CREATE:
+        return f"the background sync would add the user ({decision.rule})"
+    if enabled:
+        return f"the row would stay enabled ({decision.rule})"
+    return f"the user would not be enabled ({decision.rule})"

@@ -20,6 +20,7 @@ from syncd.context import AppContext, print_json
 from syncd.directory.client import GraphClient
 from syncd.errors import SyncdError
 from syncd.rules import Check
+from syncd.rules.diagnose import SUSPENDED
 from syncd.sync.directory import open_directory
 from syncd.sync.embedded import DEFAULT_ENVIRONMENT, ensure_embedded_default
 
@@ -148,16 +149,31 @@ def diagnose(ctx: typer.Context, env: EnvArg, user: UserArg, json: JsonOpt = Fal
     typer.echo("checks:")
     _checks(d.checks)
     if u["membership_suspended"]:
-        source = (
-            "the last sync's view of the group" if u["membership_source"] == "last sync" else "the directory"
-        )
-        typer.echo(
-            f"membership: {u['membership']} (from {source}); suspended while soft-deleted, restored with the user"
-        )
+        if u["membership"] == "unknown":
+            typer.echo(
+                "membership: not known (the directory lists no group membership of a deleted user); "
+                f"{SUSPENDED}"
+            )
+        else:
+            source = (
+                "the last sync's view of the group"
+                if u["membership_source"] == "last sync"
+                else "the directory"
+            )
+            typer.echo(
+                f"membership: {u['membership']} (from {source}); suspended while the user is deleted, "
+                "restored with the user"
+            )
+    if u["restorable"] and not u["admin_roles_known"]:
+        typer.echo(f"admin roles: not known (the directory lists no role of a deleted user); {SUSPENDED}")
     typer.echo(f"next background sync: {d.next['action']} ({d.next['rule']}): {d.next['reason']}")
     if d.restore is not None:
         r = d.restore
-        typer.echo(f"if restored: {r['summary']}: {r['reason']}")
+        if r["enabled"] is None:  # depends on what the directory can't tell while the user is deleted
+            typer.echo(f"if restored: {r['summary']}")
+            typer.echo(f"  ({r['reason']})")
+        else:
+            typer.echo(f"if restored: {r['summary']}: {r['reason']}")
     if d.on_demand:
         od = d.on_demand
         verdict = "possible" if od["possible"] else "refused"

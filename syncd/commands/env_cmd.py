@@ -118,8 +118,10 @@ def set_(
     ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Change an environment's settings. A new security group (or --no-security-group) makes its
-    next run a full run; the group is checked against the directory when the directory can be read."""
+    """Change an environment's settings. A change of who the background sync adds or keeps (a new
+    security group or --no-security-group, a new type, a developer environment's creator, app
+    passes or the Marketing licence coming or going) makes its next run a full run; the group is
+    checked against the directory when the directory can be read."""
     appctx: AppContext = ctx.obj
     if security_group is not None and no_security_group:
         raise SyncdError("--security-group and --no-security-group exclude each other")
@@ -160,7 +162,17 @@ def set_(
     changes = ", ".join(f"{k} {_shown(c['old'])} -> {_shown(c['new'])}" for k, c in result.changed.items())
     typer.echo(f"environment {name!r}: {changes}")
     if result.full_run_next:
-        typer.echo("  the security group changed: the next run is a full run")
+        what = ", ".join(_SCOPE_NAMES.get(k, k) for k in result.scope_changed) or "the scope"
+        typer.echo(f"  {what} changed who the background sync adds or keeps: the next run is a full run")
+
+
+_SCOPE_NAMES = {
+    "type": "the type",
+    "security_group_id": "the security group",
+    "created_by_object_id": "the creator",
+    "app_pass_capacity": "the app-pass capacity",
+    "tenant_has_marketing_licence": "the Marketing licence",
+}
 
 
 def _open_directory(appctx: AppContext) -> AbstractContextManager[GraphClient]:

@@ -54,7 +54,7 @@ def sync(
       4  partial: the run finished, but some rows failed (the report's "failed" count)
     """
     if full and delta:
-        raise typer.BadParameter("--full and --delta exclude each other")
+        raise typer.BadParameter("--full and --delta exclude each other", ctx=ctx)
     appctx: AppContext = ctx.obj
     if env == DEFAULT_ENVIRONMENT:
         ensure_embedded_default(appctx)
@@ -159,10 +159,13 @@ def _print_report(appctx: AppContext, report: RunReport) -> None:
         )
 
 
+MAX_RUNS_LISTED = 2**31 - 1  # a 32-bit LIMIT: any larger number lists them all as well
+
+
 def runs(
     ctx: typer.Context,
     env: Annotated[str | None, typer.Argument(help="only this environment")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="how many runs")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_RUNS_LISTED, help="how many runs")] = 20,
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List recent sync runs, newest first."""

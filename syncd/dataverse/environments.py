@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import BigInteger, Integer, SmallInteger, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,9 +55,10 @@ class EnvironmentSpec:
     def normalized(self) -> EnvironmentSpec:
         """The spec checked, with its type in lower case and its object ids in their one canonical
         spelling; a SyncdError names the first bad value."""
-        if not self.name or len(self.name) > 100 or not self.name.strip() == self.name:
+        if not _could_be_a_name(self.name) or not self.name.strip() == self.name:
             raise SyncdError(
-                f"invalid environment name {self.name!r}: 1-100 characters, no surrounding spaces"
+                f"invalid environment name {shown(self.name)}: 1-100 characters, no surrounding spaces "
+                "and no control characters"
             )
         checked = check_settings(
             {
@@ -84,32 +85,64 @@ SETTINGS: dict[str, type] = {
     "allow_role_assignment_on_disabled_users": bool,
 }
 _ID_SETTINGS = {"security_group_id": "security group", "created_by_object_id": "creator"}
+_INT_LABELS = {"app_pass_capacity": "app-pass capacity"}
+
+
+def column_range(column: Any) -> tuple[int, int]:
+    """The values an integer column holds on every backend: PostgreSQL's SMALLINT, INTEGER and
+    BIGINT (SQLite's INTEGER holds 64 bits, so the narrower PostgreSQL type is the limit)."""
+    kind = column.type
+    if isinstance(kind, SmallInteger):
+        bits = 16
+    elif isinstance(kind, BigInteger):
+        bits = 64
+    elif isinstance(kind, Integer):
+        bits = 32
+    else:  # pragma: no cover - only integer columns are asked
+        raise TypeError(f"{column} is not an integer column")
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as given, for a one-line error: its repr, shortened when it is very long."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (sys.set_int_max_str_digits)
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def check_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Environment settings checked and normalised: the type in lower case, object ids (or None)
-    in their canonical spelling, a capacity of 0 or more. A SyncdError names the first bad value."""
+    in their canonical spelling, a whole number within its column's range and 0 or more (the
+    app-pass capacity: 0 to 2147483647, a 32-bit column). A SyncdError names the first bad value."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         kind = SETTINGS.get(key)
         if kind is None:
-            raise SyncdError(f"unknown environment setting {key!r}: expected one of {', '.join(SETTINGS)}")
+            raise SyncdError(
+                f"unknown environment setting {shown(key)}: expected one of {', '.join(SETTINGS)}"
+            )
         if key in _ID_SETTINGS:
             out[key] = None if value is None else _check_guid(_ID_SETTINGS[key], value)
         elif key == "type":
             name = value.strip().lower() if isinstance(value, str) else value
             if name not in ENV_TYPES:
                 raise SyncdError(
-                    f"unknown environment type {value!r}: expected one of {', '.join(ENV_TYPES)}"
+                    f"unknown environment type {shown(value)}: expected one of {', '.join(ENV_TYPES)}"
                 )
             out[key] = name
         elif kind is int:
-            if type(value) is not int or value < 0:
-                raise SyncdError(f"invalid app-pass capacity {value!r}: must be a whole number, 0 or more")
+            _, high = column_range(getattr(Environment, key))
+            if type(value) is not int or not 0 <= value <= high:
+                raise SyncdError(
+                    f"invalid {_INT_LABELS.get(key, key)} {shown(value)}: must be a whole number "
+                    f"from 0 to {high}"
+                )
             out[key] = value
         else:
             if type(value) is not bool:
-                raise SyncdError(f"invalid {key} {value!r}: expected true or false")
+                raise SyncdError(f"invalid {key} {shown(value)}: expected true or false")
             out[key] = value
     return out
 
@@ -123,9 +156,11 @@ def _check_developer(env_type: str, created_by: str | None) -> None:
 
 def _check_guid(label: str, value: Any) -> str:
     try:
+        if not isinstance(value, str):  # a JSON number of 32 digits would read as a GUID
+            raise ValueError(value)
         return normalize_object_id(value)
     except ValueError:
-        raise SyncdError(f"invalid {label} id {value!r}: expected a GUID") from None
+        raise SyncdError(f"invalid {label} id {shown(value)}: expected a GUID") from None
 
 
 def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
@@ -170,22 +205,50 @@ def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
     return env
 
 
+def background_scope(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What of an environment's settings the background sync's decisions depend on, beyond each
+    user's own facts: who it adds (the type, R7b-R7d; the security group, R5; a developer
+    environment's creator, R7d) and which rows it keeps on an on-demand ground alone (app passes
+    left, the tenant's Marketing licence, R7a). A delta run revisits only the users that changed
+    in the directory, so a change here must make the next run a full run."""
+    developer = settings["type"] == "developer"
+    return {
+        "type": settings["type"],
+        "security_group_id": settings["security_group_id"],
+        "created_by_object_id": settings["created_by_object_id"] if developer else None,
+        "app_pass_capacity": settings["app_pass_capacity"] > 0,
+        "tenant_has_marketing_licence": bool(settings["tenant_has_marketing_licence"]),
+    }
+
+
+def scope_changes(env: Environment, values: Mapping[str, Any]) -> list[str]:
+    """The settings among checked ``values`` whose change changes the background sync's scope for
+    ``env`` (see ``background_scope``), in the order of SETTINGS; empty when none does."""
+    before = {k: getattr(env, k) for k in SETTINGS}
+    after = before | dict(values)
+    old, new = background_scope(before), background_scope(after)
+    return [k for k in old if old[k] != new[k]]
+
+
 @dataclass(frozen=True)
 class SettingsChange:
     """What `update_environment` did: each changed setting as (old, new), and whether the
-    environment's checkpoints were dropped (its next run is a full run)."""
+    environment's checkpoints were dropped (its next run is a full run), for which settings."""
 
     environment: Environment
     changed: dict[str, tuple[Any, Any]]
     checkpoint_reset: bool
+    scope_changed: tuple[str, ...] = ()
 
 
 def update_environment(session: Session, name: str, values: Mapping[str, Any]) -> SettingsChange:
     """Change some of an environment's settings (see SETTINGS), in the session's transaction.
 
-    A new security group (or none where there was one) drops the environment's checkpoints
-    (`sync_state`) and its mirror of the group's members (`sync_group_member`), so that its next
-    run is a full run that reads the new scope (R5, R24); the disables that follow pass the
+    A change of the background sync's scope (``background_scope``: a new type, security group or
+    none where there was one, a developer environment's creator, app passes running out or coming
+    back, the Marketing licence) drops the environment's checkpoints (`sync_state`) and its mirror
+    of the group's members (`sync_group_member`), so that its next run is a full run that reads
+    every user under the new settings (R5, R7, R24); the disables that follow pass the
     mass-disable guard like any others.
     """
     checked = check_settings(values)
@@ -193,24 +256,32 @@ def update_environment(session: Session, name: str, values: Mapping[str, Any]) -
     _check_developer(
         checked.get("type", env.type), checked.get("created_by_object_id", env.created_by_object_id)
     )
+    scope = scope_changes(env, checked)
     changed = {k: (getattr(env, k), v) for k, v in checked.items() if getattr(env, k) != v}
     for key, (_, new) in changed.items():
         setattr(env, key, new)
-    reset = "security_group_id" in changed
+    reset = bool(scope)
     if reset:
         session.execute(delete(SyncState).where(SyncState.environment_id == env.id))
         session.execute(delete(SyncGroupMember).where(SyncGroupMember.environment_id == env.id))
     session.flush()
-    return SettingsChange(env, changed, reset)
+    return SettingsChange(env, changed, reset, tuple(scope))
 
 
 def get_environment(session: Session, name: str) -> Environment:
+    if not isinstance(name, str) or "\x00" in name:
+        # No such name can exist (see EnvironmentSpec); PostgreSQL refuses a NUL in a query.
+        raise NotFound(f"no environment named {shown(name)}")
     env = session.scalar(select(Environment).where(Environment.name == name))
     if env is None:
         known = session.scalars(select(Environment.name).order_by(Environment.name)).all()
         hint = f" (known: {', '.join(known)})" if known else " (there are none yet: `syncd env create NAME`)"
         raise NotFound(f"no environment named {name!r}{hint}")
     return env
+
+
+def _could_be_a_name(name: str) -> bool:
+    return 0 < len(name) <= 100 and not any(c < " " or c == "\x7f" for c in name)
 
 
 def list_environments(session: Session) -> list[Environment]:

@@ -2,9 +2,17 @@
 
 The slow path: it formats sentences for an administrator. ``decide(..., explain=True)`` attaches these
 checks to its decision.
+
+A soft-deleted user keeps their licences, but Entra suspends their group memberships and directory
+role assignments while they are deleted (a restore brings them back): the directory lists a
+deleted user in no group and no role. So for a soft-deleted user (or one as a restore would bring
+them back, ``restored=True``) no admin role and no membership read means *not known*, never
+"none": the checks say so, and never that the user is not a member or holds no role.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from syncd.directory.models import Deletion
 from syncd.rules.entitlement import DYNAMICS_365_ADMINISTRATOR, Entitlement, LicenceFacts, entitlement
@@ -40,6 +48,42 @@ def access_mode_name(mode: int) -> str:
     return _ACCESS_MODE_NAMES.get(mode, "unknown") + " (" + str(mode) + ")"
 
 
+SUSPENDED = (
+    "suspended while the user is deleted; a restore brings back the memberships and roles the user had"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Unknowns:
+    """What the directory can't tell about a deleted user: their admin roles (none listed) and
+    their membership of the environment's security group (none listed)."""
+
+    roles: bool = False
+    membership: bool = False
+
+    def __bool__(self) -> bool:
+        return self.roles or self.membership
+
+    def what(self) -> str:
+        """What is not known, in words: "the group membership and admin roles" and the like."""
+        parts = (["the group membership"] if self.membership else []) + (
+            ["admin roles"] if self.roles else []
+        )
+        text = " and ".join(parts)
+        return text if text.startswith("the ") else "the " + text
+
+
+def unknowns(user: UserFacts, env: EnvironmentFacts, *, restored: bool = False) -> Unknowns:
+    """What is not known of a soft-deleted user (or of one as a restore would bring them back):
+    an admin role or a membership the directory does not list may be suspended, not absent."""
+    if not restored and (user.deletion is not Deletion.SOFT or user.user is None):
+        return Unknowns()
+    return Unknowns(
+        roles=not user.admin_role_template_ids,
+        membership=env.security_group_id is not None and user.membership is Membership.NONE,
+    )
+
+
 def diagnose(
     user: UserFacts,
     env: EnvironmentFacts,
@@ -47,11 +91,17 @@ def diagnose(
     mode: Mode = Mode.BACKGROUND,
     *,
     decision: Decision | None = None,
+    restored: bool = False,
 ) -> tuple[Check, ...]:
     """The checks of R22 for one user in one environment, in the order an administrator reads them:
-    R1, the row's kind (R18-R20), R3, R6, R4, R5, R7/R8, and the access mode (R16)."""
+    R1, the row's kind (R18-R20), R3, R6, R4, R5, R7/R8, and the access mode (R16).
+
+    ``restored``: the facts are a soft-deleted user's as a restore would bring them back (not
+    deleted); the admin roles and the membership the directory did not list are not known.
+    """
     checks: list[Check] = []
     on_demand = mode is not Mode.BACKGROUND
+    unknown = unknowns(user, env, restored=restored)
 
     if env.has_database:
         checks.append(Check("R1", True, f"R1 database: environment {env.name} has a Dataverse database"))
@@ -76,10 +126,10 @@ def diagnose(
         decision = _decide(user, env, row, mode)
     ent = entitlement(user, env, row)
     checks.append(_r3(user, ent))
-    checks.append(_r6(ent))
-    checks.append(_r4(user, env, ent, on_demand))
-    checks.append(_r5(user, env, ent, on_demand))
-    checks.append(_r7(user, env, row, mode, ent))
+    checks.append(_r6(ent, unknown))
+    checks.append(_r4(user, env, ent, on_demand, unknown))
+    checks.append(_r5(user, env, ent, on_demand, unknown, restored))
+    checks.append(_r7(user, env, row, mode, ent, unknown))
     if ent.present and decision.accessmode is not None:
         checks.append(_r16(ent, row, decision.accessmode))
     return tuple(checks)
@@ -126,9 +176,17 @@ def _r3(user: UserFacts, ent: Entitlement) -> Check:
     return Check("R3", True, "R3 directory: the account is enabled and not deleted")
 
 
-def _r6(ent: Entitlement) -> Check:
+def _r6(ent: Entitlement, unknown: Unknowns) -> Check:
     if ent.admin_role is not None:
         return Check("R6", True, f"R6 admin: holds the {ent.admin_role} role")
+    if unknown.roles:
+        # Informational, like "holds none": R4 and R5 say what it would change.
+        return Check(
+            "R6",
+            True,
+            "R6 admin: not known: the directory lists no admin role of a deleted user; role assignments "
+            f"are {SUSPENDED}",
+        )
     # Informational: not being an admin is no failure; R4 and R5 say what it costs.
     return Check(
         "R6",
@@ -161,12 +219,17 @@ def _on_demand_grounds(env: EnvironmentFacts, lic: LicenceFacts) -> list[str]:
     return grounds
 
 
-def _r4(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: bool) -> Check:
+def _r4(
+    user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: bool, unknown: Unknowns
+) -> Check:
     check = _r4_licence(user, env, ent, on_demand)
+    message = check.message
     if user.deletion is Deletion.SOFT and user.user is not None:
         # A soft-deleted user keeps their licences: a restore brings them back with the user.
-        return Check(check.rule, check.passed, check.message + " (kept while the user is soft-deleted)")
-    return check
+        message += " (kept while the user is soft-deleted)"
+    if not check.passed and unknown.roles:
+        message += "; an admin needs none (R4a), and whether the user holds an admin role is not known (R6)"
+    return Check(check.rule, check.passed, message)
 
 
 def _r4_licence(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: bool) -> Check:
@@ -194,15 +257,24 @@ def _r4_licence(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_dem
     return Check("R4", False, "R4 licence: no licence that grants Dataverse" + _licence_detail(lic, is_guest))
 
 
-def _r5(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: bool) -> Check:
+def _r5(
+    user: UserFacts,
+    env: EnvironmentFacts,
+    ent: Entitlement,
+    on_demand: bool,
+    unknown: Unknowns,
+    restored: bool,
+) -> Check:
     gid = env.security_group_id
     if gid is None:
         return Check("R5", True, "R5 security group: the environment has none, so no membership is needed")
     group = "group " + short_id(gid)
     if ent.group_exempt:
         return Check("R5", True, f"R5 security group: exempt from {group} as {ent.admin_role}")
-    if user.deletion is Deletion.SOFT:
-        return _r5_soft_deleted(user.membership, group, on_demand)
+    if user.deletion is Deletion.SOFT or restored:
+        suspended = _r5_soft_deleted(user.membership, group, on_demand, unknown)
+        if suspended is not None:
+            return suspended
     m = user.membership
     if m is Membership.DIRECT:
         return Check("R5", True, f"R5 security group: direct member of {group}")
@@ -231,10 +303,11 @@ def _r5(user: UserFacts, env: EnvironmentFacts, ent: Entitlement, on_demand: boo
     return Check("R5", False, f"R5 security group: not a member of {group}{d365}")
 
 
-def _r5_soft_deleted(m: Membership, group: str, on_demand: bool) -> Check:
+def _r5_soft_deleted(m: Membership, group: str, on_demand: bool, unknown: Unknowns) -> Check | None:
     """R5 for a soft-deleted user: Entra suspends their group memberships and restores them with
-    the user, so the membership read is the one a restore brings back."""
-    suspended = "suspended while the user is soft-deleted and restored with them"
+    the user. A membership read (from the last sync's mirror of the group) is the one a restore
+    brings back; none read is not known, never "not a member". None: as for any user."""
+    suspended = "suspended while the user is deleted and restored with them"
     if m is Membership.DIRECT:
         return Check(
             "R5", True, f"R5 security group: direct member of {group}; the membership is {suspended}"
@@ -246,15 +319,29 @@ def _r5_soft_deleted(m: Membership, group: str, on_demand: bool) -> Check:
             on_demand,
             f"R5 security group: owner, not a member, of {group} (an owner {counts}); ownership is {suspended}",
         )
-    return Check(
-        "R5",
-        False,
-        f"R5 security group: not a direct member of {group} (a soft-deleted user's memberships are "
-        f"{suspended}; none is known)",
-    )
+    if unknown.membership:
+        exempt = (
+            "; Global and Power Platform Administrators are exempt, and the user's roles are not known either"
+            if unknown.roles
+            else ""
+        )
+        return Check(
+            "R5",
+            False,
+            f"R5 security group: not known whether the user is a direct member of {group}: the directory "
+            f"lists no group membership of a deleted user; memberships are {SUSPENDED}{exempt}",
+        )
+    return None
 
 
-def _r7(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: Mode, ent: Entitlement) -> Check:
+def _r7(
+    user: UserFacts,
+    env: EnvironmentFacts,
+    row: RowFacts | None,
+    mode: Mode,
+    ent: Entitlement,
+    unknown: Unknowns,
+) -> Check:
     if mode is not Mode.BACKGROUND:
         if env.type is EnvType.TEAMS and mode is Mode.ON_DEMAND and row is None:
             return Check(
@@ -287,6 +374,13 @@ def _r7(user: UserFacts, env: EnvironmentFacts, row: RowFacts | None, mode: Mode
             "R7d",
             False,
             "R7d developer environment: only the user who created it is added by the background sync",
+        )
+    if not ent.entitled and ent.present and unknown:
+        return Check(
+            "R7",
+            False,
+            "R7 background: not entitled by what the directory tells, so the background sync doesn't add "
+            f"them; {unknown.what()} the user had decide, and are not known ({SUSPENDED})",
         )
     if ent.on_demand_only:
         return Check(

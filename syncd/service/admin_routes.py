@@ -24,11 +24,11 @@ directory could not be read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-import orjson
 import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -73,8 +73,44 @@ def error_response(exc: Exception) -> JSONResponse:
     raise exc
 
 
+def _internal_error(exc: Exception) -> JSONResponse:
+    """An unexpected failure: logged, and answered as JSON like every other error (never plain text)."""
+    log.error("admin.internal_error", error=str(exc)[:500], error_type=type(exc).__name__)
+    return _error(500, "internal error", f"{type(exc).__name__}: the operation failed; see the daemon's log")
+
+
 class _BadBody(Exception):
     pass
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class _Number(float):
+    """A JSON number with a fraction or an exponent, as written (no field takes one: the error
+    that refuses it names the value as given, e.g. ``1E+23``)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _number(text: str) -> float:
+    number = _Number(text)
+    number.text = text
+    return number
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The body's JSON, its numbers as given: integers exactly, however large (orjson would read
+    one beyond 64 bits as a float), so that the check of a field names the value sent."""
+    try:
+        return json.loads(raw, parse_float=_number, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise _BadBody(f"the body is not a JSON object ({reason})") from None
 
 
 class AdminRoutes:
@@ -113,6 +149,8 @@ class AdminRoutes:
             result = await run_in_threadpool(fn)
         except SyncdError as exc:
             return error_response(exc)
+        except Exception as exc:
+            return _internal_error(exc)
         body = result.as_dict()
         if isinstance(body, dict) and body.get("outcome") == "failed":
             status = 500
@@ -122,10 +160,7 @@ class AdminRoutes:
         raw = await request.body()
         if len(raw) > MAX_JSON_BYTES:
             raise _BadBody(f"the body is larger than {MAX_JSON_BYTES} bytes")
-        try:
-            body = orjson.loads(raw) if raw else None
-        except ValueError:
-            raise _BadBody("the body must be a JSON object") from None
+        body = _parse_json(raw) if raw else None
         if not isinstance(body, dict):
             raise _BadBody("the body must be a JSON object")
         for f in fields:
@@ -146,6 +181,8 @@ class AdminRoutes:
                 return await handler(request)
             except _BadBody as exc:
                 return _error(400, "bad request", str(exc))
+            except Exception as exc:
+                return _internal_error(exc)
 
         return handle
 
@@ -176,6 +213,8 @@ class AdminRoutes:
             result = await run_in_threadpool(run)
         except SyncdError as exc:
             return error_response(exc)
+        except Exception as exc:
+            return _internal_error(exc)
         status = 201 if result.action == "create" and result.changed else 200
         if result.outcome == "failed":
             status = 500

@@ -48,6 +48,7 @@ log = structlog.get_logger(__name__)
 
 ADMIN_ROUTES_MODULE = "syncd.service.admin_routes"
 MAX_RUNS_PAGE = 500
+MAX_RUN_ID = 2**63 - 1  # run ids are 64-bit (BIGINT on PostgreSQL, INTEGER on SQLite)
 
 
 def _error(status: int, error: str, detail: str) -> JSONResponse:
@@ -160,6 +161,10 @@ class Endpoints:
             return _error(400, "bad request", "limit and before must be integers")
         if limit < 1:
             return _error(400, "bad request", "limit must be at least 1")
+        if before is not None and not 0 <= before <= MAX_RUN_ID:
+            return _error(
+                400, "bad request", f"before must be a run id, from 0 to {MAX_RUN_ID}, not {before}"
+            )
         with Session(self.engine()) as session:
             env_id = None
             if "environment" in q:
@@ -172,6 +177,8 @@ class Endpoints:
 
     def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
+        if run_id > MAX_RUN_ID:
+            return _error(404, "not found", f"no run {run_id}")
         with Session(self.engine()) as session:
             found = runs.get_run(session, run_id)
         if found is None:
@@ -256,4 +263,12 @@ def create_app(
         Route("/api/runs/{run_id:int}", ep.run),
     ]
     routes.extend(admin_routes(appctx, jobs.locks if jobs is not None else None))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    """Whatever fails unexpectedly is answered as JSON like every other error, never as plain text."""
+    log.error(
+        "http_internal_error", path=request.url.path, error=str(exc)[:500], error_type=type(exc).__name__
+    )
+    return _error(500, "internal error", f"{type(exc).__name__}: the request failed; see the daemon's log")

@@ -61,6 +61,48 @@ def test_bad_input_exits_2_with_one_line(cli: Cli, cli_tenant: Tenant, clean_env
     ]
 
 
+def test_diagnose_says_what_a_deleted_user_s_directory_can_t_tell(cli: Cli, cli_tenant: Tenant) -> None:
+    # R22, R5, R6: a deleted user's memberships and roles are suspended, not absent; the text says
+    # so and on what a restore's outcome depends, and the restore proves it.
+    group = cli_tenant.group("Dataverse")
+    assert cli("env", "create", "scoped", "--security-group", group)[0] == 0
+    u = cli_tenant.user("suspended")
+    cli_tenant.member(group, u["id"])
+    cli_tenant.delete(u["id"])
+    code, text, err = cli("user", "diagnose", "scoped", u["id"])
+    assert code == 0, err
+    assert "none is known" not in text and "holds no admin role" not in text
+    assert "membership: not known (the directory lists no group membership of a deleted user)" in text
+    assert "admin roles: not known" in text
+    assert (
+        "if restored: the background sync would add the user when the user is still a member of the "
+        "security group (R5), or holds an admin role exempt from the security group" in text
+    )
+    assert "a restore brings back the memberships and roles the user had" in text
+    cli_tenant.store.restore_user(u["id"])
+    assert cli.json("sync", "scoped")[0] == 0
+    code, out = cli.json("user", "diagnose", "scoped", u["id"])
+    assert code == 0 and out["row"] is not None and out["row"]["isdisabled"] is False, out
+
+
+def test_stub_import_with_control_characters_exit_2_on_both_backends(
+    cli: Cli, cli_tenant: Tenant, clean_env: Path
+) -> None:
+    # R20: SQLite used to store the NULs and control characters, PostgreSQL to fail with a traceback.
+    assert cli("env", "create", "f1")[0] == 0
+    csv = clean_env / "s.csv"
+    csv.write_bytes(b"domainname,fullname,lastname,jobtitle\nstubnul@x.com,Nul\x00Stub,\x00x,\x01\x02\n")
+    code, out, err = cli("stub", "import", "f1", str(csv))
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert lines[0] == f"syncd: error: {csv}: 3 bad line(s), nothing imported", err
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["line 2"] * 3
+    assert "column fullname holds a control character (U+0000" in lines[1]
+    assert "\x00" not in err
+    code, out = cli.json("env", "show", "f1")
+    assert code == 0 and out["users"]["total"] == 2 and "stub" not in out["users"]
+
+
 def test_app_user_stub_and_role_commands(cli: Cli, cli_tenant: Tenant, clean_env: Path) -> None:
     # R18, R20, R21
     cli("env", "create", "prod")

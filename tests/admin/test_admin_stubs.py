@@ -106,6 +106,45 @@ def test_bad_csv_writes_nothing(
     assert stub_rows(engine) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        # The newcomer's file: SQLite stored it, PostgreSQL failed with a traceback.
+        (
+            b"domainname,fullname,lastname,jobtitle\nstubnul@x.com,Nul\x00Stub,\x00x,\x01\x02\n",
+            [(2, "fullname", "U+0000"), (2, "lastname", "U+0000"), (2, "jobtitle", "U+0001")],
+        ),
+        (
+            'domainname,fullname\nok@legacy.example,Ok\n"tab\t@legacy.example",Tab\nx@legacy.example,"Two\nLines"\n',
+            [(3, "domainname", "U+0009"), (4, "fullname", "U+000A")],
+        ),
+        (
+            "domainname,fullname,records\nd@legacy.example,Del\x7f,account:A\x1fB\n",
+            [(2, "fullname", "U+007F"), (2, "records", "U+001F")],
+        ),
+        ("domainname,fullname\n\x00@legacy.example,Nul\n", [(2, "domainname", "U+0000")]),
+    ],
+)
+def test_control_characters_are_bad_lines_on_both_backends(
+    engine: Engine,
+    tenant: Tenant,
+    directory: GraphClient,
+    text: str | bytes,
+    problems: list[tuple[int, str, str]],
+) -> None:
+    # R20: a value with a C0 control character (U+0000-U+001F) or DEL is a bad line, naming its line
+    # and column, and nothing is imported, on SQLite and PostgreSQL alike.
+    make_env(engine)
+    with pytest.raises(stubs.BadCsv) as err:
+        stubs.import_stubs(engine, directory, "prod", text)
+    found = err.value.problems
+    assert len(found) == len(problems), found
+    for p, (line, column, char) in zip(found, problems, strict=True):
+        assert p.line == line and f"column {column} " in p.message and char in p.message, p
+    assert "nothing imported" in str(err.value) and "\x00" not in str(err.value)
+    assert stub_rows(engine) == []
+
+
 def test_existing_stub_is_a_bad_line(engine: Engine, tenant: Tenant, directory: GraphClient) -> None:
     make_env(engine)
     stubs.import_stubs(engine, directory, "prod", CSV)

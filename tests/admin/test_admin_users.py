@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 from admin_helpers import E3_SKU, Tenant, make_env
 from sqlalchemy import Engine, select
@@ -269,6 +272,9 @@ def test_diagnose_a_soft_deleted_user_says_what_the_directory_still_holds(
     assert (d.next["action"], d.next["rule"]) == ("disable", "R9")
     assert d.on_demand["possible"] is False and d.on_demand["rule"] == "R3"
     assert d.restore is not None and d.restore["enabled"] is True and d.restore["action"] == "keep"
+    # Her admin roles are suspended too: not known, and said so (a licensed member needs none).
+    assert d.user["admin_roles_known"] is False and "not known" in by_rule["R6"].message
+    assert "holds no admin role" not in by_rule["R6"].message
 
     # The background sync (here a refresh, R23) disables the row; a restore would enable it again.
     r = users.refresh_user(engine, directory, "prod", u["id"])
@@ -281,6 +287,8 @@ def test_diagnose_a_soft_deleted_user_says_what_the_directory_still_holds(
         "rule": "R9",
         "reason": d.restore["reason"],
         "failed_checks": [],
+        "unknown": ["admin roles"],  # known or not, they change nothing here
+        "cases": [],
     }
     with pytest.raises(Refused) as err:  # R8: refused by R3, not "no such user"
         users.add_user(engine, directory, "prod", u["id"])
@@ -296,8 +304,8 @@ def test_diagnose_a_soft_deleted_user_says_what_the_directory_still_holds(
 def test_diagnose_a_soft_deleted_user_without_a_row_or_a_mirror(
     engine: Engine, tenant: Tenant, directory: GraphClient
 ) -> None:
-    # R22, R3, R5, R7: named by object id, no row yet; with no mirror of the group, the membership is
-    # what the directory reports (none: suspended), and says so.
+    # R22, R3, R5, R7: named by object id, no row yet; with no mirror of the group, the directory
+    # lists no membership of a deleted user (suspended), so the membership is not known, and said so.
     make_env(engine, "open")
     group = tenant.group("Dataverse")
     make_env(engine, "scoped", security_group_id=group)
@@ -310,9 +318,130 @@ def test_diagnose_a_soft_deleted_user_without_a_row_or_a_mirror(
     assert (d.restore["action"], d.restore["enabled"]) == ("create", True)
     assert d.restore["summary"] == f"the background sync would add the user ({d.restore['rule']})"
     d = users.diagnose_user(engine, directory, "scoped", u["id"])
-    assert (d.user["membership"], d.user["membership_source"]) == ("none", "directory")
+    assert (d.user["membership"], d.user["membership_source"]) == ("unknown", None)
     r5 = {c.rule: c for c in d.checks}["R5"]
-    assert not r5.passed and "suspended" in r5.message
-    assert d.restore is not None and d.restore["enabled"] is False
+    assert not r5.passed and "not known" in r5.message and "suspended" in r5.message
+    assert "none is known" not in r5.message
+    assert d.restore is not None and d.restore["enabled"] is None  # it depends, and says on what
+    assert d.restore["summary"].startswith(
+        "the background sync would add the user when the user is still a member of the security group (R5)"
+    )
+    assert "a restore brings back the memberships and roles the user had" in d.restore["reason"]
     with pytest.raises(NotFound):  # a UPN with no row: deleted items are read by object id only
         users.diagnose_user(engine, directory, "open", u["userPrincipalName"])
+
+
+def _full_sync(engine: Engine, directory: GraphClient, db_url: str, env: str, kind: str = "auto") -> Any:
+    from syncd.settings import load_settings
+    from syncd.sync.run import RunOptions, sync_environment
+
+    settings = load_settings(database_url=db_url, allow_mass_disable=True)
+    report = sync_environment(engine, directory, env, settings, RunOptions(kind=kind))
+    assert report.outcome == "succeeded", report
+    return report
+
+
+def _row_of(engine: Engine, object_id: str) -> SystemUser | None:
+    with Session(engine) as s:
+        return s.scalar(
+            select(SystemUser).where(SystemUser.azureactivedirectoryobjectid == uuid.UUID(object_id))
+        )
+
+
+def test_diagnose_a_soft_deleted_member_once_the_mirror_dropped_them(
+    engine: Engine, tenant: Tenant, directory: GraphClient, db_url: str, clean_env: object
+) -> None:
+    # R22, R5, R9: after the soft delete, the next sync's groups delta reports the member removed
+    # (Entra suspends the membership), so the group mirror no longer lists them. Diagnose used to
+    # say "FAIL R5 ... none is known" and "if restored: the user would not be enabled (R9)"; but a
+    # restore brings the membership back and the next sync enables the row.
+    group = tenant.group("Dataverse")
+    make_env(engine, security_group_id=group)
+    u = tenant.user("umber")
+    tenant.member(group, u["id"])
+    assert _full_sync(engine, directory, db_url, "prod", "full").counts["created"] >= 1
+    tenant.delete(u["id"])
+    report = _full_sync(engine, directory, db_url, "prod")
+    assert report.kind == "delta" and report.counts["disabled"] == 1
+    from syncd.admin import lookup
+
+    with Session(engine) as s:
+        env_id = s.scalar(select(Environment.id).where(Environment.name == "prod"))
+        assert lookup.mirrored_membership(s, env_id, u["id"]) is None  # the mirror dropped them
+
+    d = users.diagnose_user(engine, directory, "prod", u["id"])
+    by_rule = {c.rule: c for c in d.checks}
+    assert d.user["membership"] == "unknown" and d.user["membership_suspended"]
+    assert not by_rule["R5"].passed and "none is known" not in by_rule["R5"].message
+    assert "not known" in by_rule["R5"].message
+    assert "a restore brings back the memberships and roles the user had" in by_rule["R5"].message
+    assert (d.next["action"], d.next["rule"]) == ("keep", "R9")  # the row stays disabled meanwhile
+    r = d.restore
+    assert r is not None and r["enabled"] is None and (r["action"], r["rule"]) == (None, None)
+    assert r["summary"] == (
+        "the row would be enabled again when the user is still a member of the security group (R5), "
+        "or holds an admin role exempt from the security group (Global or Power Platform Administrator, "
+        "R6); otherwise the user would not be enabled (R9)"
+    )
+    assert r["unknown"] == ["membership", "admin roles"]
+    assert [(c["when"], c["enabled"], c["action"]) for c in r["cases"]] == [
+        ("is still a member of the security group (R5)", True, "enable"),
+        (
+            "holds an admin role exempt from the security group (Global or Power Platform Administrator, R6)",
+            True,
+            "enable",
+        ),
+        ("otherwise", False, "keep"),
+    ]
+    # What diagnose said holds: restored, the membership is back, and a sync enables the row.
+    tenant.store.restore_user(u["id"])
+    _full_sync(engine, directory, db_url, "prod")
+    row = _row_of(engine, u["id"])
+    assert row is not None and row.isdisabled is False
+    d = users.diagnose_user(engine, directory, "prod", u["id"])
+    assert d.user["membership"] == "direct" and d.restore is None
+
+
+def test_diagnose_a_soft_deleted_global_administrator_without_a_licence(
+    engine: Engine, tenant: Tenant, directory: GraphClient, db_url: str, clean_env: object
+) -> None:
+    # R22, R4a, R6, R7: the directory lists a deleted user in no directory role. Diagnose used to say
+    # "holds no admin role" and "if restored ... would not be enabled (R7a)"; but once restored the
+    # user is a Global Administrator again, and a sync creates their row.
+    make_env(engine, app_pass_capacity=3)  # an on-demand-only ground besides (R4b, R7a)
+    u = tenant.user("gadmin", licence=None)
+    tenant.admin(u["id"])
+    tenant.delete(u["id"])
+    d = users.diagnose_user(engine, directory, "prod", u["id"])
+    by_rule = {c.rule: c for c in d.checks}
+    assert d.user["admin_roles"] == [] and d.user["admin_roles_known"] is False
+    assert "holds no admin role" not in by_rule["R6"].message and "not known" in by_rule["R6"].message
+    assert "a restore brings back the memberships and roles the user had" in by_rule["R6"].message
+    assert not by_rule["R4"].passed and "(R4a)" in by_rule["R4"].message
+    r = d.restore
+    assert r is not None and r["enabled"] is None
+    assert r["summary"] == (
+        "the background sync would add the user when the user holds an admin role (R6); "
+        "otherwise the user would not be enabled (R7a)"
+    )
+    assert [c["when"] for c in r["cases"]] == ["holds an admin role (R6)", "otherwise"]
+    r7 = {c["rule"]: c for c in r["failed_checks"]}
+    assert "R7a" not in r7 and "not known" in r7["R7"]["message"]  # "on demand only" is not known
+    # What diagnose said holds: restored, a sync creates the row, in Administrative mode (R16).
+    tenant.store.restore_user(u["id"])
+    assert _full_sync(engine, directory, db_url, "prod", "full").counts["created"] >= 1
+    row = _row_of(engine, u["id"])
+    assert row is not None and (row.isdisabled, row.accessmode) == (False, 1)
+
+
+def test_diagnose_a_soft_deleted_user_whom_nothing_could_enable(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    # R7b: in a trial environment the background sync adds no one, whatever the user's roles and
+    # memberships: what is not known changes nothing, and the answer is plain.
+    make_env(engine, type="trial")
+    u = tenant.user("trialist")
+    tenant.delete(u["id"])
+    d = users.diagnose_user(engine, directory, "prod", u["id"])
+    assert d.restore is not None and d.restore["enabled"] is False and d.restore["cases"] == []
+    assert d.restore["summary"] == "the user would not be enabled (R7b)"

@@ -80,12 +80,20 @@ def test_env_set_changes_each_setting(cli: Cli, cli_tenant: Tenant) -> None:
         and env["allow_role_assignment_on_disabled_users"]
         and env["tenant_has_marketing_licence"]
     )
-    assert out["full_run_next"] is False and out["changed"]["type"] == {
+    # A new type (and creator, app passes, Marketing licence) changes who the background sync adds.
+    assert out["full_run_next"] is True and out["changed"]["type"] == {
         "old": "production",
         "new": "developer",
     }
+    assert out["scope_changed"] == [
+        "type",
+        "created_by_object_id",
+        "app_pass_capacity",
+        "tenant_has_marketing_licence",
+    ]
     code, out = cli.json("env", "set", "prod", "--no-sales", "--no-allow-role-assignment-on-disabled-users")
     assert code == 0 and set(out["changed"]) == {"is_sales", "allow_role_assignment_on_disabled_users"}
+    assert out["full_run_next"] is False and out["scope_changed"] == []
     code, text_, _ = cli("env", "set", "prod", "--no-sales")
     assert code == 0 and "nothing changed" in text_
     code, out = cli.json("env", "show", "prod")
@@ -167,6 +175,71 @@ def test_a_new_security_group_makes_the_next_run_a_full_run(
     assert cli.json("sync", "prod")[1]["kind"] == "full"
 
 
+def test_a_new_type_makes_the_next_run_a_full_run(cli: Cli, cli_tenant: Tenant, db_url: str) -> None:
+    # R7b, R7: a trial environment's background sync adds no one; made a production environment, its
+    # next run must add every entitled user, so it is a full run (a delta run would add only the
+    # users changed since, here none).
+    assert cli("env", "create", "t1", "--type", "trial")[0] == 0
+    code, out = cli.json("sync", "t1")
+    assert code == 0 and out["kind"] == "full" and out["counts"]["created"] == 0, out
+    code, out = cli.json("sync", "t1")
+    assert code == 0 and out["kind"] == "delta", out
+    assert checkpoint_rows(db_url, "t1")[0] > 0
+    code, out, err = cli("env", "set", "t1", "--type", "production")
+    assert code == 0, err
+    assert "the type changed who the background sync adds or keeps: the next run is a full run" in out
+    assert checkpoint_rows(db_url, "t1") == (0, 0)
+    code, out = cli.json("sync", "t1")
+    assert code == 0 and (out["kind"], out["requested_kind"]) == ("full", "auto"), out
+    assert out["counts"]["created"] > 0
+    # Nothing in the scope changed: the checkpoints stay, and the next run is a delta run.
+    code, out = cli.json("env", "set", "t1", "--type", "PRODUCTION", "--sales", "--app-pass-capacity", "0")
+    assert code == 0 and out["full_run_next"] is False and out["scope_changed"] == [], out
+    assert checkpoint_rows(db_url, "t1")[0] > 0
+    assert cli.json("sync", "t1")[1]["kind"] == "delta"
+
+
+def test_a_new_creator_of_a_developer_environment_makes_the_next_run_a_full_run(
+    cli: Cli, cli_tenant: Tenant, db_url: str
+) -> None:
+    # R7d: only the creator is added; another creator is added at the next run, a full run.
+    first, second = cli_tenant.user("first"), cli_tenant.user("second")
+    assert cli("env", "create", "dev", "--type", "developer", "--created-by", first["id"])[0] == 0
+    code, out = cli.json("sync", "dev")
+    assert code == 0 and out["counts"]["created"] == 1, out
+    assert cli.json("sync", "dev")[1]["kind"] == "delta"
+    code, out = cli.json("env", "set", "dev", "--created-by", second["id"])
+    assert code == 0 and out["full_run_next"] is True and out["scope_changed"] == ["created_by_object_id"]
+    assert checkpoint_rows(db_url, "dev") == (0, 0)
+    code, out = cli.json("sync", "dev")
+    assert code == 0 and out["kind"] == "full" and out["counts"]["created"] == 1, out
+    code, out = cli.json("user", "diagnose", "dev", second["id"])
+    assert code == 0 and out["row"] is not None and out["row"]["isdisabled"] is False
+    # The creator of a production environment decides nothing: no full run for it.
+    assert cli("env", "create", "prod")[0] == 0
+    assert cli.json("sync", "prod")[0] == 0
+    code, out = cli.json("env", "set", "prod", "--created-by", first["id"])
+    assert code == 0 and out["full_run_next"] is False and "created_by_object_id" in out["changed"]
+
+
+def test_app_passes_running_out_make_the_next_run_a_full_run(
+    cli: Cli, cli_tenant: Tenant, db_url: str
+) -> None:
+    # R4b, R7a: a row added on demand through app passes alone is kept by the background sync only
+    # while passes are left; when they run out, every such row must be revisited.
+    assert cli("env", "create", "prod", "--app-pass-capacity", "2")[0] == 0
+    u = cli_tenant.user("passholder", licence=None)
+    assert cli.json("user", "add", "prod", u["id"])[1]["via_app_pass"] is True
+    assert cli.json("sync", "prod")[1]["kind"] == "full"
+    assert cli.json("sync", "prod")[1]["kind"] == "delta"
+    code, out = cli.json("env", "set", "prod", "--app-pass-capacity", "1")
+    assert code == 0 and out["full_run_next"] is False  # still some left: nothing to revisit
+    code, out = cli.json("env", "set", "prod", "--app-pass-capacity", "0")
+    assert code == 0 and out["full_run_next"] is True and out["scope_changed"] == ["app_pass_capacity"]
+    code, out = cli.json("sync", "prod", "--allow-mass-disable")
+    assert code == 0 and out["kind"] == "full" and out["counts"]["disabled"] == 1, out
+
+
 # -- the admin API -----------------------------------------------------------------------------
 
 
@@ -220,6 +293,17 @@ def test_patch_changes_settings_and_needs_the_token(
         ({"type": "bogus"}, 400, "'bogus'"),
         ({"app_pass_capacity": -1}, 400, "-1"),
         ({"app_pass_capacity": "3"}, 400, "'3'"),
+        # A 32-bit column: 0..2147483647 on both backends (it used to be a 500 in plain text on
+        # PostgreSQL, and an OverflowError on SQLite for a larger number).
+        ({"app_pass_capacity": 2147483648}, 400, "invalid app-pass capacity 2147483648"),
+        ({"app_pass_capacity": 99999999999999999999999}, 400, "99999999999999999999999"),
+        ({"app_pass_capacity": -99999999999999999999999}, 400, "-99999999999999999999999"),
+        ({"app_pass_capacity": 1e23}, 400, "invalid app-pass capacity 1e+23"),
+        ({"app_pass_capacity": 3.0}, 400, "3.0"),
+        ({"app_pass_capacity": True}, 400, "True"),
+        ({"security_group_id": 12345678901234567890123456789012}, 400, "invalid security group id"),
+        ({"created_by_object_id": ["x"]}, 400, "invalid creator id"),
+        ({"type": 5}, 400, "unknown environment type 5"),
         ({"is_sales": "yes"}, 400, "'yes'"),
         ({"security_group_id": "nope"}, 400, "'nope'"),
         ({"security_group_id": "00000000-0000-4000-8000-0000000000cc"}, 400, "unknown security group"),
@@ -237,6 +321,68 @@ def test_patch_bad_values_are_400_and_write_nothing(
         r.text
     )
     assert _env(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b'{"app_pass_capacity": 99999999999999999999999}', "99999999999999999999999"),
+        (b'{"app_pass_capacity": 1E+23}', "invalid app-pass capacity 1E+23"),
+        (b'{"app_pass_capacity": NaN}', "not a JSON object"),
+        (b'{"app_pass_capacity": Infinity}', "not a JSON object"),
+        (b'{"app_pass_capacity": 1' + b"0" * 5000 + b"}", "not a JSON object"),
+        (b"[" * 100_000, "larger than"),
+        (b"[" * 60_000, "not a JSON object"),
+        (b'{"is_sales": tru', "not a JSON object"),
+    ],
+)
+def test_patch_numbers_as_given_are_400_json(
+    api: TestClient, engine: Engine, raw: bytes, needle: str
+) -> None:
+    before = _env(engine)
+    r = api.patch("/api/environments/prod", content=raw, headers=AUTH | {"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json", r.text
+    assert r.json()["error"] == "bad request" and needle in r.json()["detail"], r.text
+    assert _env(engine) == before
+
+
+def test_patch_the_largest_capacity_and_an_unexpected_failure_answers_json(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = api.patch("/api/environments/prod", json={"app_pass_capacity": 2147483647}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["environment"]["app_pass_capacity"] == 2147483647, r.text
+    assert _env(engine)["app_pass_capacity"] == 2147483647
+    # A name no environment can have (PostgreSQL refuses a NUL in a query) is unknown, not a failure.
+    r = api.patch("/api/environments/a%00b", json={"is_sales": True}, headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"] == "not found", r.text
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("syncd.admin.env_settings.set_environment", boom)
+    r = api.patch("/api/environments/prod", json={"is_sales": True}, headers=AUTH)
+    assert r.status_code == 500 and r.json()["error"] == "internal error", r.text
+
+
+def test_patch_a_new_type_makes_the_next_run_a_full_run_and_waits_for_a_run(
+    api: TestClient, engine: Engine, db_url: str, directory: GraphClient
+) -> None:
+    locks = locks_for(engine)
+    with Session(engine) as s:
+        env_id = s.scalar(select(Environment.id).where(Environment.name == "prod"))
+        s.add(SyncState(environment_id=env_id, key="users_delta_link", value="http://x/delta"))
+        s.commit()
+    with _client(db_url, directory, locks=locks) as client, locks.hold(env_id) as held:
+        assert held
+        r = client.patch("/api/environments/prod", json={"type": "trial"}, headers=AUTH)
+        assert r.status_code == 409 and "being synced" in r.json()["detail"] and "type" in r.json()["detail"]
+    assert _env(engine)["type"] == "production"
+    r = api.patch("/api/environments/prod", json={"type": "trial"}, headers=AUTH)
+    assert (
+        r.status_code == 200 and r.json()["full_run_next"] is True and r.json()["scope_changed"] == ["type"]
+    )
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(SyncState)) == 0
 
 
 def test_patch_unknown_environment_unreachable_directory_and_a_run_in_progress(

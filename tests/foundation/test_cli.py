@@ -107,3 +107,79 @@ def test_config_show_masks_secrets(clean_env: Path, capsys: pytest.CaptureFixtur
     monkeypatch.setenv("SYNCD_ADMIN_TOKEN", "topsecret")
     code, out, _ = run(["config", "show", "--json"], capsys)
     assert code == 0 and "topsecret" not in out and json.loads(out)["admin_token"] == "********"
+
+
+# -- usage errors: click's short usage message, exit 2, never a traceback ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["sync", "p1", "--full", "--delta"], "--full and --delta exclude each other"),
+        (["sync"], "missing argument 'env'"),
+        (["--bogus"], "no such option: --bogus"),
+        (["env", "set"], "missing argument 'name'"),
+        (["user", "diagnose", "p1"], "missing argument 'user'"),
+        (["env", "create", "x", "--app-pass-capacity", "abc"], "invalid value for '--app-pass-capacity'"),
+        (["env", "set", "x", "--app-pass-capacity", "1e+23"], "invalid value for '--app-pass-capacity'"),
+        (["runs", "--limit", "-1"], "invalid value for '--limit'"),
+        (["runs", "--limit", "99999999999999999999999"], "invalid value for '--limit'"),
+        (["entra", "generate", "--users", "-5"], "invalid value for '--users'"),
+    ],
+)
+def test_usage_errors_are_click_short_messages_exit_2(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    # typer >= 0.2x parses with its own copy of click (typer._click): its usage errors must be caught
+    # too, whatever click typer uses.
+    code, out, err = run(args, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and out == ""
+    # The words differ between click and typer's own copy of it (e.g. 'ENV' or 'env').
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and needle in errors[0].lower(), err
+    assert err.splitlines()[0].startswith("Usage: syncd"), err
+    assert len(err.strip().splitlines()) <= 4, err
+    assert list(clean_env.glob("*.db")) == []  # nothing created
+
+
+def test_usage_error_of_the_installed_command(clean_env: Path) -> None:
+    exe = Path(sys.executable).with_name("syncd")
+    proc = subprocess.run([str(exe), "sync"], capture_output=True, text=True, env=os.environ.copy())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "error: missing argument 'env'" in proc.stderr.lower()
+
+
+# -- integers beyond their column's range ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["2147483648", "99999999999999999999999", "-1"])
+def test_app_pass_capacity_beyond_its_column_is_one_line_exit_2(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    # app_pass_capacity is a 32-bit integer column: 0..2147483647 on both backends, and every
+    # entry checks it before anything is written (it used to be stored on SQLite, and a traceback
+    # on PostgreSQL, or an OverflowError on both for a larger one).
+    base = ["--database-url", db_url, "env"]
+    code, out, err = run([*base, "create", "e1", "--app-pass-capacity", value], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and value in err and "2147483647" in err, err
+    assert json.loads(run([*base, "list", "--json"], capsys)[1]) == []
+    assert run([*base, "create", "e1", "--app-pass-capacity", "7"], capsys)[0] == 0
+    code, out, err = run([*base, "set", "e1", "--app-pass-capacity", value, "--sales"], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and value in err, err
+    shown = json.loads(run([*base, "show", "e1", "--json"], capsys)[1])
+    assert (shown["app_pass_capacity"], shown["is_sales"]) == (7, False)
+
+
+def test_app_pass_capacity_up_to_its_column_s_largest_value(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--database-url", db_url, "env"]
+    code, out, err = run([*base, "create", "e1", "--app-pass-capacity", "2147483647", "--json"], capsys)
+    assert code == 0 and json.loads(out)["app_pass_capacity"] == 2147483647, err
+    code, out, err = run([*base, "set", "e1", "--app-pass-capacity", "0", "--json"], capsys)
+    assert code == 0 and json.loads(out)["environment"]["app_pass_capacity"] == 0, err
+    code, out, err = run([*base, "set", "e1", "--app-pass-capacity", "2147483647", "--json"], capsys)
+    assert code == 0 and json.loads(out)["environment"]["app_pass_capacity"] == 2147483647, err

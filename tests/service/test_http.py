@@ -170,6 +170,32 @@ def test_api_reads(stack: Stack) -> None:
     assert stack.client.get("/api/runs", params={"limit": "x"}).status_code == 400
 
 
+def test_api_reads_refuse_ids_beyond_64_bits_as_json(stack: Stack) -> None:
+    # Run ids are 64-bit: a larger number used to be an OverflowError (SQLite) or an out-of-range
+    # error (PostgreSQL), answered 500 in plain text.
+    huge = "99999999999999999999999"
+    r = stack.client.get("/api/runs", params={"before": huge})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+    assert huge in r.json()["detail"]
+    r = stack.client.get(f"/api/runs/{huge}")
+    assert r.status_code == 404 and r.json() == {"error": "not found", "detail": f"no run {huge}"}
+    last = stack.client.get("/api/runs", params={"before": str(2**63 - 1)}).json()
+    assert len(last) == 2
+
+
+def test_an_unexpected_failure_is_answered_as_json(make_stack: Any, db_url: str, monkeypatch: Any) -> None:
+    s: Stack = make_stack(db_url)
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("syncd.service.runs.recent_runs", boom)
+    with TestClient(s.app, raise_server_exceptions=False) as client:
+        r = client.get("/api/runs")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json()["error"] == "internal error" and "RuntimeError" in r.json()["detail"]
+
+
 @pytest.mark.parametrize(("path", "body"), MUTATIONS)
 def test_mutations_refused_when_no_token_is_configured(
     make_stack: Any, db_url: str, path: str, body: Any
