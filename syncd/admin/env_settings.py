@@ -109,7 +109,8 @@ def set_environment(
     with hold(env_id) as held:
         if not held and scope:
             raise Conflict(
-                f"environment {name!r} is being synced; its {', '.join(scope)} can be changed when "
+                f"environment {name!r} is being synced; its {', '.join(envs.SCOPE_LABELS[k] for k in scope)} "
+                "can be changed when "
                 "that run ends"
             )
         with Session(engine) as session, session.begin():

@@ -162,17 +162,8 @@ def set_(
     changes = ", ".join(f"{k} {_shown(c['old'])} -> {_shown(c['new'])}" for k, c in result.changed.items())
     typer.echo(f"environment {name!r}: {changes}")
     if result.full_run_next:
-        what = ", ".join(_SCOPE_NAMES.get(k, k) for k in result.scope_changed) or "the scope"
+        what = ", ".join(f"the {envs.SCOPE_LABELS[k]}" for k in result.scope_changed) or "the scope"
         typer.echo(f"  {what} changed who the background sync adds or keeps: the next run is a full run")
-
-
-_SCOPE_NAMES = {
-    "type": "the type",
-    "security_group_id": "the security group",
-    "created_by_object_id": "the creator",
-    "app_pass_capacity": "the app-pass capacity",
-    "tenant_has_marketing_licence": "the Marketing licence",
-}
 
 
 def _open_directory(appctx: AppContext) -> AbstractContextManager[GraphClient]:

@@ -221,6 +221,16 @@ def background_scope(settings: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: How the settings of ``background_scope`` are named to a person.
+SCOPE_LABELS = {
+    "type": "type",
+    "security_group_id": "security group",
+    "created_by_object_id": "creator",
+    "app_pass_capacity": "app-pass capacity",
+    "tenant_has_marketing_licence": "Marketing licence",
+}
+
+
 def scope_changes(env: Environment, values: Mapping[str, Any]) -> list[str]:
     """The settings among checked ``values`` whose change changes the background sync's scope for
     ``env`` (see ``background_scope``), in the order of SETTINGS; empty when none does."""
