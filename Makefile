@@ -16,8 +16,9 @@ setup: $(BIN)/syncd
 run: setup
 	$(BIN)/syncd run
 
+# Two workers (pytest-xdist): the suite waits on processes and PostgreSQL as much as it computes.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: setup
 	$(BIN)/ruff check syncd tests benchmarks migrations
