@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from syncd.errors import DatabaseNotAtHead
+from syncd.errors import ConfigError, DatabaseNotAtHead
 from syncd.settings import normalise_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -65,17 +65,29 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    """Migrate to ``revision``; ConfigError naming it when the migrations know no such revision."""
+    _migrate(engine, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate down to ``revision``; ConfigError naming it when the migrations know no such revision."""
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step: Any, revision: str) -> None:
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    relative = revision[:1] in ("+", "-") and revision[1:].isdigit()  # alembic's -1, +2
+    if (
+        revision not in ("head", "base")
+        and not relative
+        and not _is_known(ScriptDirectory.from_config(cfg), revision)
+    ):
+        raise ConfigError(
+            f"unknown database revision {revision!r}: expected one of the migrations, head or base"
+        )
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+        step(cfg, revision)
 
 
 def is_empty(engine: Engine) -> bool:

@@ -230,3 +230,18 @@ def test_partial_is_a_run_outcome_on_both_backends(engine: Engine) -> None:
         s.add(SyncRun(environment_id=env_id, kind="full", requested_kind="full", outcome="half-done"))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT outcome, restarts FROM sync_run")).one() == ("partial", 0)
+
+
+@pytest.mark.parametrize("command", ["upgrade", "downgrade"])
+def test_an_unknown_revision_is_a_one_line_error(
+    command: str, empty_db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syncd.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--database-url", empty_db_url, "db", command, "nope"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "syncd: error: unknown database revision 'nope': expected one of the migrations, head or base"
+    ]
