@@ -27,11 +27,6 @@ _N_FIXED = 9
 _KINDS = {k.value: k for k in UserKind}
 
 
-def to_db_uuid(value: str, sqlite: bool) -> str:
-    """A dashed GUID as the backend stores it (32 lower-case hex digits on SQLite)."""
-    return value.replace("-", "").lower() if sqlite else value
-
-
 def from_db_uuid(value: Any) -> str | None:
     """A stored GUID back to Graph's dashed lower-case form."""
     if value is None:

@@ -14,12 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncd.sync.plan import CREATE_COLUMNS, Operation
-from syncd.sync.rows import ROW_COLUMNS, to_db_uuid
+from syncd.sync.rows import ROW_COLUMNS
 from syncd.sync.storage.base import EVENT_COLUMNS, IN_CLAUSE_CHUNK, Storage
 
 _NEW_COLUMNS = ("environment_id", *CREATE_COLUMNS, "createdon", "modifiedon")
 _EMAIL = ("internalemailaddress", "synced_internalemailaddress")
 _NOT_EDITED = "internalemailaddress IS synced_internalemailaddress"
+
+
+def stored_guid(value: str) -> str:
+    """A dashed GUID as SQLAlchemy's Uuid type stores it on SQLite: 32 lower-case hex digits."""
+    return value.replace("-", "").lower()
 
 
 def sqlite_ts(value: datetime) -> str:
@@ -76,12 +81,12 @@ class SqliteStorage(Storage):
         return sqlite_ts(value)
 
     def db_id(self, object_id: str) -> str:
-        return to_db_uuid(object_id, True)
+        return stored_guid(object_id)
 
     def _select_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         for i in range(0, len(ids), IN_CLAUSE_CHUNK):
-            chunk = [to_db_uuid(x, True) for x in ids[i : i + IN_CLAUSE_CHUNK]]
+            chunk = [stored_guid(x) for x in ids[i : i + IN_CLAUSE_CHUNK]]
             rows = self._tx((self._select + "(" + ",".join("?" * len(chunk)) + ")", (self.env_id, *chunk)))
             out.extend(rows or ())
         return out
@@ -99,7 +104,7 @@ class SqliteStorage(Storage):
     _repeated_sql = "SELECT oid FROM _syncd_seen GROUP BY oid HAVING count(*) > 1"
 
     def _insert_seen(self, cur: Any, ids: Sequence[str]) -> None:
-        cur.executemany("INSERT INTO _syncd_seen (oid) VALUES (?)", [(to_db_uuid(i, True),) for i in ids])
+        cur.executemany("INSERT INTO _syncd_seen (oid) VALUES (?)", [(stored_guid(i),) for i in ids])
 
     def _unseen_sql(self) -> tuple[str, Sequence[Any]]:
         return (
@@ -118,8 +123,8 @@ class SqliteStorage(Storage):
             [
                 (
                     env,
-                    to_db_uuid(op.systemuserid, True),
-                    to_db_uuid(op.object_id, True),
+                    stored_guid(op.systemuserid),
+                    stored_guid(op.object_id),
                     "regular",
                     *[op.values[c] for c in cols],
                     now,
@@ -134,9 +139,7 @@ class SqliteStorage(Storage):
         now, env = self.stamp, self.env_id
         for op in ops:
             shape = tuple(op.values)
-            shapes.setdefault(shape, []).append(
-                (*op.values.values(), now, env, to_db_uuid(op.object_id, True))
-            )
+            shapes.setdefault(shape, []).append((*op.values.values(), now, env, stored_guid(op.object_id)))
         for shape, rows in shapes.items():
             sql = self._updates.get(shape)
             if sql is None:
