@@ -40,8 +40,9 @@ NAMING = {
 ENV_TYPES = ("production", "sandbox", "trial", "developer", "teams", "default")
 USER_KINDS = ("regular", "application", "support", "delegated_admin", "stub")
 RUN_KINDS = ("full", "delta", "user")
-# "partial": the run finished, but some rows failed (each with its event).
-RUN_OUTCOMES = ("running", "succeeded", "partial", "failed", "blocked", "dry_run", "interrupted")
+# "partial": the run finished, but some rows failed (each with its event). "abandoned": the process
+# running it died; the next holder of the environment's lock closed it.
+RUN_OUTCOMES = ("running", "succeeded", "partial", "failed", "blocked", "dry_run", "interrupted", "abandoned")
 
 # 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit and autoincrements.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,6 +73,9 @@ class Environment(Base):
     is_sales: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by_object_id: Mapped[str | None] = mapped_column(String(36))
     allow_role_assignment_on_disabled_users: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When `syncd env resume` last took the environment out of quarantine: failed runs that finished
+    # before it no longer count towards quarantine.
+    sync_resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_on: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -27,7 +27,7 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 
 #: ("partial": it finished, but some rows failed), "error" when the engine raised instead of
 #: reporting, and "unknown" for anything else (so the label's values stay few).
 RUN_OUTCOME_LABELS = frozenset(
-    {"succeeded", "partial", "failed", "blocked", "dry_run", "interrupted", "error", "unknown"}
+    {"succeeded", "partial", "failed", "blocked", "dry_run", "interrupted", "abandoned", "error", "unknown"}
 )
 
 

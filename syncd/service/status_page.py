@@ -1,7 +1,7 @@
 """The HTML status page at `/`: environments, their user counts and last run, and recent runs.
 
 Every value from the database is escaped; the page has no script and loads nothing else. An
-outcome is coloured by its class: succeeded green, failed and interrupted red, blocked amber, and
+outcome is coloured by its class: succeeded green, failed, interrupted and abandoned red, blocked amber, and
 partial (the run finished, but some rows failed) purple.
 """
 
@@ -18,7 +18,7 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin-bottom:2em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#f3f3f3}
-.succeeded{color:#176f2c}.failed,.interrupted{color:#b00020}.blocked{color:#b36b00}
+.succeeded{color:#176f2c}.failed,.interrupted,.abandoned{color:#b00020}.blocked{color:#b36b00}
 .partial{color:#6a3d9a;font-weight:bold}
 code{background:#f3f3f3;padding:0 .2em}
 """

@@ -79,6 +79,12 @@ def _rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def _populate_at_0002(engine: Engine) -> uuid.UUID:
     """An environment with users, roles, owned records, a run and its events; returns the long user's id."""
     sqlite = engine.dialect.name == "sqlite"
+    # The models are at head: columns added after 0002 exist while they write, and go before 0003 runs.
+    later_columns = {"environment": ["sync_resumed_at"]}
+    with engine.begin() as conn:
+        for table, columns in later_columns.items():
+            for column in columns:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} TIMESTAMP"))
     with db.session_factory(engine)() as s, s.begin():
         env = create_environment(s, EnvironmentSpec(name="prod"))
         long_user = SystemUser(
@@ -113,6 +119,10 @@ def _populate_at_0002(engine: Engine) -> uuid.UUID:
         )
         env_id, long_id = env.id, long_user.systemuserid
     with engine.begin() as conn:
+        for table, columns in later_columns.items():
+            for column in columns:
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+    with engine.begin() as conn:
         now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
         run_id = conn.execute(
             text(
@@ -144,7 +154,7 @@ def test_0003_cuts_over_long_values_and_changes_nothing_else(empty_db_url: str) 
         db.upgrade(engine, "0002")
         long_id = _populate_at_0002(engine)
         before = _rows(engine)
-        db.upgrade(engine)
+        db.upgrade(engine, "0003")
         assert db.current_revision(engine) == "0003"
         after = _rows(engine)
 
@@ -192,7 +202,7 @@ def test_0003_cuts_over_long_values_and_changes_nothing_else(empty_db_url: str) 
         assert downgraded["sync_run"][0][7] == "succeeded"
         for table in ("systemuserroles", "owned_record", "sync_event"):
             assert downgraded[table] == before[table], table
-        db.upgrade(engine)
+        db.upgrade(engine, "0003")
         assert db.current_revision(engine) == "0003"
     finally:
         engine.dispose()
@@ -245,3 +255,47 @@ def test_an_unknown_revision_is_a_one_line_error(
     assert err.strip().splitlines() == [
         "syncd: error: unknown database revision 'nope': expected one of the migrations, head or base"
     ]
+
+
+def test_0004_names_runs_closed_for_a_dead_process_abandoned(empty_db_url: str) -> None:
+    engine = db.make_engine(empty_db_url)
+    try:
+        db.upgrade(engine, "0003")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO environment (name, type, has_database, app_pass_capacity, tenant_has_marketing_licence, "
+                    "is_sales, allow_role_assignment_on_disabled_users, created_on) "
+                    "VALUES ('prod', 'production', true, 0, false, false, false, :now)"
+                ),
+                {"now": datetime(2026, 11, 30, tzinfo=UTC)},
+            )
+            for outcome, error in (
+                ("interrupted", "the process running it ended before it finished"),  # closed by the next run
+                ("interrupted", "stopped before the end; the checkpoint did not move"),  # SIGTERM: stays
+                ("failed", "OperationalError: connection lost"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO sync_run (environment_id, kind, requested_kind, trigger, started_at, outcome, "
+                        "read, created, updated, enabled, disabled, unchanged, failed, blocked_disables, error) "
+                        "SELECT id, 'full', 'full', 'cli', :now, :outcome, 0, 0, 0, 0, 0, 0, 0, 0, :error "
+                        "FROM environment"
+                    ),
+                    {"now": datetime(2026, 11, 30, tzinfo=UTC), "outcome": outcome, "error": error},
+                )
+
+        def outcomes() -> list[str]:
+            with engine.connect() as conn:
+                return list(conn.execute(text("SELECT outcome FROM sync_run ORDER BY id")).scalars())
+
+        db.upgrade(engine, "0004")
+        assert outcomes() == ["abandoned", "interrupted", "failed"]
+        assert "sync_resumed_at" in _column_lengths(engine, "environment")
+        db.downgrade(engine, "0003")
+        assert outcomes() == ["interrupted", "interrupted", "failed"]
+        assert "sync_resumed_at" not in _column_lengths(engine, "environment")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM environment")).scalar() == 1
+    finally:
+        engine.dispose()

@@ -158,7 +158,7 @@ def test_two_syncs_of_one_environment_one_runs_and_a_killed_one_is_closed(stack:
         "a run after the kill",
         0.2,
     )
-    assert outcomes(db_url) == ["succeeded", "interrupted", "succeeded"]
+    assert outcomes(db_url) == ["succeeded", "abandoned", "succeeded"]
 
 
 @pytest.mark.slow
@@ -183,4 +183,4 @@ def test_the_daemons_run_holds_the_lock_and_a_killed_daemon_leaves_none(stack: S
         0.2,
     )
     got = outcomes(db_url)
-    assert got[-1] == "succeeded" and "running" not in got and "interrupted" in got, got
+    assert got[-1] == "succeeded" and "running" not in got and "abandoned" in got, got

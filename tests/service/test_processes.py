@@ -158,7 +158,7 @@ def test_three_replicas_one_killed_mid_run(stack: Stack) -> None:
             assert r.stop() == 0, r.tail()
 
     runs = runs_of(stack.engine())
-    # The killed replica's runs never finished: each is left 'running', or closed ('interrupted') by
+    # The killed replica's runs never finished: each is left 'running', or closed ('abandoned') by
     # the next run of its environment, which stamps it when it finds it, just after its own start.
     dead = [r for r in runs if r["outcome"] == "running" or r["error"] == REAPED]
     by_env: dict[str, list[tuple[datetime, datetime]]] = {}

@@ -114,7 +114,7 @@ def test_sync_refuses_while_another_process_holds_the_environment(
     _wait_until_free(db_url, env_id)
     code, out, _ = run(["--database-url", db_url, "--log-level", "warning", "sync", "prod", "--json"], capsys)
     assert code == 0 and json.loads(out)["outcome"] == "succeeded"
-    assert _outcomes(db_url) == ["interrupted", "succeeded"]
+    assert _outcomes(db_url) == ["abandoned", "succeeded"]
 
 
 def test_a_run_under_the_lock_closes_runs_left_running_by_a_dead_process(
@@ -127,7 +127,7 @@ def test_a_run_under_the_lock_closes_runs_left_running_by_a_dead_process(
     engine.dispose()
     code, _, _ = run(["--database-url", db_url, "--log-level", "warning", "sync", "prod", "--json"], capsys)
     assert code == 0
-    assert _outcomes(db_url) == ["interrupted", "succeeded"]
+    assert _outcomes(db_url) == ["abandoned", "succeeded"]
 
 
 def _report(outcome: str, failed: int = 0) -> RunReport:

@@ -64,7 +64,7 @@ class Storage(ABC):
         self.stamp = self.ts(now)  # this run's timestamp as the backend stores and returns it
         self._held_table = False
         self._seen_table = False
-        self.reaped = 0  # runs closed as interrupted by start_run
+        self.reaped = 0  # runs closed as abandoned by start_run
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -333,12 +333,13 @@ class Storage(ABC):
 
     def start_run(self, kind: str, requested_kind: str, trigger: str, *, reap_stale: bool = False) -> int:
         """Record the run's start. With ``reap_stale`` (the caller holds the environment's lock, so no
-        other run of it is alive), runs left 'running' by a process that died are closed first."""
+        other run of it is alive), runs left 'running' by a process that died are closed first, as
+        'abandoned'."""
         p = self.p
         with self.transaction() as cur:
             if reap_stale:
                 cur.execute(
-                    f"UPDATE sync_run SET outcome = 'interrupted', finished_at = {p}, "
+                    f"UPDATE sync_run SET outcome = 'abandoned', finished_at = {p}, "
                     "error = 'the process running it ended before it finished' "
                     f"WHERE environment_id = {p} AND outcome = 'running'",
                     # Closed no later than this run starts: the two never seem to overlap.
