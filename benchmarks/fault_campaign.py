@@ -15,9 +15,12 @@ until the step is judged), inject one fault into a run of the environment, then 
   the same in both: both databases are copies of one template). Rows are keyed by
   (environment, azureactivedirectoryobjectid), built-in users (no object id) by (kind, domainname).
 - rows lost: rows of the reference missing from the database under test.
-- rows wrong: rows in both that differ in any compared column, plus *enabled* rows that only the
-  database under test has (a disabled row the reference lacks is history: a user who left the
-  scope keeps a disabled row, since rows are never deleted; a fresh database never created it).
+- rows wrong: rows in both that differ in any compared column; plus rows that only the database
+  under test has and that differ from a *shadow*'s. Such rows are history a fresh database cannot
+  have: rows are never deleted (a user who left keeps a disabled row), and a row whose user keeps
+  only on-demand grounds (R5 owner, R7a free plan) stays enabled though a fresh run would not create
+  it. The shadow is a second database that lives through the same directory states as the one
+  under test, synced in this process without faults (one run after every change of the directory).
 - duplicate events: a ``create`` event, in the step's window, for an (environment, object id)
   that already had a ``create`` event; and the same (run, object id, action) more than once.
 - entitled disabled: a ``disable`` event in the step's window for a user enabled in the reference
@@ -234,8 +237,8 @@ def with_app_name(url: str, app: str) -> str:
     return url + ("&" if "?" in url else "?") + f"application_name={app}"
 
 
-def reference_sync(url: str, env: str, directory_url: str) -> None:
-    """One clean `--full` run of the environment into the database at url, in this process."""
+def reference_sync(url: str, env: str, directory_url: str, kind: str = "full") -> None:
+    """One clean run (`--full` by default) of the environment into the database at url, in this process."""
     from syncd.logs import configure_logging
     from syncd.settings import Settings
     from syncd.sync.directory import open_directory
@@ -246,7 +249,7 @@ def reference_sync(url: str, env: str, directory_url: str) -> None:
     engine = engine_for(url)
     try:
         with open_directory(settings) as directory:
-            report = sync_environment(engine, directory, env, settings, RunOptions(kind="full"))
+            report = sync_environment(engine, directory, env, settings, RunOptions(kind=kind))
     finally:
         engine.dispose()
     if report.outcome != "succeeded":
@@ -266,12 +269,15 @@ def _norm(value: Any) -> Any:
     return value
 
 
-def user_rows(engine: Engine, env_id: int) -> dict[tuple[str, ...], dict[str, Any]]:
+Rows = dict[tuple[str, ...], dict[str, Any]]
+
+
+def user_rows(engine: Engine, env_id: int) -> Rows:
     from syncd.dataverse.schema import SystemUser
 
     table = SystemUser.__table__
     cols = [c for c in table.columns if c.name not in SKIPPED_COLUMNS]
-    out: dict[tuple[str, ...], dict[str, Any]] = {}
+    out: Rows = {}
     with engine.connect() as conn:
         for r in conn.execute(select(*cols).where(table.c.environment_id == env_id)).mappings():
             row = {k: _norm(v) for k, v in r.items()}
@@ -285,17 +291,26 @@ def user_rows(engine: Engine, env_id: int) -> dict[tuple[str, ...], dict[str, An
 class Diff:
     lost: int = 0
     wrong: int = 0
-    extra_enabled: int = 0
+    history_wrong: int = 0
     examples: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # object ids of the first differences
 
     @property
     def equal(self) -> bool:
-        return self.lost == 0 and self.wrong == 0 and self.extra_enabled == 0
+        return self.lost == 0 and self.wrong == 0 and self.history_wrong == 0
 
 
-def compare(test: dict[tuple[str, ...], dict[str, Any]], ref: dict[tuple[str, ...], dict[str, Any]]) -> Diff:
+@dataclass
+class Ref:
+    """A step's references: the fresh database's rows, and the shadow's (the same history, no faults)."""
+
+    fresh: Rows
+    shadow: Rows
+
+
+def compare(test: Rows, refs: Ref) -> Diff:
     d = Diff()
+    ref = refs.fresh
     for key, want in ref.items():
         got = test.get(key)
         if got is None:
@@ -312,11 +327,25 @@ def compare(test: dict[tuple[str, ...], dict[str, Any]], ref: dict[tuple[str, ..
                     f"wrong {key[-1]}: " + ", ".join(f"{c} {got[c]!r} != {want[c]!r}" for c in cols)
                 )
     for key, got in test.items():
-        if key not in ref and not got["isdisabled"]:
-            d.extra_enabled += 1
+        if key in ref:
+            continue
+        # A row a fresh database would not have: history (rows are never deleted; a row whose user
+        # keeps only on-demand grounds is kept, R5/R7a). It must be what the shadow has.
+        twin = refs.shadow.get(key)
+        if twin != got:
+            d.history_wrong += 1
             if len(d.examples) < 5:
                 d.keys.append(key[-1])
-                d.examples.append(f"enabled row {key[-1]} that the reference does not have")
+                if twin is None:
+                    d.examples.append(
+                        f"row {key[-1]} (isdisabled={got['isdisabled']}) that neither reference has"
+                    )
+                else:
+                    cols = [c for c in twin if twin[c] != got[c]]
+                    d.examples.append(
+                        f"history row {key[-1]} unlike the shadow's: "
+                        + ", ".join(f"{c} {got[c]!r} != {twin[c]!r}" for c in cols)
+                    )
     return d
 
 
@@ -422,8 +451,8 @@ def disabled_ids(engine: Engine, env_id: int, after_event: int, upto_event: int 
         return {str(r[0]).lower() for r in conn.execute(text(q), params)}
 
 
-def enabled_ids(ref: dict[tuple[str, ...], dict[str, Any]]) -> set[str]:
-    return {k[1] for k, row in ref.items() if k[0] == "oid" and not row["isdisabled"]}
+def enabled_ids(ref: Ref) -> set[str]:
+    return {k[1] for k, row in ref.fresh.items() if k[0] == "oid" and not row["isdisabled"]}
 
 
 # -- results -----------------------------------------------------------------------------------------
@@ -572,6 +601,7 @@ class Campaign:
         self.directory = Directory(workdir, cfg.users, cfg.seed)
         self.backend = Backend(backend, workdir, cfg.pg_admin_url)
         self.url = ""
+        self.shadow_url = ""
         self.engine: Engine | None = None
         self.ids: dict[str, int] = {}
         self.span = Span()
@@ -589,15 +619,18 @@ class Campaign:
         self.directory.start()
         self.backend.make_template(self.directory.group_id())
         self.url = self.backend.copy("test")
+        self.shadow_url = self.backend.copy("shadow")
         self.engine = engine_for(self.url)
         self.ids = env_ids(self.engine)
         for env in ENVS:
             self.sync(env, full=True, check=True)
+            self.shadow_sync(env, full=True)
         for env in ENVS:
             for full in (True, False):
                 self.churn(self.cfg.step_churn())
                 t = time.monotonic()
                 self.sync(env, full=full, check=True)
+                self.shadow_sync(env, full=full)
                 (self.span.full if full else self.span.delta)[env] = time.monotonic() - t
         self.log(
             f"[{self.backend_name}] set up in {time.monotonic() - t0:.0f}s; clean run spans (spawn to exit): "
@@ -635,13 +668,23 @@ class Campaign:
         self.churn_seed += 1
         self.directory.sim("POST", "churn", {"changes": changes, "seed": self.churn_seed})
 
-    def reference(self, env: str) -> dict[tuple[str, ...], dict[str, Any]]:
+    def shadow_sync(self, env: str, full: bool | None = None) -> Rows:
+        reference_sync(self.shadow_url, env, self.directory.url, "full" if full else "auto")
+        engine = engine_for(self.shadow_url)
+        try:
+            return user_rows(engine, self.ids[env])
+        finally:
+            engine.dispose()
+
+    def reference(self, env: str) -> Ref:
+        """The fresh reference of the directory as it is, and the shadow brought to it."""
+        shadow = self.shadow_sync(env)
         url = self.backend.copy("ref")
         try:
             reference_sync(url, env, self.directory.url)
             engine = engine_for(url)
             try:
-                return user_rows(engine, env_ids(engine)[env])
+                return Ref(user_rows(engine, env_ids(engine)[env]), shadow)
             finally:
                 engine.dispose()
         finally:
@@ -671,10 +714,10 @@ class Campaign:
         kind: str,
         env: str,
         detail: str,
-        ref: dict[tuple[str, ...], dict[str, Any]],
+        ref: Ref,
         mark: tuple[int, int],
         converge_s: float | None,
-        before: dict[tuple[str, ...], dict[str, Any]] | None = None,
+        before: Ref | None = None,
     ) -> Injection:
         assert self.engine is not None
         env_id = self.ids[env]
@@ -702,7 +745,7 @@ class Campaign:
             detail,
             converged,
             diff.lost,
-            diff.wrong + diff.extra_enabled,
+            diff.wrong + diff.history_wrong,
             dupes,
             len(wrongly),
             len(over),
@@ -1028,8 +1071,8 @@ class Campaign:
         self,
         env: str,
         detail: str,
-        ref: dict[tuple[str, ...], dict[str, Any]],
-        before: dict[tuple[str, ...], dict[str, Any]],
+        ref: Ref,
+        before: Ref,
         mark: tuple[int, int],
         converge_s: float | None,
     ) -> Injection:
@@ -1051,7 +1094,7 @@ class Campaign:
             detail,
             converged,
             diff.lost,
-            diff.wrong + diff.extra_enabled,
+            diff.wrong + diff.history_wrong,
             dupes,
             len(wrongly),
             len(over),
