@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,7 @@ from fault_campaign import Config, dumps, run_campaign  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "faults.json"
 
 QUICK = {
-    "users": 2000,
+    "users": 5000,
     "kills": 8,
     "sessions": 4,
     "directory_stops": 4,
@@ -87,6 +88,8 @@ def main() -> None:
     ap.add_argument("--churn", type=int, default=0, help="changes before each step (0: users/200)")
     ap.add_argument("--write-churn", type=int, default=0, help="before a kill aimed at writes (0: users/20)")
     ap.add_argument("--control", type=int, default=d.control, help="steps with no fault")
+    ap.add_argument("--latency-ms", type=float, default=d.latency_ms, help="every Graph answer's delay")
+    ap.add_argument("--storm-retry-after", type=float, default=d.storm_retry_after)
     ap.add_argument("--recovery-attempts", type=int, default=d.recovery_attempts)
     ap.add_argument("--workdir", type=Path, help="keep logs and files here (default: a temporary folder)")
     ap.add_argument("--quick", action="store_true", help=f"a small campaign: {QUICK}")
@@ -113,6 +116,8 @@ def main() -> None:
         churn=args.churn,
         write_churn=args.write_churn,
         recovery_attempts=args.recovery_attempts,
+        latency_ms=args.latency_ms,
+        storm_retry_after=args.storm_retry_after,
         control=args.control,
         workdir=args.workdir,
     )
@@ -120,6 +125,13 @@ def main() -> None:
     def log(line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
+    # SIGTERM (and SIGINT, which a background job ignores) end the campaign through its clean-ups:
+    # the processes it started are ended and its databases dropped.
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     started = time.monotonic()
     log(f"fault campaign: {cfg}")
     result = run_campaign(cfg, log)

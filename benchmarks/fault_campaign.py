@@ -113,8 +113,10 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 class Directory:
     """The fake tenant: a store file served over HTTP; can be SIGKILLed and restarted on its port."""
 
-    def __init__(self, workdir: Path, users: int, seed: int) -> None:
+    def __init__(self, workdir: Path, users: int, seed: int, latency_ms: float = 0) -> None:
         self.workdir, self.users, self.seed = workdir, users, seed
+        # Every answer takes this long (Graph's own answers take tens to hundreds of milliseconds).
+        self.base_faults: dict[str, Any] = {"latency_ms": latency_ms} if latency_ms else {}
         self.store = workdir / "tenant.db"
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -135,6 +137,14 @@ class Directory:
         wait_for(
             lambda: httpx.get(f"{self.url}/organization", timeout=2).status_code == 200, 60, "fake Graph"
         )
+        self.set_faults({})
+
+    def set_faults(self, faults: dict[str, Any]) -> None:
+        """These faults on top of the base latency; {} for the base alone."""
+        if faults or self.base_faults:
+            self.sim("POST", "faults", self.base_faults | faults)
+        else:
+            self.sim("DELETE", "faults")
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -562,6 +572,8 @@ class Config:
     directory_stops: int = 25
     storm_runs: int = 10  # per storm ratio
     storm_ratios: tuple[float, ...] = (0.3, 0.9)
+    storm_retry_after: float = 1.0  # the storm's Retry-After, seconds
+    latency_ms: float = 50.0  # every Graph answer takes this long
     replica_minutes: float = 10.0
     replica_period: float = 60.0  # one replica killed and restarted per period
     replicas: int = 3
@@ -583,13 +595,15 @@ class Config:
 
 @dataclass
 class Span:
-    """A clean run's wall time, from spawn to exit (what a kill's random delay is drawn within)."""
+    """A clean run's wall time: from spawn to its first Graph request (start-up: imports, settings,
+    the lock, the run row), and from there to its exit (the work a fault is injected within)."""
 
-    full: dict[str, float] = field(default_factory=dict)
-    delta: dict[str, float] = field(default_factory=dict)
+    full: dict[str, tuple[float, float]] = field(default_factory=dict)
+    delta: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def of(self, env: str, full: bool) -> float:
-        return (self.full if full else self.delta)[env]
+        """The work span: from the first request to the exit."""
+        return (self.full if full else self.delta)[env][1]
 
 
 class Campaign:
@@ -598,7 +612,7 @@ class Campaign:
     def __init__(self, cfg: Config, backend: str, workdir: Path, log: Log) -> None:
         self.cfg, self.backend_name, self.workdir, self.log = cfg, backend, workdir, log
         self.rng = random.Random(f"{cfg.seed}-{backend}")
-        self.directory = Directory(workdir, cfg.users, cfg.seed)
+        self.directory = Directory(workdir, cfg.users, cfg.seed, cfg.latency_ms)
         self.backend = Backend(backend, workdir, cfg.pg_admin_url)
         self.url = ""
         self.shadow_url = ""
@@ -608,6 +622,7 @@ class Campaign:
         self.results: list[Injection] = []
         self.seq = 0
         self.steps_done = 0
+        self.shrink = 1.0
         self.churn_seed = cfg.seed * 1000
         self.extra: dict[str, Any] = {}
 
@@ -628,14 +643,35 @@ class Campaign:
         for env in ENVS:
             for full in (True, False):
                 self.churn(self.cfg.step_churn())
+                before = self.directory.requests()
                 t = time.monotonic()
-                self.sync(env, full=full, check=True)
+                proc = self.spawn_sync(env, full, "syncd-calibration")
+                started = self.wait_first_request(proc, before, 300)
+                t_first = time.monotonic()
+                if proc.wait(600) != 0 or not started:
+                    raise RuntimeError(f"a clean sync of {env} failed; see {self.workdir}")
                 self.shadow_sync(env, full=full)
-                (self.span.full if full else self.span.delta)[env] = time.monotonic() - t
+                (self.span.full if full else self.span.delta)[env] = (t_first - t, time.monotonic() - t_first)
         self.log(
-            f"[{self.backend_name}] set up in {time.monotonic() - t0:.0f}s; clean run spans (spawn to exit): "
-            + ", ".join(f"{e} full {self.span.full[e]:.1f}s delta {self.span.delta[e]:.1f}s" for e in ENVS)
+            f"[{self.backend_name}] set up in {time.monotonic() - t0:.0f}s; clean runs (start-up + work): "
+            + ", ".join(
+                f"{e} {k} {s[e][0]:.1f}+{s[e][1]:.1f}s"
+                for e in ENVS
+                for k, s in (("full", self.span.full), ("delta", self.span.delta))
+            )
         )
+
+    def work_span(self, env: str, full: bool) -> float:
+        """The clean run's work span, shrunk by half for each draw that found the run already over."""
+        return self.span.of(env, full) * self.shrink
+
+    def wait_first_request(self, proc: subprocess.Popen[bytes], before: int, timeout: float) -> bool:
+        """Until the run's first Graph request (the counter passes `before`); False if it exited first."""
+        with contextlib.suppress(TimeoutError):
+            wait_for(
+                lambda: proc.poll() is not None or self.directory.requests() > before, timeout, "a read", 0.01
+            )
+        return proc.poll() is None
 
     def close(self) -> None:
         if self.engine is not None:
@@ -782,7 +818,8 @@ class Campaign:
         A fault that finds the run already over (nothing injected) is drawn again."""
         self.steps_done += 1
         env = ENVS[self.steps_done % 2]
-        for _ in range(6):
+        for draw in range(6):
+            self.shrink = 0.5**draw
             self.churn(self.cfg.big_churn() if big else self.cfg.step_churn())
             assert self.engine is not None
             mark = marks(self.engine)
@@ -808,7 +845,8 @@ class Campaign:
             self.seq += 1
             app = f"syncd-victim-{self.seq}"
             _, event_mark = marks(self.engine)
-            span = self.span.of(env, full)
+            span = self.work_span(env, full)
+            before = self.directory.requests()
             proc = self.spawn_sync(env, full, app)
             t_spawn = time.monotonic()
             if at_writes:
@@ -819,10 +857,12 @@ class Campaign:
                     time.sleep(self.rng.uniform(0, min(0.3, span / 4)))
                 detail = f"at {writing} +{time.monotonic() - t_spawn:.2f}s"
             else:
+                # At a random point of its work: from its first Graph request to the end of a clean run.
+                self.wait_first_request(proc, before, 4 * span + 30)
                 delay = self.rng.uniform(0, span)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(delay)
-                detail = f"at {delay:.2f}s of {span:.1f}s"
+                detail = f"first request +{delay:.2f}s of {span:.1f}s"
             if proc.poll() is not None:
                 return f"exited {proc.returncode} first", None, False
             t = time.monotonic()
@@ -867,8 +907,10 @@ class Campaign:
         app = f"syncd-victim-{self.seq}"
         full = self.rng.random() < 0.5
         which = self.rng.choice(("lock session", "all sessions"))
-        span = self.span.of(env, full)
+        span = self.work_span(env, full)
+        before = self.directory.requests()
         proc = self.spawn_sync(env, full, app)
+        self.wait_first_request(proc, before, 4 * span + 30)
         delay = self.rng.uniform(0, span)
         t0 = time.monotonic()
         ended: list[int] = []
@@ -895,7 +937,7 @@ class Campaign:
                 ]
             if not ended:
                 time.sleep(0.01)
-        detail = f"{'full' if full else 'delta'}, {which} at {time.monotonic() - t0:.2f}s"
+        detail = f"{'full' if full else 'delta'}, {which} at first request +{time.monotonic() - t0:.2f}s"
         if not ended:
             return detail + f", exited {proc.returncode} first", None, False
         t = time.monotonic()
@@ -905,22 +947,15 @@ class Campaign:
     def stop_directory(self, env: str, ref: Any) -> tuple[str, float | None, bool]:
         """SIGKILL the fake Graph server while the run reads; restart it on its port and store."""
         full = self.rng.random() < 0.6
-        span = self.span.of(env, full)
+        span = self.work_span(env, full)
         before = self.directory.requests()
         self.seq += 1
         proc = self.spawn_sync(env, full, f"syncd-victim-{self.seq}")
-        t0 = time.monotonic()
-        with contextlib.suppress(TimeoutError):
-            wait_for(
-                lambda: proc.poll() is not None or self.directory.requests() > before,
-                span * 4 + 30,
-                "a read",
-                0.02,
-            )
-        if proc.poll() is not None:
+        if not self.wait_first_request(proc, before, 4 * span + 30):
             return "exited first", None, False
-        read_started = time.monotonic() - t0
-        time.sleep(self.rng.uniform(0, max(0.05, (span - read_started) * 0.7)))
+        t0 = time.monotonic()
+        # Within the first 80% of its work: the reading part of a run.
+        time.sleep(self.rng.uniform(0, 0.8 * span))
         if proc.poll() is not None:
             return "exited first", None, False
         t = time.monotonic()
@@ -931,7 +966,7 @@ class Campaign:
         self.directory.start()
         # The faulted run may ride out the outage with its retries: then it is the recovery.
         rc = proc.wait(600)
-        detail = f"{'full' if full else 'delta'} at {at:.2f}s, down {down:.1f}s, run exit {rc}"
+        detail = f"{'full' if full else 'delta'} at first request +{at:.2f}s, down {down:.1f}s, run exit {rc}"
         if rc == 0:
             return detail, time.monotonic() - t, True
         return detail, self.recover(env, t), True
@@ -940,13 +975,11 @@ class Campaign:
         def fault(env: str, ref: Any) -> tuple[str, float | None, bool]:
             full = self.rng.random() < 0.5
             half = ratio / 2  # 429 for half the failures, 503 for the other half (drawn when not 429)
-            self.directory.sim(
-                "POST",
-                "faults",
+            self.directory.set_faults(
                 {
                     "throttle_ratio": half,
                     "unavailable_ratio": half / (1 - half),
-                    "retry_after": 1,
+                    "retry_after": self.cfg.storm_retry_after,
                     "seed": self.rng.randrange(1 << 30),
                 },
             )
@@ -954,7 +987,7 @@ class Campaign:
             try:
                 rc = self.sync(env, full=full)
             finally:
-                self.directory.sim("DELETE", "faults")
+                self.directory.set_faults({})
             detail = f"{'full' if full else 'delta'} under the storm: exit {rc}"
             if rc == 0:
                 return detail, time.monotonic() - t, True
