@@ -134,9 +134,15 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop)
     started = time.monotonic()
     log(f"fault campaign: {cfg}")
-    result = run_campaign(cfg, log)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def partial(result: dict[str, object]) -> None:
+        args.out.write_text(dumps(result | {"command": command}))
+
+    command = " ".join(["benchmarks/bench_faults.py", *sys.argv[1:]])
+    result = run_campaign(cfg, log, partial)
     result["wall_s"] = round(time.monotonic() - started)
-    result["command"] = " ".join(["benchmarks/bench_faults.py", *sys.argv[1:]])
+    result["command"] = command
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     result["machine"] = {"platform": platform.platform(), "python": platform.python_version()}
     print()
@@ -147,7 +153,6 @@ def main() -> None:
     print(
         f"\nwall time {result['wall_s'] / 60:.1f} min; {'all clean' if result['clean'] else 'FAULTS FOUND'}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(dumps(result))
     print(f"wrote {args.out}")
 

@@ -623,6 +623,8 @@ class Campaign:
         self.seq = 0
         self.steps_done = 0
         self.shrink = 1.0
+        self.on_result: Callable[[], None] = lambda: None  # called after each judged injection
+        self.harness_errors: list[str] = []
         self.churn_seed = cfg.seed * 1000
         self.extra: dict[str, Any] = {}
 
@@ -790,6 +792,7 @@ class Campaign:
             notes,
         )
         self.results.append(inj)
+        self.on_result()
         bad = not inj.converged or inj.lost or inj.wrong or dupes or wrongly or over or running
         took = "never" if converge_s is None else f"{converge_s:.1f}s"
         self.log(
@@ -1136,6 +1139,7 @@ class Campaign:
             list(diff.examples) + [f"overlap: {o}" for o in over],
         )
         self.results.append(inj)
+        self.on_result()
         bad = not converged or inj.lost or inj.wrong or dupes or wrongly or over or running
         self.log(
             f"[{self.backend_name}] replicas {env:<6} {detail:<40} "
@@ -1186,8 +1190,12 @@ class Campaign:
         # Interleave the kinds (a seeded shuffle), so every kind meets every state of the database.
         self.rng.shuffle(steps)
         t0 = time.monotonic()
-        for n, (_, go) in enumerate(steps, 1):
-            go()
+        for n, (kind, go) in enumerate(steps, 1):
+            try:
+                go()
+            except Exception as exc:  # the harness's own trouble: say so, and go on with the next step
+                self.harness_errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+                self.log(f"[{self.backend_name}] {kind}: HARNESS ERROR {type(exc).__name__}: {exc}")
             if n % 10 == 0 or n == len(steps):
                 left = (time.monotonic() - t0) / n * (len(steps) - n)
                 self.log(
@@ -1213,33 +1221,43 @@ class Campaign:
         return [t for t in by.values() if t.injections or t.na]
 
 
-def run_campaign(cfg: Config, log: Log = print) -> dict[str, Any]:
+def run_campaign(
+    cfg: Config, log: Log = print, partial: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Every backend's campaign; the per-kind totals, every injection, and extra findings."""
     out: dict[str, Any] = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     }
-    totals: list[KindTotals] = []
-    injections: list[Injection] = []
-    extra: dict[str, Any] = {}
+    done: list[Campaign] = []
+
+    def collect(campaigns: list[Campaign]) -> dict[str, Any]:
+        totals = [t for c in campaigns for t in c.totals()]
+        return out | {
+            "totals": [asdict(t) for t in totals],
+            "injections": [asdict(i) for c in campaigns for i in c.results],
+            "extra": {
+                c.backend_name: c.extra | {"spans": asdict(c.span), "harness_errors": c.harness_errors}
+                for c in campaigns
+            },
+            "table": table(totals),
+            "clean": all(t.clean for t in totals) and not any(c.harness_errors for c in campaigns),
+        }
+
     with contextlib.ExitStack() as stack:
         base = cfg.workdir or Path(stack.enter_context(_tempdir()))
         for backend in cfg.backends:
             workdir = base / backend
             workdir.mkdir(parents=True, exist_ok=True)
             c = Campaign(cfg, backend, workdir, log)
+            if partial is not None:
+                # What is known so far, rewritten after every injection (a long campaign cut short keeps it).
+                c.on_result = lambda c=c: partial(collect([*done, c]) | {"partial": True})
             try:
                 c.run()
             finally:
                 c.close()
-            totals += c.totals()
-            injections += c.results
-            extra[backend] = c.extra | {"spans": asdict(c.span)}
-    out["totals"] = [asdict(t) for t in totals]
-    out["injections"] = [asdict(i) for i in injections]
-    out["extra"] = extra
-    out["table"] = table(totals)
-    out["clean"] = all(t.clean for t in totals)
-    return out
+            done.append(c)
+    return collect(done)
 
 
 @contextlib.contextmanager
