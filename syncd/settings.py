@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     delta_interval_seconds: int = Field(60, ge=5, description="seconds between delta runs")
     full_interval_seconds: int = Field(86400, ge=60, description="seconds between full runs")
     batch_size: int = Field(5000, ge=1, le=100_000, description="rows per write transaction")
+    delta_run_deadline_seconds: int = Field(
+        600, ge=10, le=86_400, description="a delta run still going after this long ends as failed"
+    )
+    full_run_deadline_seconds: int = Field(
+        7200, ge=60, le=604_800, description="a full run still going after this long ends as failed"
+    )
     mass_disable_count: int = Field(500, ge=0, description="a run disabling more users than this is blocked")
     mass_disable_ratio: float = Field(
         0.10, ge=0, le=1, description="...or more than this share of the enabled users"

@@ -30,8 +30,8 @@ from syncd.errors import Conflict, SyncdError
 log = structlog.get_logger(__name__)
 
 DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
-#: Holds an environment's run lock: a context manager yielding whether it was taken.
-LockHolder = Callable[[int], AbstractContextManager[bool]]
+#: Takes an environment's run lock: a context manager yielding something true when held (a lease), else None.
+LockHolder = Callable[[int], AbstractContextManager[object]]
 
 
 def check_security_group(directory: DirectoryFactory, group_id: str) -> str | None:

@@ -77,7 +77,7 @@ def sync(
             # SQLite file) no other run of it is alive: runs it left 'running' are closed.
             holds_lock=True,
         )
-        report = _run(appctx, engine, env, options, json)
+        report = _run(appctx, engine, env, options, json, held.connection)
     if json:
         print_json(report.as_dict())
     else:
@@ -92,7 +92,10 @@ def sync(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _run(appctx: AppContext, engine: Engine, env: str, options: RunOptions, json: bool) -> RunReport:
+def _run(
+    appctx: AppContext, engine: Engine, env: str, options: RunOptions, json: bool, connection: Any
+) -> RunReport:
+    """The run, on the lock's connection where the lock has one (PostgreSQL)."""
     with open_directory(appctx.settings) as directory:
         if sys.stdout.isatty() and not json:
             with Progress(
@@ -110,8 +113,9 @@ def _run(appctx: AppContext, engine: Engine, env: str, options: RunOptions, json
                     appctx.settings,
                     options,
                     progress=lambda _what, n: bar.advance(task, n),
+                    connection=connection,
                 )
-        return sync_environment(engine, directory, env, appctx.settings, options)
+        return sync_environment(engine, directory, env, appctx.settings, options, connection=connection)
 
 
 def _print_report(appctx: AppContext, report: RunReport) -> None:

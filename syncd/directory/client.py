@@ -46,6 +46,7 @@ from syncd.directory.decode import (
     parse_page,
 )
 from syncd.directory.errors import (
+    DeadlineReached,
     DirectoryError,
     DirectoryUnavailable,
     FullResyncRequired,
@@ -129,6 +130,10 @@ class GraphClient:
     ``sleep`` and ``rand`` are the waiting and the jitter source (tests inject
     their own); ``on_request`` is called with each attempt's HTTP status (0 when
     the attempt got no response), for metrics.
+
+    ``deadline`` (a ``time.monotonic()`` value, or None) bounds the waits between
+    retries: a wait that would end after it raises :class:`DeadlineReached` instead
+    (a sync run sets it to its own deadline).
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class GraphClient:
         self._sleep = sleep
         self._rand = rand
         self.stats = ClientStats()
+        self.deadline: float | None = None
         self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
 
     def __repr__(self) -> str:
@@ -447,7 +453,7 @@ class GraphClient:
                     raise DirectoryUnavailable(url, None, attempt) from exc
                 delay = self._backoff(attempt)
                 log.debug("graph.retry", url=url, status=None, error=type(exc).__name__, delay=delay)
-                self._wait(delay)
+                self._wait(delay, url, None)
                 continue
             status = response.status_code
             self._notify(status)
@@ -464,7 +470,7 @@ class GraphClient:
                 wait = self._backoff(attempt) if told is None else told
                 log.debug("graph.retry", url=url, status=status, attempt=attempt, delay=wait)
                 response.close()
-                self._wait(wait)
+                self._wait(wait, url, status)
                 continue
             code, message = _error_body(response)
             if status == 410:
@@ -475,7 +481,9 @@ class GraphClient:
         if self.on_request is not None:
             self.on_request(status)
 
-    def _wait(self, delay: float) -> None:
+    def _wait(self, delay: float, url: str, status: int | None) -> None:
+        if self.deadline is not None and time.monotonic() + delay > self.deadline:
+            raise DeadlineReached(url, status, delay)
         self.stats.retries += 1
         if delay > 0:
             self._sleep(delay)

@@ -40,6 +40,21 @@ class FullResyncRequired(DirectoryError):
         super().__init__(f"delta token expired, a full resync is required: {url}")
 
 
+class DeadlineReached(DirectoryError):
+    """Waiting to retry a request would pass the deadline its caller set (``GraphClient.deadline``).
+
+    ``delay``: the wait in seconds Graph asked for (``Retry-After``) or the backoff chose;
+    ``status``: the HTTP status that asked for the retry (None: no response).
+    """
+
+    def __init__(self, url: str, status: int | None, delay: float) -> None:
+        self.url = url
+        self.status = status
+        self.delay = delay
+        cause = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"waiting {delay:.0f} s to retry Graph ({cause}) would pass the deadline")
+
+
 class GraphError(DirectoryError):
     """Graph answered with an error status that retrying will not fix."""
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from syncd.service import runs
-from syncd.service.locks import EnvironmentLocks
+from syncd.service.locks import EnvironmentLocks, Lease
 from syncd.service.metrics import Metrics
 from syncd.service.scheduler import Target
 
@@ -36,8 +36,9 @@ class RunRequest:
 
 
 class SyncFn(Protocol):
-    def __call__(self, target: Target, request: RunRequest, stop: threading.Event) -> Any:
-        """Run one sync; returns the engine's RunReport."""
+    def __call__(self, target: Target, request: RunRequest, stop: threading.Event, lease: Lease) -> Any:
+        """Run one sync under ``lease`` (writing on its connection, if it has one); returns the
+        engine's RunReport."""
         ...
 
 
@@ -95,12 +96,12 @@ class SyncJobs:
                     self.metrics.skipped.labels(target.name, "recent").inc()
                     log.debug("run_skipped", environment=target.name, kind="auto", reason="recent")
                     return None
-            return self._execute(target, request)
+            return self._execute(target, request, held)
 
-    def _execute(self, target: Target, request: RunRequest) -> Any:
+    def _execute(self, target: Target, request: RunRequest, lease: Lease) -> Any:
         started = time.monotonic()
         try:
-            report = self.sync(target, request, self.stop)
+            report = self.sync(target, request, self.stop, lease)
         except Exception:
             self.metrics.observe_run(target.name, request.kind, "error", time.monotonic() - started)
             raise
@@ -151,7 +152,7 @@ def engine_sync(settings: Any, engine: Callable[[], Engine], metrics: Metrics) -
     from syncd.sync.directory import open_directory
     from syncd.sync.run import RunOptions, sync_environment
 
-    def sync(target: Target, request: RunRequest, stop: threading.Event) -> Any:
+    def sync(target: Target, request: RunRequest, stop: threading.Event, lease: Lease) -> Any:
         with open_directory(settings) as directory:
             _chain_on_request(directory, metrics.on_directory_request)
             options = RunOptions(
@@ -161,7 +162,9 @@ def engine_sync(settings: Any, engine: Callable[[], Engine], metrics: Metrics) -
                 trigger=request.trigger,
                 holds_lock=True,  # the daemon runs every sync under the environment's lock
             )
-            return sync_environment(engine(), directory, target.name, settings, options, stop=stop)
+            return sync_environment(
+                engine(), directory, target.name, settings, options, stop=stop, connection=lease.connection
+            )
 
     return sync
 

@@ -5,10 +5,13 @@ runs and the admin API's (through ``SyncJobs``), `syncd sync`, and a change of s
 (`syncd env set`, ``PATCH /api/environments/{name}``). One that does not get it is refused (or
 skips the tick); none waits.
 
-On PostgreSQL a run holds a session-level advisory lock on a connection of its own, kept
-open for the whole run: `pg_try_advisory_lock(SYNCD_LOCK_CLASS, environment_id)`. The lock
-is released when the run ends, and by the server when the holder's connection dies (a
-killed replica leaves no stale lock). A replica that does not get the lock skips the tick.
+On PostgreSQL a run holds a session-level advisory lock,
+`pg_try_advisory_lock(SYNCD_LOCK_CLASS, environment_id)`, on the connection it writes on: the
+lease (:class:`Lease`) hands that connection to the run, which writes on it and on no other. The
+lock is released when the run ends, and by the server when the session ends (a killed replica, a
+dropped connection, `pg_terminate_backend`): a run that lost its lock has lost the connection it
+writes on with it, so its next statement fails and it can never write without the lock. A replica
+that does not get the lock skips the tick.
 
 On a SQLite file, an in-process lock per environment (the threads of one daemon) and then an
 OS file lock (``flock``) on ``<database file>.env-<id>.lock`` beside it (other processes). The
@@ -18,7 +21,7 @@ would break the exclusion). An in-memory SQLite database belongs to its process:
 in-process lock is enough.
 
 Either way a holder knows that no other run of the environment is alive, so the run it starts
-may close the environment's runs left 'running' (``RunOptions.holds_lock``).
+may close the environment's runs left 'running' (``RunOptions.holds_lock``), as 'abandoned'.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from filelock import FileLock, Timeout
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
 log = structlog.get_logger(__name__)
 
@@ -40,9 +44,23 @@ log = structlog.get_logger(__name__)
 SYNCD_LOCK_CLASS = 0x73796E63
 
 
+@dataclass(frozen=True)
+class Lease:
+    """An environment's run lock, held. Always true; a lock not got is None.
+
+    ``connection``: on PostgreSQL, the DB-API (psycopg) connection whose session holds the advisory
+    lock, in its default transactional mode and with no transaction open. A run under this lease
+    writes on it and on nothing else (``sync_environment(connection=...)``). None for file and
+    in-process locks, whose holder may write on any connection.
+    """
+
+    environment_id: int
+    connection: Any | None = None
+
+
 class EnvironmentLocks(Protocol):
-    def hold(self, environment_id: int) -> AbstractContextManager[bool]:
-        """A context manager yielding True when this caller holds the environment's lock."""
+    def hold(self, environment_id: int) -> AbstractContextManager[Lease | None]:
+        """A context manager yielding the lease when this caller holds the environment's lock, else None."""
         ...
 
 
@@ -53,51 +71,53 @@ def lock_key(environment_id: int) -> tuple[int, int]:
     return SYNCD_LOCK_CLASS, environment_id
 
 
-def try_advisory_lock(conn: Connection, environment_id: int) -> bool:
+def _advisory(dbapi: Any, function: str, environment_id: int) -> bool:
+    """``SELECT function(class, object)`` on a psycopg connection, committed; its boolean result."""
     cls, obj = lock_key(environment_id)
-    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:c, :o)"), {"c": cls, "o": obj}).scalar())
-
-
-def advisory_unlock(conn: Connection, environment_id: int) -> bool:
-    cls, obj = lock_key(environment_id)
-    return bool(conn.execute(text("SELECT pg_advisory_unlock(:c, :o)"), {"c": cls, "o": obj}).scalar())
+    with dbapi.cursor() as cur:
+        cur.execute(f"SELECT {function}(%s, %s)", (cls, obj))
+        row = cur.fetchone()
+    dbapi.commit()
+    return bool(row[0])
 
 
 class AdvisoryLocks:
-    """PostgreSQL session-level advisory locks, one dedicated connection per held lock."""
+    """PostgreSQL session-level advisory locks, each on the connection its run writes on."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     @contextmanager
-    def hold(self, environment_id: int) -> Iterator[bool]:
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    def hold(self, environment_id: int) -> Iterator[Lease | None]:
+        raw = self.engine.raw_connection()
         try:
-            got = try_advisory_lock(conn, environment_id)
+            got = _advisory(raw.driver_connection, "pg_try_advisory_lock", environment_id)
         except Exception:
-            conn.invalidate()
-            conn.close()
+            raw.invalidate()
+            raw.close()
             raise
         if not got:
-            conn.close()
-            yield False
+            raw.close()
+            yield None
             return
         try:
-            yield True
+            yield Lease(environment_id, raw.driver_connection)
         finally:
-            self._release(conn, environment_id)
+            self._release(raw, environment_id)
 
-    def _release(self, conn: Connection, environment_id: int) -> None:
+    def _release(self, raw: Any, environment_id: int) -> None:
         try:
-            if not advisory_unlock(conn, environment_id):
+            raw.driver_connection.rollback()  # whatever the holder left open
+            if not _advisory(raw.driver_connection, "pg_advisory_unlock", environment_id):
+                # The session that took the lock is gone (the server released it with the session).
                 log.warning("advisory_lock_not_held", environment_id=environment_id)
-                conn.invalidate()
+                raw.invalidate()
         except Exception as exc:
             # The connection is unusable; dropping it makes the server release the lock.
-            log.warning("advisory_unlock_failed", environment_id=environment_id, error=str(exc))
-            conn.invalidate()
+            log.warning("advisory_unlock_failed", environment_id=environment_id, error=str(exc)[:300])
+            raw.invalidate()
         finally:
-            conn.close()
+            raw.close()
 
 
 class LocalLocks:
@@ -108,14 +128,14 @@ class LocalLocks:
         self._locks: dict[int, threading.Lock] = {}
 
     @contextmanager
-    def hold(self, environment_id: int) -> Iterator[bool]:
+    def hold(self, environment_id: int) -> Iterator[Lease | None]:
         with self._guard:
             lock = self._locks.setdefault(environment_id, threading.Lock())
         if not lock.acquire(blocking=False):
-            yield False
+            yield None
             return
         try:
-            yield True
+            yield Lease(environment_id)
         finally:
             lock.release()
 
@@ -137,10 +157,10 @@ class FileLocks:
         return lock_file(self.database, environment_id)
 
     @contextmanager
-    def hold(self, environment_id: int) -> Iterator[bool]:
+    def hold(self, environment_id: int) -> Iterator[Lease | None]:
         with self._local.hold(environment_id) as held:
             if not held:
-                yield False
+                yield None
                 return
             # No fall-back to a "soft" lock (a file that exists while held): a killed holder would
             # leave it behind. A file system without flock fails here instead.
@@ -150,10 +170,10 @@ class FileLocks:
             try:
                 lock.acquire()
             except Timeout:
-                yield False
+                yield None
                 return
             try:
-                yield True
+                yield held
             finally:
                 lock.release()
 

@@ -16,6 +16,13 @@ last copy is the truth: a later copy supersedes whatever an earlier one queued, 
 user changed during the read is seen at their latest state before anyone is found missing; only
 rows still unseen after that are disabled. A ``410 syncStateNotFound`` during a full read starts
 the read again, once, and the run records it.
+
+A run writes on one connection; under the daemon or ``syncd sync`` on PostgreSQL it is the one whose
+session holds the environment's advisory lock, so a run that lost its lock has lost the connection
+it writes on, and stops at its next statement (it checks the connection every few seconds while it
+only reads). Its outcome is then written on a fresh connection. A run has a deadline (the settings'
+``delta_run_deadline_seconds`` and ``full_run_deadline_seconds``): past it, or when a wait to retry
+Graph would pass it, the run ends as failed and the checkpoint does not move.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from syncd.dataverse.schema import Environment
 from syncd.directory.client import GraphClient
-from syncd.directory.errors import FullResyncRequired
+from syncd.directory.errors import DeadlineReached, FullResyncRequired
 from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import Deletion, DirectoryUser, UsersDeltaPage
 from syncd.errors import NotFound
@@ -53,6 +60,7 @@ from syncd.sync.apply import Applier
 from syncd.sync.guard import check_disables
 from syncd.sync.plan import plan_operation, recreate_values
 from syncd.sync.storage import GroupMirror, Storage, open_storage
+from syncd.sync.storage.base import record_run_end
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +70,17 @@ ADMINS = "admins"
 NO_ROLES: frozenset[str] = frozenset()
 ANALYZE_AFTER = 10_000  # rows written by one run, after which the table's statistics are refreshed
 FULL_READ_ATTEMPTS = 2  # a 410 during a full read starts it again once
+PING_EVERY_S = 2.0  # while a run only reads, it checks its connection (and lock) this often
 
 Progress = Callable[[str, int], None]
 
 
 class RunInterrupted(Exception):
     """The run was asked to stop (SIGTERM); what was committed stays, the checkpoint does not move."""
+
+
+class RunDeadlinePassed(Exception):
+    """The run is still going at its deadline; what was committed stays, the checkpoint does not move."""
 
 
 @dataclass
@@ -148,11 +161,17 @@ def sync_environment(
     *,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
+    connection: Any | None = None,
 ) -> RunReport:
     """Run one sync of ``env_name`` and report it.
 
+    ``connection``: the DB-API connection to write on, owned by the caller; on PostgreSQL the one
+    whose session holds the environment's advisory lock (``Lease.connection``), so that the run
+    cannot write once the lock is gone. None: the run takes a connection of its own from ``engine``.
+
     Never raises for directory or data problems: the report's outcome and error say what happened.
-    Raises ``NotFound`` for an unknown environment and ``ValueError`` for an unknown run kind.
+    When the run's connection is lost, its outcome is recorded on a fresh one. Raises ``NotFound``
+    for an unknown environment and ``ValueError`` for an unknown run kind.
     """
     options = options or RunOptions()
     if options.kind not in ("auto", "full", "delta"):
@@ -162,11 +181,46 @@ def sync_environment(
         if env is None:
             raise NotFound(f"no environment named {env_name!r}")
         s.expunge(env)
-    raw = engine.raw_connection()
+    raw = engine.raw_connection() if connection is None else None
+    run = _Run(
+        raw.driver_connection if raw is not None else connection,
+        env,
+        directory,
+        settings,
+        options,
+        stop,
+        progress,
+    )
     try:
-        return _Run(raw.driver_connection, env, directory, settings, options, stop, progress).execute()
+        report = run.execute()
     finally:
-        raw.close()
+        if raw is not None:
+            if run.storage.connection_lost():
+                raw.invalidate()
+            raw.close()
+    if run.unrecorded and report.run_id is not None:
+        _record_elsewhere(engine, run, report)
+    return report
+
+
+def _record_elsewhere(engine: Engine, run: _Run, report: RunReport) -> None:
+    """The run's own connection could not record its end: record it on a fresh one."""
+    lost = run.storage.connection_lost()
+    finished_at = run.storage.last_contact if lost else datetime.now(UTC)
+    try:
+        written = record_run_end(
+            engine,
+            report.run_id,  # type: ignore[arg-type]
+            report.outcome,
+            report.error,
+            report.counts,
+            restarts=report.restarts,
+            finished_at=finished_at,
+        )
+    except Exception as exc:  # the database is unreachable: the next holder of the lock closes the row
+        log.error("sync.outcome_not_recorded", run_id=report.run_id, error=str(exc)[:300])
+        return
+    log.info("sync.outcome_recorded_on_fresh_connection", run_id=report.run_id, written=written)
 
 
 class _Run:
@@ -203,14 +257,20 @@ class _Run:
         self.owners: set[str] = set()
         self.added: set[str] = set()
         self.removed: set[str] = set()
+        self.unrecorded = False  # the run's end could not be written on its own connection
+        self.started = time.monotonic()
+        self.budget_s = float(settings.full_run_deadline_seconds)
+        self.deadline = self.started + self.budget_s
+        self._last_ping = self.started
 
     # -- the run -------------------------------------------------------------------------------
 
     def execute(self) -> RunReport:
-        started = time.monotonic()
+        started = self.started
         state = self.storage.load_state()
         requested = self.options.kind
         kind = "delta" if requested != "full" and state.get(USERS_LINK) else "full"
+        self._set_deadline(kind)
         if not self.options.dry_run:
             self.storage.start_run(kind, requested, self.options.trigger, reap_stale=self.options.holds_lock)
             if self.storage.reaped:
@@ -231,6 +291,7 @@ class _Run:
                 except FullResyncRequired as exc:
                     log.warning("sync.delta_token_expired", environment=self.env.name, url=exc.url)
                     kind = "full"
+                    self._set_deadline(kind)
                     self._reset()
                     if not self.options.dry_run:
                         self.storage.set_run_kind("full")
@@ -240,10 +301,26 @@ class _Run:
         except RunInterrupted:
             outcome, error = "interrupted", "stopped before the end; the checkpoint did not move"
             self._close(outcome, error)
-        except Exception as exc:
-            outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+        except (RunDeadlinePassed, DeadlineReached) as exc:
+            outcome = "failed"
+            error = f"the {kind} run passed its deadline of {self.budget_s:.0f} s"
+            if isinstance(exc, DeadlineReached):
+                error = f"{exc} of the {kind} run ({self.budget_s:.0f} s)"
+            error += f" (the {kind}_run_deadline_seconds setting); stopped, the checkpoint did not move"
             log.error("sync.failed", environment=self.env.name, error=error)
             self._close(outcome, error)
+        except Exception as exc:
+            outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+            if self.storage.connection_lost():
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                error = (
+                    "lost the database connection, and with it the environment's lock; stopped without "
+                    f"writing more, the checkpoint did not move ({type(exc).__name__}: {first})"
+                )
+            log.error("sync.failed", environment=self.env.name, error=error)
+            self._close(outcome, error)
+        finally:
+            self.directory.deadline = None
         if self.options.dry_run and outcome in ("succeeded", "partial", "blocked"):
             outcome = "dry_run"
         report = RunReport(
@@ -574,7 +651,13 @@ class _Run:
         return outcome, error
 
     def _close(self, outcome: str, error: str) -> None:
-        """After a failure or an interruption: keep what is whole, record the end, never the checkpoint."""
+        """After a failure or an interruption: keep what is whole, record the end, never the checkpoint.
+
+        With the connection lost (and on PostgreSQL the lock with it) nothing more is written on it;
+        the end is recorded on a fresh connection (``unrecorded``)."""
+        if self.storage.connection_lost():
+            self.unrecorded = not self.options.dry_run
+            return
         try:
             self.applier.flush()
         except Exception as exc:  # the batch is lost; nothing half-written (its transaction rolled back)
@@ -583,8 +666,16 @@ class _Run:
             return
         try:
             self.storage.finish_run(outcome, error, self.counts.as_dict(), restarts=self.restarts)
-        except Exception as exc:  # a dead connection: the run row stays 'running' until the next run
+        except Exception as exc:
             log.warning("sync.finish_failed", error=str(exc)[:300])
+            self.unrecorded = True
+
+    def _set_deadline(self, kind: str) -> None:
+        """The run's deadline, counted from its start, by the kind it runs as (R: the settings)."""
+        s = self.settings
+        self.budget_s = float(s.full_run_deadline_seconds if kind == "full" else s.delta_run_deadline_seconds)
+        self.deadline = self.started + self.budget_s
+        self.directory.deadline = self.deadline
 
     def _reset(self) -> None:
         """Before a read starts again from scratch: keep what is written, forget what was held."""
@@ -596,8 +687,16 @@ class _Run:
         self.added, self.removed = set(), set()
 
     def _check_stop(self) -> None:
+        """Between pages and batches: stop when asked, past the deadline, or when the connection (and
+        with it, on PostgreSQL, the environment's lock) is gone."""
         if self.stop is not None and self.stop.is_set():
             raise RunInterrupted()
+        now = time.monotonic()
+        if now > self.deadline:
+            raise RunDeadlinePassed()
+        if now - self._last_ping >= PING_EVERY_S:
+            self._last_ping = now
+            self.storage.ping()
 
 
 @dataclass(slots=True)
@@ -630,4 +729,11 @@ def _load_admins(value: str | None) -> source.Admins:
     return {k: frozenset(v) for k, v in orjson.loads(value).items()}
 
 
-__all__ = ["RunInterrupted", "RunOptions", "RunReport", "environment_facts", "sync_environment"]
+__all__ = [
+    "RunDeadlinePassed",
+    "RunInterrupted",
+    "RunOptions",
+    "RunReport",
+    "environment_facts",
+    "sync_environment",
+]

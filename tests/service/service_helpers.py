@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from syncd.dataverse.environments import EnvironmentSpec, create_environment
 from syncd.dataverse.schema import SyncRun
 from syncd.service.jobs import RunRequest
+from syncd.service.locks import Lease
 from syncd.service.scheduler import Target
 
 
@@ -39,7 +40,9 @@ class FakeSync:
         self.entered = threading.Event()
         self.lock = threading.Lock()
 
-    def __call__(self, target: Target, request: RunRequest, stop: threading.Event) -> FakeReport:
+    def __call__(
+        self, target: Target, request: RunRequest, stop: threading.Event, lease: Lease | None = None
+    ) -> FakeReport:
         with self.lock:
             self.calls.append((target.name, request))
         self.entered.set()

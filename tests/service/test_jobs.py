@@ -89,7 +89,7 @@ def test_no_scheduled_run_once_stopping(jobs: SyncJobs, env: Target) -> None:
 
 
 def test_a_raising_sync_is_counted_and_releases_the_lock(engine: Engine, env: Target) -> None:
-    def boom(target: Target, request: RunRequest, stop: threading.Event) -> None:
+    def boom(target: Target, request: RunRequest, stop: threading.Event, lease: object) -> None:
         raise RuntimeError("engine bug")
 
     jobs = SyncJobs(lambda: engine, locks_for(engine), boom, Metrics(), threading.Event())

@@ -199,7 +199,7 @@ def test_file_locks_one_holder_per_environment_in_one_process(tmp_path: Path) ->
 
         def another_thread() -> None:
             with a.hold(1) as held:
-                got.append(held)
+                got.append(bool(held))
 
         t = threading.Thread(target=another_thread)
         t.start()

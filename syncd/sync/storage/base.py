@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from syncd.rules import Action
 from syncd.sync.plan import STATE_COLUMNS, Operation
@@ -65,6 +66,9 @@ class Storage(ABC):
         self._held_table = False
         self._seen_table = False
         self.reaped = 0  # runs closed as abandoned by start_run
+        # When the last transaction committed: the last moment this run is known to have held the
+        # connection (and, on PostgreSQL, the environment's lock, which lives on it).
+        self.last_contact = now
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -83,11 +87,22 @@ class Storage(ABC):
         try:
             yield cur
             self.conn.commit()
+            self.last_contact = datetime.now(UTC)
         except BaseException:
-            self.conn.rollback()
+            if not self.connection_lost():
+                self.conn.rollback()
             raise
         finally:
             cur.close()
+
+    def connection_lost(self) -> bool:
+        """Whether the connection is gone (psycopg marks a connection whose session ended ``broken``;
+        on PostgreSQL the environment's lock went with it). sqlite3 connections are never lost."""
+        return bool(getattr(self.conn, "closed", False) or getattr(self.conn, "broken", False))
+
+    def ping(self) -> None:
+        """One round trip; raises the driver's error when the connection (and its lock) is gone."""
+        self._tx(("SELECT 1", ()))
 
     def _tx(self, *statements: tuple[str, Sequence[Any]]) -> Any:
         """Run statements in one transaction; the rows of the last one (None when it returns none)."""
@@ -441,3 +456,40 @@ def _load(blob: str) -> Operation:
 
 
 __all__ = ["ROW_COLUMNS", "GroupMirror", "Storage"]
+
+
+def record_run_end(
+    engine: Engine,
+    run_id: int,
+    outcome: str,
+    error: str | None,
+    counts: dict[str, int],
+    *,
+    restarts: int,
+    finished_at: datetime,
+) -> bool:
+    """Record a run's end on a fresh connection from ``engine``, when the run's own connection is gone.
+
+    Only the run's own row is written, and only while it is still 'running' or was closed as
+    'abandoned' by a later holder of the lock that took the run for dead: the recorded outcome and
+    error become the true ones. ``finished_at`` is kept when a later run already closed the row (no
+    later than its own start). Returns whether the row was written; raises SQLAlchemy's errors.
+    """
+    sets = ", ".join(f"{c} = :{c}" for c in RUN_COUNTS)
+    with engine.begin() as conn:
+        result = conn.execute(
+            text(
+                "UPDATE sync_run SET finished_at = CASE WHEN outcome = 'running' THEN :finished_at "
+                f"ELSE finished_at END, outcome = :outcome, error = :error, restarts = :restarts, {sets} "
+                "WHERE id = :run_id AND outcome IN ('running', 'abandoned')"
+            ).bindparams(bindparam("finished_at", type_=DateTime(timezone=True))),
+            {
+                "finished_at": finished_at,
+                "outcome": outcome,
+                "error": error,
+                "restarts": restarts,
+                "run_id": run_id,
+                **{c: counts.get(c, 0) for c in RUN_COUNTS},
+            },
+        )
+        return result.rowcount == 1
