@@ -427,25 +427,34 @@ def left_running(all_runs: list[dict[str, Any]]) -> list[int]:
     return [r["id"] for r in all_runs if r["outcome"] == "running"]
 
 
-def duplicate_events(engine: Engine, after_event: int) -> int:
+def duplicate_events(engine: Engine, after_event: int) -> tuple[int, list[str]]:
+    """Events of the window that repeat another: a second `create` of an (environment, object id),
+    or one run's same action for one user twice. The count, and a few of them as evidence."""
     with engine.connect() as conn:
         twice_created = conn.execute(
             text(
-                "SELECT count(*) FROM sync_event e WHERE e.id > :m AND e.action = 'create' AND EXISTS ("
-                "SELECT 1 FROM sync_event o WHERE o.action = 'create' AND o.environment_id = e.environment_id "
-                "AND o.azureactivedirectoryobjectid = e.azureactivedirectoryobjectid AND o.id < e.id)"
+                "SELECT e.id, e.run_id, o.id, o.run_id, e.azureactivedirectoryobjectid FROM sync_event e "
+                "JOIN sync_event o ON o.action = 'create' AND o.environment_id = e.environment_id "
+                "AND o.azureactivedirectoryobjectid = e.azureactivedirectoryobjectid AND o.id < e.id "
+                "WHERE e.id > :m AND e.action = 'create' ORDER BY e.id"
             ),
             {"m": after_event},
-        ).scalar_one()
+        ).all()
         same_in_run = conn.execute(
             text(
-                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM sync_event WHERE id > :m "
+                "SELECT run_id, azureactivedirectoryobjectid, action, count(*) FROM sync_event WHERE id > :m "
                 "AND azureactivedirectoryobjectid IS NOT NULL AND action <> 'create' "
-                "GROUP BY run_id, azureactivedirectoryobjectid, action HAVING count(*) > 1) t"
+                "GROUP BY run_id, azureactivedirectoryobjectid, action HAVING count(*) > 1"
             ),
             {"m": after_event},
-        ).scalar_one()
-    return int(twice_created) + int(same_in_run)
+        ).all()
+    seconds = {r[0] for r in twice_created}
+    examples = [
+        f"create event {r[0]} (run {r[1]}) repeats create {r[2]} (run {r[3]}) of {r[4]}"
+        for r in twice_created
+    ]
+    examples += [f"run {r[0]}: {r[2]} of {r[1]} {r[3]} times" for r in same_in_run]
+    return len(seconds) + sum(int(r[3]) - 1 for r in same_in_run), examples[:3]
 
 
 def disabled_ids(engine: Engine, env_id: int, after_event: int, upto_event: int | None = None) -> set[str]:
@@ -763,7 +772,7 @@ class Campaign:
         all_runs = runs(self.engine)
         over = overlaps(all_runs, mark[0])
         running = left_running(all_runs)
-        dupes = duplicate_events(self.engine, mark[1])
+        dupes, dupe_examples = duplicate_events(self.engine, mark[1])
         entitled = enabled_ids(ref) & enabled_ids(before if before is not None else ref)
         wrongly = disabled_ids(self.engine, env_id, mark[1]) & entitled
         converged = converge_s is not None and diff.equal
@@ -772,6 +781,7 @@ class Campaign:
             with contextlib.suppress(ValueError):
                 notes += [f"  {oid[:8]} event: {h}" for h in history(self.engine, env_id, oid)[-4:]]
         notes += [f"overlap: {o}" for o in over]
+        notes += [f"duplicate: {d}" for d in dupe_examples]
         if running:
             notes.append(f"runs left running: {running}")
         if wrongly:
@@ -1067,17 +1077,23 @@ class Campaign:
                 except subprocess.TimeoutExpired:
                     kill(proc)
         phase_s = (datetime.now(UTC) - phase_started).total_seconds()
-        fulls = Counter(
-            r["environment_id"]
+        full_runs = [
+            r
             for r in runs(self.engine)
             if r["id"] > phase_mark[0] and r["kind"] == "full" and r["trigger"] != "cli"
-        )
+        ]
+        fulls = Counter(r["environment_id"] for r in full_runs)
         expected = phase_s / cfg.full_interval
         self.extra["replica_full_runs"] = {
             "phase_s": round(phase_s),
             "full_interval_s": cfg.full_interval,
             "expected_per_env": round(expected, 1),
             "per_env": {env: fulls.get(self.ids[env], 0) for env in ENVS},
+            "runs": [
+                f"env {r['environment_id']} run {r['id']} {r['trigger']} {r['outcome']} "
+                f"{r['started_at']}..{r['finished_at']}"
+                for r in full_runs
+            ],
         }
         self.log(
             f"[{self.backend_name}] replicas: full runs in {phase_s:.0f}s with a {cfg.full_interval}s full "
@@ -1120,7 +1136,7 @@ class Campaign:
         # The victim's run (if any) is closed by the next lock holder of its environment; a run of
         # another environment may still be open: count only runs started before this period.
         running = [r["id"] for r in all_runs if r["outcome"] == "running" and r["id"] <= mark[0]]
-        dupes = duplicate_events(self.engine, mark[1])
+        dupes, dupe_examples = duplicate_events(self.engine, mark[1])
         wrongly = disabled_ids(self.engine, env_id, mark[1]) & enabled_ids(ref) & enabled_ids(before)
         converged = converge_s is not None and diff.equal
         inj = Injection(
@@ -1136,7 +1152,9 @@ class Campaign:
             len(over),
             len(running),
             None if converge_s is None else round(converge_s, 2),
-            list(diff.examples) + [f"overlap: {o}" for o in over],
+            list(diff.examples)
+            + [f"overlap: {o}" for o in over]
+            + [f"duplicate: {d}" for d in dupe_examples],
         )
         self.results.append(inj)
         self.on_result()
