@@ -579,6 +579,9 @@ class Config:
     kills: int = 50  # SIGKILLs per backend, spread over full/delta x random time/at writes
     sessions: int = 25  # ended database sessions (PostgreSQL only)
     directory_stops: int = 25
+    # How long the stopped directory stays down: a range drawn at random, then a time within it.
+    # Short outages are ridden out by the client's retries (6, backoff up to 30 s); long ones fail the run.
+    directory_down_s: tuple[tuple[float, float], ...] = ((0.5, 4.0), (10.0, 30.0))
     storm_runs: int = 10  # per storm ratio
     storm_ratios: tuple[float, ...] = (0.3, 0.9)
     storm_retry_after: float = 1.0  # the storm's Retry-After, seconds
@@ -974,7 +977,7 @@ class Campaign:
         t = time.monotonic()
         at = t - t0
         self.directory.kill()
-        down = self.rng.uniform(0.5, 4.0)
+        down = self.rng.uniform(*self.rng.choice(self.cfg.directory_down_s))
         time.sleep(down)
         self.directory.start()
         # The faulted run may ride out the outage with its retries: then it is the recovery.

@@ -34,6 +34,7 @@ def small(backend: str, workdir: Path, pg_admin_url: str | None) -> Config:
         kills=4,  # one of each: full/delta x random time/during writes
         sessions=2,
         directory_stops=1,
+        directory_down_s=((0.5, 4.0),),
         storm_runs=1,
         storm_retry_after=0.2,
         replica_minutes=20 / 60,
