@@ -16,8 +16,8 @@ group). The directory changes before every step (POST /_sim/churn). Per backend:
   recovery run starts at once, as another replica would; the step is judged once the faulted
   process has also ended. SQLite has no server session: n/a;
 - the fake directory SIGKILLed mid-read (`--directory-stops`): once the run's first request
-  has reached it, after a random share of the rest of the clean span; restarted 0.5-4 s later on
-  the same port and store (the run may ride it out with its retries);
+  has reached it, within the first 80% of the clean run's work; restarted on the same port and
+  store after 0.5-4 s (the run's retries ride it out) or 10-30 s (the run fails), half each;
 - 429/503 storms (`--storm-runs` per ratio in `--storm-ratios`): POST /_sim/faults with half of
   the failures 429 and half 503 (Retry-After 1 s), for one run; then cleared, and recovery;
 - replicas (`--replica-minutes`): `--replicas` `syncd run` daemons on the database (delta
