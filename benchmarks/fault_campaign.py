@@ -1136,9 +1136,13 @@ class Campaign:
         diff = compare(user_rows(self.engine, env_id), ref)
         all_runs = runs(self.engine)
         over = overlaps(all_runs, mark[0])
-        # The victim's run (if any) is closed by the next lock holder of its environment; a run of
-        # another environment may still be open: count only runs started before this period.
-        running = [r["id"] for r in all_runs if r["outcome"] == "running" and r["id"] <= mark[0]]
+        # The victim's run (if any) is closed by the next lock holder of its environment, and a run of
+        # this environment may be under way: count this environment's runs started before the period.
+        running = [
+            r["id"]
+            for r in all_runs
+            if r["outcome"] == "running" and r["id"] <= mark[0] and r["environment_id"] == env_id
+        ]
         dupes, dupe_examples = duplicate_events(self.engine, mark[1])
         wrongly = disabled_ids(self.engine, env_id, mark[1]) & enabled_ids(ref) & enabled_ids(before)
         converged = converge_s is not None and diff.equal
