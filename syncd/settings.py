@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     mass_disable_ratio: float = Field(
         0.10, ge=0, le=1, description="...or more than this share of the enabled users"
     )
+    mass_disable_ratio_min_count: int = Field(
+        10, ge=1, description="...the share applying only to a run disabling at least this many users"
+    )
     allow_mass_disable: bool = Field(False, description="let runs over the mass-disable threshold through")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
