@@ -210,7 +210,7 @@ def read_states(
     relevant = (SyncRun.kind.in_(RUN_KINDS), SyncRun.finished_at.is_not(None))
     last_reset = (
         select(SyncRun.environment_id, sqlfunc.max(SyncRun.finished_at).label("at"))
-        .where(*relevant, SyncRun.outcome.in_(sorted(RESETS)))
+        .where(*relevant, SyncRun.environment_id.in_(list(resumed)), SyncRun.outcome.in_(sorted(RESETS)))
         .group_by(SyncRun.environment_id)
         .subquery()
     )
@@ -289,19 +289,20 @@ class QuarantineGate:
         except Exception as exc:
             log.warning("quarantine_unknown", environment=target.name, error=str(exc)[:300])
             return False
-        if not state.holds_back(self.clock()):
+        next_attempt = state.next_attempt_at
+        if next_attempt is None or not state.holds_back(self.clock()):
             self._announced.pop(target.id, None)
             return False
         metrics.skipped.labels(target.name, "quarantined").inc()
-        first = self._announced.get(target.id) != state.next_attempt_at
-        self._announced[target.id] = state.next_attempt_at  # type: ignore[assignment]
+        first = self._announced.get(target.id) != next_attempt
+        self._announced[target.id] = next_attempt
         (log.info if first else log.debug)(
             "run_skipped",
             environment=target.name,
             reason="quarantined",
             consecutive_failures=state.consecutive_failures,
             quarantined_since=_iso(state.since),
-            next_attempt_at=_iso(state.next_attempt_at),
+            next_attempt_at=next_attempt.isoformat(),
         )
         return True
 
