@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from syncd.service import runs
 from syncd.service.locks import EnvironmentLocks, Lease
 from syncd.service.metrics import Metrics
+from syncd.service.quarantine import QuarantineGate
 from syncd.service.scheduler import Target
 
 log = structlog.get_logger(__name__)
@@ -56,21 +57,26 @@ class SyncJobs:
         stop: threading.Event,
         *,
         min_gap_s: float = 0.0,
+        quarantine: QuarantineGate | None = None,
     ) -> None:
         """`min_gap_s`: a scheduled delta is skipped when some run of the environment started
-        less than this long ago (replicas then share the ticks instead of multiplying them)."""
+        less than this long ago (replicas then share the ticks instead of multiplying them).
+        `quarantine`: holds back the scheduled runs of a quarantined environment (none: never)."""
         self.engine = engine
         self.locks = locks
         self.sync = sync
         self.metrics = metrics
         self.stop = stop
         self.min_gap_s = min_gap_s
+        self.quarantine = quarantine
         self._full_pending: dict[int, datetime] = {}
         self._pending_guard = threading.Lock()
 
     def scheduled(self, target: Target, kind: str, trigger: str = "schedule") -> Any:
-        """The scheduler's job: run unless stopping, locked out, or another replica just ran."""
+        """The scheduler's job: run unless stopping, quarantined, locked out, or another replica just ran."""
         if self.stop.is_set():
+            return None
+        if self.quarantine is not None and self.quarantine.holds_back(target, self.metrics):
             return None
         try:
             return self.run(target, RunRequest(kind=kind, trigger=trigger), scheduled=True)
