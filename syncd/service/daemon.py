@@ -46,7 +46,8 @@ class DaemonOptions:
     churn_interval_s: float = 30.0
     churn_changes: int = 5
     #: a scheduled delta is skipped when some run of the environment started this share of the
-    #: delta interval ago or less (replicas share the ticks rather than multiply them)
+    #: delta interval ago or less, and a scheduled full run when a completed full run started this
+    #: share of the full interval ago or less (replicas share the ticks rather than multiply them)
     min_gap_ratio: float = 0.5
     install_signal_handlers: bool = True
     sync: SyncFn | None = None
@@ -91,6 +92,7 @@ class Daemon:
             self.metrics,
             self.stop,
             min_gap_s=s.delta_interval_seconds * self.options.min_gap_ratio,
+            min_full_gap_s=s.full_interval_seconds * self.options.min_gap_ratio,
             quarantine=QuarantineGate(self.engine, quarantine),
         )
         self.scheduler = SyncScheduler(

@@ -57,10 +57,13 @@ class SyncJobs:
         stop: threading.Event,
         *,
         min_gap_s: float = 0.0,
+        min_full_gap_s: float = 0.0,
         quarantine: QuarantineGate | None = None,
     ) -> None:
         """`min_gap_s`: a scheduled delta is skipped when some run of the environment started
         less than this long ago (replicas then share the ticks instead of multiplying them).
+        `min_full_gap_s`: likewise, a scheduled full run is skipped when a completed full run of the
+        environment (``runs.FULL_RUN_DONE``, by any replica or person) started less than this long ago.
         `quarantine`: holds back the scheduled runs of a quarantined environment (none: never)."""
         self.engine = engine
         self.locks = locks
@@ -68,6 +71,7 @@ class SyncJobs:
         self.metrics = metrics
         self.stop = stop
         self.min_gap_s = min_gap_s
+        self.min_full_gap_s = min_full_gap_s
         self.quarantine = quarantine
         self._full_pending: dict[int, datetime] = {}
         self._pending_guard = threading.Lock()
@@ -102,6 +106,10 @@ class SyncJobs:
                     self.metrics.skipped.labels(target.name, "recent").inc()
                     log.debug("run_skipped", environment=target.name, kind="auto", reason="recent")
                     return None
+            elif scheduled and request.kind == "full" and self._full_not_due(target):
+                self.metrics.skipped.labels(target.name, "recent").inc()
+                log.info("run_skipped", environment=target.name, kind="full", reason="a full run finished recently")
+                return None
             return self._execute(target, request, held)
 
     def _execute(self, target: Target, request: RunRequest, lease: Lease) -> Any:
@@ -147,6 +155,18 @@ class SyncJobs:
         if last is None:
             return False
         return runs.aware(last) > datetime.now(UTC) - timedelta(seconds=self.min_gap_s)
+
+    def _full_not_due(self, target: Target) -> bool:
+        """Whether some run (any replica's, or a person's) completed a full run of the environment that
+        started less than ``min_full_gap_s`` ago: the database, not this process, says when a full
+        run is due, so N replicas run one full run per interval, not N."""
+        if self.min_full_gap_s <= 0:
+            return False
+        with Session(self.engine()) as session:
+            last = runs.last_full_started_at(session, target.id)
+        if last is None:
+            return False
+        return runs.aware(last) > datetime.now(UTC) - timedelta(seconds=self.min_full_gap_s)
 
     def full_pending(self) -> dict[int, datetime]:
         with self._pending_guard:

@@ -170,6 +170,17 @@ def last_full_finished_at(session: Session, environment_id: int) -> datetime | N
     )
 
 
+def last_full_started_at(session: Session, environment_id: int) -> datetime | None:
+    """When the environment's last completed full run (FULL_RUN_DONE) started, whoever ran it."""
+    return session.scalar(
+        select(func.max(SyncRun.started_at)).where(
+            SyncRun.environment_id == environment_id,
+            SyncRun.kind == "full",
+            SyncRun.outcome.in_(FULL_RUN_DONE),
+        )
+    )
+
+
 def last_started_at(session: Session, environment_id: int) -> datetime | None:
     return session.scalar(
         select(func.max(SyncRun.started_at)).where(SyncRun.environment_id == environment_id)
