@@ -140,7 +140,9 @@ class SyncJobs:
             return request
         with Session(self.engine()) as session:
             done = runs.full_succeeded_since(session, target.id, since)
-        if done:
+        # The run that held the lock may have been a full run that finished just before the skip was
+        # noted: a full run started within the gap settles the pending one too.
+        if done or self._full_not_due(target):
             with self._pending_guard:
                 self._full_pending.pop(target.id, None)
             return request

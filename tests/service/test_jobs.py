@@ -146,3 +146,20 @@ def test_replicas_run_one_scheduled_full_run_per_interval(engine: Engine, env: T
     assert replicas[1].scheduled(env, "full") is not None
     # An explicit full run (the API's, a person's) is never skipped for that.
     assert replicas[2].run(env, RunRequest(kind="full", trigger="api")) is not None
+
+
+def test_a_full_run_skipped_as_locked_just_after_another_full_run_stays_not_due(
+    engine: Engine, env: Target
+) -> None:
+    """A replica's full tick that finds the lock still held by a full run that has already recorded
+    its end is not promoted into a second full run by the next delta tick."""
+    jobs = SyncJobs(
+        lambda: engine, locks_for(engine), FakeSync(engine), Metrics(), threading.Event(), min_full_gap_s=30
+    )
+    add_run(engine, env.id, kind="full", ago_s=0.5)  # another replica's full run, its row closed
+    with jobs.locks.hold(env.id):  # ...and its lock not yet released
+        assert jobs.scheduled(env, "full") is None
+    assert env.id in jobs.full_pending()
+    jobs.scheduled(env, "auto")
+    assert [req.kind for _, req in sync_of(jobs).calls] == ["auto"]
+    assert jobs.full_pending() == {}
