@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,11 @@ from syncd.errors import ConfigError
 
 EMBEDDED = "embedded"
 DEFAULT_DATABASE_URL = "sqlite:///./syncd.db"
+#: Consecutive failed runs that put an environment in quarantine (see syncd.service.quarantine).
+DEFAULT_QUARANTINE_AFTER_FAILURES = 3
+#: The longest wait between scheduled runs of a quarantined environment: once a day, as Entra's
+#: provisioning service ends up running the incremental cycles of a job in quarantine.
+DEFAULT_QUARANTINE_MAX_BACKOFF_SECONDS = 86400
 
 
 def normalise_database_url(url: str) -> str:
@@ -68,7 +73,21 @@ class Settings(BaseSettings):
     mass_disable_ratio: float = Field(
         0.10, ge=0, le=1, description="...or more than this share of the enabled users"
     )
+    mass_disable_ratio_min_count: int = Field(
+        10, ge=1, description="...the share applying only to a run disabling at least this many users"
+    )
     allow_mass_disable: bool = Field(False, description="let runs over the mass-disable threshold through")
+    quarantine_after_failures: int = Field(
+        DEFAULT_QUARANTINE_AFTER_FAILURES,
+        ge=0,
+        le=100,
+        description="consecutive failed runs that put an environment in quarantine (0: never)",
+    )
+    quarantine_max_backoff_seconds: int = Field(
+        DEFAULT_QUARANTINE_MAX_BACKOFF_SECONDS,
+        ge=5,
+        description="longest wait between scheduled runs of a quarantined environment",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     admin_token: SecretStr | None = Field(None, description="bearer token for the admin API's mutations")
@@ -77,6 +96,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, v: str) -> str:
         return normalise_database_url(v)
+
+    @model_validator(mode="after")
+    def _backoff_cap_not_below_the_interval(self) -> Settings:
+        if self.quarantine_max_backoff_seconds < self.delta_interval_seconds:
+            raise ConfigError(
+                f"invalid setting quarantine_max_backoff_seconds={self.quarantine_max_backoff_seconds}: "
+                f"below delta_interval_seconds={self.delta_interval_seconds}, so quarantine would slow "
+                "nothing down; give at least the delta interval"
+            )
+        return self
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

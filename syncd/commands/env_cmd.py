@@ -1,4 +1,4 @@
-"""`syncd env create|set|list|show`."""
+"""`syncd env create|set|list|show|resume`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from syncd.dataverse import environments as envs
 from syncd.dataverse.schema import ENV_TYPES
 from syncd.directory.client import GraphClient
 from syncd.errors import SyncdError
+from syncd.service import quarantine
 from syncd.service.locks import locks_for
 from syncd.sync.directory import open_directory
 
-app = typer.Typer(help="Dataverse environments: create, change, list, show.", no_args_is_help=True)
+app = typer.Typer(help="Dataverse environments: create, change, list, show, resume.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
@@ -209,15 +210,33 @@ def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
 def show(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="environment name")], json: JsonOpt = False
 ) -> None:
-    """Show one environment's settings and user counts."""
+    """Show one environment's settings, user counts and quarantine state."""
     appctx: AppContext = ctx.obj
+    policy = quarantine.QuarantinePolicy.from_settings(appctx.settings)
     with appctx.session() as session:
         env = envs.get_environment(session, name)
+        state = quarantine.read_state(session, env.id, policy)
         info = envs.describe(env) | {"users": envs.user_counts(session, env.id)}
     if json:
-        print_json(info)
+        print_json(info | {"quarantine": state.as_dict()})
         return
     table = Table("field", "value", show_header=False)
     for k, v in info.items():
         table.add_row(k, str(v))
+    table.add_row("quarantine", state.describe())
     appctx.console.print(table)
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="environment name")], json: JsonOpt = False
+) -> None:
+    """Take an environment out of quarantine: the failed runs so far stop counting, so the daemon's
+    next scheduled run goes ahead. Idempotent; an unknown name is an error (exit 2)."""
+    appctx: AppContext = ctx.obj
+    policy = quarantine.QuarantinePolicy.from_settings(appctx.settings)
+    result = quarantine.resume(appctx.engine(), name, policy)
+    if json:
+        print_json(result.as_dict())
+        return
+    typer.echo(result.describe())

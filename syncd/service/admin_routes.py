@@ -10,11 +10,16 @@ POST   /api/environments/{env}/stubs/{stub}/reassign     {"target": ...}  R20
 POST   /api/environments/{env}/roles                     {"user": ..., "role": ...}  R21
 DELETE /api/environments/{env}/roles/{role}/users/{user}
 PATCH  /api/environments/{env}                           {"type": ..., "security_group_id": ... | null, ...}
+POST   /api/environments/{env}/resume                    out of quarantine (``syncd env resume``)
 
 ``PATCH`` changes an environment's settings (``syncd env set``); its body holds any of ``type``,
 ``security_group_id``, ``app_pass_capacity``, ``is_sales``, ``allow_role_assignment_on_disabled_users``,
 ``tenant_has_marketing_licence`` and ``created_by_object_id``. A new security group makes the next
 run a full run; an unknown one is 400, a directory that can't be read a warning in the answer.
+
+``POST .../resume`` takes the environment out of quarantine (see ``syncd.service.quarantine``): the
+failed runs so far stop counting, so the next scheduled run goes ahead. No body; idempotent (200
+with ``changed: false`` when no failed run counted); 404 for an unknown environment.
 
 Mutations need the admin bearer token (401 without or with a wrong one, 403 when none is
 configured). Errors are JSON ``{"error", "detail"}``: 400 bad input, 404 unknown environment, user,
@@ -42,6 +47,7 @@ from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.service.auth import require_admin
 from syncd.service.locks import EnvironmentLocks, locks_for
+from syncd.service.quarantine import QuarantinePolicy, resume
 from syncd.sync.directory import open_directory
 
 log = structlog.get_logger(__name__)
@@ -302,6 +308,11 @@ class AdminRoutes:
 
         return await self._call(run)
 
+    async def resume(self, request: Request) -> Response:
+        env = request.path_params["env"]
+        policy = QuarantinePolicy.from_settings(self.appctx.settings)
+        return await self._call(lambda: resume(self.engine(), env, policy))
+
 
 def routes(
     appctx: AppContext,
@@ -325,4 +336,5 @@ def routes(
         Route(base + "/roles", g(a.assign_role), methods=["POST"]),
         Route(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
         Route(base, g(a.set_environment), methods=["PATCH"]),
+        Route(base + "/resume", g(a.resume), methods=["POST"]),
     ]

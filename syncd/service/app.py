@@ -1,7 +1,8 @@
 """The daemon's HTTP endpoint (Starlette): health, readiness, metrics, a status page, the admin API.
 
 GET  /healthz                                      the process answers
-GET  /readyz                                       database reachable and at head; last outcome per environment
+GET  /readyz                                       database reachable and at head; last outcome per environment,
+                                                   and the quarantined environments (which leave it ready)
 GET  /metrics                                      Prometheus text format
 GET  /                                             HTML status page
 GET  /api/environments[/{name}]                    environments, user counts, last runs
@@ -10,7 +11,8 @@ GET  /api/runs/{id}                                one run
 POST /api/environments/{name}/sync                 {"kind": "delta"|"full", "dry_run": bool}
 POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_disable
 (+ the admin routes of `syncd.service.admin_routes`, when that module is present: the user
-operations, and PATCH /api/environments/{name} for an environment's settings)
+operations, PATCH /api/environments/{name} for an environment's settings, and
+POST /api/environments/{name}/resume to take it out of quarantine)
 
 Mutations need the admin token (see `syncd.service.auth`).
 """
@@ -42,6 +44,7 @@ from syncd.service.auth import require_admin
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.locks import EnvironmentLocks
 from syncd.service.metrics import Metrics
+from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
 from syncd.service.scheduler import Target
 
 log = structlog.get_logger(__name__)
@@ -90,6 +93,9 @@ class Endpoints:
     def engine(self) -> Engine:
         return self.appctx.engine(check_head=False)
 
+    def quarantine(self) -> QuarantinePolicy:
+        return QuarantinePolicy.from_settings(self.appctx.settings)
+
     # -- health --------------------------------------------------------------------------------
 
     def healthz(self, request: Request) -> Response:
@@ -111,9 +117,16 @@ class Endpoints:
                 with Session(self.engine()) as session:
                     last = runs.last_runs(session)
                     names = dict(session.execute(select(Environment.id, Environment.name)).tuples().all())
+                    states = read_states(session, self.quarantine())
                 body["environments"] = {
                     name: (last[env_id].outcome if env_id in last else None)
                     for env_id, name in sorted(names.items(), key=lambda kv: kv[1])
+                }
+                # Quarantine is the environment's state, not the process's: it leaves /readyz ready.
+                body["quarantined"] = {
+                    names[env_id]: state.as_dict()
+                    for env_id, state in sorted(states.items(), key=lambda kv: names.get(kv[0], ""))
+                    if state.quarantined and env_id in names
                 }
         except Exception as exc:
             body["database"] = {"reachable": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -132,13 +145,13 @@ class Endpoints:
 
     def index(self, request: Request) -> Response:
         with Session(self.engine()) as session:
-            envs = runs.environment_status(session)
+            envs = runs.environment_status(session, self.quarantine())
             recent = runs.recent_runs(session, limit=25)
         return HTMLResponse(status_page.render(envs, recent, self.info))
 
     def environments(self, request: Request) -> Response:
         with Session(self.engine()) as session:
-            return JSONResponse([s.as_dict() for s in runs.environment_status(session)])
+            return JSONResponse([s.as_dict() for s in runs.environment_status(session, self.quarantine())])
 
     def environment(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -148,6 +161,7 @@ class Endpoints:
                 return _error(404, "not found", f"no environment named {name!r}")
             body = describe(env) | {
                 "users": user_counts(session, env.id),
+                "quarantine": read_state(session, env.id, self.quarantine()).as_dict(),
                 "recent_runs": runs.recent_runs(session, environment_id=env.id, limit=20),
             }
         return JSONResponse(body)

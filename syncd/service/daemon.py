@@ -30,6 +30,7 @@ from syncd.service.app import create_app
 from syncd.service.jobs import SyncFn, SyncJobs, engine_sync
 from syncd.service.locks import locks_for
 from syncd.service.metrics import Metrics
+from syncd.service.quarantine import QuarantineGate, QuarantinePolicy
 from syncd.service.scheduler import SyncScheduler, Target
 from syncd.service.server import HttpServer
 from syncd.settings import Settings
@@ -45,7 +46,8 @@ class DaemonOptions:
     churn_interval_s: float = 30.0
     churn_changes: int = 5
     #: a scheduled delta is skipped when some run of the environment started this share of the
-    #: delta interval ago or less (replicas share the ticks rather than multiply them)
+    #: delta interval ago or less, and a scheduled full run when a completed full run started this
+    #: share of the full interval ago or less (replicas share the ticks rather than multiply them)
     min_gap_ratio: float = 0.5
     install_signal_handlers: bool = True
     sync: SyncFn | None = None
@@ -80,7 +82,8 @@ class Daemon:
 
             ensure_embedded_default(self.appctx)
         s = self.settings
-        self.metrics = Metrics(self.engine)
+        quarantine = QuarantinePolicy.from_settings(s)
+        self.metrics = Metrics(self.engine, quarantine=quarantine)
         sync = self.options.sync or engine_sync(s, self.engine, self.metrics)
         self.jobs = SyncJobs(
             self.engine,
@@ -89,6 +92,8 @@ class Daemon:
             self.metrics,
             self.stop,
             min_gap_s=s.delta_interval_seconds * self.options.min_gap_ratio,
+            min_full_gap_s=s.full_interval_seconds * self.options.min_gap_ratio,
+            quarantine=QuarantineGate(self.engine, quarantine),
         )
         self.scheduler = SyncScheduler(
             self.jobs.scheduled,
@@ -103,6 +108,7 @@ class Daemon:
             "directory": s.directory_url,
             "delta interval (s)": s.delta_interval_seconds,
             "full interval (s)": s.full_interval_seconds,
+            "quarantine": _quarantine_info(quarantine),
             "admin API": "enabled" if _admin_token_set(s) else "read-only (no SYNCD_ADMIN_TOKEN)",
         } | self.options.extra_info
         app = create_app(
@@ -185,6 +191,12 @@ class Daemon:
 
 def _admin_token_set(settings: Settings) -> bool:
     return settings.admin_token is not None and bool(settings.admin_token.get_secret_value())
+
+
+def _quarantine_info(policy: QuarantinePolicy) -> str:
+    if not policy.enabled:
+        return "off"
+    return f"after {policy.after_failures} failed runs in a row; backoff up to {policy.max_backoff_s:g} s"
 
 
 def _has_module(name: str) -> bool:

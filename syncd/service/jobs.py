@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from syncd.service import runs
 from syncd.service.locks import EnvironmentLocks, Lease
 from syncd.service.metrics import Metrics
+from syncd.service.quarantine import QuarantineGate
 from syncd.service.scheduler import Target
 
 log = structlog.get_logger(__name__)
@@ -56,21 +57,30 @@ class SyncJobs:
         stop: threading.Event,
         *,
         min_gap_s: float = 0.0,
+        min_full_gap_s: float = 0.0,
+        quarantine: QuarantineGate | None = None,
     ) -> None:
         """`min_gap_s`: a scheduled delta is skipped when some run of the environment started
-        less than this long ago (replicas then share the ticks instead of multiplying them)."""
+        less than this long ago (replicas then share the ticks instead of multiplying them).
+        `min_full_gap_s`: likewise, a scheduled full run is skipped when a completed full run of the
+        environment (``runs.FULL_RUN_DONE``, by any replica or person) started less than this long ago.
+        `quarantine`: holds back the scheduled runs of a quarantined environment (none: never)."""
         self.engine = engine
         self.locks = locks
         self.sync = sync
         self.metrics = metrics
         self.stop = stop
         self.min_gap_s = min_gap_s
+        self.min_full_gap_s = min_full_gap_s
+        self.quarantine = quarantine
         self._full_pending: dict[int, datetime] = {}
         self._pending_guard = threading.Lock()
 
     def scheduled(self, target: Target, kind: str, trigger: str = "schedule") -> Any:
-        """The scheduler's job: run unless stopping, locked out, or another replica just ran."""
+        """The scheduler's job: run unless stopping, quarantined, locked out, or another replica just ran."""
         if self.stop.is_set():
+            return None
+        if self.quarantine is not None and self.quarantine.holds_back(target, self.metrics):
             return None
         try:
             return self.run(target, RunRequest(kind=kind, trigger=trigger), scheduled=True)
@@ -96,6 +106,10 @@ class SyncJobs:
                     self.metrics.skipped.labels(target.name, "recent").inc()
                     log.debug("run_skipped", environment=target.name, kind="auto", reason="recent")
                     return None
+            elif scheduled and request.kind == "full" and self._full_not_due(target):
+                self.metrics.skipped.labels(target.name, "recent").inc()
+                log.info("run_skipped", environment=target.name, kind="full", reason="a full run finished recently")
+                return None
             return self._execute(target, request, held)
 
     def _execute(self, target: Target, request: RunRequest, lease: Lease) -> Any:
@@ -126,7 +140,9 @@ class SyncJobs:
             return request
         with Session(self.engine()) as session:
             done = runs.full_succeeded_since(session, target.id, since)
-        if done:
+        # The run that held the lock may have been a full run that finished just before the skip was
+        # noted: a full run started within the gap settles the pending one too.
+        if done or self._full_not_due(target):
             with self._pending_guard:
                 self._full_pending.pop(target.id, None)
             return request
@@ -141,6 +157,18 @@ class SyncJobs:
         if last is None:
             return False
         return runs.aware(last) > datetime.now(UTC) - timedelta(seconds=self.min_gap_s)
+
+    def _full_not_due(self, target: Target) -> bool:
+        """Whether some run (any replica's, or a person's) completed a full run of the environment that
+        started less than ``min_full_gap_s`` ago: the database, not this process, says when a full
+        run is due, so N replicas run one full run per interval, not N."""
+        if self.min_full_gap_s <= 0:
+            return False
+        with Session(self.engine()) as session:
+            last = runs.last_full_started_at(session, target.id)
+        if last is None:
+            return False
+        return runs.aware(last) > datetime.now(UTC) - timedelta(seconds=self.min_full_gap_s)
 
     def full_pending(self) -> dict[int, datetime]:
         with self._pending_guard:

@@ -2,8 +2,11 @@
 
 Counted in this process: runs by environment/kind/outcome (see RUN_OUTCOME_LABELS), run
 durations, skipped runs, directory requests by HTTP status and throttles. Read from the database at scrape time,
-so every replica reports the same values: users by state per environment and the last
-successful sync per environment.
+so every replica reports the same values: users by state per environment, the last
+successful sync per environment, and each environment's quarantine (see
+`syncd.service.quarantine`): `syncd_environment_quarantined` (1 or 0),
+`syncd_environment_consecutive_failures` and, while quarantined,
+`syncd_environment_next_attempt_timestamp_seconds`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from syncd.dataverse.schema import Environment, SystemUser
 from syncd.service import runs
+from syncd.service.quarantine import QuarantinePolicy, read_states
 
 log = structlog.get_logger(__name__)
 
@@ -32,10 +36,11 @@ RUN_OUTCOME_LABELS = frozenset(
 
 
 class DatabaseCollector(Collector):
-    """Gauges read from the database when Prometheus scrapes."""
+    """Gauges read from the database when Prometheus scrapes (quarantine's only with a policy)."""
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+    def __init__(self, engine: Callable[[], Engine], quarantine: QuarantinePolicy | None = None) -> None:
         self._engine = engine
+        self._quarantine = quarantine
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("syncd_database_up", "1 when the last scrape could read the database")
@@ -49,6 +54,21 @@ class DatabaseCollector(Collector):
             "Unix time the environment's last successful sync run finished",
             labels=["environment"],
         )
+        quarantined = GaugeMetricFamily(
+            "syncd_environment_quarantined",
+            "1 while the environment is in quarantine (its scheduled runs back off), else 0",
+            labels=["environment"],
+        )
+        failures = GaugeMetricFamily(
+            "syncd_environment_consecutive_failures",
+            "Failed runs since the environment's last succeeded or partial run (or its last resume)",
+            labels=["environment"],
+        )
+        next_attempt = GaugeMetricFamily(
+            "syncd_environment_next_attempt_timestamp_seconds",
+            "Unix time before which no scheduled run of a quarantined environment starts",
+            labels=["environment"],
+        )
         try:
             with Session(self._engine()) as session:
                 rows = session.execute(
@@ -58,6 +78,7 @@ class DatabaseCollector(Collector):
                 ).all()
                 names = dict(session.execute(select(Environment.id, Environment.name)).tuples().all())
                 ok = runs.last_success(session)
+                states = read_states(session, self._quarantine) if self._quarantine is not None else {}
         except Exception as exc:
             log.warning("metrics_database_unreadable", error=str(exc), error_type=type(exc).__name__)
             up.add_metric([], 0)
@@ -69,13 +90,28 @@ class DatabaseCollector(Collector):
         for env_id, ts in ok.items():
             if env_id in names:
                 last_ok.add_metric([names[env_id]], runs.aware(ts).timestamp())
+        for env_id, state in states.items():
+            if env_id not in names:
+                continue
+            quarantined.add_metric([names[env_id]], 1 if state.quarantined else 0)
+            failures.add_metric([names[env_id]], state.consecutive_failures)
+            if state.next_attempt_at is not None:
+                next_attempt.add_metric([names[env_id]], state.next_attempt_at.timestamp())
         yield up
         yield users
         yield last_ok
+        if self._quarantine is not None:
+            yield quarantined
+            yield failures
+            yield next_attempt
 
 
 class Metrics:
-    def __init__(self, engine: Callable[[], Engine] | None = None) -> None:
+    def __init__(
+        self, engine: Callable[[], Engine] | None = None, *, quarantine: QuarantinePolicy | None = None
+    ) -> None:
+        """``engine``: the database the scrape-time gauges read (none: no such gauges);
+        ``quarantine``: the policy of the quarantine gauges (none: no quarantine gauges)."""
         self.registry = CollectorRegistry()
         r = self.registry
         self.runs = Counter(
@@ -93,7 +129,7 @@ class Metrics:
         )
         self.skipped = Counter(
             "syncd_runs_skipped",
-            "Scheduled runs skipped, by environment and reason",
+            "Scheduled runs skipped, by environment and reason (locked, recent, quarantined)",
             ["environment", "reason"],
             registry=r,
         )
@@ -107,7 +143,7 @@ class Metrics:
             "syncd_directory_throttled", "Graph requests answered 429 Too Many Requests", registry=r
         )
         if engine is not None:
-            r.register(DatabaseCollector(engine))
+            r.register(DatabaseCollector(engine, quarantine))
 
     def on_directory_request(self, status: int) -> None:
         """The Graph client's `on_request` hook."""

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from syncd.dataverse.environments import describe, user_counts
 from syncd.dataverse.schema import Environment, SyncRun
+from syncd.service.quarantine import QuarantinePolicy, QuarantineState, read_states
 from syncd.service.scheduler import Target
 
 #: Outcomes of a full run that read the directory to its end: "partial" only means that some rows
@@ -87,13 +88,17 @@ class EnvStatus:
     users: dict[str, int]
     last_run: dict[str, Any] | None
     last_success_at: datetime | None
+    quarantine: QuarantineState | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return describe(self.environment) | {
+        out = describe(self.environment) | {
             "users": self.users,
             "last_run": self.last_run,
             "last_success_at": _iso(self.last_success_at),
         }
+        if self.quarantine is not None:
+            out["quarantine"] = self.quarantine.as_dict()
+        return out
 
 
 def last_runs(session: Session) -> dict[int, SyncRun]:
@@ -117,10 +122,13 @@ def last_success(session: Session) -> dict[int, datetime]:
     return {env_id: ts for env_id, ts in rows if ts is not None}
 
 
-def environment_status(session: Session) -> list[EnvStatus]:
+def environment_status(session: Session, quarantine: QuarantinePolicy | None = None) -> list[EnvStatus]:
+    """Every environment with its user counts, last run, last success and, given the policy, its
+    quarantine state (see `syncd.service.quarantine`)."""
     envs = list(session.scalars(select(Environment).order_by(Environment.name)))
     last = last_runs(session)
     ok = last_success(session)
+    states = read_states(session, quarantine) if quarantine is not None else {}
     out = []
     for env in envs:
         run = last.get(env.id)
@@ -130,6 +138,7 @@ def environment_status(session: Session) -> list[EnvStatus]:
                 users=user_counts(session, env.id),
                 last_run=run_dict(run, env.name) if run else None,
                 last_success_at=ok.get(env.id),
+                quarantine=states.get(env.id),
             )
         )
     return out
@@ -154,6 +163,17 @@ def last_full_finished_at(session: Session, environment_id: int) -> datetime | N
     """When the environment's last full run (FULL_RUN_DONE) finished, whoever ran it."""
     return session.scalar(
         select(func.max(SyncRun.finished_at)).where(
+            SyncRun.environment_id == environment_id,
+            SyncRun.kind == "full",
+            SyncRun.outcome.in_(FULL_RUN_DONE),
+        )
+    )
+
+
+def last_full_started_at(session: Session, environment_id: int) -> datetime | None:
+    """When the environment's last completed full run (FULL_RUN_DONE) started, whoever ran it."""
+    return session.scalar(
+        select(func.max(SyncRun.started_at)).where(
             SyncRun.environment_id == environment_id,
             SyncRun.kind == "full",
             SyncRun.outcome.in_(FULL_RUN_DONE),

@@ -2,7 +2,9 @@
 
 Every value from the database is escaped; the page has no script and loads nothing else. An
 outcome is coloured by its class: succeeded green, failed, interrupted and abandoned red, blocked amber, and
-partial (the run finished, but some rows failed) purple.
+partial (the run finished, but some rows failed) purple. An environment in quarantine (see
+`syncd.service.quarantine`) says `quarantined`, how many runs failed in a row and when its next
+scheduled run may start, in bold brown.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
+from syncd.service.quarantine import QuarantineState
 from syncd.service.runs import EnvStatus
 
 _STYLE = """
@@ -20,6 +23,7 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#f3f3f3}
 .succeeded{color:#176f2c}.failed,.interrupted,.abandoned{color:#b00020}.blocked{color:#b36b00}
 .partial{color:#6a3d9a;font-weight:bold}
+.quarantined{color:#8b4000;font-weight:bold}
 code{background:#f3f3f3;padding:0 .2em}
 """
 
@@ -39,6 +43,16 @@ def _td(value: Any, cls: str | None = None) -> str:
     return f"<td{attr}>{_e(value)}</td>"
 
 
+def _quarantine_td(state: QuarantineState | None) -> str:
+    if state is None or not state.consecutive_failures:
+        return _td("-")
+    failed = f"{state.consecutive_failures} failed in a row"
+    if not state.quarantined:
+        return _td(failed)
+    when = state.as_dict()["next_attempt_at"]
+    return _td(f"quarantined ({failed}; next scheduled run not before {when})", "quarantined")
+
+
 def render(envs: Sequence[EnvStatus], recent: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     env_rows = []
     for s in envs:
@@ -55,6 +69,7 @@ def render(envs: Sequence[EnvStatus], recent: Sequence[dict[str, Any]], info: di
                 _td(outcome or "never", outcome),
                 _td(run.get("finished_at") or "-"),
                 _td(s.last_success_at.isoformat() if s.last_success_at else "-"),
+                _quarantine_td(s.quarantine),
             ]
         )
     run_rows = []
@@ -97,6 +112,7 @@ def render(envs: Sequence[EnvStatus], recent: Sequence[dict[str, Any]], info: di
                 "last run",
                 "finished",
                 "last success",
+                "quarantine",
             ],
             env_rows,
         )

@@ -456,11 +456,12 @@ class _Run:
         users_link, groups_link = self._delta_round(state[USERS_LINK], state.get(GROUPS_LINK), reevaluate)
         enabled_before = 0
         held = self.applier.held_count
-        if held:
-            # The guard compares the disables with the enabled rows; counting just far enough to
-            # know keeps this run's cost with its changes, not with the environment's size.
+        over_count = held > self.settings.mass_disable_count  # blocked anyway: count exactly
+        if over_count or held >= self.settings.mass_disable_ratio_min_count:  # the floor is at least 1
+            # The guard compares the disables with the enabled rows (under the ratio's floor it does
+            # not, and nothing is counted); counting just far enough to know keeps this run's cost
+            # with its changes, not with the environment's size.
             ratio = self.settings.mass_disable_ratio
-            over_count = held > self.settings.mass_disable_count  # blocked anyway: count exactly
             limit = int(held / ratio) + 1 if ratio > 0 and not over_count else None
             enabled_before = self.storage.count_enabled(limit)
         state_out = {USERS_LINK: users_link, GROUPS_LINK: groups_link, ADMINS: _dump_admins(self.admins)}
@@ -619,6 +620,7 @@ class _Run:
             enabled_before,
             max_count=self.settings.mass_disable_count,
             max_ratio=self.settings.mass_disable_ratio,
+            ratio_min_count=self.settings.mass_disable_ratio_min_count,
             allow=allow,
             directory_read_empty=empty_read,
         )

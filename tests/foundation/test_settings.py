@@ -62,3 +62,14 @@ def test_secrets_are_masked(clean_env: Path, monkeypatch: pytest.MonkeyPatch) ->
     shown = str(s.masked())
     assert "s3cret-value" not in shown and "pw123" not in shown
     assert s.admin_token is not None and s.admin_token.get_secret_value() == "s3cret-value"
+
+
+def test_mass_disable_ratio_floor_setting(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert (s.mass_disable_count, s.mass_disable_ratio, s.mass_disable_ratio_min_count) == (500, 0.10, 10)
+    assert s.masked()["mass_disable_ratio_min_count"] == 10  # `syncd config show` lists it
+    monkeypatch.setenv("SYNCD_MASS_DISABLE_RATIO_MIN_COUNT", "25")
+    assert load_settings().mass_disable_ratio_min_count == 25
+    monkeypatch.setenv("SYNCD_MASS_DISABLE_RATIO_MIN_COUNT", "0")  # at least 1: a floor of 1 is no floor
+    with pytest.raises(ConfigError, match="mass_disable_ratio_min_count=.*'0'"):
+        load_settings()

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from service_helpers import FakeSync, add_env, add_run
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
+from sqlalchemy.orm import Session
 
+from syncd.dataverse.schema import SyncRun
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.locks import locks_for
 from syncd.service.metrics import Metrics
@@ -114,3 +116,50 @@ def test_a_partial_run_is_counted_under_its_own_outcome(engine: Engine, env: Tar
     assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="succeeded") == 0
     jobs.metrics.observe_run("prod", "full", "sideways", 0.1)  # an outcome nobody knows: one label for all
     assert counter(jobs, "syncd_runs_total", environment="prod", kind="full", outcome="unknown") == 1
+
+
+def test_replicas_run_one_scheduled_full_run_per_interval(engine: Engine, env: Target) -> None:
+    """Three replicas whose full-run timers fire one after another (each after the previous run ended)
+    run one full run between them: the database, not each process, says when a full run is due."""
+    sync = FakeSync(engine)
+    replicas = [
+        SyncJobs(lambda: engine, locks_for(engine), sync, Metrics(), threading.Event(), min_full_gap_s=30)
+        for _ in range(3)
+    ]
+    reports = [r.scheduled(env, "full") for r in replicas]
+    assert [rep is not None for rep in reports] == [True, False, False]
+    assert [req.kind for _, req in sync.calls] == ["full"]
+    for r in replicas[1:]:
+        assert counter(r, "syncd_runs_skipped_total", environment="prod", reason="recent") == 1
+    # A person's full run counts as well; a failed full run does not.
+    other = SyncJobs(
+        lambda: engine, locks_for(engine), FakeSync(engine), Metrics(), threading.Event(), min_full_gap_s=30
+    )
+    with Session(engine) as session, session.begin():
+        session.execute(delete(SyncRun))
+    add_run(engine, env.id, kind="full", outcome="failed", ago_s=1)
+    assert other.scheduled(env, "full") is not None
+    # Once the gap has passed, the next scheduled full run goes through.
+    with Session(engine) as session, session.begin():
+        session.execute(delete(SyncRun))
+    add_run(engine, env.id, kind="full", ago_s=31)
+    assert replicas[1].scheduled(env, "full") is not None
+    # An explicit full run (the API's, a person's) is never skipped for that.
+    assert replicas[2].run(env, RunRequest(kind="full", trigger="api")) is not None
+
+
+def test_a_full_run_skipped_as_locked_just_after_another_full_run_stays_not_due(
+    engine: Engine, env: Target
+) -> None:
+    """A replica's full tick that finds the lock still held by a full run that has already recorded
+    its end is not promoted into a second full run by the next delta tick."""
+    jobs = SyncJobs(
+        lambda: engine, locks_for(engine), FakeSync(engine), Metrics(), threading.Event(), min_full_gap_s=30
+    )
+    add_run(engine, env.id, kind="full", ago_s=0.5)  # another replica's full run, its row closed
+    with jobs.locks.hold(env.id):  # ...and its lock not yet released
+        assert jobs.scheduled(env, "full") is None
+    assert env.id in jobs.full_pending()
+    jobs.scheduled(env, "auto")
+    assert [req.kind for _, req in sync_of(jobs).calls] == ["auto"]
+    assert jobs.full_pending() == {}

@@ -1,16 +1,19 @@
-"""Safety: failed, partial or empty reads disable nobody; the mass-disable guard; bad records fail alone."""
+"""Safety: failed, partial or empty reads disable nobody; the mass-disable guard (its pure rules too); bad
+records fail alone."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import Engine, select, text
 from sync_helpers import make_env, run, snapshot
 
 from syncd.dataverse import db
 from syncd.dataverse.schema import SyncEvent, SyncRun
+from syncd.directory import catalogue
 from syncd.directory.auth import StaticToken
 from syncd.directory.client import GraphClient
 from syncd.directory.fake.generator import generate_tenant
@@ -18,6 +21,7 @@ from syncd.directory.fake.server import create_app
 from syncd.directory.fake.store import TenantStore
 from syncd.directory.transport import InProcessTransport
 from syncd.settings import Settings, load_settings
+from syncd.sync.guard import GuardVerdict, check_disables
 from syncd.sync.run import RunOptions, sync_environment
 
 
@@ -121,7 +125,10 @@ def test_mass_disable_guard_blocks_and_override_lets_through(
     assert not set(enabled[:6]) & _enabled_ids(snapshot(engine, "prod"))
 
 
-def test_ratio_threshold(engine: Engine, store, directory, tenant, db_url: str, clean_env: Any) -> None:
+@pytest.mark.parametrize("kind", ["full", "delta"])
+def test_ratio_threshold(
+    engine: Engine, store, directory, tenant, db_url: str, clean_env: Any, kind: str
+) -> None:
     guarded = load_settings(database_url=db_url, mass_disable_count=1000, mass_disable_ratio=0.05)
     make_env(engine, "prod")
     run(engine, directory, "prod", guarded)
@@ -129,8 +136,110 @@ def test_ratio_threshold(engine: Engine, store, directory, tenant, db_url: str, 
     n = len(enabled) // 10 + 1  # over 5 %
     for uid in enabled[:n]:
         store.update_user(uid, {"accountEnabled": False})
-    report = sync_environment(engine, directory, "prod", guarded, RunOptions(kind="full"))
+    # the ratio applies from its floor on (here the run's own disables)
+    guarded = load_settings(
+        database_url=db_url, mass_disable_count=1000, mass_disable_ratio=0.05, mass_disable_ratio_min_count=n
+    )
+    report = sync_environment(engine, directory, "prod", guarded, RunOptions(kind=kind))
     assert report.outcome == "blocked" and report.counts["blocked_disables"] == n
+    assert f"of {len(enabled)} enabled users" in (report.error or "")
+
+
+# -- the ratio's floor and the guard's sentences ----------------------------------------------
+
+
+def _verdict(disables: int, enabled: int, **kw: Any) -> GuardVerdict:
+    limits: dict[str, Any] = {"max_count": 500, "max_ratio": 0.10, "ratio_min_count": 10, "allow": False}
+    return check_disables(disables, enabled, **(limits | kw))
+
+
+def test_guard_ratio_does_not_apply_under_its_floor() -> None:
+    # 1 of 4 is 25 %, over 10 %, but one leaver is not a mass disable
+    assert _verdict(1, 4).allowed
+    assert _verdict(9, 20).allowed  # 45 %, one under the floor
+    assert not _verdict(10, 20).allowed  # at the floor the ratio applies
+    assert _verdict(10, 100).allowed  # at the floor, not over 10 %
+    assert not _verdict(1, 4, ratio_min_count=1).allowed  # a floor of 1: any run, as before
+
+
+def test_guard_count_applies_under_the_ratios_floor() -> None:
+    blocked = _verdict(6, 10_000, max_count=5)
+    assert not blocked.allowed and "--allow-mass-disable" in (blocked.reason or "")
+    assert _verdict(6, 10_000, max_count=5, allow=True).allowed
+
+
+@pytest.mark.parametrize(
+    ("disables", "enabled", "limits", "needles"),
+    [
+        (
+            1,
+            1,
+            {"max_count": 0, "ratio_min_count": 1},
+            ["disable 1 user (100% ", "threshold of 0 users, ", "10% of 1 enabled user ", "at least 1 user;"],
+        ),
+        (
+            2,
+            4,
+            {"max_count": 1, "ratio_min_count": 2},
+            [
+                "disable 2 users (50% ",
+                "threshold of 1 user, ",
+                "10% of 4 enabled users ",
+                "at least 2 users;",
+            ],
+        ),
+    ],
+    ids=["one", "several"],
+)
+def test_guard_messages_use_grammatical_number(
+    disables: int, enabled: int, limits: dict[str, Any], needles: list[str]
+) -> None:
+    reason = _verdict(disables, enabled, **limits).reason or ""
+    for needle in needles:
+        assert needle in reason, reason
+
+
+def test_guard_empty_read_message_counts_one_disable_as_one() -> None:
+    one = _verdict(1, 4, directory_read_empty=True, allow=True)
+    assert not one.allowed and "; 1 disable withheld" in (one.reason or "")
+    two = _verdict(2, 4, directory_read_empty=True)
+    assert "; 2 disables withheld" in (two.reason or "")
+
+
+def _licensed_users(store: TenantStore, n: int) -> list[str]:
+    """An otherwise empty tenant with `n` enabled users, each licensed for Dataverse (R4)."""
+    generate_tenant(store, users=0, seed=3)
+    sku = next(s for s in catalogue.SKUS if s.kind is catalogue.SkuKind.DATAVERSE).sku_id
+    ids = []
+    for i in range(n):
+        body = {
+            "accountEnabled": True,
+            "displayName": f"Small {i}",
+            "mailNickname": f"small{i}",
+            "userPrincipalName": f"small{i}@contoso3.onmicrosoft.com",
+            "usageLocation": "GB",
+        }
+        uid = str(orjson.loads(store.create_user(body))["id"])
+        store.assign_licenses(uid, {"addLicenses": [{"skuId": sku}], "removeLicenses": []})
+        ids.append(uid)
+    return ids
+
+
+@pytest.mark.parametrize("kind", ["delta", "full"])
+def test_one_leaver_of_a_four_user_environment_is_disabled_not_blocked(
+    engine: Engine, store: TenantStore, directory, db_url: str, clean_env: Any, kind: str
+) -> None:
+    defaults = load_settings(database_url=db_url)  # the guard's defaults, no override
+    assert not defaults.allow_mass_disable
+    ids = _licensed_users(store, 4)
+    make_env(engine, "prod")
+    run(engine, directory, "prod", defaults)
+    assert _enabled_ids(snapshot(engine, "prod")) == set(ids)
+    _hard_delete(store, ids[:1])  # 25 % of the environment's enabled users
+    report = sync_environment(engine, directory, "prod", defaults, RunOptions(kind=kind))
+    assert report.outcome == "succeeded", report.error
+    assert report.counts["disabled"] == 1 and report.counts["blocked_disables"] == 0
+    assert _enabled_ids(snapshot(engine, "prod")) == set(ids[1:])
 
 
 def _poison_rows(engine: Engine, db_backend: str) -> None:
