@@ -108,7 +108,9 @@ class SyncJobs:
                     return None
             elif scheduled and request.kind == "full" and self._full_not_due(target):
                 self.metrics.skipped.labels(target.name, "recent").inc()
-                log.info("run_skipped", environment=target.name, kind="full", reason="a full run finished recently")
+                log.info(
+                    "run_skipped", environment=target.name, kind="full", reason="a full run finished recently"
+                )
                 return None
             return self._execute(target, request, held)
 
