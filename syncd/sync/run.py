@@ -246,7 +246,8 @@ class _Run:
         self.applier = Applier(self.storage, settings.batch_size, options.dry_run)
         self.counts = self.applier.counts
         self.admins: source.Admins = {}
-        self.known_users: dict[str, DirectoryUser] = {}  # users read along the way (the admins)
+        # Users read along the way (the admins), for _observe_by_id: never older than a copy observed since.
+        self.known_users: dict[str, DirectoryUser] = {}
         self.load_rows = True  # False while a full run fills an environment that had no rows
         self.read_users = 0
         self.restarts = 0
@@ -401,7 +402,13 @@ class _Run:
         return self._finish(state, mirror=mirror, enabled_before=enabled_before, empty_read=empty)
 
     def _reread_admins(self) -> set[str]:
-        """Read the admins (R6) again; the users whose admin roles changed since the last reading."""
+        """Read the admins (R6) again; the users whose admin roles changed since the last reading.
+
+        The user objects read with them replace those of the first reading, which are older than the
+        read that followed it (the users whose roles changed are decided again from these copies): a
+        user who is no longer an admin is read afresh, so a soft delete, licence or edit the read saw
+        is never undone by the copy read before it."""
+        self.known_users = {}
         before, self.admins = self.admins, source.read_admins(self.directory, self.known_users)
         return {u for u in before.keys() | self.admins.keys() if before.get(u) != self.admins.get(u)}
 
@@ -529,6 +536,10 @@ class _Run:
         latest = {f.object_id: f for f in items}
         ids = list(latest)
         self.applier.supersede(ids)
+        known = self.known_users
+        if known:  # a copy kept from before this one is older: never decide from it again
+            for oid in ids:
+                known.pop(oid, None)
         if not unseen:
             self.applier.mark_seen(ids)
         self.read_users += sum(1 for f in latest.values() if f.user is not None)

@@ -166,6 +166,7 @@ class SyncModel(RuleBasedStateMachine):
         )
         m.upper_case_ids = upper_case
         self.excused: set[str] = getattr(self, "excused", set())
+        self.between_runs: set[str] = getattr(self, "between_runs", set())
         if mid_read:
             once = [seed]
 
@@ -174,6 +175,7 @@ class SyncModel(RuleBasedStateMachine):
                     summary = apply_churn(self.store, changes=3, seed=once.pop() + 7)
                     # Users this second change touches may rightly be disabled, then enabled, in the step.
                     self.excused |= _touched(summary)
+                    self.between_runs |= {k.replace("-", "").lower() for k in _touched(summary)}
                 return body
 
             m.full_read_page = edit
@@ -228,8 +230,24 @@ class SyncModel(RuleBasedStateMachine):
     def delta_equals_full_equals_oracle(self) -> None:
         if not hasattr(self, "directory") or not self._started():
             return
+        between = getattr(self, "between_runs", set())
         for name, _ in PAIRS:
             d, f = snapshot(self.engine, f"{name}-delta"), snapshot(self.engine, f"{name}-full")
+            # The change made during a full read comes after the delta environment's run of that step,
+            # so the two saw different histories of the users it touched: one may hold a row the other
+            # never had (a user entitled only when the delta run read them; R9 never deletes), or a
+            # disabled row frozen one state apart (nothing more is written for a deleted user). Those
+            # rows may differ while disabled; once enabled again they must agree.
+            for oid in set(d) | set(f):
+                a, b = d.get(oid), f.get(oid)
+                if (
+                    a != b
+                    and oid.replace("-", "").lower() in between
+                    and (a is None or a[13] is True)
+                    and (b is None or b[13] is True)
+                ):
+                    d.pop(oid, None)
+                    f.pop(oid, None)
             assert d == f, _diff(d, f)
             assert oracle_pending(self.engine, self.directory, f"{name}-full") == []
 

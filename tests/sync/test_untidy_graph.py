@@ -18,6 +18,7 @@ from syncd.directory.client import GraphClient
 from syncd.directory.fake.store import TenantStore
 from syncd.rules import GLOBAL_ADMINISTRATOR
 from syncd.settings import Settings, load_settings
+from syncd.sync import source
 from syncd.sync.run import RunOptions, sync_environment
 
 ISDISABLED, JOBTITLE = 13, 4
@@ -277,3 +278,109 @@ def test_r6_admin_role_given_during_a_full_read_is_not_a_disable(
     assert "disable" not in _events(engine, uid)
     meddler.full_read_page = None
     assert run(engine, client, "prod", settings, kind="full", dry_run=True).changes == 0
+
+
+def _admin_without_licence(store: TenantStore, skip: int) -> str:
+    """A user who holds Global Administrator and no licence: Administrative (1) in every environment."""
+    uid = licensed_user(store, skip=skip)
+    skus = [lic["skuId"] for lic in _graph_user(store, uid)["assignedLicenses"]]
+    store.assign_licenses(uid, {"addLicenses": [], "removeLicenses": skus})
+    store.add_role_member(GLOBAL_ADMINISTRATOR, uid)
+    return uid
+
+
+def _lose_role_and_soft_delete(store: TenantStore, uid: str) -> None:
+    store.soft_delete_user(uid)  # Graph lists a deleted user in no role; its roles need not change
+
+
+def _lose_role_and_get_licence(store: TenantStore, uid: str) -> None:
+    licensed = _graph_user(store, licensed_user(store))
+    store.assign_licenses(uid, {"addLicenses": licensed["assignedLicenses"], "removeLicenses": []})
+    store.remove_role_member(GLOBAL_ADMINISTRATOR, uid)
+
+
+def _lose_role_and_change_title(store: TenantStore, uid: str) -> None:
+    store.update_user(uid, {"jobTitle": "Former Administrator"})
+    store.remove_role_member(GLOBAL_ADMINISTRATOR, uid)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected", "actions", "reason"),
+    [
+        # A deleted user's row is disabled and nothing else is written (R9): the mode stays.
+        (_lose_role_and_soft_delete, (True, 1, False, None), ["disable"], "deleted from the directory"),
+        # Licensed now, and no longer an admin: entitled all along, so never disabled (R9); Read-Write (R16).
+        (_lose_role_and_get_licence, (False, 0, True, None), ["update"], None),
+        # No longer entitled: disabled (R9), with the title the directory holds now (R10).
+        (_lose_role_and_change_title, (True, 0, False, "Former Administrator"), ["disable"], None),
+    ],
+    ids=["soft-deleted", "licensed", "edited"],
+)
+@pytest.mark.parametrize("when", ["after-first-page", "before-the-read"])
+def test_r6_admin_changed_during_a_full_read_is_judged_from_the_latest_copy(
+    engine: Engine,
+    store: TenantStore,
+    meddled,
+    db_url: str,
+    clean_env: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Any,
+    expected: tuple[Any, ...],
+    actions: list[str],
+    reason: str | None,
+    when: str,
+) -> None:
+    # R6, R9, R16: a full run reads the admins again after its read and decides again each user whose
+    # roles changed, from a copy at least as new as the one its read gave, never from the copy read with
+    # the admins at the start of the run. The full run ends where a delta run ends. The change comes
+    # after the admins were first read: later in the read itself (so not in its catch-up round), or
+    # before the read began (a soft delete is then in neither).
+    client, meddler = meddled
+    settings = _settings(db_url, 16)
+    make_env(engine, "by-full")
+    make_env(engine, "by-delta")
+    uid = _admin_without_licence(store, skip=4)
+    run(engine, client, "by-full", settings, kind="full")
+    run(engine, client, "by-delta", settings, kind="full")
+    assert snapshot(engine, "by-full")[uid][13:] == (False, 1, False)
+    already = len(_events(engine, uid))
+
+    pending = [uid]
+
+    def change_after_first_page(page: int, body: dict[str, Any]) -> dict[str, Any]:
+        if page == 0 and pending:
+            change(store, pending.pop())
+        return body
+
+    def change_after_admins(*args: Any, **kwargs: Any) -> Any:
+        admins = read_admins(*args, **kwargs)
+        if pending:
+            change(store, pending.pop())
+        return admins
+
+    read_admins = source.read_admins
+    if when == "after-first-page":
+        meddler.full_read_page = change_after_first_page
+    else:
+        monkeypatch.setattr(source, "read_admins", change_after_admins)
+    report = run(engine, client, "by-full", settings, kind="full")
+    meddler.full_read_page = None
+    monkeypatch.undo()
+    assert not pending
+    run(engine, client, "by-delta", settings, kind="delta")
+
+    full, delta = snapshot(engine, "by-full")[uid], snapshot(engine, "by-delta")[uid]
+    assert full[13:] == expected[:3]
+    if expected[3] is not None:
+        assert full[JOBTITLE] == expected[3]
+    assert full == delta
+    with db.session_factory(engine)() as s:
+        events = s.scalars(
+            select(SyncEvent).where(SyncEvent.run_id == report.run_id).order_by(SyncEvent.id)
+        ).all()
+    mine = [e for e in events if str(e.azureactivedirectoryobjectid) == uid]
+    assert [e.action for e in mine] == actions
+    if reason is not None:
+        assert reason in mine[0].reason
+    assert len(_events(engine, uid)) == already + 2 * len(actions)  # one run each, nothing more
+    assert run(engine, client, "by-full", settings, kind="full", dry_run=True).changes == 0
