@@ -940,7 +940,8 @@ class Campaign:
                 if which == "lock session":
                     where += (
                         " AND a.pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                        "AND classid = :c)"
+                        "AND classid = :c AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database()))"
                     )
                 ended = [
                     int(r[0])

@@ -43,7 +43,8 @@ def holders(engine: Engine, environment_id: int) -> int:
             conn.execute(
                 text(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = :c AND objid = :o"
+                    "AND classid = :c AND objid = :o "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
                 {"c": SYNCD_LOCK_CLASS, "o": environment_id},
             ).scalar_one()
@@ -127,7 +128,10 @@ def test_killing_the_holders_backend_releases_it(pg_engines: tuple[Engine, Engin
         assert not got
     with b.connect() as conn:
         pid = conn.execute(
-            text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND objid = :o"),
+            text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND objid = :o "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
             {"c": SYNCD_LOCK_CLASS, "o": env},
         ).scalar_one()
         assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()

@@ -136,6 +136,7 @@ def test_three_replicas_one_killed_mid_run(stack: Stack) -> None:
                 text(
                     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                     "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 1937337955 "
+                    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                     "AND a.application_name LIKE 'replica-%' LIMIT 1"
                 )
             ).scalar()

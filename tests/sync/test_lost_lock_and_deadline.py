@@ -122,7 +122,10 @@ def test_a_run_that_lost_its_lock_writes_nothing_more_and_says_so(
     with engine.connect() as conn:
         pids = (
             conn.execute(
-                text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND objid = :o"),
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND objid = :o "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
                 {"c": SYNCD_LOCK_CLASS, "o": env_id},
             )
             .scalars()
