@@ -8,6 +8,7 @@ Nothing here runs at import time: `load_settings()` is called from the CLI's ent
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,8 +61,8 @@ class Settings(BaseSettings):
     directory_token: SecretStr = Field(SecretStr("syncd-fake-token"), description="bearer token for Graph")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "console", "json"] = "auto"
-    delta_interval_seconds: int = Field(60, ge=5, description="seconds between delta runs")
-    full_interval_seconds: int = Field(86400, ge=60, description="seconds between full runs")
+    delta_interval_seconds: int = Field(60, ge=5, le=86_400, description="seconds between delta runs")
+    full_interval_seconds: int = Field(86400, ge=60, le=2_592_000, description="seconds between full runs")
     batch_size: int = Field(5000, ge=1, le=100_000, description="rows per write transaction")
     delta_run_deadline_seconds: int = Field(
         600, ge=10, le=86_400, description="a delta run still going after this long ends as failed"
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     quarantine_max_backoff_seconds: int = Field(
         DEFAULT_QUARANTINE_MAX_BACKOFF_SECONDS,
         ge=5,
+        le=2_592_000,
         description="longest wait between scheduled runs of a quarantined environment",
     )
     http_host: str = "127.0.0.1"
@@ -173,6 +175,9 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     _config_override = path
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except tomllib.TOMLDecodeError as exc:
+        shown = path or _toml_path()
+        raise ConfigError(f"config file {str(shown)!r} is not valid TOML: {exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"

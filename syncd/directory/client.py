@@ -171,6 +171,7 @@ class GraphClient:
         self._rand = rand
         self.stats = ClientStats()
         self.deadline: float | None = None
+        self.timeout = timeout
         self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
 
     def __repr__(self) -> str:
@@ -444,8 +445,9 @@ class GraphClient:
             if headers:
                 request_headers.update(headers)
             self.stats.requests += 1
+            timeout = self._timeout_within_deadline(url)
             try:
-                response = self._http.get(url, headers=request_headers)
+                response = self._http.get(url, headers=request_headers, timeout=timeout)
             except httpx.TransportError as exc:
                 self.stats.unavailable += 1
                 self._notify(0)
@@ -480,6 +482,16 @@ class GraphClient:
     def _notify(self, status: int) -> None:
         if self.on_request is not None:
             self.on_request(status)
+
+    def _timeout_within_deadline(self, url: str) -> Any:
+        """The request's timeout: the client's, cut to what is left before the deadline (a slow answer
+        must not hold a run past it). Raises DeadlineReached when nothing is left."""
+        if self.deadline is None:
+            return httpx.USE_CLIENT_DEFAULT
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineReached(url, None, 0.0)
+        return min(self.timeout, left)
 
     def _wait(self, delay: float, url: str, status: int | None) -> None:
         if self.deadline is not None and time.monotonic() + delay > self.deadline:

@@ -52,7 +52,10 @@ class DeadlineReached(DirectoryError):
         self.status = status
         self.delay = delay
         cause = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"waiting {delay:.0f} s to retry Graph ({cause}) would pass the deadline")
+        if delay <= 0 and status is None:
+            super().__init__("no time was left for another request to Graph before the deadline")
+        else:
+            super().__init__(f"waiting {delay:.0f} s to retry Graph ({cause}) would pass the deadline")
 
 
 class GraphError(DirectoryError):

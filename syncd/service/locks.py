@@ -37,6 +37,8 @@ import structlog
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine
 
+from syncd.errors import ConfigError
+
 log = structlog.get_logger(__name__)
 
 #: The first half of syncd's two-key advisory locks ("sync" in ASCII), so that syncd's locks
@@ -172,6 +174,11 @@ class FileLocks:
             except Timeout:
                 yield None
                 return
+            except OSError as exc:  # a folder in the way, no permission, no flock on this file system
+                raise ConfigError(
+                    f"cannot take the run lock file {str(self.path(environment_id))!r}: "
+                    f"{exc.strerror or exc}; it must be a file syncd can create and lock beside the database"
+                ) from None
             try:
                 yield held
             finally:

@@ -268,22 +268,25 @@ class _Run:
 
     def execute(self) -> RunReport:
         started = self.started
-        state = self.storage.load_state()
         requested = self.options.kind
-        kind = "delta" if requested != "full" and state.get(USERS_LINK) else "full"
-        self._set_deadline(kind)
-        if not self.options.dry_run:
-            self.storage.start_run(kind, requested, self.options.trigger, reap_stale=self.options.holds_lock)
-            if self.storage.reaped:
-                log.warning("sync.stale_runs_closed", environment=self.env.name, runs=self.storage.reaped)
-        log.info(
-            "sync.start",
-            environment=self.env.name,
-            kind=kind,
-            requested=requested,
-            run_id=self.storage.run_id,
-        )
+        kind = requested if requested != "auto" else "delta"
         try:
+            state = self.storage.load_state()
+            kind = "delta" if requested != "full" and state.get(USERS_LINK) else "full"
+            self._set_deadline(kind)
+            if not self.options.dry_run:
+                self.storage.start_run(
+                    kind, requested, self.options.trigger, reap_stale=self.options.holds_lock
+                )
+                if self.storage.reaped:
+                    log.warning("sync.stale_runs_closed", environment=self.env.name, runs=self.storage.reaped)
+            log.info(
+                "sync.start",
+                environment=self.env.name,
+                kind=kind,
+                requested=requested,
+                run_id=self.storage.run_id,
+            )
             if not self.env.has_database:
                 outcome, error = self._finish({})  # R1: no database, no users
             elif kind == "delta":
@@ -314,9 +317,11 @@ class _Run:
             outcome, error = "failed", f"{type(exc).__name__}: {exc}"
             if self.storage.connection_lost():
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                noticed = datetime.now(UTC).isoformat(timespec="seconds")
                 error = (
                     "lost the database connection, and with it the environment's lock; stopped without "
-                    f"writing more, the checkpoint did not move ({type(exc).__name__}: {first})"
+                    f"writing more (noticed at {noticed}; finished_at is its last write), the checkpoint "
+                    f"did not move ({type(exc).__name__}: {first})"
                 )
             log.error("sync.failed", environment=self.env.name, error=error)
             self._close(outcome, error)

@@ -477,3 +477,30 @@ def test_roles_skus_service_principals_organization(graph: ScriptedGraph, client
     assert client.service_principals(app_id="app-1")[0].app_id == "app-1"
     assert graph.requests[-1].url.params["$filter"] == "appId eq 'app-1'"
     assert client.organization()["id"] == "tenant-1"
+
+
+def test_a_slow_answer_is_cut_at_the_deadline() -> None:
+    """A run's deadline bounds each request's timeout, not only the waits between retries: Graph
+    answering slowly cannot hold a run past it."""
+    import time
+
+    from syncd.directory.errors import DeadlineReached
+
+    timeouts: list[float] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        read = request.extensions["timeout"]["read"]
+        timeouts.append(read)
+        time.sleep(read)  # the answer does not come in time
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    client = GraphClient(
+        BASE, token_provider=StaticToken("t"), transport=httpx.MockTransport(slow), timeout=60
+    )
+    client.deadline = time.monotonic() + 1.0
+    started = time.monotonic()
+    with pytest.raises(DeadlineReached):
+        list(client.iter_users())
+    client.close()
+    assert time.monotonic() - started < 3.0
+    assert timeouts and all(t <= 1.0 for t in timeouts)

@@ -73,3 +73,25 @@ def test_mass_disable_ratio_floor_setting(clean_env: Path, monkeypatch: pytest.M
     monkeypatch.setenv("SYNCD_MASS_DISABLE_RATIO_MIN_COUNT", "0")  # at least 1: a floor of 1 is no floor
     with pytest.raises(ConfigError, match="mass_disable_ratio_min_count=.*'0'"):
         load_settings()
+
+
+def test_a_malformed_toml_file_is_a_one_line_error(clean_env: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("full_run_deadline_seconds = [\n")
+    with pytest.raises(ConfigError, match=r"config file '.*bad\.toml' is not valid TOML: "):
+        load_settings(str(bad))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("delta_interval_seconds", 86_401),
+        ("full_interval_seconds", 2_592_001),
+        ("quarantine_max_backoff_seconds", 999_999_999_999),
+        ("delta_run_deadline_seconds", 9),
+        ("full_run_deadline_seconds", 604_801),
+    ],
+)
+def test_time_settings_have_bounds(clean_env: Path, name: str, value: int) -> None:
+    with pytest.raises(ConfigError, match=rf"invalid setting {name}={value}"):
+        load_settings(**{name: value})

@@ -239,3 +239,18 @@ def test_a_file_lock_held_by_another_process_dies_with_it(db_url: str, db_backen
             assert got
     finally:
         engine.dispose()
+
+
+def test_an_unusable_lock_file_is_a_one_line_error(tmp_path: Path) -> None:
+    from syncd.errors import ConfigError
+
+    database = tmp_path / "syncd.db"
+    locks = FileLocks(database)
+    locks.path(1).mkdir()  # a folder where the lock file goes
+    with (
+        pytest.raises(ConfigError, match=r"cannot take the run lock file '.*syncd\.db\.env-1\.lock': "),
+        locks.hold(1),
+    ):
+        pass
+    with locks.hold(2) as other:  # other environments are not affected
+        assert other

@@ -275,3 +275,26 @@ def test_a_run_still_reading_at_its_deadline_fails(
     )
     assert _state(engine) == {}
     assert _runs(engine)[-1]["outcome"] == "failed"
+
+
+def test_a_connection_lost_before_the_run_row_is_written_is_a_failed_report(
+    engine: Engine, directory: GraphClient, tenant: dict[str, Any], settings: Settings
+) -> None:
+    """The lock's connection may die between taking the lock and the run's first statement: the run
+    reports failed (no traceback) and leaves no row behind."""
+    make_env(engine, ENV)
+    raw = engine.raw_connection()
+    conn = raw.driver_connection
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": conn.info.backend_pid})
+    else:
+        conn.close()
+    try:
+        report = sync_environment(engine, directory, ENV, settings, RunOptions(), connection=conn)
+    finally:
+        raw.invalidate()
+        raw.close()
+    assert report.outcome == "failed" and report.run_id is None
+    assert report.error is not None
+    assert _runs(engine) == []
