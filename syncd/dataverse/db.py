@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,13 +115,33 @@ def ensure_at_head(engine: Engine, *, auto_upgrade: bool = False) -> None:
             f"(this syncd knows up to {head!r}): it was migrated by a newer syncd"
         )
     if auto_upgrade:
-        upgrade(engine)
+        # Two processes started at once on a fresh embedded database (`syncd run` and `syncd sync`)
+        # would both migrate it: the first takes a file lock beside it, the second waits, then finds
+        # the database at head.
+        with _setup_lock(engine):
+            if current_revision(engine) != head:
+                upgrade(engine)
         return
     where = "empty" if current is None else f"at revision {current!r}"
     raise DatabaseNotAtHead(
         f"database {engine.url.render_as_string(hide_password=True)} is {where}, not at head {head!r}: "
         "run `syncd db upgrade`"
     )
+
+
+def _setup_lock(engine: Engine) -> AbstractContextManager[object]:
+    """A file lock ``<database file>.setup.lock`` serialising first-use set-up of a SQLite file (no lock
+    for an in-memory database, which belongs to one process). Waits up to two minutes."""
+    database = engine.url.database
+    if (
+        engine.dialect.name != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+    ):
+        return nullcontext()
+    path = Path(database).resolve()
+    return FileLock(path.with_name(f"{path.name}.setup.lock"), timeout=120)
 
 
 def _is_known(script: ScriptDirectory, rev: str) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import structlog
+from filelock import FileLock
 from sqlalchemy import select
 
 from syncd.context import AppContext
@@ -22,11 +25,18 @@ def ensure_embedded_default(appctx: AppContext) -> bool:
     """
     if not appctx.settings.is_embedded_directory:
         return False
-    store = open_embedded_store(appctx.settings)
-    store.close()
-    with appctx.session() as session:
-        if session.scalar(select(Environment.id).where(Environment.name == DEFAULT_ENVIRONMENT)) is not None:
-            return False
-        create_environment(session, EnvironmentSpec(name=DEFAULT_ENVIRONMENT, type="default"))
+    # `syncd run` and `syncd sync` started at once on a fresh folder would both generate the tenant
+    # and create the environment: a file lock beside the tenant's file lets one do it.
+    tenant = Path(appctx.settings.directory_store).resolve()
+    with FileLock(tenant.with_name(f"{tenant.name}.setup.lock"), timeout=300):
+        store = open_embedded_store(appctx.settings)
+        store.close()
+        with appctx.session() as session:
+            if (
+                session.scalar(select(Environment.id).where(Environment.name == DEFAULT_ENVIRONMENT))
+                is not None
+            ):
+                return False
+            create_environment(session, EnvironmentSpec(name=DEFAULT_ENVIRONMENT, type="default"))
     log.info("embedded.default_environment_created", environment=DEFAULT_ENVIRONMENT)
     return True
