@@ -333,6 +333,7 @@ def compare(test: Rows, refs: Ref) -> Diff:
         if cols:
             d.wrong += 1
             if len(d.examples) < 5:
+                d.keys.append(key[-1])
                 d.examples.append(
                     f"wrong {key[-1]}: " + ", ".join(f"{c} {got[c]!r} != {want[c]!r}" for c in cols)
                 )
@@ -371,6 +372,13 @@ def history(engine: Engine, env_id: int, object_id: str) -> list[str]:
             {"e": env_id, "o": uuid.UUID(object_id)},
         ).all()
     return [f"run {r[0]} ({r[1]}, {r[2]}): {r[3]} {r[4]} {r[5][:90]}" for r in rows]
+
+
+def _history_or_none(engine: Engine, env_id: int, object_id: str) -> list[str]:
+    try:
+        return history(engine, env_id, object_id)
+    except ValueError:  # a built-in user's key is no object id
+        return []
 
 
 def env_ids(engine: Engine) -> dict[str, int]:
@@ -1161,6 +1169,11 @@ class Campaign:
             len(running),
             None if converge_s is None else round(converge_s, 2),
             list(diff.examples)
+            + [
+                f"  {oid[:8]} event: {h}"
+                for oid in diff.keys[:2]
+                for h in _history_or_none(self.engine, env_id, oid)[-4:]
+            ]
             + [f"overlap: {o}" for o in over]
             + [f"duplicate: {d}" for d in dupe_examples],
         )
@@ -1178,7 +1191,7 @@ class Campaign:
                 else ""
             )
         )
-        for n in inj.notes[:6] if bad else []:
+        for n in inj.notes[:12] if bad else []:
             self.log(f"      {n}")
         return inj
 

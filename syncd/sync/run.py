@@ -374,6 +374,10 @@ class _Run:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _full_read(self) -> tuple[str, str | None]:
+        # With a security group the users delta link comes first, before the admins are read with
+        # their user objects: a change to an admin after the link is in the catch-up round, so no
+        # admin is decided from a copy older than the link (a change between the two was lost).
+        link = self.directory.latest_users_delta_link() if self.group_id else None
         self.admins = source.read_admins(self.directory, self.known_users)
         existing, enabled_before = self.storage.count_rows()
         self.existing_rows = existing
@@ -385,7 +389,8 @@ class _Run:
         users_link: str | None
         groups_link: str | None
         if self.group_id:
-            users_link, groups_link = self._read_group(self.group_id)
+            assert link is not None
+            users_link, groups_link = self._read_group(self.group_id, link)
         else:
             reader = self.directory.users_delta()
             for page in source.prefetch(reader):
@@ -417,9 +422,9 @@ class _Run:
         before, self.admins = self.admins, source.read_admins(self.directory, self.known_users)
         return {u for u in before.keys() | self.admins.keys() if before.get(u) != self.admins.get(u)}
 
-    def _read_group(self, group_id: str) -> tuple[str, str | None]:
-        """R24: the group's direct members, its owners and the admins, not the tenant."""
-        users_link = self.directory.latest_users_delta_link()
+    def _read_group(self, group_id: str, users_link: str) -> tuple[str, str | None]:
+        """R24: the group's direct members, its owners and the admins, not the tenant. `users_link`
+        was taken before anything was read, the admins included."""
         members, groups_link = source.group_members_and_link(self.directory, group_id)
         self.members = members
         evaluated: set[str] = set()
