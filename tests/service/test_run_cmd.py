@@ -86,3 +86,51 @@ def test_embedded_default_as_a_newcomer_runs_it(clean_env: Path) -> None:
     assert f"status page: http://127.0.0.1:{port}/" in text
     assert "syncd runs" in text
     assert (clean_env / "syncd.db").exists() and (clean_env / "syncd-tenant.db").exists()
+
+
+def test_run_and_sync_started_at_once_on_a_fresh_folder(clean_env: Path) -> None:
+    """The embedded default's first use (the migration, the tenant, the `default` environment) is
+    done once when `syncd run` and `syncd sync` start together: the sync runs or is refused as busy,
+    never a traceback, and no user gets two create events."""
+    port = free_port()
+    log = clean_env / "run.log"
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [SYNCD, "run", "--http-port", str(port), "--churn-interval", "0"],
+            cwd=clean_env,
+            env=base_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        sync = subprocess.run(
+            [SYNCD, "--log-level", "warning", "sync", "default", "--full", "--json"],
+            cwd=clean_env,
+            env=base_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert sync.returncode in (0, 2), sync.stderr
+        assert "Traceback" not in sync.stderr, sync.stderr
+        if sync.returncode == 2:
+            assert "is being synced by another process" in sync.stderr
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200, 60, "ready"
+        )
+        daemon.send_signal(signal.SIGINT)
+        assert daemon.wait(60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert "Traceback" not in log.read_text()
+    import sqlite3
+
+    with sqlite3.connect(clean_env / "syncd.db") as db:
+        assert db.execute("SELECT count(*) FROM environment").fetchone() == (1,)
+        twice = db.execute(
+            "SELECT count(*) FROM (SELECT azureactivedirectoryobjectid FROM sync_event WHERE action = 'create' "
+            "GROUP BY environment_id, azureactivedirectoryobjectid HAVING count(*) > 1)"
+        ).fetchone()
+        assert twice == (0,)
