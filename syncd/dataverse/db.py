@@ -129,18 +129,25 @@ def ensure_at_head(engine: Engine, *, auto_upgrade: bool = False) -> None:
     )
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """A SQLite engine's database file, absolute and with symbolic links resolved (so that every
+    process names one lock file for it); None for an in-memory database."""
+    database = engine.url.database
+    if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (?uri=true)
+        database = database.removeprefix("file:").split("?", 1)[0]
+        if not database or database == ":memory:":
+            return None
+    return Path(database).resolve()
+
+
 def _setup_lock(engine: Engine) -> AbstractContextManager[object]:
     """A file lock ``<database file>.setup.lock`` serialising first-use set-up of a SQLite file (no lock
     for an in-memory database, which belongs to one process). Waits up to two minutes."""
-    database = engine.url.database
-    if (
-        engine.dialect.name != "sqlite"
-        or not database
-        or database == ":memory:"
-        or database.startswith("file:")
-    ):
+    path = sqlite_file(engine) if engine.dialect.name == "sqlite" else None
+    if path is None:
         return nullcontext()
-    path = Path(database).resolve()
     return FileLock(path.with_name(f"{path.name}.setup.lock"), timeout=120)
 
 

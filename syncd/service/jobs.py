@@ -152,25 +152,24 @@ class SyncJobs:
         return RunRequest(kind="full", trigger=request.trigger)
 
     def _ran_recently(self, target: Target) -> bool:
-        if self.min_gap_s <= 0:
-            return False
-        with Session(self.engine()) as session:
-            last = runs.last_started_at(session, target.id)
-        if last is None:
-            return False
-        return runs.aware(last) > datetime.now(UTC) - timedelta(seconds=self.min_gap_s)
+        """Whether some run of the environment started less than ``min_gap_s`` ago."""
+        return self._started_within(target, runs.last_started_at, self.min_gap_s)
 
     def _full_not_due(self, target: Target) -> bool:
         """Whether some run (any replica's, or a person's) completed a full run of the environment that
         started less than ``min_full_gap_s`` ago: the database, not this process, says when a full
         run is due, so N replicas run one full run per interval, not N."""
-        if self.min_full_gap_s <= 0:
+        return self._started_within(target, runs.last_full_started_at, self.min_full_gap_s)
+
+    def _started_within(
+        self, target: Target, last_start: Callable[[Session, int], datetime | None], gap_s: float
+    ) -> bool:
+        """Whether ``last_start`` (a reader of ``runs``) finds a start less than ``gap_s`` seconds ago."""
+        if gap_s <= 0:
             return False
         with Session(self.engine()) as session:
-            last = runs.last_full_started_at(session, target.id)
-        if last is None:
-            return False
-        return runs.aware(last) > datetime.now(UTC) - timedelta(seconds=self.min_full_gap_s)
+            last = last_start(session, target.id)
+        return last is not None and runs.aware(last) > datetime.now(UTC) - timedelta(seconds=gap_s)
 
     def full_pending(self) -> dict[int, datetime]:
         with self._pending_guard:

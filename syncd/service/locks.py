@@ -37,6 +37,7 @@ import structlog
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine
 
+from syncd.dataverse.db import sqlite_file
 from syncd.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -188,19 +189,6 @@ class FileLocks:
 def lock_file(database: Path, environment_id: int) -> Path:
     """The file an environment's run lock is taken on: ``<database file>.env-<id>.lock``."""
     return database.with_name(f"{database.name}.env-{environment_id}.lock")
-
-
-def sqlite_file(engine: Engine) -> Path | None:
-    """The SQLite database's file, absolute and with symbolic links resolved (so that every process
-    names one lock file for it); None for an in-memory database."""
-    database = engine.url.database
-    if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
-        return None
-    if database.startswith("file:"):  # a URI filename (?uri=true)
-        database = database.removeprefix("file:").split("?", 1)[0]
-        if not database or database == ":memory:":
-            return None
-    return Path(database).resolve()
 
 
 def locks_for(engine: Engine) -> AdvisoryLocks | FileLocks | LocalLocks:
