@@ -501,13 +501,16 @@ class GraphClient:
             code, message = _error_body(response)
             if status == 401:
                 claims = _claims_challenge(response.headers.get("WWW-Authenticate"))
-                if not renewed and isinstance(self._tokens, RefreshableTokenProvider):
+                if (
+                    not renewed
+                    and isinstance(self._tokens, RefreshableTokenProvider)
+                    and self._tokens.refresh(claims)
+                ):
                     renewed = True
-                    log.info("graph.token_refused", url=url, claims_challenge=claims is not None)
-                    if self._tokens.refresh(claims):
-                        self.stats.token_refreshes += 1
-                        attempt -= 1  # a renewal is not a retry of an unavailable Graph
-                        continue
+                    log.info("graph.token_renewed", url=url, claims_challenge=claims is not None)
+                    self.stats.token_refreshes += 1
+                    attempt -= 1  # a renewal is not a retry of an unavailable Graph
+                    continue
                 raise DirectoryAuthError(_explain_401(code, message, renewed), url=url, status=401)
             if status == 403 and code == "Authorization_RequestDenied":
                 raise DirectoryAuthError(_explain_403(url, self.base_url, message), url=url, status=403)
