@@ -37,7 +37,9 @@ def _write(least: str, *higher: str) -> Need:
 
 
 USERS_READ = _read("User.Read.All", "User.ReadWrite.All")
-MEMBERS_READ = _read("GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "GroupMember.ReadWrite.All")
+MEMBERS_READ = _read(
+    "GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "GroupMember.ReadWrite.All"
+)
 ROLES_READ = _read("RoleManagement.Read.Directory", "RoleManagement.ReadWrite.Directory")
 ORGANIZATION_READ = _read("Organization.Read.All", "Organization.ReadWrite.All")
 SKUS_READ = _read("Organization.Read.All", "LicenseAssignment.Read.All", "Organization.ReadWrite.All")

@@ -153,6 +153,11 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+def _unpadded(value: Any) -> str | None:
+    """A base64url thumbprint as compared: MSAL pads it with '=', RFC 7515 does not."""
+    return value.rstrip("=") if isinstance(value, str) else None
+
+
 def _now_stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -539,7 +544,7 @@ class EntraAuth:
             (
                 c
                 for c in app.certificates
-                if header.get("x5t") == c.x5t or header.get("x5t#S256") == c.x5t_s256
+                if _unpadded(header.get("x5t")) == c.x5t or _unpadded(header.get("x5t#S256")) == c.x5t_s256
             ),
             None,
         )
