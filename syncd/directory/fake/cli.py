@@ -92,19 +92,94 @@ def churn(
         typer.echo(f"  {kind:<16}{count:>8}")
 
 
+def _split_app(value: str, option: str) -> tuple[str, str]:
+    client_id, sep, rest = value.partition(":")
+    if not sep or not client_id.strip() or not rest:
+        raise typer.BadParameter(
+            f"{value!r}: expected CLIENT_ID:{'SECRET' if option == '--app' else 'CERT.pem'}"
+        )
+    return client_id.strip(), rest
+
+
 @entra_app.command()
 def serve(
     port: int = typer.Option(8765, "--port"),
     host: str = typer.Option("127.0.0.1", "--host"),
     store: str = typer.Option(DEFAULT_STORE, "--store"),
     token: str | None = typer.Option(None, "--token", help="Accept only this bearer token (default: any)."),
+    tls_dir: str | None = typer.Option(
+        None, "--tls-dir", help="Serve HTTPS with a local CA and certificate kept in this folder (made once)."
+    ),
+    require_auth: bool = typer.Option(
+        False,
+        "--require-auth",
+        help="Act as Entra ID: issue client-credentials tokens and require them on Graph.",
+    ),
+    apps: list[str] = typer.Option(
+        [], "--app", help="With --require-auth: register an app CLIENT_ID:SECRET (repeatable)."
+    ),
+    app_certs: list[str] = typer.Option(
+        [], "--app-cert", help="With --require-auth: register an app CLIENT_ID:CERT.pem (repeatable)."
+    ),
+    token_lifetime: int = typer.Option(
+        3599, "--token-lifetime", min=1, help="Seconds an access token lives (with --require-auth)."
+    ),
 ) -> None:
     """Serve the tenant in STORE as Microsoft Graph v1.0 (and /_sim/ controls)."""
+    from pathlib import Path
+
     import uvicorn
 
+    from syncd.directory.fake.entra import AuthConfigError, Certificate, EntraAuth
     from syncd.directory.fake.server import create_app
     from syncd.directory.fake.store import TenantStore
 
-    app = create_app(TenantStore.open(store), token=token)
-    typer.echo(f"serving {store} at http://{host}:{port}/v1.0", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if (apps or app_certs) and not require_auth:
+        raise typer.BadParameter("--app and --app-cert need --require-auth", param_hint="--app")
+    if token is not None and require_auth:
+        raise typer.BadParameter("--token and --require-auth exclude each other", param_hint="--token")
+    secrets: dict[str, str] = {}
+    certs: dict[str, list[Certificate]] = {}
+    for value in apps:
+        client_id, secret = _split_app(value, "--app")
+        secrets[client_id] = secret
+    for value in app_certs:
+        client_id, cert_file = _split_app(value, "--app-cert")
+        try:
+            certs.setdefault(client_id, []).append(Certificate.from_pem(Path(cert_file).read_bytes()))
+        except (OSError, AuthConfigError) as exc:
+            raise typer.BadParameter(f"{value!r}: {exc}", param_hint="--app-cert") from None
+
+    tenant = TenantStore.open(store)
+    auth = None
+    if require_auth:
+        auth = EntraAuth(tenant, token_lifetime=token_lifetime)
+        for client_id in dict.fromkeys([*secrets, *certs]):
+            auth.register(client_id, secret=secrets.get(client_id), certificates=certs.get(client_id, ()))
+    ssl: dict[str, str] = {}
+    scheme = "http"
+    if tls_dir is not None:
+        from syncd.directory.fake.tls import ensure_tls
+
+        try:
+            files = ensure_tls(tls_dir)
+        except OSError as exc:
+            raise typer.BadParameter(f"{tls_dir!r}: {exc}", param_hint="--tls-dir") from None
+        ssl = {"ssl_certfile": str(files.cert_path), "ssl_keyfile": str(files.key_path)}
+        scheme = "https"
+        typer.echo(
+            f"CA certificate: {files.ca_path} (trust it with SYNCD_DIRECTORY_CA_BUNDLE, SSL_CERT_FILE "
+            "or REQUESTS_CA_BUNDLE)",
+            err=True,
+        )
+    app = create_app(tenant, token=token, auth=auth)
+    origin = f"{scheme}://{host}:{port}"
+    typer.echo(f"serving {store} at {origin}/v1.0", err=True)
+    typer.echo(f"Graph URL: {origin}/v1.0", err=True)
+    if auth is not None:
+        typer.echo(f"authority: {origin}", err=True)
+        typer.echo(f"tenant id: {auth.tenant_id}", err=True)
+        typer.echo(f"token endpoint: {origin}/{auth.tenant_id}/oauth2/v2.0/token", err=True)
+        registered = ", ".join(a["client_id"] for a in auth.apps()) or "none (add with POST /_sim/apps)"
+        typer.echo(f"apps: {registered}; tokens live {token_lifetime}s", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **ssl)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from syncd.directory.fake import graphio
+from syncd.directory.fake.entra import EntraAuth
 from syncd.directory.fake.faults import Endpoint, Faults
 from syncd.directory.fake.groups_api import DirectoryApi
 from syncd.directory.fake.sim import sim_routes
@@ -34,8 +35,28 @@ def _bearer(token: str | None, endpoint: Endpoint) -> Endpoint:
     return handle
 
 
-def create_app(store: TenantStore, *, token: str | None = None, faults: Faults | None = None) -> Starlette:
-    """The Graph look-alike over `store`. `token`: the only bearer token accepted (None: any or none)."""
+def _checked(auth: EntraAuth, method: str, path: str, endpoint: Endpoint) -> Endpoint:
+    """The endpoint behind Entra's token check (401/403 before the endpoint or its faults run)."""
+
+    async def handle(request: Request) -> Response:
+        denied = auth.check(request, method, path)
+        if denied is not None:
+            return denied
+        return await endpoint(request)
+
+    return handle
+
+
+def create_app(
+    store: TenantStore,
+    *,
+    token: str | None = None,
+    faults: Faults | None = None,
+    auth: EntraAuth | None = None,
+) -> Starlette:
+    """The Graph look-alike over `store`. `token`: the only bearer token accepted (None: any or none).
+    `auth`: check Entra-issued access tokens instead (and serve the token endpoint); `token` is then
+    ignored."""
     faults = faults or Faults()
     users, directory = UsersApi(store, faults), DirectoryApi(store, faults)
     graph: list[tuple[str, str, Endpoint]] = [
@@ -71,11 +92,17 @@ def create_app(store: TenantStore, *, token: str | None = None, faults: Faults |
         ("GET", "/servicePrincipals", directory.service_principals),
         ("GET", "/organization", directory.organization),
     ]
+
+    def guard(method: str, path: str, endpoint: Endpoint) -> Endpoint:
+        return _bearer(token, endpoint) if auth is None else _checked(auth, method, path, endpoint)
+
     routes = [
-        Route("/v1.0" + path, _bearer(token, faults.wrap(f"{method} /v1.0{path}", fn)), methods=[method])
+        Route("/v1.0" + path, guard(method, path, faults.wrap(f"{method} /v1.0{path}", fn)), methods=[method])
         for method, path, fn in graph
     ]
-    routes += sim_routes(store, faults)
+    routes += sim_routes(store, faults, auth)
+    if auth is not None:
+        routes += auth.routes()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -92,4 +119,5 @@ def create_app(store: TenantStore, *, token: str | None = None, faults: Faults |
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.store = store
     app.state.faults = faults
+    app.state.auth = auth
     return app

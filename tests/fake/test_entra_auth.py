@@ -1,0 +1,324 @@
+"""The fake Entra ID: `syncd entra serve --tls-dir … --require-auth` as a real process, used by
+azure-identity, MSAL and the official Graph SDK unchanged, and its Graph-side token check."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import msal
+import pytest
+import requests
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import CertificateCredential, ClientSecretCredential
+
+from tests.fake.entra_server import GRAPH_SCOPE, CertFiles, EntraServer, entra_server, make_certificate
+
+SECRET_APP = ("11111111-2222-3333-4444-555555555555", "s3cret-value~")
+CERT_APP = "66666666-7777-8888-9999-000000000000"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CertFiles]:
+    root = tmp_path_factory.mktemp("certs")
+    return {"good": make_certificate(root, "app"), "other": make_certificate(root, "stranger")}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, certs: dict[str, CertFiles]) -> Iterator[EntraServer]:
+    with entra_server(
+        tmp_path_factory.mktemp("entra"),
+        apps=dict([SECRET_APP]),
+        cert_apps={CERT_APP: certs["good"].cert_pem},
+        users=40,
+    ) as s:
+        yield s
+
+
+def secret_credential(server: EntraServer, client_id: str, secret: str) -> ClientSecretCredential:
+    return ClientSecretCredential(
+        server.tenant_id,
+        client_id,
+        secret,
+        authority=server.authority,
+        disable_instance_discovery=True,
+        connection_verify=str(server.ca_path),
+    )
+
+
+def cert_credential(server: EntraServer, path: Path, password: str | None = None) -> CertificateCredential:
+    return CertificateCredential(
+        server.tenant_id,
+        CERT_APP,
+        certificate_path=str(path),
+        password=password,
+        authority=server.authority,
+        disable_instance_discovery=True,
+        connection_verify=str(server.ca_path),
+    )
+
+
+def graph_get(server: EntraServer, path: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    with server.client() as http:
+        return http.get(f"/v1.0{path}", headers=headers)
+
+
+def assert_unauthorized(r: httpx.Response, message: str | None = None) -> dict[str, Any]:
+    assert r.status_code == 401, r.text
+    error = r.json()["error"]
+    assert error["code"] == "InvalidAuthenticationToken"
+    assert set(error["innerError"]) >= {"date", "request-id", "client-request-id"}
+    if message is not None:
+        assert error["message"] == message
+    header = r.headers["www-authenticate"]
+    assert header.startswith('Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/')
+    assert 'client_id="00000003-0000-0000-c000-000000000000"' in header
+    return dict(error)
+
+
+# -- the token side -------------------------------------------------------------------------------
+
+
+def test_openid_configuration_by_tenant_id_and_domain(server: EntraServer) -> None:
+    with server.client() as http:
+        for tenant in (server.tenant_id, server.tenant_id.upper(), server.domain):
+            config = http.get(f"/{tenant}/v2.0/.well-known/openid-configuration").json()
+            assert config["token_endpoint"] == server.token_url
+            assert config["issuer"] == f"{server.origin}/{server.tenant_id}/v2.0"
+            assert config["authorization_endpoint"].startswith(server.origin)
+            assert config["jwks_uri"].startswith(server.origin)
+        r = http.get("/contoso.example/v2.0/.well-known/openid-configuration")
+        assert r.status_code == 400
+        body = r.json()
+        assert body["error"] == "invalid_request" and body["error_codes"] == [90002]
+        assert body["error_description"].startswith("AADSTS90002: Tenant 'contoso.example' not found.")
+        assert {"timestamp", "trace_id", "correlation_id"} <= set(body)
+
+
+def test_client_secret_credential_token_claims(server: EntraServer) -> None:
+    client_id, secret = SECRET_APP
+    before = server.sim("GET", "auth/counters")["tokens_issued_by_client"].get(client_id, 0)
+    token = secret_credential(server, client_id, secret).get_token(GRAPH_SCOPE)
+    assert token.expires_on > time.time() + 3000
+    claims = jwt.decode(token.token, options={"verify_signature": False})
+    assert claims["aud"] == "https://graph.microsoft.com"
+    assert claims["iss"] == f"https://sts.windows.net/{server.tenant_id}/"
+    assert claims["tid"] == server.tenant_id and claims["appid"] == client_id
+    assert claims["idtyp"] == "app" and "Directory.Read.All" in claims["roles"]
+    assert claims["iat"] <= claims["nbf"] < claims["exp"]
+    assert graph_get(server, "/organization", token.token).status_code == 200
+    after = server.sim("GET", "auth/counters")["tokens_issued_by_client"][client_id]
+    assert after == before + 1
+
+
+def test_wrong_secret_and_unknown_client(server: EntraServer) -> None:
+    with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
+        secret_credential(server, SECRET_APP[0], "wrong").get_token(GRAPH_SCOPE)
+    with pytest.raises(ClientAuthenticationError, match="AADSTS700016"):
+        secret_credential(server, "99999999-0000-0000-0000-000000000000", "x").get_token(GRAPH_SCOPE)
+    r = server.token_response(SECRET_APP[0], "wrong")
+    assert r.status_code == 401
+    body = r.json()
+    assert body["error"] == "invalid_client" and body["error_codes"] == [7000215]
+    assert body["error_description"].startswith("AADSTS7000215: Invalid client secret provided.")
+    r = server.token_response("nobody", "x")
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+    assert (
+        "Application with identifier 'nobody' was not found in the directory" in r.json()["error_description"]
+    )
+    r = server.token_response(*SECRET_APP, scope="https://graph.microsoft.com/User.Read.All")
+    assert (
+        r.status_code == 400 and r.json()["error"] == "invalid_scope" and r.json()["error_codes"] == [1002012]
+    )
+    r = server.token_response(*SECRET_APP, scope="https://vault.azure.net/.default")
+    assert r.status_code == 400 and r.json()["error_codes"] == [70011]
+    r = server.token_response(*SECRET_APP, grant_type="password")
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    assert r.json()["error_codes"] == [70003]
+    assert server.token_response(*SECRET_APP, scope=f"{server.origin}/.default").status_code == 200
+    counters = server.sim("GET", "auth/counters")
+    assert counters["token_failures_by_code"]["AADSTS7000215"] >= 2
+    assert counters["token_failures_by_code"]["AADSTS700016"] >= 2
+
+
+def test_certificate_credential_pem_and_pkcs12(server: EntraServer, certs: dict[str, CertFiles]) -> None:
+    good = certs["good"]
+    for credential in (cert_credential(server, good.pem), cert_credential(server, good.pfx, good.password)):
+        token = credential.get_token(GRAPH_SCOPE)
+        claims = jwt.decode(token.token, options={"verify_signature": False})
+        assert claims["appid"] == CERT_APP and claims["appidacr"] == "2"
+        assert graph_get(server, "/users?$top=1", token.token).status_code == 200
+    with pytest.raises(ClientAuthenticationError, match="AADSTS700027"):
+        cert_credential(server, certs["other"].pem).get_token(GRAPH_SCOPE)
+
+
+def test_msal_sha256_thumbprint_and_reused_assertion(
+    server: EntraServer, certs: dict[str, CertFiles], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MSAL without a thumbprint signs PS256 with x5t#S256, and reuses one assertion (same jti)."""
+    text = certs["good"].pem.read_text()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))  # requests prefers it to session.verify
+    session = requests.Session()
+    app = msal.ConfidentialClientApplication(
+        CERT_APP,
+        client_credential={"private_key": text, "public_certificate": text},
+        authority=f"{server.authority}/{server.domain}",
+        instance_discovery=False,
+        http_client=session,
+    )
+    for _ in range(2):  # the second request skips the cache with claims; the assertion is reused
+        result = app.acquire_token_for_client([GRAPH_SCOPE], claims_challenge='{"access_token":{}}')
+        assert "access_token" in result, result
+
+
+def test_registered_apps_and_permissions(server: EntraServer) -> None:
+    apps = server.sim("GET", "apps")["value"]
+    assert {a["client_id"] for a in apps} >= {SECRET_APP[0], CERT_APP}
+    assert all("secret" not in a for a in apps)
+    assert server.sim(
+        "POST", "apps", {"client_id": "reader", "secret": "r", "permissions": ["Directory.Read.All"]}
+    )
+    assert server.sim(
+        "POST", "apps", {"client_id": "org-only", "secret": "o", "permissions": ["Organization.Read.All"]}
+    )
+    reader, org_only = server.token("reader", "r"), server.token("org-only", "o")
+    assert graph_get(server, "/users", reader).status_code == 200
+    r = graph_get(server, "/users", org_only)
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert r.json()["error"]["message"] == "Insufficient privileges to complete the operation."
+    assert graph_get(server, "/organization", org_only).status_code == 200
+    assert server.sim("GET", "auth/counters")["graph_forbidden"] >= 1
+    bad = server.sim_response("POST", "apps", {"client_id": "x", "secret": "y", "permissions": ["Nope.All"]})
+    assert bad.status_code == 400 and "Nope.All" in bad.json()["error"]["message"]
+    assert server.sim_response("POST", "apps", {"client_id": "x"}).status_code == 400
+    server.sim("DELETE", "apps/org-only")
+    assert server.sim_response("DELETE", "apps/org-only").status_code == 404
+    assert server.token_response("org-only", "o").json()["error_codes"] == [700016]
+
+
+# -- the Graph side -------------------------------------------------------------------------------
+
+
+def test_graph_without_or_with_a_bad_token(server: EntraServer) -> None:
+    assert_unauthorized(graph_get(server, "/users", None), "Access token is empty.")
+    assert_unauthorized(graph_get(server, "/users", "not-a-jwt"))
+    token = server.token()
+    head, body, _ = token.split(".")
+    assert_unauthorized(graph_get(server, "/users", f"{head}.{body}.c2lnbmF0dXJl"))
+    assert graph_get(server, "/users", token).status_code == 200
+
+
+def test_expired_token(tmp_path: Path, server: EntraServer) -> None:
+    with entra_server(tmp_path, store=server.store, tls_dir=server.ca_path.parent, token_lifetime=1) as short:
+        r = short.token_response(*short_app(short))
+        assert r.json()["expires_in"] == 1
+        token = r.json()["access_token"]
+        assert graph_get(short, "/organization", token).status_code == 200
+        time.sleep(1.2)
+        assert_unauthorized(
+            graph_get(short, "/organization", token), "Access token has expired or is not yet valid."
+        )
+        assert graph_get(short, "/organization", short.token()).status_code == 200
+
+
+def short_app(server: EntraServer) -> tuple[str, str]:
+    return next(iter(server.apps.items()))
+
+
+def test_revoke_now_and_after_requests(server: EntraServer) -> None:
+    old = server.token()
+    server.sim("POST", "auth/revoke")
+    assert_unauthorized(graph_get(server, "/organization", old), "Access token has been revoked.")
+    token = server.token()
+    assert graph_get(server, "/organization", token).status_code == 200
+    server.sim("POST", "auth/revoke", {"after_requests": 2})
+    assert graph_get(server, "/organization", token).status_code == 200
+    assert graph_get(server, "/organization", token).status_code == 200
+    assert_unauthorized(graph_get(server, "/organization", token))
+    assert graph_get(server, "/organization", server.token()).status_code == 200
+
+
+def test_claims_challenge(server: EntraServer) -> None:
+    token = server.token()
+    server.sim("POST", "auth/challenge", {"count": 2, "after_requests": 1})
+    assert graph_get(server, "/organization", token).status_code == 200
+    for _ in range(2):
+        r = graph_get(server, "/organization", token)
+        assert_unauthorized(r)
+        header = r.headers["www-authenticate"]
+        assert 'error="insufficient_claims"' in header
+        encoded = header.split('claims="', 1)[1].split('"', 1)[0]
+        claims = json.loads(base64.b64decode(encoded))
+        nbf = claims["access_token"]["nbf"]
+        assert nbf["essential"] is True and abs(int(nbf["value"]) - time.time()) < 60
+    assert graph_get(server, "/organization", token).status_code == 200
+    assert server.sim("GET", "auth/counters")["challenges_sent"] >= 2
+
+
+def test_sim_errors(server: EntraServer) -> None:
+    r = server.sim_response("POST", "auth/challenge", {"count": -1})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "Request_BadRequest"
+    r = server.sim_response("POST", "auth/revoke", {"later": 1})
+    assert r.status_code == 400
+    reset = server.sim("POST", "auth/counters/reset")
+    assert reset["tokens_issued"] == 0 and reset["graph_unauthorized"] == 0
+
+
+# -- the official Graph SDK -----------------------------------------------------------------------
+
+
+def test_graph_sdk_reads_through_tls_challenges_and_revocation(
+    server: EntraServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+    from msgraph import GraphRequestAdapter, GraphServiceClient
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))
+    credential = secret_credential(server, *SECRET_APP)
+    provider = AzureIdentityAuthenticationProvider(
+        credential, scopes=[GRAPH_SCOPE], allowed_hosts=["127.0.0.1"]
+    )
+    adapter = GraphRequestAdapter(provider)
+    adapter.base_url = server.graph_url
+    client = GraphServiceClient(request_adapter=adapter)
+
+    async def read() -> tuple[int, str | None]:
+        users, page = 0, await client.users.get()
+        while page is not None:
+            users += len(page.value or [])
+            page = await client.users.with_url(page.odata_next_link).get() if page.odata_next_link else None
+        org = await client.organization.get()
+        assert org and org.value
+        return users, org.value[0].id
+
+    expected = server.sim("GET", "tenant")["users"]
+    server.sim("POST", "auth/counters/reset")
+
+    async def scenario() -> None:
+        try:
+            assert await read() == (expected, server.tenant_id)
+            # A claims challenge mid-read, then a revocation of the SDK's (CAE-capable) token: the
+            # SDK answers both with a fresh token asked for with the challenge's claims.
+            server.sim("POST", "auth/challenge", {"count": 1, "after_requests": 1})
+            assert await read() == (expected, server.tenant_id)
+            server.sim("POST", "auth/revoke", {"after_requests": 1})
+            assert await read() == (expected, server.tenant_id)
+        finally:
+            await adapter._http_client.aclose()
+
+    asyncio.run(scenario())
+    counters = server.sim("GET", "auth/counters")
+    assert counters["challenges_sent"] == 2
+    assert counters["token_requests_with_claims"] >= 3
+    assert counters["tokens_issued_by_client"][SECRET_APP[0]] == 3
