@@ -17,7 +17,7 @@ import httpx
 import pytest
 from entra_server import EntraServer, entra_server
 from sqlalchemy import Engine, text
-from sync_helpers import make_env, snapshot
+from sync_helpers import SNAPSHOT_COLUMNS, make_env, snapshot
 
 from syncd.settings import Settings, load_settings
 from syncd.sync.directory import open_directory
@@ -69,14 +69,14 @@ def test_tokens_revoked_mid_run_get_one_new_token_and_the_run_goes_on(
     server: EntraServer, engine: Engine, db_url: str, clean_env: Path, counters: Any
 ) -> None:
     make_env(engine, "prod", type="production")
-    server.sim("POST", "auth/revoke", {"after_requests": 4})
+    server.sim("POST", "auth/revoke", {"after_requests": 10})  # in the middle of the users delta
     report, stats = _sync(engine, _settings(server, db_url), kind="full")
     assert report.outcome == "succeeded", report.error
     seen = counters()
     assert seen["graph_unauthorized"] == 1
     assert stats.token_refreshes == 1
     assert seen["tokens_issued_by_client"] == {CLIENT: 2}  # the first token, and one after the revocation
-    assert len(snapshot(engine, "prod")) > USERS // 2
+    assert report.counts["read"] == USERS and report.counts["created"] == len(snapshot(engine, "prod")) > 0
 
 
 def test_a_claims_challenge_is_answered_once_with_its_claims(
@@ -101,15 +101,8 @@ def _set_enabled(server: EntraServer, user_id: str, enabled: bool) -> None:
 
 
 def _an_enabled_user(engine: Engine) -> str:
-    with engine.connect() as conn:
-        return str(
-            conn.execute(
-                text(
-                    "SELECT azureactivedirectoryobjectid FROM systemuser WHERE kind = 'regular' "
-                    "AND isdisabled = false ORDER BY azureactivedirectoryobjectid LIMIT 1"
-                )
-            ).scalar_one()
-        )
+    disabled = SNAPSHOT_COLUMNS.index("isdisabled")
+    return min(uid for uid, values in snapshot(engine, "prod").items() if not values[disabled])
 
 
 def test_a_wrong_secret_fails_the_run_in_one_line_and_changes_nothing(
