@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from syncd.context import AppContext, print_json
 
@@ -50,10 +50,10 @@ def check(
         )
     else:
         table = Table(
-            "endpoint",
-            "status",
-            "permission",
-            "what to do",
+            Column("endpoint", overflow="fold"),
+            Column("status", no_wrap=True),
+            Column("permission", no_wrap=True),
+            Column("what to do", ratio=1),
             title=f"{where} ({credential})",
             caption="Directory.Read.All, as an application permission, grants every one of these reads.",
         )
