@@ -88,7 +88,8 @@ def test_syncd_waits_for_its_dependencies(compose: dict[str, Any]) -> None:
         env["SYNCD_DATABASE_URL"].startswith("postgresql://")
         and "@postgres:5432/" in env["SYNCD_DATABASE_URL"]
     )
-    assert env["SYNCD_DIRECTORY_URL"] == "http://fake-entra:8000/v1.0"
+    assert env["SYNCD_DIRECTORY_URL"] == "https://fake-entra:8000/v1.0"
+    assert env["SYNCD_DIRECTORY_AUTHORITY"] == "https://fake-entra:8000"
     assert env["SYNCD_HTTP_HOST"] == "0.0.0.0"
     assert any(str(p).endswith("8080:8080") for p in s["ports"])
     assert compose["services"]["migrate"]["environment"]["SYNCD_DATABASE_URL"] == env["SYNCD_DATABASE_URL"]
@@ -114,3 +115,76 @@ def test_dockerfile_installs_the_project_in_app() -> None:
     for needed in ("pyproject.toml", "alembic.ini", "syncd", "migrations"):
         assert any(needed in c.split() for c in copied), needed
         assert (ROOT / needed).exists()
+
+
+def _resolve(value: str) -> str:
+    """A compose value with its ${VAR:-default} interpolated from the defaults (the demo's)."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_the_demo_runs_as_real_processes_with_tls_and_auth(compose: dict[str, Any], tmp_path: Path) -> None:
+    """The fake-entra service's command, its health check, the migration and a sync with the syncd
+    service's settings, as processes here: only the volume paths, the port and the host names change."""
+    from procs import base_env, free_port, wait_for
+
+    services = compose["services"]
+    port = free_port()
+    data, db = tmp_path / "data", tmp_path / "syncd.db"
+    data.mkdir()
+
+    def local(text: str) -> str:
+        return (
+            text.replace("/data", str(data))
+            .replace("/tenant", str(data))
+            .replace("--host 0.0.0.0", "--host 127.0.0.1")
+            .replace("--port 8000", f"--port {port}")
+            .replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            .replace("fake-entra:8000", f"127.0.0.1:{port}")
+            .replace("$$", "$")
+        )
+
+    fake = services["fake-entra"]
+    fake_env = base_env(**{k: _resolve(str(v)) for k, v in fake["environment"].items()})
+    fake_env["PATH"] = f"{SYNCD.parent}:{fake_env['PATH']}"
+    log = (tmp_path / "fake-entra.log").open("wb")
+    server = subprocess.Popen(["sh", "-c", local(fake["command"][2])], env=fake_env, stdout=log, stderr=log)
+    try:
+        health = [local(part) for part in fake["healthcheck"]["test"][1:]]
+        wait_for(
+            lambda: (
+                subprocess.run([sys.executable, *health[1:]], capture_output=True, timeout=10).returncode == 0
+            ),
+            120,
+            "the fake-entra health check",
+        )
+        assert (data / "tls" / "ca.pem").is_file()
+        settings = {k: local(_resolve(str(v))) for k, v in services["syncd"]["environment"].items()}
+        settings["SYNCD_DATABASE_URL"] = f"sqlite:///{db}"
+        env = base_env(**settings)
+        migrate = services["migrate"]["command"][2]
+        done = subprocess.run(
+            ["sh", "-c", migrate],
+            env=env | {"PATH": f"{SYNCD.parent}:{env['PATH']}"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        sync = subprocess.run(
+            [str(SYNCD), "sync", "demo", "--full", "--json"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert sync.returncode == 0, sync.stderr
+        import json
+
+        assert json.loads(sync.stdout)["counts"]["created"] > 0
+        assert settings["SYNCD_DIRECTORY_CLIENT_SECRET"] not in sync.stdout + sync.stderr
+    finally:
+        server.terminate()
+        server.wait(20)
+        log.close()
