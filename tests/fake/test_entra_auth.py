@@ -322,3 +322,54 @@ def test_graph_sdk_reads_through_tls_challenges_and_revocation(
     assert counters["challenges_sent"] == 2
     assert counters["token_requests_with_claims"] >= 3
     assert counters["tokens_issued_by_client"][SECRET_APP[0]] == 3
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--app", "a:b"], "--require-auth"),
+        (["--require-auth", "--app", "nocolon"], "nocolon"),
+        (["--require-auth", "--app-cert", "a:/no/such.pem"], "/no/such.pem"),
+        (["--require-auth", "--token-lifetime", "0"], "--token-lifetime"),
+        (["--require-auth", "--token", "t"], "--token"),
+    ],
+)
+def test_serve_rejects_bad_options(tmp_path: Path, args: list[str], named: str) -> None:
+    from typer.testing import CliRunner
+
+    from syncd.cli import app
+
+    result = CliRunner().invoke(app, ["entra", "serve", "--store", str(tmp_path / "t.db"), *args])
+    assert result.exit_code == 2
+    assert named in result.output
+
+
+def test_auth_controls_need_require_auth() -> None:
+    from syncd.directory.fake.generator import generate_tenant
+    from syncd.directory.fake.server import create_app
+    from syncd.directory.fake.store import TenantStore
+
+    store = TenantStore.open(None)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=create_app(store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://fake") as http:
+            for method, path in [
+                ("GET", "/_sim/apps"),
+                ("POST", "/_sim/auth/revoke"),
+                ("GET", "/_sim/auth/counters"),
+            ]:
+                r = await http.request(method, path)
+                assert r.status_code == 409 and "--require-auth" in r.json()["error"]["message"]
+            tenant = (await http.get("/_sim/tenant")).json()
+            assert tenant["tenant_id"] == store.meta("tenant_id") and tenant["users"] == 5
+            assert (await http.get("/v1.0/organization")).status_code == 200  # no auth: no token needed
+
+    try:
+        generate_tenant(store, 5, 1)
+        asyncio.run(run())
+    finally:
+        store.close()

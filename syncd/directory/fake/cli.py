@@ -95,9 +95,8 @@ def churn(
 def _split_app(value: str, option: str) -> tuple[str, str]:
     client_id, sep, rest = value.partition(":")
     if not sep or not client_id.strip() or not rest:
-        raise typer.BadParameter(
-            f"{value!r}: expected CLIENT_ID:{'SECRET' if option == '--app' else 'CERT.pem'}"
-        )
+        what = "SECRET" if option == "--app" else "CERT.pem"
+        raise typer.BadParameter(f"{value!r}: expected CLIENT_ID:{what}", param_hint=option)
     return client_id.strip(), rest
 
 
