@@ -181,4 +181,12 @@ def serve(
         typer.echo(f"token endpoint: {origin}/{auth.tenant_id}/oauth2/v2.0/token", err=True)
         registered = ", ".join(a["client_id"] for a in auth.apps()) or "none (add with POST /_sim/apps)"
         typer.echo(f"apps: {registered}; tokens live {token_lifetime}s", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **ssl)  # type: ignore[arg-type]
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,  # clients' idle keep-alive connections must not hold up SIGTERM
+        **ssl,  # type: ignore[arg-type]
+    )
