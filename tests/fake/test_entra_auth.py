@@ -373,3 +373,72 @@ def test_auth_controls_need_require_auth() -> None:
         asyncio.run(run())
     finally:
         store.close()
+
+
+def assertion(cert: CertFiles, client_id: str, aud: str, **overrides: Any) -> str:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(cert.pem.read_bytes(), None)
+    now = time.time()
+    claims = {"aud": aud, "iss": client_id, "sub": client_id, "iat": now, "nbf": now, "exp": now + 600.5}
+    claims["jti"] = "the-same-jti-every-time"
+    headers = {"x5t": base64.urlsafe_b64encode(bytes.fromhex(cert.sha1)).decode().rstrip("=")}
+    alg = overrides.pop("alg", "RS256")
+    if overrides.pop("sha256_only", False):
+        headers = {"x5t#S256": base64.urlsafe_b64encode(bytes.fromhex(cert.sha256)).decode()}
+    return jwt.encode(claims | overrides, key, algorithm=alg, headers=headers)  # type: ignore[arg-type]
+
+
+def test_client_assertions(server: EntraServer, certs: dict[str, CertFiles]) -> None:
+    good = certs["good"]
+
+    def post(client_assertion: str, client_id: str = CERT_APP) -> httpx.Response:
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "scope": GRAPH_SCOPE,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": client_assertion,
+        }
+        with server.client() as http:
+            return http.post(server.token_url, data=data)
+
+    same = assertion(good, CERT_APP, server.token_url)
+    assert post(same).status_code == 200
+    assert post(same).status_code == 200  # a reused jti is fine, as with Entra
+    assert post(assertion(good, CERT_APP, server.token_url, alg="PS256", sha256_only=True)).status_code == 200
+    for bad, code in [
+        (assertion(good, CERT_APP, server.token_url + "x"), 700027),
+        (assertion(good, "someone-else", server.token_url), 700027),
+        (assertion(good, CERT_APP, server.token_url, exp=time.time() - 900), 700024),
+        (assertion(certs["other"], CERT_APP, server.token_url), 700027),
+        ("not.a.jwt", 700027),
+    ]:
+        r = post(bad)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
+        assert r.json()["error_codes"] == [code]
+    # A secret-only app has no certificate to check an assertion with.
+    assert post(assertion(good, SECRET_APP[0], server.token_url), SECRET_APP[0]).json()["error_codes"] == [
+        700027
+    ]
+    # client_secret_basic
+    with server.client() as http:
+        r = http.post(
+            server.token_url,
+            data={"grant_type": "client_credentials", "scope": GRAPH_SCOPE},
+            auth=SECRET_APP,
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == body["ext_expires_in"] == 3599
+
+
+def test_tls_files_made_once(tmp_path: Path) -> None:
+    from syncd.directory.fake.tls import ensure_tls
+
+    first = ensure_tls(tmp_path / "tls")
+    assert first.key_path.stat().st_mode & 0o777 == 0o600
+    pems = [p.read_bytes() for p in (first.ca_path, first.cert_path, first.key_path)]
+    again = ensure_tls(tmp_path / "tls")
+    assert [p.read_bytes() for p in (again.ca_path, again.cert_path, again.key_path)] == pems
+    assert pems[1].count(b"BEGIN CERTIFICATE") >= 1

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import jwt
 import orjson
@@ -349,7 +349,11 @@ class EntraAuth:
         base = f"{_origin(request)}/{self.tenant_id}"
         config = {
             "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
             "jwks_uri": f"{base}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -401,6 +405,15 @@ class EntraAuth:
         if ctype == "application/x-www-form-urlencoded":
             for key, value in parse_qsl(raw, keep_blank_values=True):
                 form.setdefault(key, value)
+        basic = request.headers.get("authorization", "")
+        if basic[:6].lower() == "basic " and "client_id" not in form:  # client_secret_basic
+            try:
+                user, _, password = base64.b64decode(basic[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = password = ""
+            if user:
+                form["client_id"] = unquote_plus(user)
+                form.setdefault("client_secret", unquote_plus(password))
         for name in ("grant_type", "client_id"):
             if not form.get(name):
                 raise TokenError(
