@@ -9,9 +9,13 @@ bearer token of every Graph request (`check`): Graph's 401 `InvalidAuthenticatio
 missing, malformed, foreign, expired or revoked token, 403 `Authorization_RequestDenied` when the
 token's `roles` do not grant the endpoint (`syncd.directory.permissions.ENDPOINT_NEEDS`).
 
-Test controls: `revoke` (every token issued so far stops working, now or after N more Graph
-requests), `challenge` (answer the next N Graph requests with a continuous access evaluation
-claims challenge) and counters.
+Test controls: `revoke` (every token issued so far stops working, now or at the Graph request after
+the next N), `challenge` (answer N Graph requests, after the next M, with a continuous access
+evaluation claims challenge) and counters. N and M count Graph requests whose token is otherwise
+good (a request refused for a missing or expired token does not move them). A revoked token that
+was issued with the CAE client capability (`xms_cc` CP1, asked for in the token request's
+`claims`) gets a claims challenge, as Graph does, so a CAE client recovers by itself; any other
+revoked token gets a plain 401.
 
 Access tokens are HS256 JWTs signed with a key derived from the tenant store's secret, so they
 survive a restart of the server over the same store (and die with a newly generated tenant).
@@ -133,7 +137,7 @@ class TokenError(Exception):
 
 @dataclass
 class _Countdown:
-    """`after` more requests pass untouched, then `count` are hit (count None: hit once, for good)."""
+    """`after` more authenticated Graph requests pass untouched, then `count` are hit."""
 
     after: int
     count: int = 1
