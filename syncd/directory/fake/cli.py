@@ -167,7 +167,7 @@ def serve(
         ssl = {"ssl_certfile": str(files.cert_path), "ssl_keyfile": str(files.key_path)}
         scheme = "https"
         typer.echo(
-            f"CA certificate: {files.ca_path} (trust it with SYNCD_DIRECTORY_CA_BUNDLE, SSL_CERT_FILE "
+            f"CA certificate: {files.ca_path.resolve()} (trust it with SYNCD_DIRECTORY_CA_BUNDLE, SSL_CERT_FILE "
             "or REQUESTS_CA_BUNDLE)",
             err=True,
         )
