@@ -9,7 +9,7 @@ from typing import Annotated
 import click
 import typer
 
-from syncd.commands import admin_cmd, config_cmd, db_cmd, env_cmd, run_cmd, sync_cmd
+from syncd.commands import admin_cmd, config_cmd, db_cmd, directory_cmd, env_cmd, run_cmd, sync_cmd
 from syncd.context import AppContext
 from syncd.directory.fake.cli import entra_app
 from syncd.errors import SyncdError
@@ -44,8 +44,60 @@ def root(
     log_format: Annotated[
         str | None, typer.Option("--log-format", help="auto, console or json (SYNCD_LOG_FORMAT)")
     ] = None,
+    directory_url: Annotated[
+        str | None,
+        typer.Option("--directory-url", help="Graph v1.0 base URL, or 'embedded' (SYNCD_DIRECTORY_URL)"),
+    ] = None,
+    directory_tenant_id: Annotated[
+        str | None, typer.Option("--directory-tenant-id", help="Entra tenant id (SYNCD_DIRECTORY_TENANT_ID)")
+    ] = None,
+    directory_client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--directory-client-id",
+            help="application (client) id; its secret comes from SYNCD_DIRECTORY_CLIENT_SECRET or syncd.toml, "
+            "never the command line (SYNCD_DIRECTORY_CLIENT_ID)",
+        ),
+    ] = None,
+    directory_certificate_path: Annotated[
+        str | None,
+        typer.Option(
+            "--directory-certificate-path",
+            help="PEM or PKCS#12 certificate of the app registration (SYNCD_DIRECTORY_CERTIFICATE_PATH)",
+        ),
+    ] = None,
+    directory_credential: Annotated[
+        str | None,
+        typer.Option(
+            "--directory-credential",
+            help="managed-identity, workload-identity, azure-cli or default (SYNCD_DIRECTORY_CREDENTIAL)",
+        ),
+    ] = None,
+    directory_authority: Annotated[
+        str | None,
+        typer.Option(
+            "--directory-authority",
+            help="public, usgov, usgov-dod, china or an https:// URL (SYNCD_DIRECTORY_AUTHORITY)",
+        ),
+    ] = None,
+    directory_ca_bundle: Annotated[
+        str | None,
+        typer.Option("--directory-ca-bundle", help="PEM of extra CAs to trust (SYNCD_DIRECTORY_CA_BUNDLE)"),
+    ] = None,
 ) -> None:
-    settings = load_settings(config, database_url=database_url, log_level=log_level, log_format=log_format)
+    settings = load_settings(
+        config,
+        database_url=database_url,
+        log_level=log_level,
+        log_format=log_format,
+        directory_url=directory_url,
+        directory_tenant_id=directory_tenant_id,
+        directory_client_id=directory_client_id,
+        directory_certificate_path=directory_certificate_path,
+        directory_credential=directory_credential,
+        directory_authority=directory_authority,
+        directory_ca_bundle=directory_ca_bundle,
+    )
     configure_logging(settings.log_level, settings.log_format)
     appctx = AppContext(settings)
     ctx.obj = appctx
@@ -58,6 +110,7 @@ app.add_typer(env_cmd.app, name="env")
 app.command("sync")(sync_cmd.sync)
 app.command("runs")(sync_cmd.runs)
 app.command("run")(run_cmd.run)
+app.add_typer(directory_cmd.app, name="directory")
 app.add_typer(entra_app, name="entra", help="The fake Entra tenant: generate, churn, serve.")
 app.add_typer(admin_cmd.user_app, name="user")
 app.add_typer(admin_cmd.app_user_app, name="app-user")

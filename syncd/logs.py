@@ -37,6 +37,10 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
         if fmt == "console"
         else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     )
+    # azure-identity and MSAL log through the standard library; syncd reports their failures itself,
+    # in one line, so their own records (plain text, request details) stay out of syncd's log.
+    for name in ("azure", "msal", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

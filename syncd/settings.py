@@ -8,11 +8,12 @@ Nothing here runs at import time: `load_settings()` is called from the CLI's ent
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +23,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from syncd.directory.clouds import CLOUDS
 from syncd.errors import ConfigError
 
 EMBEDDED = "embedded"
@@ -58,7 +60,28 @@ class Settings(BaseSettings):
         EMBEDDED, description="Graph v1.0 base URL, or 'embedded' for the built-in fake tenant"
     )
     directory_store: str = Field("./syncd-tenant.db", description="file of the embedded fake tenant")
-    directory_token: SecretStr = Field(SecretStr("syncd-fake-token"), description="bearer token for Graph")
+    directory_token: SecretStr = Field(
+        SecretStr("syncd-fake-token"), description="fixed bearer token for Graph (the fake, tests)"
+    )
+    directory_tenant_id: str | None = Field(None, description="Entra tenant id (a GUID) or a verified domain")
+    directory_client_id: str | None = Field(
+        None, description="application (client) id of syncd's app registration"
+    )
+    directory_client_secret: SecretStr | None = Field(
+        None, description="client secret of the app registration"
+    )
+    directory_certificate_path: str | None = Field(
+        None, description="certificate of the app registration: PEM (key and certificate) or PKCS#12"
+    )
+    directory_certificate_password: SecretStr | None = Field(None, description="password of the certificate")
+    directory_credential: Literal["managed-identity", "workload-identity", "azure-cli", "default"] | None = (
+        Field(None, description="an azure-identity credential instead of a secret or certificate")
+    )
+    directory_authority: str = Field(
+        "public",
+        description="Entra cloud: public, usgov, usgov-dod, china, or an https:// authority URL",
+    )
+    directory_ca_bundle: str | None = Field(None, description="PEM of extra certificate authorities to trust")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "console", "json"] = "auto"
     delta_interval_seconds: int = Field(60, ge=5, le=86_400, description="seconds between delta runs")
@@ -93,6 +116,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     admin_token: SecretStr | None = Field(None, description="bearer token for the admin API's mutations")
+    _credential_kind: str | None = PrivateAttr(None)
 
     @field_validator("database_url")
     @classmethod
@@ -108,6 +132,52 @@ class Settings(BaseSettings):
                 "nothing down; give at least the delta interval"
             )
         return self
+
+    @model_validator(mode="after")
+    def _directory_credential(self) -> Settings:
+        kind = self._credential_kind = _credential_kind(self)
+        if self.directory_authority.lower() in CLOUDS:
+            self.directory_authority = self.directory_authority.lower()
+        elif not self.directory_authority.lower().startswith("https://"):
+            raise ConfigError(
+                f"invalid setting directory_authority={self.directory_authority!r}: give one of "
+                f"{', '.join(CLOUDS)} or an https:// URL (an http:// authority is refused)"
+            )
+        if self.directory_ca_bundle is not None:
+            _check_ca_bundle(self.directory_ca_bundle)
+        if kind is None:
+            return self
+        if self.directory_url == EMBEDDED:
+            if "directory_url" in self.model_fields_set:
+                raise ConfigError(
+                    "invalid setting directory_url='embedded': the built-in fake tenant takes no credential; "
+                    "give the Graph URL of the tenant, or drop the directory_client_* settings"
+                )
+            cloud = CLOUDS.get(self.directory_authority)
+            if cloud is None:
+                raise ConfigError(
+                    f"directory_authority={self.directory_authority!r} is not one of Entra's clouds: "
+                    "give its Graph base URL in directory_url"
+                )
+            self.directory_url = cloud.graph_v1
+        if not self.directory_url.lower().startswith("https://"):
+            raise ConfigError(
+                f"invalid setting directory_url={self.directory_url!r}: with a credential, Graph must be "
+                "reached over https:// (a token must not travel in clear)"
+            )
+        return self
+
+    @property
+    def credential_kind(self) -> str | None:
+        """How syncd authenticates to Graph: a kind of ``syncd.directory.credentials.CREDENTIAL_KINDS``,
+        or None for the fixed ``directory_token``."""
+        return self._credential_kind
+
+    @property
+    def authority_url(self) -> str:
+        """The sign-in authority as a URL (a cloud's name resolved)."""
+        cloud = CLOUDS.get(self.directory_authority)
+        return cloud.authority if cloud else self.directory_authority.rstrip("/")
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -148,6 +218,79 @@ class Settings(BaseSettings):
                 value = make_url(value).render_as_string(hide_password=True)
             out[name] = value
         return out
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", re.IGNORECASE
+)
+
+
+def _credential_kind(s: Settings) -> str | None:
+    """The credential the settings describe; raises ConfigError for a contradictory or incomplete set."""
+    secret = s.directory_client_secret is not None and bool(s.directory_client_secret.get_secret_value())
+    cert = bool(s.directory_certificate_path)
+    if s.directory_credential is not None:
+        if secret or cert:
+            given = "directory_client_secret" if secret else "directory_certificate_path"
+            raise ConfigError(
+                f"{given} is set, but directory_credential={s.directory_credential!r} does not use it: "
+                "give one way to authenticate"
+            )
+        kind: str | None = s.directory_credential
+    elif secret and cert:
+        raise ConfigError(
+            "both directory_client_secret and directory_certificate_path are set: give one way to authenticate"
+        )
+    else:
+        kind = "client-secret" if secret else "certificate" if cert else None
+    if s.directory_certificate_password is not None and not cert:
+        raise ConfigError("directory_certificate_password is set without directory_certificate_path")
+    if kind is None:
+        if s.directory_tenant_id or s.directory_client_id:
+            raise ConfigError(
+                "directory_tenant_id/directory_client_id are set but no credential: give "
+                "directory_client_secret, directory_certificate_path or directory_credential"
+            )
+        return None
+    if kind in ("client-secret", "certificate"):
+        for name in ("directory_tenant_id", "directory_client_id"):
+            if not getattr(s, name):
+                raise ConfigError(f"{name} is required with a {kind} credential")
+    if s.directory_client_id is not None and not _GUID.match(s.directory_client_id):
+        raise ConfigError(
+            f"invalid setting directory_client_id={s.directory_client_id!r}: an application (client) id is a "
+            "GUID, as shown on the app registration's overview"
+        )
+    tenant = s.directory_tenant_id
+    if tenant is not None and not (_GUID.match(tenant) or _DOMAIN.match(tenant)):
+        raise ConfigError(
+            f"invalid setting directory_tenant_id={tenant!r}: give the directory (tenant) id, a GUID, "
+            "or a verified domain such as contoso.onmicrosoft.com"
+        )
+    if kind == "certificate":
+        from syncd.directory.credentials import check_certificate
+
+        path = str(s.directory_certificate_path)
+        password = s.directory_certificate_password
+        try:
+            check_certificate(path, password.get_secret_value() if password else None)
+        except ValueError as exc:
+            raise ConfigError(f"invalid setting directory_certificate_path={path!r}: {exc}") from None
+    return kind
+
+
+def _check_ca_bundle(path: str) -> None:
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise ConfigError(f"invalid setting directory_ca_bundle={path!r}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"invalid setting directory_ca_bundle={path!r}: not a PEM file of certificates ({exc})"
+        ) from None
 
 
 _config_override: Path | None = None

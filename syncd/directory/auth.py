@@ -2,7 +2,10 @@
 
 The client asks its provider for a token on every request, so a provider that
 refreshes tokens (client credentials, managed identity) only has to return the
-current one. Tokens are never logged and never appear in a repr.
+current one. A provider that can get a new token when Graph refuses the current
+one (a 401, or a claims challenge) is a :class:`RefreshableTokenProvider`; its
+implementation over azure-identity is :class:`syncd.directory.credentials.CredentialTokens`.
+Tokens are never logged and never appear in a repr.
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ from typing import Protocol, runtime_checkable
 class TokenProvider(Protocol):
     def token(self) -> str:
         """The bearer token to send now (without the ``Bearer`` prefix)."""
+        ...
+
+
+@runtime_checkable
+class RefreshableTokenProvider(TokenProvider, Protocol):
+    def refresh(self, claims: str | None = None) -> bool:
+        """Make the next :meth:`token` a newly issued one (satisfying ``claims``, the decoded JSON of a
+        claims challenge, when given). False when this provider cannot renew its token."""
         ...
 
 
@@ -29,6 +40,9 @@ class StaticToken:
 
     def token(self) -> str:
         return self._value
+
+    def refresh(self, claims: str | None = None) -> bool:
+        return False
 
     def __repr__(self) -> str:
         return "StaticToken(<redacted>)"

@@ -11,12 +11,22 @@ Throttling (429) and unavailability (503/504, no response) are retried with
 ``Retry-After`` when Graph gives one, and bounded exponential backoff with
 full jitter when it does not. Links (``@odata.nextLink``/``@odata.deltaLink``)
 are followed only back to the base URL's scheme, host and port.
+
+A 401 gets one new token and one retry (a claims challenge in ``WWW-Authenticate``
+is handed to the token provider); a second 401, a provider that cannot renew its
+token, or a 403 ``Authorization_RequestDenied`` raises :class:`DirectoryAuthError`
+with one line naming the likely cause (for a 403, the application permission the
+endpoint needs, from :mod:`syncd.directory.permissions`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import random
+import re
+import ssl
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +37,7 @@ import httpx
 import orjson
 import structlog
 
-from syncd.directory.auth import TokenProvider
+from syncd.directory.auth import RefreshableTokenProvider, TokenProvider
 from syncd.directory.decode import (
     REQUIRED_USER_FIELDS,
     USER_FIELDS,
@@ -47,6 +57,7 @@ from syncd.directory.decode import (
 )
 from syncd.directory.errors import (
     DeadlineReached,
+    DirectoryAuthError,
     DirectoryError,
     DirectoryUnavailable,
     FullResyncRequired,
@@ -64,10 +75,12 @@ from syncd.directory.models import (
     SubscribedSku,
     UsersDeltaPage,
 )
+from syncd.directory.permissions import DIRECTORY_READ_ALL, need_for
 
 __all__ = [
     "USER_SELECT",
     "ClientStats",
+    "DirectoryAuthError",
     "DirectoryError",
     "DirectoryUnavailable",
     "FullResyncRequired",
@@ -97,6 +110,7 @@ class ClientStats:
     throttled: int = 0  # 429 answers
     unavailable: int = 0  # 503/504 answers and attempts without a response
     retries: int = 0
+    token_refreshes: int = 0  # new tokens asked for after a 401 or a claims challenge
 
 
 class DeltaReader(Generic[T]):
@@ -131,7 +145,8 @@ class GraphClient:
     their own); ``on_request`` is called with each attempt's HTTP status (0 when
     the attempt got no response), for metrics.
 
-    ``deadline`` (a ``time.monotonic()`` value, or None) bounds the waits between
+    ``verify``: the TLS trust (an ``ssl.SSLContext`` built from a CA bundle, or True for the
+    system's); ``deadline`` (a ``time.monotonic()`` value, or None) bounds the waits between
     retries: a wait that would end after it raises :class:`DeadlineReached` instead
     (a sync run sets it to its own deadline).
     """
@@ -151,6 +166,7 @@ class GraphClient:
         on_request: Callable[[int], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         if not 1 <= page_size <= 999:
             raise ValueError("page_size must be within 1..999")
@@ -172,7 +188,7 @@ class GraphClient:
         self.stats = ClientStats()
         self.deadline: float | None = None
         self.timeout = timeout
-        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, verify=verify)
 
     def __repr__(self) -> str:
         return f"GraphClient({self.base_url!r})"
@@ -184,6 +200,7 @@ class GraphClient:
         self.close()
 
     def close(self) -> None:
+        """Close the HTTP connections (the token provider is its owner's to close)."""
         self._http.close()
 
     # -- users -----------------------------------------------------------------------------------
@@ -434,8 +451,15 @@ class GraphClient:
 
     # -- one request, with retries ---------------------------------------------------------------
 
+    def read_page(self, path: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The items of the first page of ``GET {base}{path}``, as Graph sent them (a probe, for
+        ``syncd directory check``). Raises what every read raises (DirectoryAuthError, GraphError...)."""
+        url = self._url(path, params or {})
+        return list(parse_page(self._get(url).content, url).items)
+
     def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
         attempt = 0
+        renewed = False
         while True:
             attempt += 1
             request_headers = {
@@ -475,6 +499,21 @@ class GraphClient:
                 self._wait(wait, url, status)
                 continue
             code, message = _error_body(response)
+            if status == 401:
+                claims = _claims_challenge(response.headers.get("WWW-Authenticate"))
+                if (
+                    not renewed
+                    and isinstance(self._tokens, RefreshableTokenProvider)
+                    and self._tokens.refresh(claims)
+                ):
+                    renewed = True
+                    log.info("graph.token_renewed", url=url, claims_challenge=claims is not None)
+                    self.stats.token_refreshes += 1
+                    attempt -= 1  # a renewal is not a retry of an unavailable Graph
+                    continue
+                raise DirectoryAuthError(_explain_401(code, message, renewed), url=url, status=401)
+            if status == 403 and code == "Authorization_RequestDenied":
+                raise DirectoryAuthError(_explain_403(url, self.base_url, message), url=url, status=403)
             if status == 410:
                 raise FullResyncRequired(url, response.headers.get("Location"))
             raise GraphError(url, status, code, message)
@@ -571,3 +610,48 @@ def _error_body(response: httpx.Response) -> tuple[str, str]:
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         pass
     return "unknown", response.reason_phrase or f"HTTP {response.status_code}"
+
+
+_AUTH_PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"')
+
+
+def _claims_challenge(header: str | None) -> str | None:
+    """The claims (decoded JSON text) of a ``WWW-Authenticate: Bearer ... error="insufficient_claims",
+    claims="<base64>"`` challenge (Graph's continuous access evaluation), or None."""
+    if not header or "insufficient_claims" not in header:
+        return None
+    params = dict(_AUTH_PARAM.findall(header))
+    if params.get("error") != "insufficient_claims" or not params.get("claims"):
+        return None
+    raw = params["claims"]
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _explain_401(code: str, message: str, renewed: bool) -> str:
+    """One line for a 401 syncd cannot get past."""
+    said = f"401 {code}: {message}".rstrip(": ")
+    if renewed:
+        return (
+            f"Graph refused a newly issued token ({said}): the token is for another tenant or cloud, or the "
+            "application's access was revoked; check SYNCD_DIRECTORY_TENANT_ID, and that "
+            "SYNCD_DIRECTORY_AUTHORITY is the cloud of SYNCD_DIRECTORY_URL"
+        )
+    return (
+        f"Graph refused the bearer token ({said}): a fixed SYNCD_DIRECTORY_TOKEN is wrong or has expired and "
+        "cannot be renewed; configure SYNCD_DIRECTORY_CLIENT_ID with a secret or a certificate"
+    )
+
+
+def _explain_403(url: str, base_url: str, message: str) -> str:
+    """One line for a 403 Authorization_RequestDenied: the permission the endpoint needs."""
+    path = url[len(base_url) :] if url.startswith(base_url) else httpx.URL(url).path
+    path = path.split("?", 1)[0]
+    need = need_for("GET", path)
+    wanted = f"{need.least} (or {DIRECTORY_READ_ALL})" if need else "a permission for this endpoint"
+    return (
+        f"the application lacks the Graph permission {wanted} for GET {path} (403 Authorization_RequestDenied: "
+        f"{message}): add it as an application permission and grant admin consent"
+    )

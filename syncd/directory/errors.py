@@ -69,6 +69,21 @@ class GraphError(DirectoryError):
         super().__init__(f"HTTP {status} {code}: {message} ({url})")
 
 
+class DirectoryAuthError(DirectoryError):
+    """The directory would not let syncd in: no token could be had, or Graph refused the one it got.
+
+    ``reason`` is one line naming the likely cause and what to do (an expired or wrong secret, a
+    missing permission or admin consent, a wrong tenant); ``status`` is Graph's HTTP status (401 or
+    403), or None when the token endpoint refused. Never carries a secret or a token.
+    """
+
+    def __init__(self, reason: str, *, url: str | None = None, status: int | None = None) -> None:
+        self.reason = reason
+        self.url = url
+        self.status = status
+        super().__init__(reason)
+
+
 class MalformedResponse(DirectoryError):
     """A page that does not match the Graph contract; nothing of it was used."""
 

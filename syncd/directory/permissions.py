@@ -11,6 +11,7 @@ permission first, then the higher privileged ones that also grant the call). ``D
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DIRECTORY_READ_ALL = "Directory.Read.All"
@@ -99,3 +100,28 @@ SYNCD_READS: tuple[str, ...] = (
     ORGANIZATION_READ.least,
     APPLICATIONS_READ.least,
 )
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[a-z]+\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+_PATTERNS: list[tuple[str, re.Pattern[str], Need]] = [
+    (method, _pattern(path), need) for (method, path), need in ENDPOINT_NEEDS.items()
+]
+
+
+def need_for(method: str, path: str) -> Need | None:
+    """The permission a Graph v1.0 request needs, from its method and path (with or without the
+    ``/v1.0`` prefix, without the query); None for a path syncd does not know."""
+    path = path.split("?", 1)[0]
+    if path.startswith("/v1.0/"):
+        path = path[len("/v1.0") :]
+    literal = ENDPOINT_NEEDS.get((method, path))
+    if literal is not None:
+        return literal
+    for m, pattern, need in _PATTERNS:
+        if m == method and pattern.match(path):
+            return need
+    return None

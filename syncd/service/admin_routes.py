@@ -43,12 +43,13 @@ from starlette.routing import Route
 from syncd.admin import app_users, env_settings, modes, roles, stubs, users
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
+from syncd.directory.auth import TokenProvider
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.service.auth import require_admin
 from syncd.service.locks import EnvironmentLocks, locks_for
 from syncd.service.quarantine import QuarantinePolicy, resume
-from syncd.sync.directory import open_directory
+from syncd.sync.directory import open_directory, token_provider
 
 log = structlog.get_logger(__name__)
 
@@ -129,6 +130,7 @@ class AdminRoutes:
         self.appctx = appctx
         self._directory = directory
         self._locks = locks
+        self._tokens: TokenProvider | None = None
 
     def engine(self) -> Any:
         return self.appctx.engine(check_head=False)
@@ -136,13 +138,22 @@ class AdminRoutes:
     def directory(self) -> AbstractContextManager[GraphClient]:
         if self._directory is not None:
             return self._directory()
-        return open_directory(self.appctx.settings)
+        return open_directory(self.appctx.settings, tokens=self._token_provider())
 
     def quick_directory(self) -> AbstractContextManager[GraphClient]:
         """The directory for a check that must not wait out a sync run's retries."""
         if self._directory is not None:
             return self._directory()
-        return open_directory(self.appctx.settings, max_retries=1, timeout=10.0)
+        return open_directory(
+            self.appctx.settings, tokens=self._token_provider(), max_retries=1, timeout=10.0
+        )
+
+    def _token_provider(self) -> TokenProvider | None:
+        """One token provider for every admin request (its credential caches the token); None for the
+        embedded tenant."""
+        if self._tokens is None and not self.appctx.settings.is_embedded_directory:
+            self._tokens = token_provider(self.appctx.settings)
+        return self._tokens
 
     def locks(self) -> EnvironmentLocks:
         """The daemon's run locks (so a change of scope waits for no run), else the database's."""

@@ -178,11 +178,14 @@ class SyncJobs:
 
 def engine_sync(settings: Any, engine: Callable[[], Engine], metrics: Metrics) -> SyncFn:
     """The real sync: open the directory, hook its requests into the metrics, run the engine."""
-    from syncd.sync.directory import open_directory
+    from syncd.sync.directory import open_directory, token_provider
     from syncd.sync.run import RunOptions, sync_environment
 
+    # One token provider for every run: the credential's cached token outlives a run.
+    tokens = None if settings.is_embedded_directory else token_provider(settings)
+
     def sync(target: Target, request: RunRequest, stop: threading.Event, lease: Lease) -> Any:
-        with open_directory(settings) as directory:
+        with open_directory(settings, tokens=tokens) as directory:
             _chain_on_request(directory, metrics.on_directory_request)
             options = RunOptions(
                 kind=request.kind,

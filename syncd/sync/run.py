@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from syncd.dataverse.schema import Environment
 from syncd.directory.client import GraphClient
-from syncd.directory.errors import DeadlineReached, FullResyncRequired
+from syncd.directory.errors import DeadlineReached, DirectoryAuthError, FullResyncRequired
 from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import Deletion, DirectoryUser, UsersDeltaPage
 from syncd.errors import NotFound
@@ -311,6 +311,10 @@ class _Run:
             if isinstance(exc, DeadlineReached):
                 error = f"{exc} of the {kind} run ({self.budget_s:.0f} s)"
             error += f" (the {kind}_run_deadline_seconds setting); stopped, the checkpoint did not move"
+            log.error("sync.failed", environment=self.env.name, error=error)
+            self._close(outcome, error)
+        except DirectoryAuthError as exc:
+            outcome, error = "failed", f"{exc}; stopped, the checkpoint did not move"
             log.error("sync.failed", environment=self.env.name, error=error)
             self._close(outcome, error)
         except Exception as exc:

@@ -181,15 +181,12 @@ def test_malformed_bodies(graph: ScriptedGraph, client: GraphClient, body: bytes
 
 
 def test_graph_error_carries_code_and_message(graph: ScriptedGraph, client: GraphClient) -> None:
-    graph.on("/users", error(403, "Authorization_RequestDenied", "Insufficient privileges"))
+    # (A 403 Authorization_RequestDenied is a DirectoryAuthError that names the permission: test_auth.py.)
+    graph.on("/users", error(400, "Request_UnsupportedQuery", "Unsupported query"))
     with pytest.raises(GraphError) as info:
         list(client.iter_users())
     err = info.value
-    assert (err.status, err.code, err.message) == (
-        403,
-        "Authorization_RequestDenied",
-        "Insufficient privileges",
-    )
+    assert (err.status, err.code, err.message) == (400, "Request_UnsupportedQuery", "Unsupported query")
     assert isinstance(err, DirectoryError) and err.url.startswith(f"{BASE}/users")
     assert "secret-token-value" not in str(err)
 

@@ -18,8 +18,7 @@ import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CertificateCredential, ClientSecretCredential
-
-from tests.fake.entra_server import GRAPH_SCOPE, CertFiles, EntraServer, entra_server, make_certificate
+from entra_server import GRAPH_SCOPE, CertFiles, EntraServer, entra_server, make_certificate
 
 SECRET_APP = ("11111111-2222-3333-4444-555555555555", "s3cret-value~")
 CERT_APP = "66666666-7777-8888-9999-000000000000"
