@@ -193,7 +193,7 @@ class EntraServer:
             connection_verify=str(self.ca_path),
         )
 
-    def stop(self, timeout: float = 3) -> None:
+    def stop(self, timeout: float = 5) -> None:
         """SIGTERM; uvicorn waits for open keep-alive connections, so kill after `timeout`."""
         if self.popen.poll() is None:
             self.popen.terminate()

@@ -321,3 +321,123 @@ def test_graph_sdk_reads_through_tls_challenges_and_revocation(
     assert counters["challenges_sent"] == 2
     assert counters["token_requests_with_claims"] >= 3
     assert counters["tokens_issued_by_client"][SECRET_APP[0]] == 3
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--app", "a:b"], "--require-auth"),
+        (["--require-auth", "--app", "nocolon"], "nocolon"),
+        (["--require-auth", "--app-cert", "a:/no/such.pem"], "/no/such.pem"),
+        (["--require-auth", "--token-lifetime", "0"], "--token-lifetime"),
+        (["--require-auth", "--token", "t"], "--token"),
+    ],
+)
+def test_serve_rejects_bad_options(tmp_path: Path, args: list[str], named: str) -> None:
+    from typer.testing import CliRunner
+
+    from syncd.cli import app
+
+    result = CliRunner().invoke(app, ["entra", "serve", "--store", str(tmp_path / "t.db"), *args])
+    assert result.exit_code == 2
+    assert named in result.output
+
+
+def test_auth_controls_need_require_auth() -> None:
+    from syncd.directory.fake.generator import generate_tenant
+    from syncd.directory.fake.server import create_app
+    from syncd.directory.fake.store import TenantStore
+
+    store = TenantStore.open(None)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=create_app(store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://fake") as http:
+            for method, path in [
+                ("GET", "/_sim/apps"),
+                ("POST", "/_sim/auth/revoke"),
+                ("GET", "/_sim/auth/counters"),
+            ]:
+                r = await http.request(method, path)
+                assert r.status_code == 409 and "--require-auth" in r.json()["error"]["message"]
+            tenant = (await http.get("/_sim/tenant")).json()
+            assert tenant["tenant_id"] == store.meta("tenant_id") and tenant["users"] == 5
+            assert (await http.get("/v1.0/organization")).status_code == 200  # no auth: no token needed
+
+    try:
+        generate_tenant(store, 5, 1)
+        asyncio.run(run())
+    finally:
+        store.close()
+
+
+def assertion(cert: CertFiles, client_id: str, aud: str, **overrides: Any) -> str:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(cert.pem.read_bytes(), None)
+    now = time.time()
+    claims = {"aud": aud, "iss": client_id, "sub": client_id, "iat": now, "nbf": now, "exp": now + 600.5}
+    claims["jti"] = "the-same-jti-every-time"
+    headers = {"x5t": base64.urlsafe_b64encode(bytes.fromhex(cert.sha1)).decode().rstrip("=")}
+    alg = overrides.pop("alg", "RS256")
+    if overrides.pop("sha256_only", False):
+        headers = {"x5t#S256": base64.urlsafe_b64encode(bytes.fromhex(cert.sha256)).decode()}
+    return jwt.encode(claims | overrides, key, algorithm=alg, headers=headers)  # type: ignore[arg-type]
+
+
+def test_client_assertions(server: EntraServer, certs: dict[str, CertFiles]) -> None:
+    good = certs["good"]
+
+    def post(client_assertion: str, client_id: str = CERT_APP) -> httpx.Response:
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "scope": GRAPH_SCOPE,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": client_assertion,
+        }
+        with server.client() as http:
+            return http.post(server.token_url, data=data)
+
+    same = assertion(good, CERT_APP, server.token_url)
+    assert post(same).status_code == 200
+    assert post(same).status_code == 200  # a reused jti is fine, as with Entra
+    assert post(assertion(good, CERT_APP, server.token_url, alg="PS256", sha256_only=True)).status_code == 200
+    for bad, code in [
+        (assertion(good, CERT_APP, server.token_url + "x"), 700027),
+        (assertion(good, "someone-else", server.token_url), 700027),
+        (assertion(good, CERT_APP, server.token_url, exp=time.time() - 900), 700024),
+        (assertion(certs["other"], CERT_APP, server.token_url), 700027),
+        ("not.a.jwt", 700027),
+    ]:
+        r = post(bad)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
+        assert r.json()["error_codes"] == [code]
+    # A secret-only app has no certificate to check an assertion with.
+    assert post(assertion(good, SECRET_APP[0], server.token_url), SECRET_APP[0]).json()["error_codes"] == [
+        700027
+    ]
+    # client_secret_basic
+    with server.client() as http:
+        r = http.post(
+            server.token_url,
+            data={"grant_type": "client_credentials", "scope": GRAPH_SCOPE},
+            auth=SECRET_APP,
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == body["ext_expires_in"] == 3599
+
+
+def test_tls_files_made_once(tmp_path: Path) -> None:
+    from syncd.directory.fake.tls import ensure_tls
+
+    first = ensure_tls(tmp_path / "tls")
+    assert first.key_path.stat().st_mode & 0o777 == 0o600
+    pems = [p.read_bytes() for p in (first.ca_path, first.cert_path, first.key_path)]
+    again = ensure_tls(tmp_path / "tls")
+    assert [p.read_bytes() for p in (again.ca_path, again.cert_path, again.key_path)] == pems
+    assert pems[1].count(b"BEGIN CERTIFICATE") >= 1

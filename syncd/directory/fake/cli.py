@@ -95,9 +95,8 @@ def churn(
 def _split_app(value: str, option: str) -> tuple[str, str]:
     client_id, sep, rest = value.partition(":")
     if not sep or not client_id.strip() or not rest:
-        raise typer.BadParameter(
-            f"{value!r}: expected CLIENT_ID:{'SECRET' if option == '--app' else 'CERT.pem'}"
-        )
+        what = "SECRET" if option == "--app" else "CERT.pem"
+        raise typer.BadParameter(f"{value!r}: expected CLIENT_ID:{what}", param_hint=option)
     return client_id.strip(), rest
 
 
@@ -168,7 +167,7 @@ def serve(
         ssl = {"ssl_certfile": str(files.cert_path), "ssl_keyfile": str(files.key_path)}
         scheme = "https"
         typer.echo(
-            f"CA certificate: {files.ca_path} (trust it with SYNCD_DIRECTORY_CA_BUNDLE, SSL_CERT_FILE "
+            f"CA certificate: {files.ca_path.resolve()} (trust it with SYNCD_DIRECTORY_CA_BUNDLE, SSL_CERT_FILE "
             "or REQUESTS_CA_BUNDLE)",
             err=True,
         )
@@ -182,4 +181,12 @@ def serve(
         typer.echo(f"token endpoint: {origin}/{auth.tenant_id}/oauth2/v2.0/token", err=True)
         registered = ", ".join(a["client_id"] for a in auth.apps()) or "none (add with POST /_sim/apps)"
         typer.echo(f"apps: {registered}; tokens live {token_lifetime}s", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **ssl)  # type: ignore[arg-type]
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,  # clients' idle keep-alive connections must not hold up SIGTERM
+        **ssl,  # type: ignore[arg-type]
+    )

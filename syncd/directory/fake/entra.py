@@ -9,9 +9,13 @@ bearer token of every Graph request (`check`): Graph's 401 `InvalidAuthenticatio
 missing, malformed, foreign, expired or revoked token, 403 `Authorization_RequestDenied` when the
 token's `roles` do not grant the endpoint (`syncd.directory.permissions.ENDPOINT_NEEDS`).
 
-Test controls: `revoke` (every token issued so far stops working, now or after N more Graph
-requests), `challenge` (answer the next N Graph requests with a continuous access evaluation
-claims challenge) and counters.
+Test controls: `revoke` (every token issued so far stops working, now or at the Graph request after
+the next N), `challenge` (answer N Graph requests, after the next M, with a continuous access
+evaluation claims challenge) and counters. N and M count Graph requests whose token is otherwise
+good (a request refused for a missing or expired token does not move them). A revoked token that
+was issued with the CAE client capability (`xms_cc` CP1, asked for in the token request's
+`claims`) gets a claims challenge, as Graph does, so a CAE client recovers by itself; any other
+revoked token gets a plain 401.
 
 Access tokens are HS256 JWTs signed with a key derived from the tenant store's secret, so they
 survive a restart of the server over the same store (and die with a newly generated tenant).
@@ -32,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import jwt
 import orjson
@@ -133,7 +137,7 @@ class TokenError(Exception):
 
 @dataclass
 class _Countdown:
-    """`after` more requests pass untouched, then `count` are hit (count None: hit once, for good)."""
+    """`after` more authenticated Graph requests pass untouched, then `count` are hit."""
 
     after: int
     count: int = 1
@@ -349,7 +353,11 @@ class EntraAuth:
         base = f"{_origin(request)}/{self.tenant_id}"
         config = {
             "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
             "jwks_uri": f"{base}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -401,6 +409,15 @@ class EntraAuth:
         if ctype == "application/x-www-form-urlencoded":
             for key, value in parse_qsl(raw, keep_blank_values=True):
                 form.setdefault(key, value)
+        basic = request.headers.get("authorization", "")
+        if basic[:6].lower() == "basic " and "client_id" not in form:  # client_secret_basic
+            try:
+                user, _, password = base64.b64decode(basic[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = password = ""
+            if user:
+                form["client_id"] = unquote_plus(user)
+                form.setdefault("client_secret", unquote_plus(password))
         for name in ("grant_type", "client_id"):
             if not form.get(name):
                 raise TokenError(
