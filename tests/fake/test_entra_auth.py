@@ -441,3 +441,25 @@ def test_tls_files_made_once(tmp_path: Path) -> None:
     again = ensure_tls(tmp_path / "tls")
     assert [p.read_bytes() for p in (again.ca_path, again.cert_path, again.key_path)] == pems
     assert pems[1].count(b"BEGIN CERTIFICATE") >= 1
+
+
+def test_tls_host_gets_a_certificate_from_the_same_ca(tmp_path: Path) -> None:
+    """A service name (--tls-host) missing from the certificate: a new one, issued by the CA clients trust."""
+    import ssl
+
+    from cryptography import x509
+
+    from syncd.directory.fake.tls import ensure_tls
+
+    first = ensure_tls(tmp_path / "tls")
+    ca = first.ca_path.read_bytes()
+    widened = ensure_tls(tmp_path / "tls", ("fake-entra",))
+    assert widened.ca_path.read_bytes() == ca
+    cert = x509.load_pem_x509_certificate(widened.cert_path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"fake-entra", "localhost"} <= set(names.get_values_for_type(x509.DNSName))
+    # The new certificate chains to the CA a client already trusts.
+    context = ssl.create_default_context(cafile=str(widened.ca_path))
+    context.load_cert_chain(str(widened.cert_path), str(widened.key_path))
+    again = widened.cert_path.read_bytes()
+    assert ensure_tls(tmp_path / "tls", ("fake-entra",)).cert_path.read_bytes() == again

@@ -134,8 +134,8 @@ def test_the_demo_runs_as_real_processes_with_tls_and_auth(compose: dict[str, An
 
     def local(text: str) -> str:
         return (
-            text.replace("/data", str(data))
-            .replace("/tenant", str(data))
+            text.replace("/tenant/tls/", "/data/tls/")
+            .replace("/data", str(data))
             .replace("--host 0.0.0.0", "--host 127.0.0.1")
             .replace("--port 8000", f"--port {port}")
             .replace("127.0.0.1:8000", f"127.0.0.1:{port}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import orjson
@@ -10,6 +11,20 @@ import typer
 DEFAULT_STORE = "./syncd-tenant.db"
 
 entra_app = typer.Typer(help="The fake Entra directory: a Graph v1.0 look-alike.", no_args_is_help=True)
+
+
+def _open_store(path: str):  # type: ignore[no-untyped-def]
+    """The tenant file at `path`; a one-line error (exit 2) when it cannot be opened."""
+    import sqlite3
+
+    from syncd.directory.fake.store import TenantStore
+
+    try:
+        return TenantStore.open(path)
+    except sqlite3.Error as exc:
+        raise typer.BadParameter(
+            f"cannot open the tenant file {path!r}: {exc}", param_hint="--store"
+        ) from None
 
 
 def _print_json(obj: object) -> None:
@@ -27,9 +42,8 @@ def generate(
 ) -> None:
     """Replace the tenant in STORE with a generated one."""
     from syncd.directory.fake.generator import generate_tenant
-    from syncd.directory.fake.store import TenantStore
 
-    tenant = TenantStore.open(store)
+    tenant = _open_store(store)
     try:
         if sys.stderr.isatty() and not json_out:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -77,9 +91,8 @@ def churn(
 ) -> None:
     """Apply a random, realistic mix of changes to the tenant in STORE."""
     from syncd.directory.fake.churn import apply_churn
-    from syncd.directory.fake.store import TenantStore
 
-    tenant = TenantStore.open(store)
+    tenant = _open_store(store)
     try:
         summary = apply_churn(tenant, changes, seed)
     finally:
@@ -109,6 +122,12 @@ def serve(
     tls_dir: str | None = typer.Option(
         None, "--tls-dir", help="Serve HTTPS with a local CA and certificate kept in this folder (made once)."
     ),
+    tls_hosts: list[str] = typer.Option(
+        [],
+        "--tls-host",
+        help="With --tls-dir: another host name the certificate must cover, besides 127.0.0.1 and "
+        "localhost (repeatable; a container's service name, say).",
+    ),
     require_auth: bool = typer.Option(
         False,
         "--require-auth",
@@ -131,10 +150,14 @@ def serve(
 
     from syncd.directory.fake.entra import AuthConfigError, Certificate, EntraAuth
     from syncd.directory.fake.server import create_app
-    from syncd.directory.fake.store import TenantStore
 
     if (apps or app_certs) and not require_auth:
         raise typer.BadParameter("--app and --app-cert need --require-auth", param_hint="--app")
+    if tls_hosts and tls_dir is None:
+        raise typer.BadParameter("--tls-host needs --tls-dir", param_hint="--tls-host")
+    for name in tls_hosts:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+", name):
+            raise typer.BadParameter(f"{name!r} is not a host name or an IP address", param_hint="--tls-host")
     if token is not None and require_auth:
         raise typer.BadParameter("--token and --require-auth exclude each other", param_hint="--token")
     secrets: dict[str, str] = {}
@@ -149,7 +172,7 @@ def serve(
         except (OSError, AuthConfigError) as exc:
             raise typer.BadParameter(f"{value!r}: {exc}", param_hint="--app-cert") from None
 
-    tenant = TenantStore.open(store)
+    tenant = _open_store(store)
     auth = None
     if require_auth:
         auth = EntraAuth(tenant, token_lifetime=token_lifetime)
@@ -161,7 +184,7 @@ def serve(
         from syncd.directory.fake.tls import ensure_tls
 
         try:
-            files = ensure_tls(tls_dir)
+            files = ensure_tls(tls_dir, tuple(tls_hosts))
         except OSError as exc:
             raise typer.BadParameter(f"{tls_dir!r}: {exc}", param_hint="--tls-dir") from None
         ssl = {"ssl_certfile": str(files.cert_path), "ssl_keyfile": str(files.key_path)}
