@@ -55,6 +55,16 @@ _AADSTS_CAUSES: dict[str, str] = {
     "and SYNCD_DIRECTORY_URL",
 }
 _AADSTS = re.compile(r"AADSTS(\d+)")
+#: What azure-core's transport says when the authority cannot be reached at all.
+_UNREACHABLE = (
+    "Failed to establish a new connection",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "Connection refused",
+    "Read timed out",
+    "Connection aborted",
+    "RemoteDisconnected",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +147,17 @@ def explain_token_failure(exc: BaseException, config: CredentialConfig) -> str:
     text = " ".join(str(getattr(exc, "message", None) or exc).split())
     code = _AADSTS.search(text)
     who = f"{config.kind} credential" + (f" of client {config.client_id}" if config.client_id else "")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"could not get a Graph token with the {who}: the TLS certificate of {config.authority} is not "
+            "trusted; give its certificate authority in SYNCD_DIRECTORY_CA_BUNDLE (for the fake tenant, the "
+            "ca.pem in its --tls-dir)"
+        )
+    if any(sign in text for sign in _UNREACHABLE):
+        return (
+            f"could not get a Graph token with the {who}: cannot reach the sign-in authority "
+            f"{config.authority} ({_first_sentence(text)})"
+        )
     if code and code.group(1) in _AADSTS_CAUSES:
         return f"could not get a Graph token with the {who}: {_AADSTS_CAUSES[code.group(1)]} (AADSTS{code.group(1)})"
     if type(exc).__name__ == "CredentialUnavailableError":

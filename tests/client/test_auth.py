@@ -208,3 +208,23 @@ def test_an_unavailable_credential_says_so() -> None:
         CredentialConfig(kind="managed-identity", authority="https://login.microsoftonline.com", scope="s"),
     )
     assert reason.startswith("the managed-identity credential is not available here")
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "Authentication failed: HTTPSConnection(host='127.0.0.1', port=9): Failed to establish a new "
+            "connection: [Errno 111] Connection refused",
+            "cannot reach the sign-in authority https://login.microsoftonline.com",
+        ),
+        (
+            "Authentication failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get "
+            "local issuer certificate (_ssl.c:1006)",
+            "give its certificate authority in SYNCD_DIRECTORY_CA_BUNDLE",
+        ),
+    ],
+)
+def test_an_unreachable_or_untrusted_authority_is_named(message: str, expected: str) -> None:
+    reason = explain_token_failure(ClientAuthenticationError(message=message), CONFIG)
+    assert expected in reason and "\n" not in reason
