@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from syncd.directory.clouds import CLOUDS
+from syncd.directory.ids import is_object_id, normalize_object_id
 from syncd.errors import ConfigError
 
 EMBEDDED = "embedded"
@@ -118,6 +119,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="bearer token for the admin API's mutations")
     _credential_kind: str | None = PrivateAttr(None)
 
+    @field_validator("directory_url", mode="before")
+    @classmethod
+    def _unset_url(cls, v: Any) -> Any:
+        """An empty directory URL is an unset one (a variable exported empty): see _directory_credential."""
+        return "" if isinstance(v, str) and not v.strip() else v
+
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, v: str) -> str:
@@ -136,6 +143,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _directory_credential(self) -> Settings:
         kind = self._credential_kind = _credential_kind(self)
+        url_given = bool(self.directory_url) and "directory_url" in self.model_fields_set
+        self.directory_url = self.directory_url or EMBEDDED
         if self.directory_authority.lower() in CLOUDS:
             self.directory_authority = self.directory_authority.lower()
         elif not self.directory_authority.lower().startswith("https://"):
@@ -143,12 +152,19 @@ class Settings(BaseSettings):
                 f"invalid setting directory_authority={self.directory_authority!r}: give one of "
                 f"{', '.join(CLOUDS)} or an https:// URL (an http:// authority is refused)"
             )
+        else:
+            _check_authority_url(self.directory_authority)
         if self.directory_ca_bundle is not None:
             _check_ca_bundle(self.directory_ca_bundle)
         if kind is None:
             return self
+        if "directory_token" in self.model_fields_set:
+            raise ConfigError(
+                f"directory_token is set, and so is a {kind} credential: give one way to authenticate "
+                "(the fixed token is for the fake tenant and tests)"
+            )
         if self.directory_url == EMBEDDED:
-            if "directory_url" in self.model_fields_set:
+            if url_given:
                 raise ConfigError(
                     "invalid setting directory_url='embedded': the built-in fake tenant takes no credential; "
                     "give the Graph URL of the tenant, or drop the directory_client_* settings"
@@ -220,7 +236,6 @@ class Settings(BaseSettings):
         return out
 
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", re.IGNORECASE
 )
@@ -257,17 +272,25 @@ def _credential_kind(s: Settings) -> str | None:
         for name in ("directory_tenant_id", "directory_client_id"):
             if not getattr(s, name):
                 raise ConfigError(f"{name} is required with a {kind} credential")
-    if s.directory_client_id is not None and not _GUID.match(s.directory_client_id):
-        raise ConfigError(
-            f"invalid setting directory_client_id={s.directory_client_id!r}: an application (client) id is a "
-            "GUID, as shown on the app registration's overview"
-        )
+    if s.directory_client_id is not None:
+        try:
+            s.directory_client_id = normalize_object_id(s.directory_client_id)
+        except ValueError:
+            raise ConfigError(
+                f"invalid setting directory_client_id={s.directory_client_id!r}: an application (client) id is "
+                "a GUID, as shown on the app registration's overview"
+            ) from None
     tenant = s.directory_tenant_id
-    if tenant is not None and not (_GUID.match(tenant) or _DOMAIN.match(tenant)):
-        raise ConfigError(
-            f"invalid setting directory_tenant_id={tenant!r}: give the directory (tenant) id, a GUID, "
-            "or a verified domain such as contoso.onmicrosoft.com"
-        )
+    if tenant is not None:
+        if is_object_id(tenant):
+            s.directory_tenant_id = normalize_object_id(tenant)
+        elif _DOMAIN.match(tenant.strip()):
+            s.directory_tenant_id = tenant.strip().lower()
+        else:
+            raise ConfigError(
+                f"invalid setting directory_tenant_id={tenant!r}: give the directory (tenant) id, a GUID, "
+                "or a verified domain such as contoso.onmicrosoft.com"
+            )
     if kind == "certificate":
         from syncd.directory.credentials import check_certificate
 
@@ -278,6 +301,39 @@ def _credential_kind(s: Settings) -> str | None:
         except ValueError as exc:
             raise ConfigError(f"invalid setting directory_certificate_path={path!r}: {exc}") from None
     return kind
+
+
+def _check_authority_url(url: str) -> None:
+    """An authority URL is a scheme, a host and an optional port: no user, password, query or fragment."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.query
+        or parts.fragment
+    ):
+        shown = (
+            url
+            if parts is None or not (parts.username or parts.password)
+            else "https://****@" + str(parts.hostname)
+        )
+        raise ConfigError(
+            f"invalid setting directory_authority={shown!r}: give the sign-in host as https://HOST[:PORT], "
+            "with no user, password, query or fragment"
+        )
+    if parts.path not in ("", "/"):
+        raise ConfigError(
+            f"invalid setting directory_authority={url!r}: give the sign-in host only (https://HOST[:PORT]); "
+            "the tenant goes in directory_tenant_id"
+        )
 
 
 def _check_ca_bundle(path: str) -> None:
@@ -291,6 +347,12 @@ def _check_ca_bundle(path: str) -> None:
         raise ConfigError(
             f"invalid setting directory_ca_bundle={path!r}: not a PEM file of certificates ({exc})"
         ) from None
+
+
+def _is_secret(field: str) -> bool:
+    """A setting whose value is never shown, not even in an error about it (a SecretStr field)."""
+    info = Settings.model_fields.get(field.split(".", 1)[0])
+    return info is not None and "SecretStr" in str(info.annotation)
 
 
 _config_override: Path | None = None
@@ -326,6 +388,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         field = ".".join(str(p) for p in err["loc"]) or "settings"
         if "ctx" in err and isinstance(err["ctx"].get("error"), ConfigError):
             raise err["ctx"]["error"] from None
-        raise ConfigError(f"invalid setting {field}={err.get('input')!r}: {err['msg']}") from None
+        value = "********" if _is_secret(field) else repr(err.get("input"))
+        raise ConfigError(f"invalid setting {field}={value}: {err['msg']}") from None
     finally:
         _config_override = None

@@ -8,6 +8,8 @@ import typer
 from rich.table import Column, Table
 
 from syncd.context import AppContext, print_json
+from syncd.directory.ids import normalize_object_id
+from syncd.errors import SyncdError
 
 app = typer.Typer(help="The directory syncd reads (Microsoft Graph).", no_args_is_help=True)
 
@@ -32,15 +34,23 @@ def check(
     Exit codes:
       0  every read worked
       1  a permission is missing, no token was accepted, or Graph failed
-      2  bad settings (nothing was read)
+      2  bad settings or a malformed or unknown --group
     """
     from syncd.directory.check import OK, check_directory
     from syncd.sync.directory import open_directory
 
     appctx: AppContext = ctx.obj
     settings = appctx.settings
+    if group is not None:
+        try:
+            group = normalize_object_id(group)
+        except ValueError as exc:
+            raise SyncdError(f"--group: {exc}") from None
     with open_directory(settings, max_retries=2, timeout=30.0) as client:
         results = check_directory(client, group_id=group)
+    members = next(r for r in results if r.endpoint == "GET /groups/{id}/members")
+    if group is not None and members.http_status == 404:
+        raise SyncdError(f"--group: the directory has no group {group}")
     ok = all(r.status == OK for r in results)
     where = "embedded fake tenant" if settings.is_embedded_directory else settings.directory_url
     credential = settings.credential_kind or "fixed token"

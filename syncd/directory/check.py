@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from syncd.directory.client import GraphClient
-from syncd.directory.errors import DirectoryAuthError, DirectoryError, GraphError
+from syncd.directory.errors import DirectoryAuthError, DirectoryError, DirectoryUnavailable, GraphError
 from syncd.directory.permissions import (
     APPLICATIONS_READ,
-    DIRECTORY_READ_ALL,
     MEMBERS_READ,
     ORGANIZATION_READ,
     ROLES_READ,
@@ -26,12 +25,21 @@ from syncd.directory.permissions import (
     Need,
 )
 
-OK, MISSING, UNAUTHORIZED, FAILED, SKIPPED = "ok", "missing permission", "unauthorized", "error", "skipped"
+OK, MISSING, NO_TOKEN, REFUSED, UNREACHABLE, FAILED, SKIPPED = (
+    "ok",
+    "missing permission",
+    "no token",
+    "refused",
+    "unreachable",
+    "error",
+    "skipped",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointCheck:
-    """One endpoint's result. ``status``: ok | missing permission | unauthorized | error | skipped;
+    """One endpoint's result. ``status``: ok | missing permission | no token (the credential got none) |
+    refused (Graph answered 401 to a new token) | unreachable | error | skipped;
     ``http_status``: Graph's answer (None: no answer, or not asked); ``permission``: the least
     privileged application permission the endpoint needs (``granted_by``: every permission that
     grants it); ``remedy``: what to do, or ''."""
@@ -77,60 +85,73 @@ _PROBES: tuple[_Probe, ...] = (
 
 
 def _grant(need: Need) -> str:
-    return (
-        f"grant the application permission {need.least} (or {DIRECTORY_READ_ALL}) to the app registration, "
-        "then grant admin consent"
-    )
+    return f"grant {need.least} (application permission), then admin consent"
 
 
 def check_directory(client: GraphClient, *, group_id: str | None = None) -> list[EndpointCheck]:
     """One :class:`EndpointCheck` per endpoint syncd reads. ``group_id``: the group whose members are
     read (default: the first group Graph lists). Never raises for what Graph answers."""
     ids: dict[str, str | None] = {"group": group_id, "role": None}
+    why_no_id = {"group": "no group to read", "role": "no directory role to read"}
     results: list[EndpointCheck] = []
     stopped: str | None = None
     for probe in _PROBES:
-        permission, granted_by = probe.need.least, sorted(probe.need.granted_by)
+
+        def result(status: str, http: int | None, remedy: str, p: _Probe = probe) -> None:
+            need = p.need
+            results.append(
+                EndpointCheck(p.endpoint, status, http, need.least, sorted(need.granted_by), remedy)
+            )
+
         if stopped is not None:
-            results.append(EndpointCheck(probe.endpoint, SKIPPED, None, permission, granted_by, stopped))
+            result(SKIPPED, None, stopped)
             continue
         path = probe.path
         if probe.needs_id is not None:
             found = ids[probe.needs_id]
             if found is None:
-                results.append(
-                    EndpointCheck(
-                        probe.endpoint, SKIPPED, None, permission, granted_by, f"no {probe.needs_id} to read"
-                    )
-                )
+                result(SKIPPED, None, why_no_id[probe.needs_id])
                 continue
             path = path.replace("{id}", found)
         try:
             items = client.read_page(path, probe.params)
         except DirectoryAuthError as exc:
             if exc.status == 403:
-                results.append(
-                    EndpointCheck(probe.endpoint, MISSING, 403, permission, granted_by, _grant(probe.need))
-                )
-                continue
-            results.append(
-                EndpointCheck(probe.endpoint, UNAUTHORIZED, exc.status, permission, granted_by, exc.reason)
-            )
-            stopped = "not tried: no token was accepted"
+                result(MISSING, 403, _grant(probe.need))
+                _no_id_after(probe, why_no_id, "was refused")
+            elif exc.transient:
+                result(UNREACHABLE, None, exc.reason)
+                stopped = "not tried: the sign-in authority is unreachable"
+            elif exc.status is None:
+                result(NO_TOKEN, None, exc.reason)
+                stopped = "not tried: no token"
+            else:
+                result(REFUSED, exc.status, exc.reason)
+                stopped = "not tried: Graph refused the token"
+            continue
+        except DirectoryUnavailable as exc:
+            result(UNREACHABLE, exc.status, str(exc))
+            stopped = "not tried: Graph is unavailable"
             continue
         except GraphError as exc:
-            results.append(
-                EndpointCheck(
-                    probe.endpoint, FAILED, exc.status, permission, granted_by, f"{exc.code}: {exc.message}"
-                )
-            )
+            result(FAILED, exc.status, f"{exc.code}: {exc.message}")
+            _no_id_after(probe, why_no_id, "failed")
             continue
         except DirectoryError as exc:
-            results.append(EndpointCheck(probe.endpoint, FAILED, None, permission, granted_by, str(exc)))
+            result(FAILED, None, str(exc))
+            _no_id_after(probe, why_no_id, "failed")
             continue
         if probe.path == "/groups" and ids["group"] is None and items:
             ids["group"] = str(items[0].get("id"))
         if probe.path == "/directoryRoles" and items:
             ids["role"] = str(items[0].get("id"))
-        results.append(EndpointCheck(probe.endpoint, OK, 200, permission, granted_by, ""))
+        result(OK, 200, "")
     return results
+
+
+def _no_id_after(probe: _Probe, why_no_id: dict[str, str], what: str) -> None:
+    """Say why a member read is skipped when the read that lists its group or role did not work."""
+    if probe.path == "/groups":
+        why_no_id["group"] = f"no group to read: GET /groups {what}"
+    elif probe.path == "/directoryRoles":
+        why_no_id["role"] = f"no directory role to read: GET /directoryRoles {what}"

@@ -462,10 +462,21 @@ class GraphClient:
         renewed = False
         while True:
             attempt += 1
-            request_headers = {
-                "Accept": "application/json",
-                "Authorization": "Bearer " + self._tokens.token(),
-            }
+            try:
+                token = self._tokens.token()
+            except DirectoryAuthError as exc:
+                if not exc.transient:
+                    raise
+                # The sign-in authority is unreachable: retried like an unavailable Graph.
+                self.stats.unavailable += 1
+                self._notify(0)
+                if attempt > self.max_retries:
+                    raise
+                delay = self._backoff(attempt)
+                log.warning("graph.token_retry", url=url, attempt=attempt, delay=round(delay, 2))
+                self._wait(delay, url, None)
+                continue
+            request_headers = {"Accept": "application/json", "Authorization": "Bearer " + token}
             if headers:
                 request_headers.update(headers)
             self.stats.requests += 1
@@ -511,7 +522,9 @@ class GraphClient:
                     self.stats.token_refreshes += 1
                     attempt -= 1  # a renewal is not a retry of an unavailable Graph
                     continue
-                raise DirectoryAuthError(_explain_401(code, message, renewed), url=url, status=401)
+                raise DirectoryAuthError(
+                    _explain_401(code, message, renewed, claims is not None), url=url, status=401
+                )
             if status == 403 and code == "Authorization_RequestDenied":
                 raise DirectoryAuthError(_explain_403(url, self.base_url, message), url=url, status=403)
             if status == 410:
@@ -630,9 +643,15 @@ def _claims_challenge(header: str | None) -> str | None:
         return None
 
 
-def _explain_401(code: str, message: str, renewed: bool) -> str:
-    """One line for a 401 syncd cannot get past."""
+def _explain_401(code: str, message: str, renewed: bool, challenged: bool = False) -> str:
+    """One line for a 401 syncd cannot get past (``challenged``: it came with a claims challenge)."""
     said = f"401 {code}: {message}".rstrip(": ")
+    if renewed and challenged:
+        return (
+            f"Graph challenged a token newly issued for its claims ({said}): continuous access evaluation or a "
+            "Conditional Access policy refuses this application; check the policies that apply to workload "
+            "identities, and whether the application's access was revoked"
+        )
     if renewed:
         return (
             f"Graph refused a newly issued token ({said}): the token is for another tenant or cloud, or the "

@@ -153,6 +153,11 @@ def explain_token_failure(exc: BaseException, config: CredentialConfig) -> str:
             "trusted; give its certificate authority in SYNCD_DIRECTORY_CA_BUNDLE (for the fake tenant, the "
             "ca.pem in its --tls-dir)"
         )
+    if "Unable to get authority configuration" in text:
+        return (
+            f"could not get a Graph token with the {who}: the authority {config.authority} does not know the "
+            f"tenant {config.tenant_id!r}; check SYNCD_DIRECTORY_TENANT_ID (and SYNCD_DIRECTORY_AUTHORITY)"
+        )
     if any(sign in text for sign in _UNREACHABLE):
         return (
             f"could not get a Graph token with the {who}: cannot reach the sign-in authority "
@@ -167,11 +172,24 @@ def explain_token_failure(exc: BaseException, config: CredentialConfig) -> str:
     return f"could not get a Graph token with the {who}: {_first_sentence(text) or type(exc).__name__}"
 
 
-def _first_sentence(text: str) -> str:
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a credential failed because the sign-in authority could not be reached at all
+    (refused, unresolvable, timed out): a transient failure, unlike a refusal."""
+    text = str(getattr(exc, "message", None) or exc)
+    return "CERTIFICATE_VERIFY_FAILED" not in text and any(sign in text for sign in _UNREACHABLE)
+
+
+def _first_sentence(text: str, limit: int = 240) -> str:
+    """The first sentence of a library's message, without its trace ids; cut at a word, never inside one."""
     text = text.removeprefix("Authentication failed: ")
     for stop in (" Trace ID:", " Correlation ID:", " Timestamp:"):
         text = text.split(stop, 1)[0]
-    return text[:300]
+    end = text.find(". ")
+    if 0 < end < limit:
+        return text[: end + 1]
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 class CredentialTokens:
@@ -220,7 +238,9 @@ class CredentialTokens:
                 return str(self._credential.get_token(self.config.scope, claims=claims).token)
             return str(self._credential.get_token(self.config.scope).token)
         except ClientAuthenticationError as exc:
-            raise DirectoryAuthError(explain_token_failure(exc, self.config)) from None
+            raise DirectoryAuthError(
+                explain_token_failure(exc, self.config), transient=is_unreachable(exc)
+            ) from None
 
     def close(self) -> None:
         _close(self._credential)
@@ -240,6 +260,7 @@ def check_certificate(path: str, password: str | None) -> None:
     Raises ValueError with a one-line reason (unreadable, no key, no certificate, wrong password).
     """
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
 
     try:
@@ -254,8 +275,8 @@ def check_certificate(path: str, password: str | None) -> None:
         if b"-----BEGIN CERTIFICATE-----" not in data:
             raise ValueError("the PEM file has no certificate (it needs the key and the certificate)")
         try:
-            load_pem_private_key(data, secret)
-            x509.load_pem_x509_certificate(data)
+            key = load_pem_private_key(data, secret)
+            cert = x509.load_pem_x509_certificate(data)
         except TypeError:
             raise ValueError(
                 "the private key is encrypted: give its password (directory_certificate_password)"
@@ -264,10 +285,13 @@ def check_certificate(path: str, password: str | None) -> None:
             ) from None
         except ValueError as exc:
             raise ValueError(f"not a usable PEM key and certificate ({_first_sentence(str(exc))})") from None
-        return
-    try:
-        key, cert, _ = pkcs12.load_key_and_certificates(data, secret)
-    except ValueError:
-        raise ValueError("neither a PEM file nor a PKCS#12 file this password opens") from None
-    if key is None or cert is None:
-        raise ValueError("the PKCS#12 file needs both a private key and a certificate")
+    else:
+        try:
+            key, cert, _ = pkcs12.load_key_and_certificates(data, secret)  # type: ignore[assignment]
+        except ValueError:
+            raise ValueError("neither a PEM file nor a PKCS#12 file this password opens") from None
+        if key is None or cert is None:
+            raise ValueError("the PKCS#12 file needs both a private key and a certificate")
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        raise ValueError("the private key does not match the certificate (the first certificate in the file)")

@@ -74,13 +74,17 @@ class DirectoryAuthError(DirectoryError):
 
     ``reason`` is one line naming the likely cause and what to do (an expired or wrong secret, a
     missing permission or admin consent, a wrong tenant); ``status`` is Graph's HTTP status (401 or
-    403), or None when the token endpoint refused. Never carries a secret or a token.
+    403), or None when the token endpoint refused; ``transient``: the sign-in authority could not be
+    reached (worth retrying, as an unavailable Graph is). Never carries a secret or a token.
     """
 
-    def __init__(self, reason: str, *, url: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, reason: str, *, url: str | None = None, status: int | None = None, transient: bool = False
+    ) -> None:
         self.reason = reason
         self.url = url
         self.status = status
+        self.transient = transient
         super().__init__(reason)
 
 

@@ -228,3 +228,61 @@ def test_an_unavailable_credential_says_so() -> None:
 def test_an_unreachable_or_untrusted_authority_is_named(message: str, expected: str) -> None:
     reason = explain_token_failure(ClientAuthenticationError(message=message), CONFIG)
     assert expected in reason and "\n" not in reason
+
+
+def test_an_unreachable_sign_in_authority_is_retried_like_an_unavailable_graph(
+    graph: ScriptedGraph, make_client: MakeClient, sleeps: Any
+) -> None:
+    class Flaky(Tokens):
+        def __init__(self, failures: int) -> None:
+            super().__init__()
+            self.failures = failures
+
+        def token(self) -> str:
+            if self.failures:
+                self.failures -= 1
+                raise DirectoryAuthError("cannot reach the sign-in authority", transient=True)
+            return super().token()
+
+    graph.on("/users", page([user("a")]))
+    client = make_client(token_provider=Flaky(2))
+    assert [u.id for p in client.iter_users() for u in p] == ["a"]
+    assert len(sleeps.delays) == 2 and client.stats.unavailable == 2
+    with pytest.raises(DirectoryAuthError, match="cannot reach"):
+        list(make_client(token_provider=Flaky(99), max_retries=1).iter_users())
+
+
+def test_a_refused_token_is_not_retried_as_unreachable(graph: ScriptedGraph, make_client: MakeClient) -> None:
+    class Refused(Tokens):
+        def token(self) -> str:
+            raise DirectoryAuthError("the client secret is wrong")
+
+    graph.on("/users", page([]))
+    with pytest.raises(DirectoryAuthError, match="secret is wrong"):
+        list(make_client(token_provider=Refused()).iter_users())
+    assert graph.requests == []
+
+
+def test_a_second_claims_challenge_points_at_policies_not_the_tenant(
+    graph: ScriptedGraph, make_client: MakeClient
+) -> None:
+    encoded = base64.b64encode(CLAIMS.encode()).decode()
+    graph.on(
+        "/users", refused("TokenCreatedWithOutdatedPolicies", error="insufficient_claims", claims=encoded)
+    )
+    with pytest.raises(DirectoryAuthError) as caught:
+        list(make_client(token_provider=Tokens()).iter_users())
+    assert "Conditional Access" in str(caught.value) and "TENANT_ID" not in str(caught.value)
+
+
+def test_an_unknown_tenant_at_a_custom_authority_names_the_tenant() -> None:
+    message = (
+        "Authentication failed: Unable to get authority configuration for https://127.0.0.1:8443/"
+        "00000000-0000-0000-0000-000000000001. Authority would typically be in a format of "
+        "https://login.microsoftonline.com/your_tenant Also please double check your tenant name or GUID is correct."
+    )
+    reason = explain_token_failure(ClientAuthenticationError(message=message), CONFIG)
+    assert (
+        "does not know the tenant 'contoso.onmicrosoft.com'" in reason
+        and "SYNCD_DIRECTORY_TENANT_ID" in reason
+    )

@@ -167,6 +167,22 @@ def test_certificates_pem_and_pkcs12(
         ),
         ({"SYNCD_DIRECTORY_AUTHORITY": "http://login.example"}, "an http:// authority is refused"),
         (
+            {"SYNCD_DIRECTORY_AUTHORITY": "https://user:pw@login.example"},
+            "'https://\\*\\*\\*\\*@login.example'",
+        ),
+        (
+            {"SYNCD_DIRECTORY_AUTHORITY": "https://login.example/x?y=1"},
+            "no user, password, query or fragment",
+        ),
+        (
+            {"SYNCD_DIRECTORY_AUTHORITY": "https://login.example/tenant"},
+            "the tenant goes in directory_tenant_id",
+        ),
+        (
+            {"SYNCD_DIRECTORY_CREDENTIAL": "default", "SYNCD_DIRECTORY_TOKEN": "fixed"},
+            "directory_token is set, and so is a default credential",
+        ),
+        (
             {"SYNCD_DIRECTORY_CA_BUNDLE": "/nonexistent-ca.pem"},
             "directory_ca_bundle='/nonexistent-ca.pem': no such file",
         ),
@@ -209,3 +225,37 @@ def test_the_command_line_refuses_bad_settings_with_exit_2_and_masks_secrets(cle
     assert good.returncode == 0, good.stderr
     assert SECRET not in good.stdout and CLIENT in good.stdout and "graph.microsoft.com" in good.stdout
     assert not (clean_env / "syncd.db").exists()  # nothing written
+
+
+def test_ids_are_taken_in_any_spelling_and_kept_in_one(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNCD_DIRECTORY_TENANT_ID", "{" + TENANT.upper() + "}")
+    monkeypatch.setenv("SYNCD_DIRECTORY_CLIENT_ID", CLIENT.replace("-", "").upper())
+    monkeypatch.setenv("SYNCD_DIRECTORY_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("SYNCD_DIRECTORY_URL", "")  # exported empty: unset, so the cloud's Graph
+    s = load_settings()
+    assert (s.directory_tenant_id, s.directory_client_id) == (TENANT, CLIENT)
+    assert s.directory_url == "https://graph.microsoft.com/v1.0"
+    monkeypatch.setenv("SYNCD_DIRECTORY_TENANT_ID", "Contoso.OnMicrosoft.com")
+    assert load_settings().directory_tenant_id == "contoso.onmicrosoft.com"
+
+
+def test_a_secret_of_the_wrong_type_is_not_shown_in_the_error(clean_env: Path) -> None:
+    (clean_env / "syncd.toml").write_text('directory_client_secret = ["hunter2"]\nadmin_token = 424242\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value) and "********" in str(caught.value)
+
+
+def test_a_key_that_is_not_the_certificates_is_refused(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    one, other = ca.issue_cert("one"), ca.issue_cert("other")
+    mixed = clean_env / "mixed.pem"
+    mixed.write_bytes(other.private_key_pem.bytes() + one.cert_chain_pems[0].bytes())
+    monkeypatch.setenv("SYNCD_DIRECTORY_TENANT_ID", TENANT)
+    monkeypatch.setenv("SYNCD_DIRECTORY_CLIENT_ID", CLIENT)
+    with pytest.raises(ConfigError, match="the private key does not match the certificate"):
+        load_settings(directory_certificate_path=str(mixed))

@@ -84,6 +84,7 @@ def test_a_missing_permission_is_named_per_endpoint_and_exits_1(server: EntraSer
     assert checks["GET /users"]["status"] == "ok" and checks["GET /subscribedSkus"]["status"] == "ok"
     # Members of a group, or of a role, cannot be read without a group or a role to read.
     assert checks["GET /groups/{id}/members"]["status"] == "skipped"
+    assert checks["GET /groups/{id}/members"]["remedy"] == "no group to read: GET /groups was refused"
     code, table, _ = _check(server, tmp_path, app)
     assert code == 1 and "missing permission" in table and "RoleManagement.Read.Directory" in table
 
@@ -92,5 +93,36 @@ def test_a_wrong_secret_is_one_reason_and_nothing_more_is_tried(server: EntraSer
     code, out, _ = _check(server, tmp_path, (FULL[0], "not-the-secret"), "--json")
     assert code == 1
     checks = list(_by_endpoint(out).values())
-    assert checks[0]["status"] == "unauthorized" and "the client secret is wrong" in checks[0]["remedy"]
+    assert checks[0]["status"] == "no token" and "the client secret is wrong" in checks[0]["remedy"]
     assert {c["status"] for c in checks[1:]} == {"skipped"}
+
+
+def test_a_malformed_or_unknown_group_is_bad_input(server: EntraServer, tmp_path: Path) -> None:
+    for group, said in (
+        ("nonsense", "'nonsense' is not an object id"),
+        ("6ae8ee7f-e29e-4343-a6e4-6508b23f8724/../../users", "is not an object id"),
+        (
+            "{6AE8EE7F-E29E-4343-A6E4-6508B23F8724}",
+            "the directory has no group 6ae8ee7f-e29e-4343-a6e4-6508b23f8724",
+        ),
+    ):
+        code, out, err = _check(server, tmp_path, FULL, "--group", group)
+        assert code == 2 and out == "", (group, out, err)
+        assert err.count("\n") == 1 and said in err, err
+
+
+def test_an_unreachable_authority_is_named_as_such(server: EntraServer, tmp_path: Path) -> None:
+    from procs import free_port
+
+    env = base_env(
+        SYNCD_DIRECTORY_URL=server.graph_url,
+        SYNCD_DIRECTORY_AUTHORITY=f"https://127.0.0.1:{free_port()}",
+        SYNCD_DIRECTORY_TENANT_ID=server.tenant_id,
+        SYNCD_DIRECTORY_CLIENT_ID=FULL[0],
+        SYNCD_DIRECTORY_CLIENT_SECRET=FULL[1],
+        SYNCD_DIRECTORY_CA_BUNDLE=str(server.ca_path),
+    )
+    proc = syncd(["directory", "check", "--json"], env, tmp_path, check=False)
+    assert proc.returncode == 1
+    first = json.loads(proc.stdout)["checks"][0]
+    assert first["status"] == "unreachable" and "cannot reach the sign-in authority" in first["remedy"]
