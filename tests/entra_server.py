@@ -29,7 +29,7 @@ import httpx
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-DEFAULT_APP = ("syncd-test-app", "syncd-test-secret")
+DEFAULT_APP = ("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "syncd-test-secret")
 
 
 def free_port() -> int:

@@ -22,6 +22,9 @@ from entra_server import GRAPH_SCOPE, CertFiles, EntraServer, entra_server, make
 
 SECRET_APP = ("11111111-2222-3333-4444-555555555555", "s3cret-value~")
 CERT_APP = "66666666-7777-8888-9999-000000000000"
+READER = "c2839405-b6c7-4d8e-a1f2-7d8e9fa0b1c2"
+ORG_ONLY = "d394a516-c7d8-4e9f-b203-8e9fa0b1c2d3"
+X_APP = "e4a5b627-d8e9-4fa0-8314-9fa0b1c2d3e4"
 
 
 @pytest.fixture(scope="module")
@@ -183,12 +186,12 @@ def test_registered_apps_and_permissions(server: EntraServer) -> None:
     assert {a["client_id"] for a in apps} >= {SECRET_APP[0], CERT_APP}
     assert all("secret" not in a for a in apps)
     assert server.sim(
-        "POST", "apps", {"client_id": "reader", "secret": "r", "permissions": ["Directory.Read.All"]}
+        "POST", "apps", {"client_id": READER, "secret": "r", "permissions": ["Directory.Read.All"]}
     )
     assert server.sim(
-        "POST", "apps", {"client_id": "org-only", "secret": "o", "permissions": ["Organization.Read.All"]}
+        "POST", "apps", {"client_id": ORG_ONLY, "secret": "o", "permissions": ["Organization.Read.All"]}
     )
-    reader, org_only = server.token("reader", "r"), server.token("org-only", "o")
+    reader, org_only = server.token(READER, "r"), server.token(ORG_ONLY, "o")
     assert graph_get(server, "/users", reader).status_code == 200
     r = graph_get(server, "/users", org_only)
     assert r.status_code == 403
@@ -196,12 +199,16 @@ def test_registered_apps_and_permissions(server: EntraServer) -> None:
     assert r.json()["error"]["message"] == "Insufficient privileges to complete the operation."
     assert graph_get(server, "/organization", org_only).status_code == 200
     assert server.sim("GET", "auth/counters")["graph_forbidden"] >= 1
-    bad = server.sim_response("POST", "apps", {"client_id": "x", "secret": "y", "permissions": ["Nope.All"]})
+    bad = server.sim_response(
+        "POST", "apps", {"client_id": X_APP, "secret": "y", "permissions": ["Nope.All"]}
+    )
     assert bad.status_code == 400 and "Nope.All" in bad.json()["error"]["message"]
-    assert server.sim_response("POST", "apps", {"client_id": "x"}).status_code == 400
-    server.sim("DELETE", "apps/org-only")
-    assert server.sim_response("DELETE", "apps/org-only").status_code == 404
-    assert server.token_response("org-only", "o").json()["error_codes"] == [700016]
+    assert server.sim_response("POST", "apps", {"client_id": X_APP}).status_code == 400
+    not_guid = server.sim_response("POST", "apps", {"client_id": "not-a-guid", "secret": "y"})
+    assert not_guid.status_code == 400 and "not-a-guid" in not_guid.json()["error"]["message"]
+    server.sim("DELETE", f"apps/{ORG_ONLY}")
+    assert server.sim_response("DELETE", f"apps/{ORG_ONLY}").status_code == 404
+    assert server.token_response(ORG_ONLY, "o").json()["error_codes"] == [700016]
 
 
 # -- the Graph side -------------------------------------------------------------------------------
@@ -330,10 +337,12 @@ def test_graph_sdk_reads_through_tls_challenges_and_revocation(
     ("args", "named"),
     [
         (["--app", "a:b"], "--require-auth"),
-        (["--require-auth", "--app", "nocolon"], "nocolon"),
-        (["--require-auth", "--app-cert", "a:/no/such.pem"], "/no/such.pem"),
-        (["--require-auth", "--token-lifetime", "0"], "--token-lifetime"),
-        (["--require-auth", "--token", "t"], "--token"),
+        (["--require-auth"], "--tls-dir"),
+        (["--require-auth", "--tls-dir", "TLS", "--app", "nocolon"], "nocolon"),
+        (["--require-auth", "--tls-dir", "TLS", "--app", "not-a-guid:secret"], "not-a-guid"),
+        (["--require-auth", "--tls-dir", "TLS", "--app-cert", "a:/no/such.pem"], "/no/such.pem"),
+        (["--require-auth", "--tls-dir", "TLS", "--token-lifetime", "0"], "--token-lifetime"),
+        (["--require-auth", "--tls-dir", "TLS", "--token", "t"], "--token"),
     ],
 )
 def test_serve_rejects_bad_options(tmp_path: Path, args: list[str], named: str) -> None:
@@ -341,6 +350,7 @@ def test_serve_rejects_bad_options(tmp_path: Path, args: list[str], named: str) 
 
     from syncd.cli import app
 
+    args = [str(tmp_path / "tls") if a == "TLS" else a for a in args]
     result = CliRunner().invoke(app, ["entra", "serve", "--store", str(tmp_path / "t.db"), *args])
     assert result.exit_code == 2
     assert named in result.output
@@ -463,3 +473,21 @@ def test_tls_host_gets_a_certificate_from_the_same_ca(tmp_path: Path) -> None:
     context.load_cert_chain(str(widened.cert_path), str(widened.key_path))
     again = widened.cert_path.read_bytes()
     assert ensure_tls(tmp_path / "tls", ("fake-entra",)).cert_path.read_bytes() == again
+
+
+def test_registrations_and_a_revocation_outlive_a_restart(tmp_path: Path) -> None:
+    """Entra keeps an application's registration and a revocation; so does the tenant file."""
+    with entra_server(tmp_path, apps={SECRET_APP[0]: SECRET_APP[1]}) as first:
+        first.sim(
+            "POST",
+            "apps",
+            {"client_id": READER.upper(), "secret": "r", "permissions": ["Directory.Read.All"]},
+        )
+        before = first.token(SECRET_APP[0], SECRET_APP[1])
+        assert graph_get(first, "/users", before).status_code == 200
+        first.sim("POST", "auth/revoke")
+        assert graph_get(first, "/users", before).status_code == 401
+    with entra_server(tmp_path, apps={SECRET_APP[0]: SECRET_APP[1]}, store=first.store) as again:
+        assert graph_get(again, "/users", before).status_code == 401
+        assert READER in {a["client_id"] for a in again.sim("GET", "apps")["value"]}
+        assert graph_get(again, "/users", again.token(READER, "r")).status_code == 200

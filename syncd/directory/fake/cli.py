@@ -151,6 +151,11 @@ def serve(
     from syncd.directory.fake.entra import AuthConfigError, Certificate, EntraAuth
     from syncd.directory.fake.server import create_app
 
+    if require_auth and tls_dir is None:
+        raise typer.BadParameter(
+            "--require-auth needs --tls-dir: Entra's clients (azure-identity, MSAL) refuse an http:// authority",
+            param_hint="--require-auth",
+        )
     if (apps or app_certs) and not require_auth:
         raise typer.BadParameter("--app and --app-cert need --require-auth", param_hint="--app")
     if tls_hosts and tls_dir is None:
@@ -177,7 +182,10 @@ def serve(
     if require_auth:
         auth = EntraAuth(tenant, token_lifetime=token_lifetime)
         for client_id in dict.fromkeys([*secrets, *certs]):
-            auth.register(client_id, secret=secrets.get(client_id), certificates=certs.get(client_id, ()))
+            try:
+                auth.register(client_id, secret=secrets.get(client_id), certificates=certs.get(client_id, ()))
+            except AuthConfigError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--app") from None
     ssl: dict[str, str] = {}
     scheme = "http"
     if tls_dir is not None:
@@ -195,7 +203,8 @@ def serve(
             err=True,
         )
     app = create_app(tenant, token=token, auth=auth)
-    origin = f"{scheme}://{host}:{port}"
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where a local client reaches it
+    origin = f"{scheme}://{shown_host}:{port}"
     typer.echo(f"serving {store} at {origin}/v1.0", err=True)
     typer.echo(f"Graph URL: {origin}/v1.0", err=True)
     if auth is not None:

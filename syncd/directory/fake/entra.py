@@ -47,6 +47,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from syncd.directory.fake.store import TenantStore
+from syncd.directory.ids import normalize_object_id
 from syncd.directory.permissions import ALL_PERMISSIONS, ENDPOINT_NEEDS
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -64,6 +65,10 @@ KNOWN_PERMISSIONS: frozenset[str] = frozenset(
     {name for need in ENDPOINT_NEEDS.values() for name in need.granted_by} | ALL_PERMISSIONS
 )
 
+#: Where the tenant file keeps the registered applications and the last revocation time.
+APPS_KEY = "entra_apps"
+REVOKED_KEY = "entra_revoked_at"
+
 _CERT_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
@@ -80,6 +85,7 @@ class Certificate:
     sha256: str
     x5t: str  # base64url (no padding) of the SHA-1 thumbprint, as in a JWT header
     x5t_s256: str
+    pem: str  # the certificate itself, kept with the registration
 
     @classmethod
     def from_pem(cls, pem: str | bytes) -> Certificate:
@@ -96,6 +102,7 @@ class Certificate:
     @classmethod
     def from_x509(cls, cert: x509.Certificate) -> Certificate:
         der = cert.public_bytes(serialization.Encoding.DER)
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         sha1 = hashlib.sha1(der).digest()  # noqa: S324 - x5t is SHA-1 by definition (RFC 7515)
         sha256 = hashlib.sha256(der).digest()
         return cls(
@@ -104,6 +111,7 @@ class Certificate:
             sha256=sha256.hex().upper(),
             x5t=_b64url(sha1),
             x5t_s256=_b64url(sha256),
+            pem=pem,
         )
 
     def as_dict(self) -> dict[str, str]:
@@ -191,6 +199,7 @@ class EntraAuth:
         self._issued_at: dict[str, float] = {}  # uti -> exact issue time (for revocation)
         self._key_for: tuple[str, bytes] | None = None
         self._process_key = secrets.token_bytes(32)
+        self._load()
 
     # -- the tenant ------------------------------------------------------------------------------
 
@@ -225,9 +234,15 @@ class EntraAuth:
         certificates: Iterable[Certificate | str | bytes] = (),
         permissions: Iterable[str] | None = None,
     ) -> App:
-        """Register (or replace) an application; permissions default to ALL_PERMISSIONS."""
-        if not isinstance(client_id, str) or not client_id.strip() or client_id != client_id.strip():
-            raise AuthConfigError("client_id must be a non-empty string without surrounding spaces")
+        """Register (or replace) an application; permissions default to ALL_PERMISSIONS.
+
+        ``client_id`` is a GUID in any spelling (Entra's application ids are), kept in lower case.
+        The registration is kept in the tenant file, as Entra keeps it across a restart.
+        """
+        try:
+            client_id = normalize_object_id(client_id)
+        except ValueError:
+            raise AuthConfigError(f"client_id {client_id!r} is not an application id (a GUID)") from None
         if secret is not None and (not isinstance(secret, str) or not secret):
             raise AuthConfigError("secret must be a non-empty string")
         certs = tuple(c if isinstance(c, Certificate) else Certificate.from_pem(c) for c in certificates)
@@ -245,12 +260,45 @@ class EntraAuth:
             granted = frozenset(names)
         app = App(client_id, secret, certs, granted)
         with self._lock:
-            self._apps[client_id.lower()] = app
+            self._apps[client_id] = app
+            self._save_apps()
         return app
 
     def remove(self, client_id: str) -> bool:
         with self._lock:
-            return self._apps.pop(client_id.lower(), None) is not None
+            gone = self._apps.pop(client_id.lower(), None) is not None
+            self._save_apps()
+            return gone
+
+    def _save_apps(self) -> None:
+        apps = [
+            {
+                "client_id": a.client_id,
+                "secret": a.secret,
+                "certificates": [c.pem for c in a.certificates],
+                "permissions": sorted(a.permissions),
+            }
+            for a in self._apps.values()
+        ]
+        self.store.set_meta(APPS_KEY, orjson.dumps(apps).decode())
+
+    def _load(self) -> None:
+        """The registrations and the revocation time the tenant file keeps."""
+        raw = self.store.meta(APPS_KEY)
+        for entry in orjson.loads(raw) if raw else []:
+            app = App(
+                entry["client_id"],
+                entry.get("secret"),
+                tuple(Certificate.from_pem(pem) for pem in entry.get("certificates", [])),
+                frozenset(entry.get("permissions", ALL_PERMISSIONS)),
+            )
+            self._apps[app.client_id] = app
+        revoked = self.store.meta(REVOKED_KEY)
+        self._state.revoked_at = float(revoked) if revoked else None
+
+    def _revoke_now(self, when: float) -> None:
+        self._state.revoked_at, self._state.revoke_pending = when, None
+        self.store.set_meta(REVOKED_KEY, repr(when))
 
     def app(self, client_id: str) -> App | None:
         with self._lock:
@@ -267,8 +315,7 @@ class EntraAuth:
         `after_requests` ones) stops working."""
         with self._lock:
             if after_requests <= 0:
-                self._state.revoked_at = self._clock()
-                self._state.revoke_pending = None
+                self._revoke_now(self._clock())
             else:
                 self._state.revoke_pending = _Countdown(after_requests)
             return self._control_state()
@@ -720,7 +767,7 @@ class EntraAuth:
             s = self._state
             if s.revoke_pending is not None:
                 if s.revoke_pending.after <= 0:
-                    s.revoked_at, s.revoke_pending = now, None
+                    self._revoke_now(now)
                 else:
                     s.revoke_pending.after -= 1
             revoked_at = s.revoked_at

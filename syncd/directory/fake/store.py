@@ -123,6 +123,14 @@ class TenantStore(Mutations):
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Keep (or, with None, drop) a value of the tenant's own, such as the fake Entra's registrations."""
+        with self._tx() as c:
+            if value is None:
+                c.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     @property
     def change(self) -> int:
         """The tenant's current change number (the newest change)."""
