@@ -69,14 +69,17 @@ def test_daemons_with_a_secret_and_a_certificate_renew_their_tokens_and_log_no_s
                     )
                 proc = Proc(name, popen, log)
                 daemons[name] = (proc, db_url)
-                wait_for(
-                    lambda p=proc, port=port: (
-                        p.popen.poll() is None
-                        and httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-                    ),
-                    30,
-                    f"the {name} daemon to answer /healthz:\n{proc.tail()}",
-                )
+                try:
+                    wait_for(
+                        lambda p=proc, port=port: (
+                            p.popen.poll() is None
+                            and httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+                        ),
+                        90,  # a loaded CI machine starts a daemon slowly
+                        f"the {name} daemon to answer /healthz",
+                    )
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}:\n{proc.tail()}") from None
             time.sleep(RUN_FOR)
             for proc, _ in daemons.values():
                 assert proc.stop() == 0, proc.tail()
