@@ -110,8 +110,17 @@ def _create_business_units() -> None:
     )
     # R26: a root business unit, named after the environment, for each environment with a database.
     bind = op.get_bind()
+    environment = sa.table(
+        "environment",
+        sa.column("id", sa.Integer()),
+        sa.column("name", sa.String()),
+        sa.column("has_database", sa.Boolean()),
+        sa.column("created_on", sa.DateTime(timezone=True)),
+    )
     envs = bind.execute(
-        sa.text("SELECT id, name, created_on FROM environment WHERE has_database ORDER BY id")
+        sa.select(environment.c.id, environment.c.name, environment.c.created_on)
+        .where(environment.c.has_database)
+        .order_by(environment.c.id)
     ).all()
     table = sa.table(
         "businessunit",
