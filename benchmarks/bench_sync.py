@@ -226,7 +226,9 @@ def copy_floor(src_url: str, env: str) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".copy", delete=False) as f:
         dump = Path(f.name)
     with psycopg.connect(dst_url.replace("+psycopg", "")) as dst:
-        unit = dst.execute("SELECT businessunitid FROM businessunit WHERE parentbusinessunitid IS NULL").fetchone()[0]  # type: ignore[index]
+        unit = dst.execute(
+            "SELECT businessunitid FROM businessunit WHERE parentbusinessunitid IS NULL"
+        ).fetchone()[0]  # type: ignore[index]
     # The rows go to the destination's root business unit (R26).
     selected = COPY_COLUMNS.replace("businessunitid", f"'{unit}'::uuid")
     query = f"COPY (SELECT {selected} FROM systemuser WHERE syncd_kind = 'regular') TO STDOUT"

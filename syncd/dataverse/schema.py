@@ -129,9 +129,7 @@ def _length_checks() -> tuple[CheckConstraint, ...]:
 def _versionnumber() -> Mapped[int]:
     """Dataverse's VersionNumber (BigInt): set by the database on every insert and update (see the
     module docstring); the ORM reads it back after a write instead of sending one."""
-    return mapped_column(
-        BigInteger, server_default=text("0"), server_onupdate=FetchedValue(), nullable=False
-    )
+    return mapped_column(BigInteger, server_default=text("0"), server_onupdate=FetchedValue(), nullable=False)
 
 
 class BusinessUnit(Base):
@@ -153,9 +151,7 @@ class BusinessUnit(Base):
     businessunitid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     environment_id: Mapped[int] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(BUSINESSUNIT_NAME_LENGTH))
-    parentbusinessunitid: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("businessunit.businessunitid")
-    )
+    parentbusinessunitid: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("businessunit.businessunitid"))
     createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modifiedon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     versionnumber: Mapped[int] = _versionnumber()

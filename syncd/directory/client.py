@@ -64,6 +64,7 @@ from syncd.directory.errors import (
     GraphError,
     MalformedResponse,
 )
+from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import (
     DirectoryRole,
     DirectoryUser,
@@ -75,7 +76,6 @@ from syncd.directory.models import (
     SubscribedSku,
     UsersDeltaPage,
 )
-from syncd.directory.ids import normalize_object_id
 from syncd.directory.permissions import DIRECTORY_READ_ALL, need_for
 
 __all__ = [
@@ -245,7 +245,9 @@ class GraphClient:
                 try:
                     yield normalize_object_id(oid)  # type: ignore[arg-type]
                 except (TypeError, ValueError):
-                    raise MalformedResponse(page.url, f"a deleted item whose id is not a GUID: {oid!r}") from None
+                    raise MalformedResponse(
+                        page.url, f"a deleted item whose id is not a GUID: {oid!r}"
+                    ) from None
 
     def _get_object(self, path: str, select: Sequence[str] | None) -> tuple[dict[str, Any], str] | None:
         """One directory object with the user fields selected, and its URL; ``None`` on a 404."""

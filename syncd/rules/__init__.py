@@ -6,6 +6,7 @@
 
 from syncd.rules.checks import (
     NON_INTERACTIVE_LIMIT,
+    check_app_access,
     check_noninteractive_limit,
     check_refresh_allowed,
     check_role_assignment,
@@ -73,6 +74,7 @@ __all__ = [
     "UserKind",
     "admin_role",
     "azure_state",
+    "check_app_access",
     "check_noninteractive_limit",
     "check_refresh_allowed",
     "check_role_assignment",

@@ -9,19 +9,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 from syncd.dataverse import db
 from syncd.dataverse.environments import EnvironmentSpec, create_environment, root_business_unit
-from syncd.dataverse.records import OwnedRecord
 from syncd.dataverse.schema import (
     SYSTEMUSER_TEXT_LENGTHS,
     Base,
-    Role,
     SyncRun,
     SystemUser,
-    SystemUserRole,
 )
 
 
@@ -80,6 +77,7 @@ def _rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def _insert(conn: Any, table: str, **values: Any) -> None:
     """One row through SQLAlchemy Core, typed from its values (GUIDs as the Uuid type stores them on
     each backend), so that a test can write a table as an old revision had it."""
+
     def kind(v: Any) -> Any:
         if isinstance(v, uuid.UUID):
             return sa.Uuid()
@@ -368,7 +366,9 @@ def _populate_at_0004(engine: Engine) -> dict[str, uuid.UUID]:
         _insert(conn, "role", roleid=role_id, environment_id=env_id, name="Basic User")
         users = {
             "support": _user_at(env_id, "support", domainname="crmoln@microsoft.com", accessmode=3),
-            "enabled": _user_at(env_id, domainname="a@x", internalemailaddress="a@x", synced_internalemailaddress="a@x"),
+            "enabled": _user_at(
+                env_id, domainname="a@x", internalemailaddress="a@x", synced_internalemailaddress="a@x"
+            ),
             "deleted": _user_at(env_id, domainname="d@x", isdisabled=True),
             "left_group": _user_at(env_id, domainname="g@x", isdisabled=True),
             "came_back": _user_at(env_id, domainname="c@x"),
@@ -405,7 +405,10 @@ def _populate_at_0004(engine: Engine) -> dict[str, uuid.UUID]:
             "deleted": [("create", "R7", "The user is entitled."), ("disable", "R9", DELETED)],
             "left_group": [("disable", "R5", LEFT_GROUP)],
             "came_back": [("disable", "R9", DELETED), ("enable", "R9", "The user is entitled again.")],
-            "disabled_again": [("disable", "R9", DELETED), ("disable", "R9", "The user is no longer entitled.")],
+            "disabled_again": [
+                ("disable", "R9", DELETED),
+                ("disable", "R9", "The user is no longer entitled."),
+            ],
         }
         for name, events in history.items():
             for action, rule, reason in events:

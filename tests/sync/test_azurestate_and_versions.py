@@ -100,7 +100,9 @@ def test_r9_azurestate_with_a_security_group(
     _sync_both(engine, directory, settings)
     admins = {a for role in tenant["roles"].values() for a in role["licensed"] + role["unlicensed"]}
     member = next(
-        uid for uid, row in sorted(snapshot(engine, "by-full").items()) if row[ISDISABLED] is False and uid not in admins
+        uid
+        for uid, row in sorted(snapshot(engine, "by-full").items())
+        if row[ISDISABLED] is False and uid not in admins
     )
     store.remove_group_member(group, member)
     store.update_user(member, {"jobTitle": "Left the group"})

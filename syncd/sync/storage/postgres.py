@@ -19,11 +19,23 @@ from syncd.sync.storage.base import EVENT_COLUMNS, Storage
 _UUIDS = ("systemuserid", "azureactivedirectoryobjectid")
 # A new row: the environment, its root business unit (R26) and issyncwithdirectory, then the
 # operation's columns. versionnumber is the database's (a trigger stamps every row, COPY included).
-_NEW_COLUMNS = ("environment_id", "businessunitid", "issyncwithdirectory", *CREATE_COLUMNS, "createdon", "modifiedon")
+_NEW_COLUMNS = (
+    "environment_id",
+    "businessunitid",
+    "issyncwithdirectory",
+    *CREATE_COLUMNS,
+    "createdon",
+    "modifiedon",
+)
 _NEW = ", ".join(_NEW_COLUMNS)
 _EMAIL = ("internalemailaddress", SYNCED_EMAIL)
 _NOT_EDITED = f"t.internalemailaddress IS NOT DISTINCT FROM t.{SYNCED_EMAIL}"
-_TYPES = {"isdisabled": "boolean", "accessmode": "smallint", "islicensed": "boolean", "azurestate": "smallint"}
+_TYPES = {
+    "isdisabled": "boolean",
+    "accessmode": "smallint",
+    "islicensed": "boolean",
+    "azurestate": "smallint",
+}
 
 
 def _merge_sql() -> str:
@@ -128,7 +140,17 @@ class PostgresStorage(Storage):
             for op in ops:
                 v = op.values
                 copy.write_row(
-                    (env, unit, True, op.systemuserid, op.object_id, "regular", *[v[c] for c in cols], now, now)
+                    (
+                        env,
+                        unit,
+                        True,
+                        op.systemuserid,
+                        op.object_id,
+                        "regular",
+                        *[v[c] for c in cols],
+                        now,
+                        now,
+                    )
                 )
         if not bulk:
             cur.execute(_MERGE)

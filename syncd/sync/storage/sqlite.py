@@ -19,7 +19,14 @@ from syncd.sync.storage.base import EVENT_COLUMNS, IN_CLAUSE_CHUNK, Storage
 
 # A new row: the environment, its root business unit (R26) and issyncwithdirectory, then the
 # operation's columns. versionnumber is the database's (a trigger stamps every row).
-_NEW_COLUMNS = ("environment_id", "businessunitid", "issyncwithdirectory", *CREATE_COLUMNS, "createdon", "modifiedon")
+_NEW_COLUMNS = (
+    "environment_id",
+    "businessunitid",
+    "issyncwithdirectory",
+    *CREATE_COLUMNS,
+    "createdon",
+    "modifiedon",
+)
 _EMAIL = ("internalemailaddress", SYNCED_EMAIL)
 _NOT_EDITED = f"internalemailaddress IS {SYNCED_EMAIL}"
 
