@@ -14,7 +14,9 @@ plainly syncd's own:
 
 ``versionnumber`` (systemuser, businessunit, team) is Dataverse's row version: a number from one
 counter per database that moves on every insert and update of the row, whoever writes it. The
-database keeps it (triggers, see migration 0005): no writer sets it, none can forget it.
+database keeps it (triggers, see migration 0005): no writer sets it, none can forget it. A later
+migration that recreates one of these tables on SQLite (alembic's batch mode copies the table and
+drops the old one, and its triggers with it) must create its triggers again, as 0005 does.
 
 The migrations in `migrations/` create exactly this schema; `alembic check` proves it.
 """
