@@ -515,3 +515,35 @@ def test_0005_business_units_azurestate_and_versionnumber_from_existing_rows(emp
         assert db.current_revision(engine) == db.head_revision(empty_db_url)
     finally:
         engine.dispose()
+
+
+def test_every_versioned_table_stamps_each_insert_and_update(engine: Engine) -> None:
+    """versionnumber (systemuser, businessunit, team) comes from one counter per database, on every
+    insert and update, whoever writes: a later migration that recreates one of these tables (SQLite's
+    batch mode) and forgets its triggers fails here."""
+    with db.session_factory(engine)() as s, s.begin():
+        env_id = create_environment(s, EnvironmentSpec(name="prod")).id
+    updates = {
+        "businessunit": "UPDATE businessunit SET name = 'renamed'",
+        "systemuser": "UPDATE systemuser SET new_costcentre = 'CC'",
+        "team": "UPDATE team SET name = 'renamed'",
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO team (teamid, environment_id, name, teamtype, membershiptype, businessunitid, "
+                "administratorid, createdon, modifiedon) SELECT :id, :env, 'Owners', 0, 0, u.businessunitid, "
+                "u.systemuserid, u.createdon, u.createdon FROM systemuser u WHERE u.syncd_kind = 'support'"
+            ),
+            {"id": uuid.uuid4().hex if engine.dialect.name == "sqlite" else uuid.uuid4(), "env": env_id},
+        )
+    seen: list[int] = []
+    for table, statement in updates.items():
+        with engine.begin() as conn:
+            inserted = list(conn.execute(text(f"SELECT versionnumber FROM {table}")).scalars())
+            conn.execute(text(statement))
+            updated = list(conn.execute(text(f"SELECT versionnumber FROM {table}")).scalars())
+        assert inserted and all(v > 0 for v in inserted), table
+        assert min(updated) > max(inserted + seen), table
+        seen += inserted + updated
+    assert len(set(seen)) == len(seen)
