@@ -67,6 +67,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from syncd.dataverse.db import make_engine
+from syncd.dataverse.environments import root_business_unit
 from syncd.dataverse.schema import Environment, SystemUser
 from syncd.directory.auth import StaticToken
 from syncd.directory.client import GraphClient
@@ -78,6 +79,7 @@ t = time.perf_counter()
 n = 0
 with Session(engine) as s:
     env_id = s.scalar(select(Environment.id).where(Environment.name == env_name))
+    unit = root_business_unit(s, env_id).businessunitid
     for page in client.users_delta():
         for u in page.users:
             row = s.scalar(select(SystemUser).where(SystemUser.environment_id == env_id,
@@ -85,7 +87,8 @@ with Session(engine) as s:
             values = wanted_columns(u)
             values["azureactivedirectoryobjectid"] = uuid.UUID(u.id)
             if row is None:
-                row = SystemUser(environment_id=env_id, kind="regular", createdon=datetime.now(UTC), **values)
+                row = SystemUser(environment_id=env_id, businessunitid=unit, kind="regular",
+                                 createdon=datetime.now(UTC), **values)
             else:
                 for k, v in values.items():
                     setattr(row, k, v)
@@ -99,10 +102,10 @@ print(json.dumps({"seconds": seconds, "users": n, "rss_mb": resource.getrusage(r
 """
 
 COPY_COLUMNS = (
-    "systemuserid, environment_id, azureactivedirectoryobjectid, kind, domainname, fullname, firstname, lastname, "
-    "jobtitle, internalemailaddress, address1_telephone1, mobilephone, address1_line1, address1_city, "
+    "systemuserid, environment_id, azureactivedirectoryobjectid, syncd_kind, domainname, fullname, firstname, "
+    "lastname, jobtitle, internalemailaddress, address1_telephone1, mobilephone, address1_line1, address1_city, "
     "address1_stateorprovince, address1_postalcode, address1_country, isdisabled, accessmode, islicensed, "
-    "synced_internalemailaddress, createdon, modifiedon"
+    "syncd_syncedemail, azurestate, issyncwithdirectory, createdon, modifiedon, businessunitid"
 )
 
 
@@ -222,7 +225,13 @@ def copy_floor(src_url: str, env: str) -> dict[str, Any]:
     create_env(dst_url, env)
     with tempfile.NamedTemporaryFile(suffix=".copy", delete=False) as f:
         dump = Path(f.name)
-    query = f"COPY (SELECT {COPY_COLUMNS} FROM systemuser WHERE kind = 'regular') TO STDOUT"
+    with psycopg.connect(dst_url.replace("+psycopg", "")) as dst:
+        unit = dst.execute(
+            "SELECT businessunitid FROM businessunit WHERE parentbusinessunitid IS NULL"
+        ).fetchone()[0]  # type: ignore[index]
+    # The rows go to the destination's root business unit (R26).
+    selected = COPY_COLUMNS.replace("businessunitid", f"'{unit}'::uuid")
+    query = f"COPY (SELECT {selected} FROM systemuser WHERE syncd_kind = 'regular') TO STDOUT"
     with (
         psycopg.connect(src_url.replace("+psycopg", "")) as src,
         dump.open("wb") as out,
@@ -242,7 +251,7 @@ def copy_floor(src_url: str, env: str) -> dict[str, Any]:
                 copy.write(block)
         dst.commit()
         seconds = time.perf_counter() - t
-        rows = dst.execute("SELECT count(*) FROM systemuser WHERE kind = 'regular'").fetchone()[0]  # type: ignore[index]
+        rows = dst.execute("SELECT count(*) FROM systemuser WHERE syncd_kind = 'regular'").fetchone()[0]  # type: ignore[index]
     dump.unlink()
     return {"seconds": seconds, "rows": rows}
 

@@ -11,7 +11,7 @@ until the step is judged), inject one fault into a run of the environment, then 
 (`syncd sync ENV` until one succeeds, bounded) and judge:
 
 - converged: every row of the environment equals the reference's, column by column, except the
-  per-database values ``systemuserid``, ``createdon`` and ``modifiedon`` (the environment's id is
+  per-database values ``systemuserid``, ``createdon``, ``modifiedon``, ``businessunitid`` and ``versionnumber`` (the environment's id is
   the same in both: both databases are copies of one template). Rows are keyed by
   (environment, azureactivedirectoryobjectid), built-in users (no object id) by (kind, domainname).
 - rows lost: rows of the reference missing from the database under test.
@@ -61,7 +61,7 @@ from sqlalchemy.orm import Session
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 PG_ADMIN_URL = os.environ.get("SYNCD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ENVS = ("scoped", "open")  # an environment scoped to a security group, and an open one
-SKIPPED_COLUMNS = ("systemuserid", "createdon", "modifiedon")
+SKIPPED_COLUMNS = ("systemuserid", "createdon", "modifiedon", "businessunitid", "versionnumber")
 LOCK_CLASS = 0x73796E63  # syncd's advisory-lock class ("sync")
 
 Log = Callable[[str], None]
@@ -292,7 +292,7 @@ def user_rows(engine: Engine, env_id: int) -> Rows:
         for r in conn.execute(select(*cols).where(table.c.environment_id == env_id)).mappings():
             row = {k: _norm(v) for k, v in r.items()}
             oid = row["azureactivedirectoryobjectid"]
-            key = ("oid", str(oid).lower()) if oid else ("builtin", row["kind"], row["domainname"])
+            key = ("oid", str(oid).lower()) if oid else ("builtin", row["syncd_kind"], row["domainname"])
             out[key] = row
     return out
 

@@ -13,6 +13,13 @@ from syncd.settings import DEFAULT_DATABASE_URL, normalise_database_url
 
 config = context.config
 target_metadata = Base.metadata
+# Database objects no model declares: SQLite's row-version counter (migration 0005; PostgreSQL has
+# a sequence, which autogenerate does not compare).
+UNMODELLED_TABLES = frozenset({"syncd_versioncounter"})
+
+
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    return not (type_ == "table" and name in UNMODELLED_TABLES)
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +28,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

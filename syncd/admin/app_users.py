@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from syncd.admin import lookup
 from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused
-from syncd.dataverse.environments import get_environment
+from syncd.dataverse.environments import get_environment, root_business_unit
 from syncd.dataverse.schema import SystemUser, utcnow
 from syncd.directory.client import GraphClient
 from syncd.directory.ids import normalize_object_id
@@ -89,6 +89,7 @@ def create_app_user(engine: Engine, directory: GraphClient, env_name: str, app_i
             raise Conflict(f"environment {env.name!r} already has an application user for appId {app_id}")
         row = SystemUser(
             environment_id=env.id,
+            businessunitid=root_business_unit(session, env.id).businessunitid,  # R26
             kind="application",
             azureactivedirectoryobjectid=uuid.UUID(sp.id),
             applicationid=uuid.UUID(app_id),

@@ -25,13 +25,16 @@ from syncd.dataverse.schema import (
     SyncGroupMember,
     SystemUser,
     SystemUserRole,
+    Team,
+    TeamMembership,
+    TeamRole,
 )
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError, GraphError
 from syncd.directory.ids import is_object_id, normalize_object_id
 from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
 from syncd.errors import NotFound, SyncdError
-from syncd.rules import Membership, RowFacts, UserKind
+from syncd.rules import Membership, RowFacts, UserKind, check_app_access
 from syncd.rules.diagnose import access_mode_name
 from syncd.sync import source
 
@@ -214,6 +217,7 @@ def row_facts(row: SystemUser) -> RowFacts:
         accessmode=row.accessmode,
         islicensed=row.islicensed,
         columns={"domainname": row.domainname, "fullname": row.fullname},
+        azurestate=row.azurestate,
     )
 
 
@@ -237,7 +241,31 @@ def role_names(session: Session, systemuserid: uuid.UUID) -> list[str]:
     return list(session.scalars(q))
 
 
+def team_role_names(session: Session, systemuserid: uuid.UUID) -> dict[str, list[str]]:
+    """Team name -> the names of the security roles it holds, for every team the user is a member of
+    (R21: a member holds its team's roles; a team holding none maps to an empty list)."""
+    teams: dict[str, list[str]] = {}
+    q = (
+        select(Team.name, Role.name)
+        .join(TeamMembership, TeamMembership.teamid == Team.teamid)
+        .outerjoin(TeamRole, TeamRole.teamid == Team.teamid)
+        .outerjoin(Role, Role.roleid == TeamRole.roleid)
+        .where(TeamMembership.systemuserid == systemuserid)
+        .order_by(Team.name, Role.name)
+    )
+    for team, role in session.execute(q):
+        names = teams.setdefault(team, [])
+        if role is not None:
+            names.append(role)
+    return teams
+
+
 def row_dict(session: Session, row: SystemUser) -> dict[str, Any]:
+    """A row as the admin operations show it (R22): its state, its direct roles (``roles``), the
+    roles it holds through each team (``team_roles``) and R21's app-access check (``app_access``)."""
+    roles = role_names(session, row.systemuserid)
+    team_roles = team_role_names(session, row.systemuserid)
+    access = check_app_access(roles, team_roles)
     return {
         "systemuserid": str(row.systemuserid),
         "kind": row.kind,
@@ -252,7 +280,11 @@ def row_dict(session: Session, row: SystemUser) -> dict[str, Any]:
         "accessmode": row.accessmode,
         "accessmode_name": access_mode_name(row.accessmode),
         "islicensed": row.islicensed,
-        "roles": role_names(session, row.systemuserid),
+        "roles": roles,
+        "team_roles": team_roles,
+        "app_access": {"passed": access.passed, "message": access.message},
+        "azurestate": row.azurestate,
+        "businessunitid": str(row.businessunitid),
         "createdon": _iso(row.createdon),
         "modifiedon": _iso(row.modifiedon),
     }

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from syncd.admin import lookup
 from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused, check_dict
-from syncd.dataverse.environments import get_environment
+from syncd.dataverse.environments import get_environment, root_business_unit
 from syncd.dataverse.lengths import SYSTEMUSER_LENGTHS
 from syncd.dataverse.records import OwnedRecord
 from syncd.dataverse.schema import Role, SystemUser, SystemUserRole, utcnow
@@ -294,9 +294,11 @@ def import_stubs(
         if role is None:
             raise NotFound(f"environment {env.name!r} has no role {role_name!r} to give its stub users")
         rows: list[tuple[StubLine, SystemUser]] = []
+        unit = root_business_unit(session, env.id).businessunitid
         for stub in stubs:
             row = SystemUser(
                 environment_id=env.id,
+                businessunitid=unit,  # R26: the root business unit
                 kind="stub",
                 azureactivedirectoryobjectid=None,
                 domainname=stub.domainname,

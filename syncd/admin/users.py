@@ -45,6 +45,7 @@ from syncd.rules import (
     RowFacts,
     UserFacts,
     UserKind,
+    azure_state,
     check_refresh_allowed,
     decide,
     diagnose,
@@ -360,7 +361,9 @@ def _one_user(
             )
         op = None
         if decision.touches_row:
-            op = plan_operation(decision, target.facts.object_id, target.current)
+            facts = target.facts
+            state = azure_state(facts.user is not None, facts.deletion)  # R9
+            op = plan_operation(decision, facts.object_id, target.current, state)
         app_pass = mode is not Mode.BACKGROUND and op is not None and _uses_app_pass(target, decision)
         if op is not None and app_pass:
             op.reason += " The user has no licence: added through the environment's app-pass capacity (R4b)."

@@ -73,6 +73,9 @@ def _row_line(row: dict[str, Any] | None) -> str:
         return "no row"
     state = "disabled" if row["isdisabled"] else "enabled"
     roles_ = ", ".join(row["roles"]) or "no roles"
+    through = [f"{', '.join(r)} through team {t}" for t, r in row.get("team_roles", {}).items() if r]
+    if through:
+        roles_ += "; " + "; ".join(through)
     return (
         f"{row['kind']} user {row['domainname']}, {state}, access mode {row['accessmode_name']}, "
         f"{'licensed' if row['islicensed'] else 'not licensed'}, {roles_}"
@@ -179,6 +182,9 @@ def diagnose(ctx: typer.Context, env: EnvArg, user: UserArg, json: JsonOpt = Fal
         verdict = "possible" if od["possible"] else "refused"
         typer.echo(f"on-demand add: {verdict}, {od['action']} ({od['rule']}): {od['reason']}")
     typer.echo(f"row: {_row_line(d.row)}")
+    if d.row is not None and "app_access" in d.row:
+        access = d.row["app_access"]
+        typer.echo(f"  {'PASS' if access['passed'] else 'FAIL'} {access['message']}")
     if d.events:
         typer.echo("last events:")
         for e in d.events:

@@ -1,7 +1,8 @@
 """Environment provisioning: create, list and show environments.
 
-Creating an environment with a database also creates its built-in users (R19) and its
-default security roles; an environment without a database never holds users (R1).
+Creating an environment with a database also creates its root business unit (R26), its built-in
+users (R19) and its default security roles, the users and roles in the root business unit; an
+environment without a database never holds users (R1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from syncd.dataverse.schema import (
     ENV_TYPES,
+    BusinessUnit,
     Environment,
     Role,
     SyncGroupMember,
@@ -164,7 +166,9 @@ def _check_guid(label: str, value: Any) -> str:
 
 
 def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
-    """Create the environment, its default roles and built-in users, in one transaction."""
+    """Create the environment and, with a database, its root business unit named after it (R26),
+    its default roles and its built-in users (R19) in that business unit, in the session's
+    transaction. Raises Conflict when the name is taken, SyncdError for a bad spec."""
     spec = spec.normalized()
     if session.scalar(select(Environment.id).where(Environment.name == spec.name)) is not None:
         raise Conflict(f"environment {spec.name!r} already exists")
@@ -176,12 +180,17 @@ def create_environment(session: Session, spec: EnvironmentSpec) -> Environment:
         session.rollback()
         raise Conflict(f"environment {spec.name!r} already exists") from None
     if spec.has_database:
-        roles = {name: Role(environment_id=env.id, name=name) for name in DEFAULT_ROLES}
-        session.add_all(roles.values())
         now = utcnow()
+        root = BusinessUnit(environment_id=env.id, name=env.name, createdon=now, modifiedon=now)
+        session.add(root)
+        session.flush()
+        unit = root.businessunitid
+        roles = {name: Role(environment_id=env.id, name=name, businessunitid=unit) for name in DEFAULT_ROLES}
+        session.add_all(roles.values())
         builtins = [
             SystemUser(
                 environment_id=env.id,
+                businessunitid=unit,
                 kind=kind,
                 domainname=upn,
                 fullname=f"{first} {last}",
@@ -292,6 +301,18 @@ def get_environment(session: Session, name: str) -> Environment:
 
 def _could_be_a_name(name: str) -> bool:
     return 0 < len(name) <= 100 and not any(c < " " or c == "\x7f" for c in name)
+
+
+def root_business_unit(session: Session, env_id: int) -> BusinessUnit:
+    """The environment's root business unit (R26); NotFound for an environment without a database."""
+    unit = session.scalar(
+        select(BusinessUnit).where(
+            BusinessUnit.environment_id == env_id, BusinessUnit.parentbusinessunitid.is_(None)
+        )
+    )
+    if unit is None:
+        raise NotFound("the environment has no business unit: it has no Dataverse database (R1, R26)")
+    return unit
 
 
 def list_environments(session: Session) -> list[Environment]:

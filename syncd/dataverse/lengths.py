@@ -30,8 +30,20 @@ _DATAVERSE: Final[dict[str, int]] = {
     "address1_country": 128,  # Address1_Country
 }
 
-#: Column name -> the most characters it holds. ``synced_internalemailaddress`` is syncd's own
-#: column (the email sync last wrote, R12), so it holds what ``internalemailaddress`` holds.
-SYSTEMUSER_LENGTHS: Final[dict[str, int]] = _DATAVERSE | {
-    "synced_internalemailaddress": _DATAVERSE["internalemailaddress"]
+# Columns sync does not write (R14), with their MaxLength in the SystemUser reference.
+_NOT_SYNCED: Final[dict[str, int]] = {
+    "windowsliveid": 1024,  # WindowsLiveID, "Windows Live ID"
 }
+
+#: Column name -> the most characters it holds. ``syncd_syncedemail`` is syncd's own column (the
+#: email sync last wrote, R12; ``syncd_`` is syncd's publisher prefix), so it holds what
+#: ``internalemailaddress`` holds.
+SYSTEMUSER_LENGTHS: Final[dict[str, int]] = (
+    _DATAVERSE | _NOT_SYNCED | {"syncd_syncedemail": _DATAVERSE["internalemailaddress"]}
+)
+
+#: Name (the primary name column) of a business unit, a team and a security role: their MaxLength
+#: in the BusinessUnit, Team and Role references.
+BUSINESSUNIT_NAME_LENGTH: Final[int] = 160
+TEAM_NAME_LENGTH: Final[int] = 160
+ROLE_NAME_LENGTH: Final[int] = 100

@@ -1,8 +1,24 @@
 """The simulated Dataverse tables, as SQLAlchemy 2 typed models.
 
-Column names follow Dataverse's logical names where Dataverse has one (systemuser,
-systemuserid, domainname, accessmode, ...). The migrations in `migrations/` create
-exactly this schema; `alembic check` proves it.
+Column names, types and lengths follow Dataverse's logical names where Dataverse has one
+(systemuser, systemuserid, domainname, accessmode, businessunit, team, teammembership,
+teamroles, ...: Microsoft's table/entity references). What syncd needs and Dataverse lacks is
+plainly syncd's own:
+
+* columns carry syncd's publisher prefix ``syncd_`` (as Dataverse custom columns carry theirs):
+  ``systemuser.syncd_kind`` (what a row stands for, R18-R20) and ``systemuser.syncd_syncedemail``
+  (the email sync last wrote, R12);
+* ``environment_id`` on every Dataverse table: one database holds many organizations
+  (environments), where Dataverse has one database per organization;
+* the tables named ``environment``, ``sync_*`` and ``owned_record`` are syncd's bookkeeping.
+
+``versionnumber`` (systemuser, businessunit, team) is Dataverse's row version: a number from one
+counter per database that moves on every insert and update of the row, whoever writes it. The
+database keeps it (triggers, see migration 0005): no writer sets it, none can forget it. A later
+migration that recreates one of these tables on SQLite (alembic's batch mode copies the table and
+drops the old one, and its triggers with it) must create its triggers again, as 0005 does.
+
+The migrations in `migrations/` create exactly this schema; `alembic check` proves it.
 """
 
 from __future__ import annotations
@@ -15,6 +31,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -24,10 +41,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from syncd.dataverse.lengths import SYSTEMUSER_LENGTHS
+from syncd.dataverse.lengths import (
+    BUSINESSUNIT_NAME_LENGTH,
+    ROLE_NAME_LENGTH,
+    SYSTEMUSER_LENGTHS,
+    TEAM_NAME_LENGTH,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -40,6 +63,12 @@ NAMING = {
 ENV_TYPES = ("production", "sandbox", "trial", "developer", "teams", "default")
 USER_KINDS = ("regular", "application", "support", "delegated_admin", "stub")
 RUN_KINDS = ("full", "delta", "user")
+# Dataverse's systemuser.azurestate (R9): the user exists in the directory, is soft-deleted
+# (restorable), or is hard-deleted or not found.
+AZURE_STATES = {0: "exists", 1: "soft-deleted", 2: "not found or hard-deleted"}
+# Dataverse's team.teamtype and team.membershiptype (R25).
+TEAM_TYPES = {0: "owner", 1: "access", 2: "Entra security group", 3: "Entra Microsoft 365 group"}
+MEMBERSHIP_TYPES = {0: "members and guests", 1: "members", 2: "owners", 3: "guests"}
 # "partial": the run finished, but some rows failed (each with its event). "abandoned": the process
 # running it died; the next holder of the environment's lock closed it.
 RUN_OUTCOMES = ("running", "succeeded", "partial", "failed", "blocked", "dry_run", "interrupted", "abandoned")
@@ -99,6 +128,37 @@ def _length_checks() -> tuple[CheckConstraint, ...]:
     )
 
 
+def _versionnumber() -> Mapped[int]:
+    """Dataverse's VersionNumber (BigInt): set by the database on every insert and update (see the
+    module docstring); the ORM reads it back after a write instead of sending one."""
+    return mapped_column(BigInteger, server_default=text("0"), server_onupdate=FetchedValue(), nullable=False)
+
+
+class BusinessUnit(Base):
+    """A Dataverse business unit (R26). Each environment with a database has exactly one root
+    business unit (``parentbusinessunitid`` null), named after the environment from its creation."""
+
+    __tablename__ = "businessunit"
+    __table_args__ = (
+        Index(
+            "uq_businessunit_env_root",
+            "environment_id",
+            unique=True,
+            sqlite_where=text("parentbusinessunitid IS NULL"),
+            postgresql_where=text("parentbusinessunitid IS NULL"),
+        ),
+    )
+    __mapper_args__ = {"eager_defaults": False}
+
+    businessunitid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(BUSINESSUNIT_NAME_LENGTH))
+    parentbusinessunitid: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("businessunit.businessunitid"))
+    createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modifiedon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    versionnumber: Mapped[int] = _versionnumber()
+
+
 class SystemUser(Base):
     """One Dataverse user row; one per (environment, directory object id)."""
 
@@ -109,14 +169,22 @@ class SystemUser(Base):
         # Admin operations find a user by UPN; stub conflicts (R20) are found by UPN too.
         Index("ix_systemuser_env_domainname", "environment_id", "domainname"),
         CheckConstraint("accessmode BETWEEN 0 AND 5", name="accessmode"),
-        CheckConstraint(f"kind IN {USER_KINDS!r}", name="kind"),
+        CheckConstraint(f"syncd_kind IN {USER_KINDS!r}", name="syncd_kind"),
+        CheckConstraint(f"azurestate IN {tuple(AZURE_STATES)!r}", name="azurestate"),
         *_length_checks(),
     )
+    # versionnumber is set by the database after the statement (SQLite: by an AFTER trigger, which
+    # RETURNING does not see): the ORM expires it after a write and reads it when asked.
+    __mapper_args__ = {"eager_defaults": False}
 
     systemuserid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     environment_id: Mapped[int] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    # R26: every user belongs to one business unit; sync and on-demand adds create users in the
+    # environment's root business unit and never move them.
+    businessunitid: Mapped[uuid.UUID] = mapped_column(ForeignKey("businessunit.businessunitid"))
     azureactivedirectoryobjectid: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    kind: Mapped[str] = mapped_column(String(20), default="regular")
+    # syncd's own column (the ORM keeps the short name): what the row stands for (R18-R20).
+    kind: Mapped[str] = mapped_column("syncd_kind", String(20), default="regular")
     domainname: Mapped[str] = mapped_column(_length("domainname"))
     fullname: Mapped[str | None] = mapped_column(_length("fullname"))
     firstname: Mapped[str | None] = mapped_column(_length("firstname"))
@@ -134,13 +202,22 @@ class SystemUser(Base):
     accessmode: Mapped[int] = mapped_column(SmallInteger, default=0)
     islicensed: Mapped[bool] = mapped_column(Boolean, default=False)
     applicationid: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    # The value sync last wrote to internalemailaddress. When the two differ, a customer edited
-    # the email in Dataverse and sync never writes it again (R12).
-    synced_internalemailaddress: Mapped[str | None] = mapped_column(_length("synced_internalemailaddress"))
+    # R9: 0 while the user exists in the directory, 1 while soft-deleted, 2 once hard-deleted or not
+    # found (AZURE_STATES). Kept by sync for the rows it syncs.
+    azurestate: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
+    # Whether the row is synchronised with the directory: true for the rows sync and on-demand adds
+    # create, false for built-in, application and stub users.
+    issyncwithdirectory: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Not written by sync (R14).
+    windowsliveid: Mapped[str | None] = mapped_column(_length("windowsliveid"))
+    # syncd's own column: the value sync last wrote to internalemailaddress. When the two differ, a
+    # customer edited the email in Dataverse and sync never writes it again (R12).
+    syncd_syncedemail: Mapped[str | None] = mapped_column(_length("syncd_syncedemail"))
     # A column sync does not own (R14): an example of a customer's own field.
     new_costcentre: Mapped[str | None] = mapped_column(_length("new_costcentre"))
     createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modifiedon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    versionnumber: Mapped[int] = _versionnumber()
 
 
 class Role(Base):
@@ -149,7 +226,9 @@ class Role(Base):
 
     roleid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     environment_id: Mapped[int] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(ROLE_NAME_LENGTH))
+    # R26: every security role belongs to one business unit (the root one, for every role today).
+    businessunitid: Mapped[uuid.UUID] = mapped_column(ForeignKey("businessunit.businessunitid"))
 
 
 class SystemUserRole(Base):
@@ -159,6 +238,67 @@ class SystemUserRole(Base):
         ForeignKey("systemuser.systemuserid", ondelete="CASCADE"), primary_key=True
     )
     roleid: Mapped[uuid.UUID] = mapped_column(ForeignKey("role.roleid", ondelete="CASCADE"), primary_key=True)
+
+
+class Team(Base):
+    """A Dataverse team (R25): an owner or access team, or a group team tied to one Entra group
+    (``azureactivedirectoryobjectid``) with a membership type. Its members hold its roles (R21).
+
+    One group team per Entra group and membership type in an environment.
+    """
+
+    __tablename__ = "team"
+    __table_args__ = (
+        UniqueConstraint(
+            "environment_id",
+            "azureactivedirectoryobjectid",
+            "membershiptype",
+            name="uq_team_env_objectid_membershiptype",
+        ),
+        CheckConstraint(f"teamtype IN {tuple(TEAM_TYPES)!r}", name="teamtype"),
+        CheckConstraint(f"membershiptype IN {tuple(MEMBERSHIP_TYPES)!r}", name="membershiptype"),
+        CheckConstraint(
+            "(teamtype IN (2, 3)) = (azureactivedirectoryobjectid IS NOT NULL)", name="group_objectid"
+        ),
+    )
+    __mapper_args__ = {"eager_defaults": False}
+
+    teamid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(TEAM_NAME_LENGTH))
+    teamtype: Mapped[int] = mapped_column(SmallInteger, default=0)
+    azureactivedirectoryobjectid: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    membershiptype: Mapped[int] = mapped_column(SmallInteger, default=0)
+    businessunitid: Mapped[uuid.UUID] = mapped_column(ForeignKey("businessunit.businessunitid"))
+    administratorid: Mapped[uuid.UUID] = mapped_column(ForeignKey("systemuser.systemuserid"))
+    createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modifiedon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    versionnumber: Mapped[int] = _versionnumber()
+
+
+class TeamMembership(Base):
+    """A user's membership of a team (Dataverse's teammembership intersect table)."""
+
+    __tablename__ = "teammembership"
+    __table_args__ = (
+        UniqueConstraint("teamid", "systemuserid", name="uq_teammembership_team_user"),
+        Index("ix_teammembership_systemuserid", "systemuserid"),
+    )
+
+    teammembershipid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    teamid: Mapped[uuid.UUID] = mapped_column(ForeignKey("team.teamid", ondelete="CASCADE"))
+    systemuserid: Mapped[uuid.UUID] = mapped_column(ForeignKey("systemuser.systemuserid", ondelete="CASCADE"))
+
+
+class TeamRole(Base):
+    """A security role a team holds (Dataverse's teamroles intersect table); its members hold it (R21)."""
+
+    __tablename__ = "teamroles"
+    __table_args__ = (UniqueConstraint("teamid", "roleid", name="uq_teamroles_team_role"),)
+
+    teamroleid: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    teamid: Mapped[uuid.UUID] = mapped_column(ForeignKey("team.teamid", ondelete="CASCADE"))
+    roleid: Mapped[uuid.UUID] = mapped_column(ForeignKey("role.roleid", ondelete="CASCADE"))
 
 
 class SyncState(Base):

@@ -64,6 +64,7 @@ from syncd.directory.errors import (
     GraphError,
     MalformedResponse,
 )
+from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import (
     DirectoryRole,
     DirectoryUser,
@@ -232,6 +233,21 @@ class GraphClient:
         if found is None or found[0].get("@odata.type", "#microsoft.graph.user") != "#microsoft.graph.user":
             return None
         return _one_user(*found)
+
+    def iter_deleted_user_ids(self) -> Iterator[str]:
+        """The object ids (lower case) of every soft-deleted, restorable user, from the directory's
+        deleted items (``GET /directory/deletedItems/microsoft.graph.user``, paged). Raises what every
+        read raises (GraphError, DirectoryAuthError, MalformedResponse)."""
+        params = {"$select": "id", "$top": str(self.page_size)}
+        for page in self._pages(self._url("/directory/deletedItems/microsoft.graph.user", params)):
+            for item in page.items:
+                oid = item.get("id") if isinstance(item, dict) else None
+                try:
+                    yield normalize_object_id(oid)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise MalformedResponse(
+                        page.url, f"a deleted item whose id is not a GUID: {oid!r}"
+                    ) from None
 
     def _get_object(self, path: str, select: Sequence[str] | None) -> tuple[dict[str, Any], str] | None:
         """One directory object with the user fields selected, and its URL; ``None`` on a 404."""

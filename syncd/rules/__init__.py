@@ -6,6 +6,7 @@
 
 from syncd.rules.checks import (
     NON_INTERACTIVE_LIMIT,
+    check_app_access,
     check_noninteractive_limit,
     check_refresh_allowed,
     check_role_assignment,
@@ -14,7 +15,7 @@ from syncd.rules.checks import (
     stub_conflict,
 )
 from syncd.rules.columns import FIRSTNAME_PLACEHOLDER, SYNCED_COLUMNS, column_changes, wanted_columns
-from syncd.rules.decide import decide
+from syncd.rules.decide import azure_state, decide
 from syncd.rules.diagnose import diagnose
 from syncd.rules.entitlement import (
     ADMIN_ROLE_IDS,
@@ -34,6 +35,7 @@ from syncd.rules.facts import (
     NO_CHANGES,
     AccessMode,
     Action,
+    AzureState,
     Check,
     Decision,
     EnvironmentFacts,
@@ -58,6 +60,7 @@ __all__ = [
     "SYNCED_COLUMNS",
     "AccessMode",
     "Action",
+    "AzureState",
     "Check",
     "Decision",
     "Entitlement",
@@ -70,6 +73,8 @@ __all__ = [
     "UserFacts",
     "UserKind",
     "admin_role",
+    "azure_state",
+    "check_app_access",
     "check_noninteractive_limit",
     "check_refresh_allowed",
     "check_role_assignment",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from syncd.directory.models import DirectoryUser
 from syncd.rules.facts import Check, EnvironmentFacts, RowFacts, UserKind
 
@@ -29,6 +31,30 @@ def check_noninteractive_limit(current_noninteractive_count: int) -> Check:
         False,
         f"R17 non-interactive limit: the environment already has {n} non-interactive users, the most "
         f"allowed is {NON_INTERACTIVE_LIMIT}; another one is refused (application users don't count)",
+    )
+
+
+def check_app_access(direct_roles: Sequence[str], team_roles: Mapping[str, Sequence[str]]) -> Check:
+    """R21: does the user hold a security role, directly or through a team they are a member of?
+
+    ``direct_roles``: the names of the roles assigned to the user; ``team_roles``: team name -> the
+    names of the roles that team holds, for each team the user is a member of (R25's group teams
+    among them). A user without any role has a row but no access to apps. The check's message lists
+    the direct roles and the roles through each team (R22).
+    """
+    through = {team: sorted(roles) for team, roles in sorted(team_roles.items()) if roles}
+    parts = []
+    if direct_roles:
+        parts.append("direct: " + ", ".join(sorted(direct_roles)))
+    parts += [f"through team {team}: {', '.join(roles)}" for team, roles in through.items()]
+    if parts:
+        return Check("R21", True, "R21 security roles: " + "; ".join(parts))
+    teams = f" (member of {', '.join(sorted(team_roles))}, which hold none)" if team_roles else ""
+    return Check(
+        "R21",
+        False,
+        f"R21 security roles: the user holds no security role, directly or through a team{teams}; "
+        "the row exists but gives no access to apps",
     )
 
 

@@ -49,6 +49,7 @@ from syncd.rules.entitlement import (
 from syncd.rules.facts import (
     NO_CHANGES,
     Action,
+    AzureState,
     Decision,
     EnvironmentFacts,
     EnvType,
@@ -72,6 +73,22 @@ _KIND_RULE = {
     UserKind.DELEGATED_ADMIN: ("R19", "The delegated-admin user is built in and never changed by sync."),
     UserKind.STUB: ("R20", "Stub users are never synchronised."),
 }
+
+
+def azure_state(present: bool, deletion: Deletion) -> AzureState:
+    """R9: the ``azurestate`` a row holds for what the directory says of its user.
+
+    ``present``: the directory returned the user (a read, a delta entry, a lookup by id), whether
+    or not the user is in the environment's scope (R5, R24); ``deletion``: how the user left it
+    (a delta's ``@removed`` reason ``changed`` is SOFT, ``deleted`` is HARD; a full run reads
+    the deleted items for the users it no longer finds). A user neither returned nor known to be
+    soft-deleted is not found (2).
+    """
+    if deletion is Deletion.SOFT:
+        return AzureState.SOFT_DELETED
+    if deletion is Deletion.HARD or not present:
+        return AzureState.NOT_FOUND
+    return AzureState.EXISTS
 
 
 def decide(

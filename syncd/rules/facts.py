@@ -50,6 +50,14 @@ class UserKind(StrEnum):
     STUB = "stub"  # placeholder created by data import (R20)
 
 
+class AzureState(IntEnum):
+    """Dataverse's systemuser.azurestate: the user's state in the directory (R9)."""
+
+    EXISTS = 0
+    SOFT_DELETED = 1  # in the directory's deleted items, restorable
+    NOT_FOUND = 2  # hard-deleted, or not found
+
+
 class AccessMode(IntEnum):
     """Dataverse's access mode numbers (R15)."""
 
@@ -97,6 +105,7 @@ class RowFacts:
         str, str | None
     ]  # current values of the synced columns (R10); a missing key reads as None
     email_edited: bool = False  # a customer edited internalemailaddress in Dataverse (R12)
+    azurestate: int = 0  # the row's azurestate (R9, AzureState)
 
 
 class Action(StrEnum):

@@ -15,24 +15,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.rules import SYNCED_COLUMNS, Action, Decision
+from syncd.rules import SYNCED_COLUMNS, Action, AzureState, Decision
 from syncd.sync.rows import CurrentRow
 
 # The synced columns a row holds besides its object id (R10), in SYNCED_COLUMNS order.
 VALUE_COLUMNS: tuple[str, ...] = tuple(c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid")
-STATE_COLUMNS: tuple[str, ...] = ("isdisabled", "accessmode", "islicensed")
+# The row's state: whether it is enabled, its access mode and licence flag, and the user's state in
+# the directory (azurestate, R9).
+STATE_COLUMNS: tuple[str, ...] = ("isdisabled", "accessmode", "islicensed", "azurestate")
+# syncd's own column: the email sync last wrote (R12).
+SYNCED_EMAIL = "syncd_syncedemail"
 # Every column an operation can set on an existing row, in a fixed order (the storage's layout).
-SET_COLUMNS: tuple[str, ...] = (*VALUE_COLUMNS, "synced_internalemailaddress", *STATE_COLUMNS)
-# The columns of a new row, in order.
+SET_COLUMNS: tuple[str, ...] = (*VALUE_COLUMNS, SYNCED_EMAIL, *STATE_COLUMNS)
+# The columns of a new row that an operation carries, in order. The storage adds the environment,
+# its root business unit (R26), issyncwithdirectory and the timestamps.
 CREATE_COLUMNS: tuple[str, ...] = (
     "systemuserid",
     "azureactivedirectoryobjectid",
-    "kind",
+    "syncd_kind",
     *VALUE_COLUMNS,
     "isdisabled",
     "accessmode",
     "islicensed",
-    "synced_internalemailaddress",
+    SYNCED_EMAIL,
+    "azurestate",
 )
 
 WRITING_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.ENABLE, Action.DISABLE})
@@ -73,14 +79,27 @@ class Operation:
         }
 
 
-def plan_operation(decision: Decision, object_id: str, current: CurrentRow | None) -> Operation | None:
+_AZURE_STATE_REASON = {
+    AzureState.EXISTS: "The user is in the directory again: azurestate 0.",
+    AzureState.SOFT_DELETED: "The user is soft-deleted in the directory (restorable): azurestate 1.",
+    AzureState.NOT_FOUND: "The user is hard-deleted or not found in the directory: azurestate 2.",
+}
+
+
+def plan_operation(
+    decision: Decision, object_id: str, current: CurrentRow | None, azurestate: int | None = None
+) -> Operation | None:
     """The operation a decision asks for, or None when it writes nothing.
 
     ``current`` is the row the decision was made against (None: no row). A CREATE gets a new
     ``systemuserid`` and remembers the email it writes as the one sync wrote (R12).
+    ``azurestate``: the user's state in the directory (R9, ``syncd.rules.azure_state``), None when
+    not known. A row sync keeps (its decision is not LEAVE_ALONE) takes it with whatever else
+    changes; when nothing else does, it is an UPDATE of its own under R9.
     """
     action = decision.action
-    if action not in WRITING_ACTIONS:
+    keeps = action is Action.KEEP and current is not None
+    if action not in WRITING_ACTIONS and not keeps:
         return None
     changes = decision.changes
     notes = decision.notes
@@ -89,12 +108,13 @@ def plan_operation(decision: Decision, object_id: str, current: CurrentRow | Non
         values["isdisabled"] = bool(decision.isdisabled)
         values["accessmode"] = int(decision.accessmode or 0)
         values["islicensed"] = bool(decision.islicensed)
-        values["synced_internalemailaddress"] = changes.get("internalemailaddress")
+        values[SYNCED_EMAIL] = changes.get("internalemailaddress")
+        values["azurestate"] = int(azurestate or 0)
         sid = new_systemuserid()
         return Operation(action, object_id, sid, values, decision.rule, decision.reason, changes, notes)
     values = {c: v for c, v in changes.items() if c != "azureactivedirectoryobjectid"}
     if "internalemailaddress" in values:
-        values["synced_internalemailaddress"] = values["internalemailaddress"]
+        values[SYNCED_EMAIL] = values["internalemailaddress"]
     facts = current.facts
     if decision.isdisabled is not None and decision.isdisabled != facts.isdisabled:
         values["isdisabled"] = decision.isdisabled
@@ -102,8 +122,14 @@ def plan_operation(decision: Decision, object_id: str, current: CurrentRow | Non
         values["accessmode"] = int(decision.accessmode)
     if decision.islicensed is not None and decision.islicensed != facts.islicensed:
         values["islicensed"] = decision.islicensed
+    state_only = not values
+    if azurestate is not None and azurestate != facts.azurestate:
+        values["azurestate"] = int(azurestate)
     if not values:
         return None
+    if state_only:  # a KEEP, or a decision whose columns the row already holds: only azurestate moves
+        reason = _AZURE_STATE_REASON[AzureState(int(azurestate))]  # type: ignore[arg-type]
+        return Operation(Action.UPDATE, object_id, current.systemuserid, values, "R9", reason, changes, notes)
     return Operation(
         action, object_id, current.systemuserid, values, decision.rule, decision.reason, changes, notes
     )
@@ -135,6 +161,7 @@ def recreate_values(op: Operation, current: CurrentRow) -> Operation | None:
         and values["isdisabled"] == facts.isdisabled
         and values["accessmode"] == facts.accessmode
         and values["islicensed"] == facts.islicensed
+        and values.get("azurestate", 0) == facts.azurestate
     ):
         return None
     return Operation(

@@ -14,16 +14,17 @@ SYNCED_READ: tuple[str, ...] = tuple(c for c in SYNCED_COLUMNS if c != "azureact
 ROW_COLUMNS: tuple[str, ...] = (
     "systemuserid",
     "azureactivedirectoryobjectid",
-    "kind",
+    "syncd_kind",
     "isdisabled",
     "accessmode",
     "islicensed",
-    "synced_internalemailaddress",
+    "syncd_syncedemail",
     "createdon",
     "modifiedon",
+    "azurestate",
     *SYNCED_READ,
 )
-_N_FIXED = 9
+_N_FIXED = 10
 _KINDS = {k.value: k for k in UserKind}
 
 
@@ -70,6 +71,7 @@ def row_from_tuple(t: Sequence[Any], run_stamp: Any) -> CurrentRow:
         islicensed=bool(t[5]),
         columns=columns,
         email_edited=columns["internalemailaddress"] != synced,
+        azurestate=int(t[9]),
     )
     sid = t[0] if len(t[0]) == 36 else from_db_uuid(t[0]) or ""
     return CurrentRow(sid, oid, facts, synced, t[8] == run_stamp, t[7] == run_stamp)

@@ -48,10 +48,12 @@ from syncd.errors import NotFound
 from syncd.rules import (
     GROUP_EXEMPT_ROLE_IDS,
     Action,
+    AzureState,
     EnvironmentFacts,
     EnvType,
     Membership,
     UserFacts,
+    azure_state,
     decide,
 )
 from syncd.settings import Settings
@@ -459,10 +461,37 @@ class _Run:
         if not self.load_rows and self.restarts == 0:
             return  # the environment had no rows before this run
         ids = self.storage.unseen_ids()
+        soft = self._soft_deleted_ids() if ids else frozenset()
         for i in range(0, len(ids), 999):
             self._check_stop()
             batch = ids[i : i + 999]
-            self._observe([Observation(None, oid, Deletion.HARD) for oid in batch], unseen=True)
+            self._observe(self._unseen_observations(batch, soft), unseen=True)
+
+    def _soft_deleted_ids(self) -> frozenset[str]:
+        """The ids of the directory's soft-deleted users (its deleted items): an unseen row of one of
+        them is soft-deleted (R9, azurestate 1), not gone. One paged read, once per full run."""
+        return frozenset(self.directory.iter_deleted_user_ids())
+
+    def _unseen_observations(self, batch: list[str], soft: frozenset[str]) -> list[Observation]:
+        """What the directory says of users a full run did not read (R9's azurestate): soft-deleted
+        (in the deleted items), or, tenant-wide, not found. With a security group a user outside it
+        was not read (R24), so each one is looked up by id (present: azurestate 0; else not found),
+        except rows already not found (2): a hard-deleted object id never comes back."""
+        known = self.storage.load_rows([oid for oid in batch if oid not in soft]) if self.group_id else {}
+        out: list[Observation] = []
+        for oid in batch:
+            if oid in soft:
+                out.append(Observation(None, oid, Deletion.SOFT))
+                continue
+            row = known.get(oid)
+            if row is not None and row.facts.azurestate != AzureState.NOT_FOUND:
+                self._check_stop()
+                du = self.directory.get_user(oid)
+                if du is not None:
+                    out.append(Observation(du, oid, Deletion.NONE))
+                    continue
+            out.append(Observation(None, oid, Deletion.HARD))
+        return out
 
     # -- delta ---------------------------------------------------------------------------------
 
@@ -531,7 +560,11 @@ class _Run:
         for oid in ids:
             self._check_stop()
             du = self.known_users.get(oid) or self.directory.get_user(oid)
-            observed.append(Observation(du, oid, Deletion.NONE if du is not None else Deletion.HARD))
+            if du is not None:
+                observed.append(Observation(du, oid, Deletion.NONE))
+            else:  # soft-deleted (in the deleted items, R9's azurestate 1) or gone
+                soft = self.directory.get_deleted_user(oid) is not None
+                observed.append(Observation(None, oid, Deletion.SOFT if soft else Deletion.HARD))
             if len(observed) >= 999:
                 self._observe(observed)
                 observed = []
@@ -580,7 +613,9 @@ class _Run:
                 facts = UserFacts(f.user, oid, f.deletion, roles, membership)
             current = rows.get(oid)
             before = None if current is not None and current.created_by_run else current
-            op = plan_operation(decide(facts, envf, before.facts if before else None), oid, before)
+            # R9: azurestate follows what the read said of the user, in scope or not.
+            state = azure_state(f.user is not None, f.deletion)
+            op = plan_operation(decide(facts, envf, before.facts if before else None), oid, before, state)
             if current is not None and before is None:
                 # This run created the row from an earlier copy of the user.
                 if op is None or op.action is not Action.CREATE:

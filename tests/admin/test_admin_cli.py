@@ -194,7 +194,7 @@ def test_a_malformed_id_is_one_line_exit_2_and_nothing_is_written(
     with engine.connect() as c:
         assert c.execute(text("SELECT name FROM environment")).scalars().all() == ["prod"]
         assert c.execute(text("SELECT count(*) FROM sync_run")).scalar() == 0
-        assert c.execute(text("SELECT count(*) FROM systemuser WHERE kind = 'regular'")).scalar() == 0
+        assert c.execute(text("SELECT count(*) FROM systemuser WHERE syncd_kind = 'regular'")).scalar() == 0
     engine.dispose()
 
 

@@ -12,8 +12,9 @@ from syncd.dataverse.environments import (
     EnvironmentSpec,
     create_environment,
     get_environment,
+    root_business_unit,
 )
-from syncd.dataverse.schema import Environment, Role, SystemUser, SystemUserRole
+from syncd.dataverse.schema import BusinessUnit, Environment, Role, SystemUser, SystemUserRole
 from syncd.errors import Conflict, NotFound, SyncdError
 
 
@@ -28,6 +29,25 @@ def test_r19_environment_with_database_has_support_and_delegated_admin_users(eng
     assert users[SUPPORT_UPN].accessmode == 3 and users[SUPPORT_UPN].kind == "support"
     assert users[DELEGATED_ADMIN_UPN].accessmode == 5 and users[DELEGATED_ADMIN_UPN].kind == "delegated_admin"
     assert all(u.azureactivedirectoryobjectid is None and not u.isdisabled for u in users.values())
+
+
+def test_r26_environment_with_database_has_a_root_business_unit_named_after_it(engine) -> None:
+    # R26: from its creation; its built-in users (R19) and default roles belong to it.
+    with db.session_factory(engine)() as s, s.begin():
+        env = create_environment(s, EnvironmentSpec(name="Contoso Prod"))
+        nodb = create_environment(s, EnvironmentSpec(name="nodb", has_database=False))
+        root = root_business_unit(s, env.id)
+        assert (root.name, root.parentbusinessunitid, root.environment_id) == ("Contoso Prod", None, env.id)
+        assert root.versionnumber > 0
+        units = s.scalars(select(BusinessUnit)).all()
+        assert [u.businessunitid for u in units] == [root.businessunitid]  # none without a database (R1)
+        users = s.scalars(select(SystemUser).where(SystemUser.environment_id == env.id)).all()
+        assert users and {u.businessunitid for u in users} == {root.businessunitid}
+        assert all(u.azurestate == 0 and u.issyncwithdirectory is False for u in users)
+        roles = s.scalars(select(Role).where(Role.environment_id == env.id)).all()
+        assert {r.businessunitid for r in roles} == {root.businessunitid}
+        with pytest.raises(NotFound):
+            root_business_unit(s, nodb.id)
 
 
 def test_default_roles_created(engine) -> None:

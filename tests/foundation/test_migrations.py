@@ -7,20 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 from syncd.dataverse import db
-from syncd.dataverse.environments import EnvironmentSpec, create_environment
-from syncd.dataverse.records import OwnedRecord
+from syncd.dataverse.environments import EnvironmentSpec, create_environment, root_business_unit
 from syncd.dataverse.schema import (
     SYSTEMUSER_TEXT_LENGTHS,
     Base,
-    Role,
     SyncRun,
     SystemUser,
-    SystemUserRole,
 )
 
 
@@ -76,29 +74,75 @@ def _rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def _insert(conn: Any, table: str, **values: Any) -> None:
+    """One row through SQLAlchemy Core, typed from its values (GUIDs as the Uuid type stores them on
+    each backend), so that a test can write a table as an old revision had it."""
+
+    def kind(v: Any) -> Any:
+        if isinstance(v, uuid.UUID):
+            return sa.Uuid()
+        if isinstance(v, datetime):
+            return sa.DateTime(timezone=True)
+        return None
+
+    t = sa.table(table, *(sa.column(k, kind(v)) for k, v in values.items()))
+    conn.execute(sa.insert(t).values(**values))
+
+
+ENV_COLUMNS = {
+    "type": "production",
+    "has_database": True,
+    "app_pass_capacity": 0,
+    "tenant_has_marketing_licence": False,
+    "is_sales": False,
+    "allow_role_assignment_on_disabled_users": False,
+}
+
+
+def _user_at(env_id: int, kind: str = "regular", **values: Any) -> dict[str, Any]:
+    """A systemuser row as revisions 0001-0004 had it (``kind``, ``synced_internalemailaddress``)."""
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    return {
+        "systemuserid": uuid.uuid4(),
+        "environment_id": env_id,
+        "kind": kind,
+        "isdisabled": False,
+        "accessmode": 0,
+        "islicensed": False,
+        "createdon": now,
+        "modifiedon": now,
+        **values,
+    }
+
+
 def _populate_at_0002(engine: Engine) -> uuid.UUID:
     """An environment with users, roles, owned records, a run and its events; returns the long user's id."""
     sqlite = engine.dialect.name == "sqlite"
-    # The models are at head: columns added after 0002 exist while they write, and go before 0003 runs.
-    later_columns = {"environment": ["sync_resumed_at"]}
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    long_id = uuid.uuid4()
     with engine.begin() as conn:
-        for table, columns in later_columns.items():
-            for column in columns:
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} TIMESTAMP"))
-    with db.session_factory(engine)() as s, s.begin():
-        env = create_environment(s, EnvironmentSpec(name="prod"))
-        long_user = SystemUser(
-            environment_id=env.id,
+        _insert(conn, "environment", name="prod", created_on=now, **ENV_COLUMNS)
+        env_id = conn.execute(text("SELECT id FROM environment")).scalar_one()
+        role_id = uuid.uuid4()
+        _insert(conn, "role", roleid=role_id, environment_id=env_id, name="System Administrator")
+        for kind, upn in (("support", "crmoln@microsoft.com"), ("delegated_admin", "crmoln2@microsoft.com")):
+            user = _user_at(env_id, kind, domainname=upn, accessmode=3 if kind == "support" else 5)
+            _insert(conn, "systemuser", **user)
+            _insert(conn, "systemuserroles", systemuserid=user["systemuserid"], roleid=role_id)
+        long_user = _user_at(
+            env_id,
+            systemuserid=long_id,
             azureactivedirectoryobjectid=uuid.uuid4(),
             domainname="long@contoso.example",
-            fullname="Long Values",
+            fullname="F" * 250 if sqlite else "Long Values",  # SQLite never enforced a declared length
             jobtitle=LONG_JOB,
             internalemailaddress=LONG_MAIL,
             synced_internalemailaddress=LONG_MAIL,
             address1_city="Zürich 🏔️",
+            **({"address1_postalcode": "P" * 41} if sqlite else {}),
         )
-        plain = SystemUser(
-            environment_id=env.id,
+        plain = _user_at(
+            env_id,
             azureactivedirectoryobjectid=uuid.uuid4(),
             domainname="plain@contoso.example",
             fullname="Plain",
@@ -106,22 +150,20 @@ def _populate_at_0002(engine: Engine) -> uuid.UUID:
             internalemailaddress="plain@contoso.example",
             synced_internalemailaddress="plain@contoso.example",
         )
-        s.add_all([long_user, plain])
-        s.flush()
-        if sqlite:  # SQLite never enforced a declared length: 0003 cuts these too
-            long_user.fullname = "F" * 250
-            long_user.address1_postalcode = "P" * 41
-        role = s.scalars(select(Role).where(Role.environment_id == env.id)).first()
-        assert role is not None
-        s.add(SystemUserRole(systemuserid=long_user.systemuserid, roleid=role.roleid))
-        s.add(
-            OwnedRecord(environment_id=env.id, entity="account", name="Acme", ownerid=long_user.systemuserid)
+        _insert(conn, "systemuser", **long_user)
+        _insert(conn, "systemuser", **plain)
+        _insert(conn, "systemuserroles", systemuserid=long_id, roleid=role_id)
+        _insert(
+            conn,
+            "owned_record",
+            recordid=uuid.uuid4(),
+            environment_id=env_id,
+            entity="account",
+            name="Acme",
+            ownerid=long_id,
+            createdon=now,
+            modifiedon=now,
         )
-        env_id, long_id = env.id, long_user.systemuserid
-    with engine.begin() as conn:
-        for table, columns in later_columns.items():
-            for column in columns:
-                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
     with engine.begin() as conn:
         now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
         run_id = conn.execute(
@@ -216,10 +258,13 @@ def test_sqlite_refuses_over_long_values_like_postgresql(engine: Engine) -> None
     """Each length-limited column holds exactly its length in characters, on both backends."""
     with db.session_factory(engine)() as s, s.begin():
         env_id = create_environment(s, EnvironmentSpec(name="prod")).id
+        unit = root_business_unit(s, env_id).businessunitid
 
     def user(column: str, value: str) -> SystemUser:
         values = {"domainname": f"{uuid.uuid4()}@x", column: value}
-        return SystemUser(environment_id=env_id, azureactivedirectoryobjectid=uuid.uuid4(), **values)
+        return SystemUser(
+            environment_id=env_id, businessunitid=unit, azureactivedirectoryobjectid=uuid.uuid4(), **values
+        )
 
     for column, n in SYSTEMUSER_TEXT_LENGTHS.items():
         for value in ("é" * n, "😀" * n):  # characters, not bytes: multi-byte values fit too
@@ -228,7 +273,7 @@ def test_sqlite_refuses_over_long_values_like_postgresql(engine: Engine) -> None
         with pytest.raises(_refused(engine)), db.session_factory(engine)() as s, s.begin():
             s.add(user(column, "x" * (n + 1)))
     with engine.connect() as conn:
-        total = conn.execute(text("SELECT count(*) FROM systemuser WHERE kind = 'regular'")).scalar()
+        total = conn.execute(text("SELECT count(*) FROM systemuser WHERE syncd_kind = 'regular'")).scalar()
     assert total == 2 * len(SYSTEMUSER_TEXT_LENGTHS)
 
 
@@ -299,3 +344,206 @@ def test_0004_names_runs_closed_for_a_dead_process_abandoned(empty_db_url: str) 
             assert conn.execute(text("SELECT count(*) FROM environment")).scalar() == 1
     finally:
         engine.dispose()
+
+
+# -- 0005: business units (R26), teams, azurestate (R9), versionnumber, syncd_ columns --------------
+
+DELETED = "The user is deleted from the directory; the row is disabled, never deleted."
+LEFT_GROUP = "Not a direct member of the security group, or gone from the directory: the row is disabled."
+
+
+def _populate_at_0004(engine: Engine) -> dict[str, uuid.UUID]:
+    """Two environments (one without a database) with users of every history sync can tell apart,
+    roles, owned records, runs and events, written as revision 0004 had its tables. Returns the
+    users' ids by name."""
+    now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+    ids: dict[str, uuid.UUID] = {}
+    with engine.begin() as conn:
+        _insert(conn, "environment", name="prod", created_on=now, **ENV_COLUMNS)
+        _insert(conn, "environment", name="nodb", created_on=now, **(ENV_COLUMNS | {"has_database": False}))
+        env_id = conn.execute(text("SELECT id FROM environment WHERE name = 'prod'")).scalar_one()
+        role_id = uuid.uuid4()
+        _insert(conn, "role", roleid=role_id, environment_id=env_id, name="Basic User")
+        users = {
+            "support": _user_at(env_id, "support", domainname="crmoln@microsoft.com", accessmode=3),
+            "enabled": _user_at(
+                env_id, domainname="a@x", internalemailaddress="a@x", synced_internalemailaddress="a@x"
+            ),
+            "deleted": _user_at(env_id, domainname="d@x", isdisabled=True),
+            "left_group": _user_at(env_id, domainname="g@x", isdisabled=True),
+            "came_back": _user_at(env_id, domainname="c@x"),
+            "disabled_again": _user_at(env_id, domainname="e@x", isdisabled=True),
+            "stub": _user_at(env_id, "stub", domainname="s@x", isdisabled=True),
+        }
+        for name, user in users.items():
+            if user["kind"] == "regular":
+                user["azureactivedirectoryobjectid"] = uuid.uuid4()
+            _insert(conn, "systemuser", **user)
+            ids[name] = user["systemuserid"]
+        _insert(conn, "systemuserroles", systemuserid=ids["enabled"], roleid=role_id)
+        _insert(
+            conn,
+            "owned_record",
+            recordid=uuid.uuid4(),
+            environment_id=env_id,
+            entity="account",
+            name="Acme",
+            ownerid=ids["stub"],
+            createdon=now,
+            modifiedon=now,
+        )
+        run_id = conn.execute(
+            text(
+                "INSERT INTO sync_run (environment_id, kind, requested_kind, trigger, started_at, outcome, read, "
+                "created, updated, enabled, disabled, unchanged, failed, blocked_disables, restarts) VALUES "
+                "(:env, 'full', 'full', 'cli', :now, 'succeeded', 0, 0, 0, 0, 0, 0, 0, 0, 0) RETURNING id"
+            ),
+            {"env": env_id, "now": now},
+        ).scalar_one()
+        history = {
+            "enabled": [("create", "R7", "The user is entitled.")],
+            "deleted": [("create", "R7", "The user is entitled."), ("disable", "R9", DELETED)],
+            "left_group": [("disable", "R5", LEFT_GROUP)],
+            "came_back": [("disable", "R9", DELETED), ("enable", "R9", "The user is entitled again.")],
+            "disabled_again": [
+                ("disable", "R9", DELETED),
+                ("disable", "R9", "The user is no longer entitled."),
+            ],
+        }
+        for name, events in history.items():
+            for action, rule, reason in events:
+                _insert(
+                    conn,
+                    "sync_event",
+                    run_id=run_id,
+                    environment_id=env_id,
+                    systemuserid=ids[name],
+                    azureactivedirectoryobjectid=users[name]["azureactivedirectoryobjectid"],
+                    action=action,
+                    rule=rule,
+                    reason=reason,
+                    created_at=now,
+                )
+    return ids
+
+
+def test_0005_business_units_azurestate_and_versionnumber_from_existing_rows(empty_db_url: str) -> None:
+    # R26: a root business unit per environment with a database; every user and role moves to it.
+    # R9: azurestate from what sync knew (a deleted user's disable is the row's latest write: 2).
+    engine = db.make_engine(empty_db_url)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        db.upgrade(engine, "0004")
+        ids = _populate_at_0004(engine)
+        before = _rows(engine)
+        db.upgrade(engine, "0005")
+        assert db.current_revision(engine) == "0005"
+
+        def key(value: uuid.UUID) -> Any:
+            return value.hex if sqlite else value
+
+        with engine.connect() as conn:
+            units = conn.execute(
+                text(
+                    "SELECT b.businessunitid, e.name, b.parentbusinessunitid, e.id FROM businessunit b "
+                    "JOIN environment e ON e.id = b.environment_id"
+                )
+            ).all()
+            assert [(u[1], u[2]) for u in units] == [("prod", None)]  # R26; none for "nodb" (R1)
+            root = units[0][0]
+            rows = {
+                r.systemuserid: r
+                for r in conn.execute(
+                    text(
+                        "SELECT systemuserid, businessunitid, azurestate, issyncwithdirectory, syncd_kind, "
+                        "syncd_syncedemail, windowsliveid, versionnumber FROM systemuser"
+                    )
+                )
+            }
+            assert {r.businessunitid for r in rows.values()} == {root}
+            assert conn.execute(text("SELECT businessunitid FROM role")).scalars().all() == [root]
+            state = {name: rows[key(i)].azurestate for name, i in ids.items()}
+            assert state == {
+                "support": 0,
+                "enabled": 0,
+                "deleted": 2,
+                "left_group": 0,
+                "came_back": 0,
+                "disabled_again": 0,
+                "stub": 0,
+            }
+            synced = {name: bool(rows[key(i)].issyncwithdirectory) for name, i in ids.items()}
+            assert synced == {n: n not in ("support", "stub") for n in ids}
+            assert rows[key(ids["enabled"])].syncd_syncedemail == "a@x"
+            assert rows[key(ids["stub"])].syncd_kind == "stub"
+            assert all(r.windowsliveid is None for r in rows.values())
+            versions = [r.versionnumber for r in rows.values()]
+            assert min(versions) > 0 and len(set(versions)) == len(versions)
+            unit_version = conn.execute(text("SELECT versionnumber FROM businessunit")).scalar_one()
+            assert unit_version > 0 and unit_version not in versions
+        after = _rows(engine)
+        for table in ("systemuserroles", "owned_record", "sync_event", "sync_run"):
+            assert after[table] == before[table], table
+
+        # Every later write moves the row's version past every number given before.
+        top = max(versions + [unit_version])
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE systemuser SET mobilephone = '1' WHERE syncd_kind = 'stub'"))
+            stub_version = conn.execute(
+                text("SELECT versionnumber FROM systemuser WHERE syncd_kind = 'stub'")
+            ).scalar_one()
+        assert stub_version > top
+
+        db.downgrade(engine, "0004")
+        cols = set(_column_lengths(engine, "systemuser"))
+        assert {"kind", "synced_internalemailaddress"} <= cols
+        assert not cols & {"syncd_kind", "syncd_syncedemail", "azurestate", "businessunitid", "versionnumber"}
+        assert "businessunitid" not in _column_lengths(engine, "role")
+        tables = set(inspect(engine).get_table_names())
+        assert not tables & {"businessunit", "team", "teammembership", "teamroles", "syncd_versioncounter"}
+        downgraded = _rows(engine)
+        for table in ("systemuserroles", "owned_record", "sync_event", "sync_run"):
+            assert downgraded[table] == before[table], table
+        with engine.connect() as conn:
+            kinds = dict(conn.execute(text("SELECT domainname, kind FROM systemuser")).all())
+            assert kinds["s@x"] == "stub" and kinds["a@x"] == "regular"
+            email = conn.execute(
+                text("SELECT synced_internalemailaddress FROM systemuser WHERE domainname = 'a@x'")
+            ).scalar_one()
+            assert email == "a@x"
+        db.upgrade(engine)
+        assert db.current_revision(engine) == db.head_revision(empty_db_url)
+    finally:
+        engine.dispose()
+
+
+def test_every_versioned_table_stamps_each_insert_and_update(engine: Engine) -> None:
+    """versionnumber (systemuser, businessunit, team) comes from one counter per database, on every
+    insert and update, whoever writes: a later migration that recreates one of these tables (SQLite's
+    batch mode) and forgets its triggers fails here."""
+    with db.session_factory(engine)() as s, s.begin():
+        env_id = create_environment(s, EnvironmentSpec(name="prod")).id
+    updates = {
+        "businessunit": "UPDATE businessunit SET name = 'renamed'",
+        "systemuser": "UPDATE systemuser SET new_costcentre = 'CC'",
+        "team": "UPDATE team SET name = 'renamed'",
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO team (teamid, environment_id, name, teamtype, membershiptype, businessunitid, "
+                "administratorid, createdon, modifiedon) SELECT :id, :env, 'Owners', 0, 0, u.businessunitid, "
+                "u.systemuserid, u.createdon, u.createdon FROM systemuser u WHERE u.syncd_kind = 'support'"
+            ),
+            {"id": uuid.uuid4().hex if engine.dialect.name == "sqlite" else uuid.uuid4(), "env": env_id},
+        )
+    seen: list[int] = []
+    for table, statement in updates.items():
+        with engine.begin() as conn:
+            inserted = list(conn.execute(text(f"SELECT versionnumber FROM {table}")).scalars())
+            conn.execute(text(statement))
+            updated = list(conn.execute(text(f"SELECT versionnumber FROM {table}")).scalars())
+        assert inserted and all(v > 0 for v in inserted), table
+        assert min(updated) > max(inserted + seen), table
+        seen += inserted + updated
+    assert len(set(seen)) == len(seen)

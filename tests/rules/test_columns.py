@@ -120,7 +120,7 @@ def test_r10_lengths_cover_every_synced_text_column() -> None:  # R10
     assert set(SYNCED_COLUMNS) - set(SYSTEMUSER_LENGTHS) == {"azureactivedirectoryobjectid"}
     assert SYSTEMUSER_LENGTHS["jobtitle"] == 100
     assert SYSTEMUSER_LENGTHS["internalemailaddress"] == 100
-    assert SYSTEMUSER_LENGTHS["synced_internalemailaddress"] == SYSTEMUSER_LENGTHS["internalemailaddress"]
+    assert SYSTEMUSER_LENGTHS["syncd_syncedemail"] == SYSTEMUSER_LENGTHS["internalemailaddress"]
     assert SYSTEMUSER_LENGTHS["fullname"] == 200
 
 

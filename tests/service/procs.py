@@ -269,7 +269,7 @@ def enabled_regular_users(engine: Engine, env_name: str, exclude: set[str]) -> l
         rows = conn.execute(
             text(
                 "SELECT u.azureactivedirectoryobjectid FROM systemuser u JOIN environment e "
-                "ON e.id = u.environment_id WHERE e.name = :n AND u.kind = 'regular' AND NOT u.isdisabled "
+                "ON e.id = u.environment_id WHERE e.name = :n AND u.syncd_kind = 'regular' AND NOT u.isdisabled "
                 "AND u.accessmode = 0 AND u.azureactivedirectoryobjectid IS NOT NULL ORDER BY 1"
             ),
             {"n": env_name},

@@ -26,12 +26,14 @@ def run(engine: Engine, directory: GraphClient, env: str, settings: Settings, **
     return report
 
 
-# The values sync owns, object id aside: the synced columns (R10) and the row's state.
+# The values sync owns, object id aside: the synced columns (R10) and the row's state, with the
+# user's state in the directory (R9's azurestate) last.
 SNAPSHOT_COLUMNS = (
     *(c for c in SYNCED_COLUMNS if c != "azureactivedirectoryobjectid"),
     "isdisabled",
     "accessmode",
     "islicensed",
+    "azurestate",
 )
 
 

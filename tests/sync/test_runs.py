@@ -192,7 +192,9 @@ def test_r19_builtin_users_untouched(engine: Engine, directory, tenant, settings
         before = c.execute(text("SELECT * FROM systemuser ORDER BY domainname")).all()
     run(engine, directory, "prod", settings)
     with engine.connect() as c:
-        after = c.execute(text("SELECT * FROM systemuser WHERE kind <> 'regular' ORDER BY domainname")).all()
+        after = c.execute(
+            text("SELECT * FROM systemuser WHERE syncd_kind <> 'regular' ORDER BY domainname")
+        ).all()
     assert before == after
 
 

@@ -66,6 +66,7 @@ class Storage(ABC):
         self._held_table = False
         self._seen_table = False
         self.reaped = 0  # runs closed as abandoned by start_run
+        self._root_unit: Any = None
         # When the last transaction committed: the last moment this run is known to have held the
         # connection (and, on PostgreSQL, the environment's lock, which lives on it).
         self.last_contact = now
@@ -113,6 +114,23 @@ class Storage(ABC):
 
     # -- reads -----------------------------------------------------------------------------------
 
+    def root_business_unit(self) -> Any:
+        """The environment's root business unit id (R26: users that sync or an on-demand add creates
+        go there), as the driver returns it; read once per storage. Raises LookupError when the
+        environment has none (it has no database, R1)."""
+        if self._root_unit is None:
+            rows = self._tx(
+                (
+                    f"SELECT businessunitid FROM businessunit WHERE environment_id = {self.p} "
+                    "AND parentbusinessunitid IS NULL",
+                    (self.env_id,),
+                )
+            )
+            if not rows:
+                raise LookupError(f"environment {self.env_id} has no root business unit (R26)")
+            self._root_unit = rows[0][0]
+        return self._root_unit
+
     def load_state(self) -> dict[str, str]:
         """The environment's checkpoints (``sync_state``): key -> value."""
         rows = self._tx(
@@ -125,7 +143,7 @@ class Storage(ABC):
         rows = self._tx(
             (
                 "SELECT count(*), coalesce(sum(CASE WHEN isdisabled THEN 0 ELSE 1 END), 0) FROM systemuser "
-                f"WHERE environment_id = {self.p} AND kind = 'regular'",
+                f"WHERE environment_id = {self.p} AND syncd_kind = 'regular'",
                 (self.env_id,),
             )
         )
@@ -136,7 +154,7 @@ class Storage(ABC):
         """Enabled regular rows; with ``limit``, counting stops there (a delta run's cost stays with
         its changes, not with the environment's size)."""
         p = self.p
-        rows = f"SELECT 1 FROM systemuser WHERE environment_id = {p} AND kind = 'regular' AND NOT isdisabled"
+        rows = f"SELECT 1 FROM systemuser WHERE environment_id = {p} AND syncd_kind = 'regular' AND NOT isdisabled"
         if limit is None:
             out = self._tx((f"SELECT count(*) FROM ({rows}) t", (self.env_id,)))
         else:
@@ -276,7 +294,7 @@ class Storage(ABC):
                 key = self.db_id(oid)
                 cur.execute(
                     f"DELETE FROM systemuser WHERE environment_id = {p} AND azureactivedirectoryobjectid = {p} "
-                    f"AND kind = 'regular' AND createdon = {p}",
+                    f"AND syncd_kind = 'regular' AND createdon = {p}",
                     (self.env_id, key, self.stamp),
                 )
                 removed += cur.rowcount

@@ -12,21 +12,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from syncd.sync.plan import CREATE_COLUMNS, SET_COLUMNS, Operation
+from syncd.sync.plan import CREATE_COLUMNS, SET_COLUMNS, SYNCED_EMAIL, Operation
 from syncd.sync.rows import ROW_COLUMNS
 from syncd.sync.storage.base import EVENT_COLUMNS, Storage
 
 _UUIDS = ("systemuserid", "azureactivedirectoryobjectid")
-_NEW_COLUMNS = ("environment_id", *CREATE_COLUMNS, "createdon", "modifiedon")
+# A new row: the environment, its root business unit (R26) and issyncwithdirectory, then the
+# operation's columns. versionnumber is the database's (a trigger stamps every row, COPY included).
+_NEW_COLUMNS = (
+    "environment_id",
+    "businessunitid",
+    "issyncwithdirectory",
+    *CREATE_COLUMNS,
+    "createdon",
+    "modifiedon",
+)
 _NEW = ", ".join(_NEW_COLUMNS)
-_EMAIL = ("internalemailaddress", "synced_internalemailaddress")
-_NOT_EDITED = "t.internalemailaddress IS NOT DISTINCT FROM t.synced_internalemailaddress"
-_TYPES = {"isdisabled": "boolean", "accessmode": "smallint", "islicensed": "boolean"}
+_EMAIL = ("internalemailaddress", SYNCED_EMAIL)
+_NOT_EDITED = f"t.internalemailaddress IS NOT DISTINCT FROM t.{SYNCED_EMAIL}"
+_TYPES = {
+    "isdisabled": "boolean",
+    "accessmode": "smallint",
+    "islicensed": "boolean",
+    "azurestate": "smallint",
+}
 
 
 def _merge_sql() -> str:
     """New rows from the staging table; a row that appeared since the run read (an administrator's
-    add) is brought up to date instead, never its fullname (R11) or an edited email (R12)."""
+    add) is brought up to date instead, never its fullname (R11), an edited email (R12) or its
+    business unit (R26: sync never moves a user)."""
     sets = []
     for c in CREATE_COLUMNS[3:]:
         if c == "fullname":
@@ -40,7 +55,7 @@ def _merge_sql() -> str:
         f"INSERT INTO systemuser AS t ({_NEW}) SELECT {_NEW} FROM _syncd_new "
         "ON CONFLICT (environment_id, azureactivedirectoryobjectid) DO UPDATE SET "
         + ", ".join(sets)
-        + " WHERE t.kind = 'regular'"
+        + " WHERE t.syncd_kind = 'regular'"
     )
 
 
@@ -53,7 +68,7 @@ def _update_sql() -> str:
         sets.append(f"{c} = CASE WHEN {guard} THEN s.{c} ELSE t.{c} END")
     return (
         "UPDATE systemuser t SET " + ", ".join(sets) + ", modifiedon = %s FROM _syncd_set s "
-        "WHERE t.environment_id = %s AND t.azureactivedirectoryobjectid = s.oid AND t.kind = 'regular'"
+        "WHERE t.environment_id = %s AND t.azureactivedirectoryobjectid = s.oid AND t.syncd_kind = 'regular'"
     )
 
 
@@ -103,7 +118,7 @@ class PostgresStorage(Storage):
         self._tx(("ANALYZE _syncd_seen", ()))
         return (
             "SELECT s.azureactivedirectoryobjectid::text FROM systemuser s WHERE s.environment_id = %s "
-            "AND s.kind = 'regular' "
+            "AND s.syncd_kind = 'regular' "
             "AND NOT EXISTS (SELECT 1 FROM _syncd_seen t WHERE t.oid = s.azureactivedirectoryobjectid)",
             (self.env_id,),
         )
@@ -120,11 +135,22 @@ class PostgresStorage(Storage):
             )
             target = "_syncd_new"
         env, now, cols = self.env_id, self.now, CREATE_COLUMNS[3:]
+        unit = self.root_business_unit()
         with cur.copy(f"COPY {target} ({_NEW}) FROM STDIN") as copy:
             for op in ops:
                 v = op.values
                 copy.write_row(
-                    (env, op.systemuserid, op.object_id, "regular", *[v[c] for c in cols], now, now)
+                    (
+                        env,
+                        unit,
+                        True,
+                        op.systemuserid,
+                        op.object_id,
+                        "regular",
+                        *[v[c] for c in cols],
+                        now,
+                        now,
+                    )
                 )
         if not bulk:
             cur.execute(_MERGE)

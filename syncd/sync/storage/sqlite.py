@@ -13,13 +13,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.sync.plan import CREATE_COLUMNS, Operation
+from syncd.sync.plan import CREATE_COLUMNS, SYNCED_EMAIL, Operation
 from syncd.sync.rows import ROW_COLUMNS
 from syncd.sync.storage.base import EVENT_COLUMNS, IN_CLAUSE_CHUNK, Storage
 
-_NEW_COLUMNS = ("environment_id", *CREATE_COLUMNS, "createdon", "modifiedon")
-_EMAIL = ("internalemailaddress", "synced_internalemailaddress")
-_NOT_EDITED = "internalemailaddress IS synced_internalemailaddress"
+# A new row: the environment, its root business unit (R26) and issyncwithdirectory, then the
+# operation's columns. versionnumber is the database's (a trigger stamps every row).
+_NEW_COLUMNS = (
+    "environment_id",
+    "businessunitid",
+    "issyncwithdirectory",
+    *CREATE_COLUMNS,
+    "createdon",
+    "modifiedon",
+)
+_EMAIL = ("internalemailaddress", SYNCED_EMAIL)
+_NOT_EDITED = f"internalemailaddress IS {SYNCED_EMAIL}"
 
 
 def stored_guid(value: str) -> str:
@@ -48,7 +57,7 @@ def _upsert_sql() -> str:
         f"INSERT INTO systemuser ({', '.join(_NEW_COLUMNS)}) VALUES ({', '.join('?' * len(_NEW_COLUMNS))}) "
         "ON CONFLICT (environment_id, azureactivedirectoryobjectid) DO UPDATE SET "
         + ", ".join(sets)
-        + " WHERE systemuser.kind = 'regular'"
+        + " WHERE systemuser.syncd_kind = 'regular'"
     )
 
 
@@ -61,7 +70,7 @@ def _update_sql(columns: tuple[str, ...]) -> str:
     ]
     return (
         f"UPDATE systemuser SET {', '.join(sets)}, modifiedon = ? "
-        "WHERE environment_id = ? AND azureactivedirectoryobjectid = ? AND kind = 'regular'"
+        "WHERE environment_id = ? AND azureactivedirectoryobjectid = ? AND syncd_kind = 'regular'"
     )
 
 
@@ -109,7 +118,7 @@ class SqliteStorage(Storage):
     def _unseen_sql(self) -> tuple[str, Sequence[Any]]:
         return (
             "SELECT s.azureactivedirectoryobjectid FROM systemuser s WHERE s.environment_id = ? "
-            "AND s.kind = 'regular' "
+            "AND s.syncd_kind = 'regular' "
             "AND NOT EXISTS (SELECT 1 FROM _syncd_seen t WHERE t.oid = s.azureactivedirectoryobjectid)",
             (self.env_id,),
         )
@@ -118,11 +127,14 @@ class SqliteStorage(Storage):
 
     def _create_rows(self, cur: Any, ops: Sequence[Operation], bulk: bool) -> None:
         env, now, cols = self.env_id, self.stamp, CREATE_COLUMNS[3:]
+        unit = self.root_business_unit()
         cur.executemany(
             _UPSERT,
             [
                 (
                     env,
+                    unit,
+                    1,
                     stored_guid(op.systemuserid),
                     stored_guid(op.object_id),
                     "regular",
