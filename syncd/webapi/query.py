@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, false, func, literal, or_, select, true
 
 from syncd.webapi.compile import compile_filter, resolve
 from syncd.webapi.entities import Attribute, EntityType
@@ -292,6 +292,7 @@ class CollectionQuery:
         equal: list[ColumnElement[bool]] = []
         for (attr, desc), value in zip(self.order, keys, strict=True):
             col = attr.column
+            value = None if value is None else literal(value, col.type)
             if value is None:
                 after = false() if desc else col.is_not(None)
                 same = col.is_(None)

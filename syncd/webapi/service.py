@@ -273,15 +273,13 @@ class _Handler:
             check_options(self.req.params, ("$select", "$expand"))
             [one] = metadata.query([metadata.entity_definition(entity)], self.req.params, "EntityMetadata")
             return Response(200, {"@odata.context": root + "$metadata#EntityDefinitions/$entity", **one})
-        if rest[0] != "Attributes" or len(rest) > 2:
-            raise no_segment(rest[0])
-        if len(rest) == 1:
+        m = _SEGMENT.match(rest[0])
+        if m is None or m.group("name") != "Attributes" or len(rest) > 1:
+            raise no_segment(rest[-1] if m is not None and m.group("name") == "Attributes" else rest[0])
+        if m.group("key") is None:
             values = metadata.attribute_definitions(entity, self.req.params)
             ctx = root + f"$metadata#EntityDefinitions('{entity.logical_name}')/Attributes"
             return Response(200, {"@odata.context": ctx, "value": values})
-        m = _SEGMENT.match(rest[1])
-        if m is None or m.group("name") != "Attributes" or m.group("key") is None:
-            raise no_segment(rest[1])
         attr_key = m.group("key")
         for a in entity.attributes.values():
             body = metadata.attribute_definition(entity, a)
