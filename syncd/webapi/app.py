@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import parse_qsl, quote, unquote
 
 import structlog
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.webapi.batch import run_batch, split_url
 from syncd.webapi.errors import ODataError, bad_query, no_segment
+from syncd.webapi.query import parse_prefer
 from syncd.webapi.service import Environment, Request, Response, error_response, find_environment, handle
 from syncd.webapi.urls import API_PATH, env_segment
 
@@ -111,8 +113,12 @@ class WebApi:
                 inner_headers.setdefault("authorization", headers.get("authorization", []))
                 return self._inner(engine, env, root, segment, inner_method, url, inner_headers)
 
+            prefer = parse_prefer(headers.get("prefer", []))
             content, content_type = await run_in_threadpool(
-                run_batch, body.decode("utf-8", errors="replace"), ctype, execute
+                partial(run_batch, continue_on_error="odata.continue-on-error" in prefer),
+                body.decode("utf-8", errors="replace"),
+                ctype,
+                execute,
             )
             return Response(200, content, {"Content-Type": content_type})
         query = scope.get("query_string", b"").decode("latin-1")

@@ -9,7 +9,7 @@ as method, the last word (the HTTP version), and everything between as the URL. 
 itself `multipart/mixed` is a change set: its writes are answered 501 like any write.
 
 The response is `multipart/mixed; boundary=batchresponse_<uuid>`, one `application/http` part per
-request in order, each `HTTP/1.1 <status> <reason>`, its headers and its JSON body. A request for
+request in order (up to the first failure, unless `Prefer: odata.continue-on-error`), each `HTTP/1.1 <status> <reason>`, its headers and its JSON body. A request for
 another environment's URL inside the batch is refused (404), so a batch never crosses
 environments.
 """
@@ -96,8 +96,14 @@ def _part(response: Response, content_id: str | None) -> str:
     return CRLF.join(lines)
 
 
-def run_batch(body: str, content_type: str, execute: Execute) -> tuple[bytes, str]:
-    """Answer a `$batch` body; returns (response body, its Content-Type)."""
+def run_batch(
+    body: str, content_type: str, execute: Execute, *, continue_on_error: bool = False
+) -> tuple[bytes, str]:
+    """Answer a `$batch` body; returns (response body, its Content-Type).
+
+    As Dataverse does, the batch stops at the first request that fails unless the client sent
+    `Prefer: odata.continue-on-error`; the failed request's error is the last part.
+    """
     boundary = boundary_of(content_type)
     if not content_type.lower().startswith("multipart/mixed") or boundary is None:
         raise bad_query("The content type of a $batch request must be multipart/mixed with a boundary.")
@@ -120,7 +126,10 @@ def run_batch(body: str, content_type: str, execute: Execute) -> tuple[bytes, st
             )
             continue
         content_id = (headers.get("content-id") or [None])[0]
-        chunks.append(f"--{out_boundary}{CRLF}" + _part(_one(inner, execute), content_id))
+        response = _one(inner, execute)
+        chunks.append(f"--{out_boundary}{CRLF}" + _part(response, content_id))
+        if response.status >= 400 and not continue_on_error:
+            break
     text = CRLF.join(chunks) + f"{CRLF}--{out_boundary}--{CRLF}"
     return text.encode(), f"multipart/mixed; boundary={out_boundary}"
 

@@ -260,9 +260,7 @@ class CollectionQuery:
             counted = select(func.count()).select_from(
                 select(entity.pk).where(*scope).limit(MAX_COUNT + 1).subquery()
             )
-            n = int(conn.execute(counted).scalar_one())
-            if self.top is not None:
-                n = min(n, self.top)
+            n = int(conn.execute(counted).scalar_one())  # $count ignores $top, as OData says
             count, exceeded = min(n, MAX_COUNT), n > MAX_COUNT
         if size == 0:
             return Page([], None, count, exceeded, 0)
