@@ -82,7 +82,9 @@ class WebApi:
             response = error_response(exc)
         except Exception as exc:  # pragma: no cover - logged, answered as Dataverse would
             log.error("webapi_internal_error", path=scope.get("path"), error=str(exc)[:500])
-            response = Response(500, {"error": {"code": "0x80040216", "message": "An unexpected error occurred."}})
+            response = Response(
+                500, {"error": {"code": "0x80040216", "message": "An unexpected error occurred."}}
+            )
         await _send(send, response)
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:

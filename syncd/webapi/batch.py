@@ -118,20 +118,25 @@ def run_batch(
             cs_chunks = []
             for cs_raw in _split(inner, cs_boundary):
                 cs_headers, cs_inner = _headers_and_body(cs_raw)
-                content_id = (cs_headers.get("content-id") or [None])[0]
+                content_id = _first(cs_headers, "content-id")
                 cs_chunks.append(f"--{cs_out}{CRLF}" + _part(_one(cs_inner, execute), content_id))
             cs_body = CRLF.join(cs_chunks) + f"{CRLF}--{cs_out}--"
             chunks.append(
                 f"--{out_boundary}{CRLF}Content-Type: multipart/mixed; boundary={cs_out}{CRLF}{CRLF}{cs_body}"
             )
             continue
-        content_id = (headers.get("content-id") or [None])[0]
+        content_id = _first(headers, "content-id")
         response = _one(inner, execute)
         chunks.append(f"--{out_boundary}{CRLF}" + _part(response, content_id))
         if response.status >= 400 and not continue_on_error:
             break
     text = CRLF.join(chunks) + f"{CRLF}--{out_boundary}--{CRLF}"
     return text.encode(), f"multipart/mixed; boundary={out_boundary}"
+
+
+def _first(headers: dict[str, list[str]], name: str) -> str | None:
+    values = headers.get(name)
+    return values[0] if values else None
 
 
 def _one(text: str, execute: Execute) -> Response:

@@ -103,7 +103,9 @@ def tokenize(text: str) -> list[_Tok]:
         if m is None:
             if text[pos] == "'":
                 raise bad_query(f"There is an unterminated string literal at position {pos} in '{text}'.")
-            raise bad_query(f"Syntax error: character '{text[pos]}' is not valid at position {pos} in '{text}'.")
+            raise bad_query(
+                f"Syntax error: character '{text[pos]}' is not valid at position {pos} in '{text}'."
+            )
         kind = m.lastgroup or ""
         if kind != "ws":
             out.append(_Tok(kind, m.group(), pos))

@@ -48,7 +48,9 @@ def parse_prefer(values: list[str]) -> dict[str, str]:
 
 
 def _split_commas(text: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted
@@ -118,9 +120,13 @@ def parse_top(raw: str | None) -> int | None:
     try:
         top = int(raw)
     except ValueError:
-        raise bad_query(f"Invalid value '{raw}' for $top query option found. The $top query option requires a non-negative integer value.") from None
+        raise bad_query(
+            f"Invalid value '{raw}' for $top query option found. The $top query option requires a non-negative integer value."
+        ) from None
     if top < 0:
-        raise bad_query(f"Invalid value '{raw}' for $top query option found. The $top query option requires a non-negative integer value.")
+        raise bad_query(
+            f"Invalid value '{raw}' for $top query option found. The $top query option requires a non-negative integer value."
+        )
     return top
 
 
@@ -290,13 +296,15 @@ class CollectionQuery:
         equal: list[ColumnElement[bool]] = []
         for (attr, desc), value in zip(self.order, keys, strict=True):
             col = attr.column
-            value = None if value is None else literal(value, col.type)
+            after: ColumnElement[bool]
+            same: ColumnElement[bool]
             if value is None:
                 after = false() if desc else col.is_not(None)
                 same = col.is_(None)
             else:
-                after = or_(col < value, col.is_(None)) if desc else col > value
-                same = col == value
+                bound = literal(value, col.type)
+                after = or_(col < bound, col.is_(None)) if desc else col > bound
+                same = col == bound
             clauses.append(and_(*equal, after) if equal else after)
             equal.append(same)
         return or_(*clauses) if clauses else true()

@@ -43,7 +43,9 @@ from syncd.webapi.filter import Literal, tokenize
 from syncd.webapi.query import CollectionQuery, check_options, page_size, parse_prefer, parse_select
 from syncd.webapi.records import RecordWriter, wants_formatted
 
-JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+JSON_TYPE = (
+    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+)
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z_$][\w.$]*)(?:\((?P<key>.*)\))?$", re.DOTALL)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SAFE = "'(),:"
@@ -212,7 +214,9 @@ class _Handler:
     # -- documents -----------------------------------------------------------------------------
 
     def service_document(self) -> Response:
-        sets = [{"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set} for e in entity_types().values()]
+        sets = [
+            {"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set} for e in entity_types().values()
+        ]
         sets.append({"name": "EntityDefinitions", "kind": "EntitySet", "url": "EntityDefinitions"})
         return Response(200, {"@odata.context": self.req.root + "$metadata", "value": sets})
 
@@ -296,7 +300,9 @@ class _Handler:
         return [t.c.environment_id == self.req.env.id, t.c[column] == value]
 
     def count(self, entity: EntityType) -> Response:
-        query = CollectionQuery.from_params(entity, {k: v for k, v in self.req.params.items() if k == "$filter"})
+        query = CollectionQuery.from_params(
+            entity, {k: v for k, v in self.req.params.items() if k == "$filter"}
+        )
         query.count = True
         page = query.run(self.conn, self.req.env.id, [entity.primary_id], 0)
         return Response(200, str(page.count), {"Content-Type": "text/plain;charset=utf-8"})
@@ -308,7 +314,10 @@ class _Handler:
         size = page_size(self.prefer)
         page = query.run(self.conn, self.req.env.id, writer.columns(), size, extra)
         body: dict[str, Any] = {
-            "@odata.context": self.req.root + "$metadata#" + entity.entity_set + _context_select(params.get("$select"))
+            "@odata.context": self.req.root
+            + "$metadata#"
+            + entity.entity_set
+            + _context_select(params.get("$select"))
         }
         if page.count is not None:
             body["@odata.count"] = page.count
@@ -330,7 +339,9 @@ class _Handler:
         row = self.conn.execute(select(*cols).where(*self._scope(entity, column, value)).limit(2)).first()
         if row is None:
             raise no_record(entity.logical_name, _shown_key(value))
-        ctx = self.req.root + "$metadata#" + entity.entity_set + _context_select(self.req.params.get("$select"))
+        ctx = (
+            self.req.root + "$metadata#" + entity.entity_set + _context_select(self.req.params.get("$select"))
+        )
         return Response(200, {"@odata.context": ctx + "/$entity", **writer.record(row)}, self._headers())
 
     def property(self, entity: EntityType, column: str, value: Any, prop: str) -> Response:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, delete, insert, select
-import httpx
 
 from syncd.dataverse import db
 from syncd.dataverse.environments import EnvironmentSpec, create_environment

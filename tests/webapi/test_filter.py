@@ -84,7 +84,9 @@ def test_the_other_environments_rows_never_show(client: httpx.Client, filled: En
 def test_an_injection_attempt_leaves_the_table(client: httpx.Client, filled: Engine) -> None:
     client.get(API + "systemusers", params={"$filter": "fullname eq 'x'; DROP TABLE systemuser; --'"})
     with filled.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(Base.metadata.tables["systemuser"])).scalar() == 6
+        assert (
+            conn.execute(select(func.count()).select_from(Base.metadata.tables["systemuser"])).scalar() == 6
+        )
 
 
 ERRORS: list[tuple[str, int, str]] = [

@@ -55,7 +55,9 @@ def test_paging_walks_every_row_once_in_order(client: httpx.Client, orderby: str
 
 
 def test_records_shape(client: httpx.Client) -> None:
-    r = client.get(API + "systemusers", params={"$select": "fullname", "$filter": "fullname eq 'Alice Adams'"})
+    r = client.get(
+        API + "systemusers", params={"$select": "fullname", "$filter": "fullname eq 'Alice Adams'"}
+    )
     body = r.json()
     assert body["@odata.context"] == "http://testserver/prod/api/data/v9.2/$metadata#systemusers(fullname)"
     [rec] = body["value"]
@@ -85,7 +87,9 @@ def test_top_count_and_the_page_size_cap(client: httpx.Client) -> None:
     second = client.get(body["@odata.nextLink"], headers={"Prefer": "odata.maxpagesize=2"}).json()
     assert [v["domainname"] for v in second["value"]] == ["carol@fabrikam.org"]
     assert "@odata.nextLink" not in second
-    big = client.get(API + "systemusers", params={"$count": "true"}, headers={"Prefer": "odata.maxpagesize=99999"})
+    big = client.get(
+        API + "systemusers", params={"$count": "true"}, headers={"Prefer": "odata.maxpagesize=99999"}
+    )
     assert big.headers["Preference-Applied"] == "odata.maxpagesize=5000"
     assert big.json()["@odata.count"] == len(ROWS)
     assert client.get(API + "systemusers/$count").text == str(len(ROWS))
@@ -151,14 +155,19 @@ def test_errors_in_dataverses_shape(client: httpx.Client) -> None:
     assert (r.status_code, r.json()["error"]["code"]) == (400, "0x0")
     r = client.get(API + "SystemUsers")
     assert r.status_code == 404
-    assert r.json()["error"] == {"code": "0x8006088a", "message": "Resource not found for the segment 'SystemUsers'."}
+    assert r.json()["error"] == {
+        "code": "0x8006088a",
+        "message": "Resource not found for the segment 'SystemUsers'.",
+    }
     assert client.get(API + "systemusers", params={"$skip": "2"}).status_code == 400
     assert client.get(API + "systemusers", params={"$top": "-1"}).status_code == 400
     assert client.get(API + "systemusers(not-a-guid)").status_code == 400
     assert client.get(API + "systemusers(fullname='x')").status_code == 400
     assert client.get("/nosuchenv/api/data/v9.2/systemusers").status_code == 404
     for method in ("POST", "PATCH", "PUT", "DELETE"):
-        r = client.request(method, API + f"systemusers({ALICE})", json={"fullname": "x"}, headers={"If-Match": "*"})
+        r = client.request(
+            method, API + f"systemusers({ALICE})", json={"fullname": "x"}, headers={"If-Match": "*"}
+        )
         assert r.status_code == 501, method
         assert r.json()["error"]["code"] == "0x80060888"
     assert client.post(API + "WhoAmI").status_code == 405
@@ -167,7 +176,10 @@ def test_errors_in_dataverses_shape(client: httpx.Client) -> None:
 def test_entity_definitions(client: httpx.Client) -> None:
     r = client.get(
         API + "EntityDefinitions",
-        params={"$select": "LogicalName,EntitySetName,PrimaryIdAttribute", "$filter": "LogicalName eq 'systemuser'"},
+        params={
+            "$select": "LogicalName,EntitySetName,PrimaryIdAttribute",
+            "$filter": "LogicalName eq 'systemuser'",
+        },
     )
     assert r.status_code == 200
     [one] = r.json()["value"]
@@ -183,7 +195,9 @@ def test_entity_definitions(client: httpx.Client) -> None:
     assert {a["LogicalName"] for a in attrs} == {c.name for c in table.columns} - {"environment_id"}
     domain = next(a for a in attrs if a["LogicalName"] == "domainname")
     assert domain["MaxLength"] == table.c.domainname.type.length
-    access = client.get(API + "EntityDefinitions(LogicalName='systemuser')/Attributes(LogicalName='accessmode')")
+    access = client.get(
+        API + "EntityDefinitions(LogicalName='systemuser')/Attributes(LogicalName='accessmode')"
+    )
     assert access.json()["AttributeType"] == "Picklist"
     assert {o["Value"] for o in access.json()["OptionSet"]["Options"]} == {0, 1, 2, 3, 4, 5}
     none = client.get(API + "EntityDefinitions", params={"$filter": "LogicalName eq 'account'"}).json()
@@ -196,7 +210,9 @@ def test_roles_and_the_users_roles(filled: Engine, client: httpx.Client) -> None
     prod = env_id(filled, "prod")
     with filled.begin() as conn:
         admin = conn.execute(
-            select(roles.c.roleid).where(roles.c.environment_id == prod, roles.c.name == "System Administrator")
+            select(roles.c.roleid).where(
+                roles.c.environment_id == prod, roles.c.name == "System Administrator"
+            )
         ).scalar_one()
         conn.execute(insert(links).values(systemuserid=ALICE, roleid=admin))
     listed = client.get(API + "roles", params={"$select": "name", "$orderby": "name"}).json()["value"]
@@ -270,7 +286,9 @@ def test_environment_names_that_need_encoding(filled: Engine, name: str) -> None
     assert f"/{env_segment(name)}/" in root and "/" not in env_segment(name)
     transport = InProcessTransport(create_webapi_app(lambda: filled))
     with httpx.Client(transport=transport) as c:
-        r = c.get(root + "systemusers", params={"$select": "domainname"}, headers={"Prefer": "odata.maxpagesize=1"})
+        r = c.get(
+            root + "systemusers", params={"$select": "domainname"}, headers={"Prefer": "odata.maxpagesize=1"}
+        )
         assert r.status_code == 200, r.text
         assert [v["domainname"] for v in r.json()["value"]] == ["only@x.com"]
         assert r.json()["@odata.context"].startswith(root)

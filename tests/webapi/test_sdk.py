@@ -101,7 +101,9 @@ def test_the_sdk_retrieves_by_id_and_by_object_id_and_reads_404_as_none(sdk: Any
     assert one["fullname"] == row["fullname"] and one["domainname"] == row["domainname"]
     assert one.etag and one.etag.startswith('W/"')
     by_object = sdk.records.retrieve(
-        "systemuser", f"azureactivedirectoryobjectid={row['azureactivedirectoryobjectid']}", select=["domainname"]
+        "systemuser",
+        f"azureactivedirectoryobjectid={row['azureactivedirectoryobjectid']}",
+        select=["domainname"],
     )
     assert by_object["systemuserid"] == str(row["systemuserid"])
     assert sdk.records.retrieve("systemuser", str(uuid.uuid4())) is None
@@ -123,12 +125,16 @@ def test_the_sdk_counts_through_batch(sdk: Any, synced: Engine) -> None:
     with synced.connect() as conn:
         prod = conn.execute(select(Environment.id).where(Environment.name == "prod")).scalar_one()
         role_names = conn.execute(
-            select(Base.metadata.tables["role"].c.name).where(Base.metadata.tables["role"].c.environment_id == prod)
+            select(Base.metadata.tables["role"].c.name).where(
+                Base.metadata.tables["role"].c.environment_id == prod
+            )
         ).scalars()
         assert sorted(r["name"] for r in roles["value"]) == sorted(role_names)
 
 
-def test_the_sdk_reads_formatted_values_and_another_environment(sdk: Any, synced: Engine, tmp_path: Path) -> None:
+def test_the_sdk_reads_formatted_values_and_another_environment(
+    sdk: Any, synced: Engine, tmp_path: Path
+) -> None:
     [page] = list(
         sdk.records.list_pages(
             "systemuser",
@@ -139,10 +145,19 @@ def test_the_sdk_reads_formatted_values_and_another_environment(sdk: Any, synced
     )
     rec = page[0].to_dict()
     assert rec["accessmode@OData.Community.Display.V1.FormattedValue"] in {
-        "Read-Write", "Administrative", "Read", "Support User", "Non-interactive", "Delegated Admin"
+        "Read-Write",
+        "Administrative",
+        "Read",
+        "Support User",
+        "Non-interactive",
+        "Delegated Admin",
     }
     origin = sdk._base_url.rsplit("/", 1)[0]
     other = dataverse.DataverseClient(organization_url(origin, "other env/2"), FakeCredential())
-    got = {r["systemuserid"] for page in other.records.list_pages("systemuser", select=["fullname"]) for r in page}
+    got = {
+        r["systemuserid"]
+        for page in other.records.list_pages("systemuser", select=["fullname"])
+        for r in page
+    }
     assert got == {str(r["systemuserid"]) for r in _rows(synced, "other env/2")}
     other.close()
