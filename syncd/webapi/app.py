@@ -16,11 +16,12 @@ from functools import partial
 from urllib.parse import parse_qsl, quote, unquote
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.webapi.batch import run_batch, split_url
+from syncd.webapi.entities import EntityType, build_entity_types, entity_types
 from syncd.webapi.errors import ODataError, bad_query, no_segment
 from syncd.webapi.query import parse_prefer
 from syncd.webapi.service import Environment, Request, Response, error_response, find_environment, handle
@@ -62,8 +63,9 @@ def _params(query: str) -> dict[str, str]:
 class WebApi:
     """The ASGI app: `/<env>/api/data/v9.2/<resource>`."""
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+    def __init__(self, engine: Callable[[], Engine], entities: dict[str, EntityType] | None = None) -> None:
         self.engine = engine
+        self.entities = entities if entities is not None else entity_types()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -78,14 +80,22 @@ class WebApi:
             return
         try:
             response = await self._respond(scope, receive)
+            content = response.content()
         except ODataError as exc:
             response = error_response(exc)
-        except Exception as exc:  # pragma: no cover - logged, answered as Dataverse would
-            log.error("webapi_internal_error", path=scope.get("path"), error=str(exc)[:500])
+            content = response.content()
+        except Exception as exc:  # logged, and answered as Dataverse answers what it did not foresee
+            log.error(
+                "webapi_internal_error",
+                path=scope.get("path"),
+                error=str(exc)[:500],
+                error_type=type(exc).__name__,
+            )
             response = Response(
                 500, {"error": {"code": "0x80040216", "message": "An unexpected error occurred."}}
             )
-        await _send(send, response)
+            content = response.content()
+        await _send(send, response, content)
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         m = _API.match(_raw_path(scope))
@@ -124,7 +134,7 @@ class WebApi:
             )
             return Response(200, content, {"Content-Type": content_type})
         query = scope.get("query_string", b"").decode("latin-1")
-        request = Request(method, _segments(rest), _params(query), headers, root, env)
+        request = Request(method, _segments(rest), _params(query), headers, root, env, self.entities)
         return await run_in_threadpool(handle, engine, request)
 
     def _inner(
@@ -146,7 +156,8 @@ class WebApi:
             rest = m.group("rest") or ""
         else:
             rest = path
-        return handle(engine, Request(method.upper(), _segments(rest), _params(query), headers, root, env))
+        request = Request(method.upper(), _segments(rest), _params(query), headers, root, env, self.entities)
+        return handle(engine, request)
 
 
 def _segments(rest: str) -> list[str]:
@@ -167,8 +178,7 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _send(send: Send, response: Response) -> None:
-    content = response.content()
+async def _send(send: Send, response: Response, content: bytes) -> None:
     headers = [
         (b"content-type", response.content_type().encode()),
         (b"odata-version", b"4.0"),
@@ -181,9 +191,10 @@ async def _send(send: Send, response: Response) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
-def create_webapi_app(engine: Callable[[], Engine]) -> WebApi:
-    """The Web API alone (what `syncd dataverse serve` runs)."""
-    return WebApi(engine)
+def create_webapi_app(engine: Callable[[], Engine], metadata: MetaData | None = None) -> WebApi:
+    """The Web API alone (what `syncd dataverse serve` runs); the entity types come from `metadata`,
+    syncd's schema unless told otherwise."""
+    return WebApi(engine, build_entity_types(metadata) if metadata is not None else None)
 
 
 def mount_webapi(app: ASGIApp, engine: Callable[[], Engine]) -> ASGIApp:

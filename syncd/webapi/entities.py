@@ -166,19 +166,19 @@ def build_entity_types(metadata: MetaData) -> dict[str, EntityType]:
         pk_cols = list(table.primary_key.columns)
         if len(pk_cols) != 1 or ENV_COLUMN not in table.c:
             continue  # not an entity table as Dataverse has them
-        primary_id = pk_cols[0].name
+        primary_id = str(pk_cols[0].name)
         attrs: dict[str, Attribute] = {}
         for col in table.columns:
             if col.name == ENV_COLUMN:
                 continue
             kind, edm = _kind(name, col)
             target = None if col.primary_key else _lookup_target(col, served)
-            prop = col.name
+            prop = str(col.name)  # a plain str: a copied table's names are `quoted_name`s
             if target is not None:
                 kind, edm, prop = "Lookup", "Edm.Guid", f"_{col.name}_value"
             length = getattr(col.type, "length", None) if kind == "String" else None
             attrs[prop] = Attribute(
-                logical_name=col.name,
+                logical_name=str(col.name),
                 property=prop,
                 column=col,
                 kind=kind,
@@ -189,7 +189,7 @@ def build_entity_types(metadata: MetaData) -> dict[str, EntityType]:
                 boolean_labels=BOOLEAN_LABELS.get((name, col.name), ("No", "Yes")),
             )
         names, keys = ENTITY_TABLES[name]
-        primary_name = next((n for n in names if n in table.c), None)
+        primary_name = next((str(n) for n in names if n in table.c), None)
         out[name] = EntityType(
             logical_name=name,
             entity_set=f"{name}s",

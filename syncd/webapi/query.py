@@ -8,7 +8,8 @@ records (a larger `odata.maxpagesize` is answered with 5,000), the applied size 
 Dataverse's does, with `@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded` beyond.
 
 Paging is keyset paging, so a page deep in a million rows costs what the first one does: the rows
-are ordered by the $orderby keys and then the primary key (NULLs first ascending, last descending,
+are ordered by the $orderby keys (strings by `lower()`, case-insensitively as Dataverse) and then
+the primary key (NULLs first ascending, last descending,
 as SQL Server orders them), and the token carries the last row's key values; the next page is
 the rows strictly after them. The token is base64url JSON, opaque to clients, and every value in
 it is bound as a typed parameter.
@@ -187,6 +188,11 @@ def decode_token(raw: str, key_attrs: list[Attribute], order: str) -> Token:
         raise bad from None
 
 
+def _key(attr: Attribute) -> ColumnElement[Any]:
+    """What a property orders by: strings case-insensitively, as Dataverse's collation orders them."""
+    return func.lower(attr.column) if attr.edm == "Edm.String" else attr.column
+
+
 # -- the query --------------------------------------------------------------------------------------
 
 
@@ -239,9 +245,6 @@ class CollectionQuery:
             token=token,
         )
 
-    def read_columns(self, base: list[str]) -> list[str]:
-        return list(dict.fromkeys([*base, *(a.logical_name for a, _ in self.order)]))
-
     def run(
         self,
         conn: Connection,
@@ -270,13 +273,14 @@ class CollectionQuery:
             count, exceeded = min(n, MAX_COUNT), n > MAX_COUNT
         if size == 0:
             return Page([], None, count, exceeded, 0)
-        cols = [table.c[name] for name in self.read_columns(columns)]
+        keys_sql = [_key(a).label(f"_key{i}") for i, (a, _) in enumerate(self.order)]
+        cols = [*(table.c[name] for name in columns), *keys_sql]
         stmt = select(*cols).where(*scope)
         if self.token is not None:
             stmt = stmt.where(self._after(self.token.keys))
         stmt = stmt.order_by(
             *(
-                (a.column.desc().nulls_last() if desc else a.column.asc().nulls_first())
+                (_key(a).desc().nulls_last() if desc else _key(a).asc().nulls_first())
                 for a, desc in self.order
             )
         ).limit(size + 1)
@@ -286,7 +290,7 @@ class CollectionQuery:
         rows = rows[:size]
         if more and (self.top is None or served + size < self.top):
             last = rows[-1]._mapping
-            keys = [last[a.logical_name] for a, _ in self.order]
+            keys = [last[f"_key{i}"] for i in range(len(self.order))]
             next_token = encode_token(keys, served + len(rows), self.order_text)
         return Page(rows, next_token, count, exceeded, size)
 
@@ -295,7 +299,7 @@ class CollectionQuery:
         clauses: list[ColumnElement[bool]] = []
         equal: list[ColumnElement[bool]] = []
         for (attr, desc), value in zip(self.order, keys, strict=True):
-            col = attr.column
+            col = _key(attr)
             after: ColumnElement[bool]
             same: ColumnElement[bool]
             if value is None:

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, select
 
 from syncd.webapi import metadata
 from syncd.webapi.compile import bind_value, db_value
-from syncd.webapi.entities import EntityType, by_entity_set, entity_types
+from syncd.webapi.entities import EntityType, entity_types
 from syncd.webapi.errors import (
     ODataError,
     bad_query,
@@ -66,6 +66,7 @@ class Request:
     headers: dict[str, list[str]]  # lower-case names
     root: str  # absolute service root of the environment, ending in '/'
     env: Environment
+    entities: dict[str, EntityType] = field(default_factory=entity_types)  # by logical name
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)
@@ -158,6 +159,7 @@ class _Handler:
     def __init__(self, conn: Connection, request: Request) -> None:
         self.conn = conn
         self.req = request
+        self.entities = request.entities
         self.prefer = parse_prefer(request.headers.get("prefer", []))
 
     def dispatch(self) -> Response:
@@ -175,7 +177,7 @@ class _Handler:
             return self.who_am_i()
         if name == "EntityDefinitions":
             return self.entity_definitions(key, segs[1:])
-        entity = by_entity_set().get(name)
+        entity = {e.entity_set: e for e in self.entities.values()}.get(name)
         if entity is None:
             raise no_segment(name)
         if self.req.method in _WRITES:
@@ -215,7 +217,7 @@ class _Handler:
 
     def service_document(self) -> Response:
         sets = [
-            {"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set} for e in entity_types().values()
+            {"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set} for e in self.entities.values()
         ]
         sets.append({"name": "EntityDefinitions", "kind": "EntitySet", "url": "EntityDefinitions"})
         return Response(200, {"@odata.context": self.req.root + "$metadata", "value": sets})
@@ -224,7 +226,7 @@ class _Handler:
         env = self.req.env
         claims = _token_claims(self.req.header("authorization"))
         user_id = None
-        users = entity_types().get("systemuser")
+        users = self.entities.get("systemuser")
         if users is not None:
             t = users.table
             for column, claim in (("azureactivedirectoryobjectid", "oid"), ("applicationid", "appid")):
@@ -251,7 +253,7 @@ class _Handler:
         )
 
     def _root_business_unit(self) -> uuid.UUID | None:
-        bu = entity_types().get("businessunit")
+        bu = self.entities.get("businessunit")
         if bu is None:
             return None
         t = bu.table
@@ -266,7 +268,7 @@ class _Handler:
             raise not_implemented(self.req.method)
         self._get_only()
         root = self.req.root
-        entities = list(entity_types().values())
+        entities = list(self.entities.values())
         if key is None and not rest:
             values = metadata.entity_definitions(entities, self.req.params)
             return Response(200, {"@odata.context": root + "$metadata#EntityDefinitions", "value": values})
@@ -361,7 +363,7 @@ class _Handler:
         row = self.conn.execute(select(entity.pk).where(*self._scope(entity, column, value))).first()
         if row is None:
             raise no_record(entity.logical_name, _shown_key(value))
-        target = entity_types()[nav.target]
+        target = self.entities[nav.target]
         link = nav.intersect.c
         extra = target.table.c[nav.target_column].in_(
             select(link[nav.target_column]).where(link[nav.own_column] == row[0])
