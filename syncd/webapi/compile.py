@@ -8,7 +8,8 @@ incompatible types was detected" (0x80060888); an unknown property its 400 0x0.
 
 Strings compare case-insensitively, as Dataverse's collation does: `lower(col) = lower(value)`,
 and contains/startswith/endswith are LIKE patterns with '%' and '_' escaped.
-`x eq null` is `x IS NULL`, `x ne null` is `x IS NOT NULL`.
+`x eq null` is `x IS NULL`, `x ne null` is `x IS NOT NULL`. `Microsoft.Dynamics.CRM.In`/`NotIn` is
+`IN`/`NOT IN`, each listed value typed by the column.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, tru
 
 from syncd.webapi.entities import Attribute, EntityType
 from syncd.webapi.errors import bad_query, no_property
-from syncd.webapi.filter import And, Call, Compare, Literal, Node, Not, Or, Prop
+from syncd.webapi.filter import And, Call, Compare, InList, Literal, Node, Not, Or, Prop, tokenize
 
 _EDM_OF_LITERAL = {
     "string": "Edm.String",
@@ -84,6 +85,22 @@ def db_value(attr: Attribute, value: Any) -> Any:
     return value
 
 
+def _typed(attr: Attribute, text: str) -> Literal:
+    """A PropertyValues item (always text in Dataverse's query functions) as the column's literal."""
+    if attr.edm == "Edm.String":
+        return Literal(text, "string")
+    if attr.edm == "Edm.Boolean" and text.lower() in ("true", "false", "1", "0"):
+        return Literal(text.lower() in ("true", "1"), "bool")
+    toks = tokenize(text) if text.strip() else []
+    if len(toks) == 1 and toks[0].kind in ("guid", "number", "datetime", "date"):
+        from syncd.webapi.filter import parse_filter
+
+        lit = parse_filter(toks[0].text)
+        if isinstance(lit, Literal):
+            return lit
+    raise bad_query(f"The value '{text}' in PropertyValues is not a valid {attr.edm} for '{attr.property}'.")
+
+
 def compile_filter(entity: EntityType, node: Node) -> ColumnElement[bool]:
     """The WHERE clause of `node` on `entity`'s table."""
     return _Compiler(entity).expr(node)
@@ -104,6 +121,8 @@ class _Compiler:
             return self.compare(node)
         if isinstance(node, Call):
             return self.call(node)
+        if isinstance(node, InList):
+            return self.in_list(node)
         if isinstance(node, Prop):
             attr = resolve(self.entity, node.name)
             if attr.edm != "Edm.Boolean":
@@ -163,6 +182,15 @@ class _Compiler:
         if node.name == "startswith":
             return col.startswith(value, autoescape=True)
         return col.endswith(value, autoescape=True)
+
+    def in_list(self, node: InList) -> ColumnElement[bool]:
+        attr = resolve(self.entity, node.prop)
+        values = [db_value(attr, bind_value(attr, _typed(attr, v))) for v in node.values]
+        if attr.edm == "Edm.String":
+            hit = func.lower(attr.column).in_([v.lower() for v in values])
+        else:
+            hit = attr.column.in_(values)
+        return not_(hit) if node.negate else hit
 
     @staticmethod
     def _ci(attr: Attribute) -> ColumnElement[Any]:

@@ -2,7 +2,8 @@
 
 The grammar is the part of OData v4's $filter that Dataverse documents in "Filter rows"
 (operators eq ne gt ge lt le, and or not, parentheses, the functions contains, startswith and
-endswith, the literal null):
+endswith, the literal null; and Dataverse's query functions In and NotIn, which the SDK's filter
+builder writes):
 
     expr    := and ('or' and)*
     and     := unary ('and' unary)*
@@ -55,6 +56,16 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class InList:
+    """`Microsoft.Dynamics.CRM.In(PropertyName='x',PropertyValues=[...])` (or NotIn): the values as
+    the text the client wrote, typed later by the column."""
+
+    prop: str
+    values: tuple[str, ...]
+    negate: bool
+
+
+@dataclass(frozen=True, slots=True)
 class And:
     left: Node
     right: Node
@@ -71,11 +82,17 @@ class Not:
     operand: Node
 
 
-Node = Union[Prop, Literal, Compare, Call, And, Or, Not]  # noqa: UP007
+Node = Union[Prop, Literal, Compare, Call, InList, And, Or, Not]  # noqa: UP007
 
+_QUERY_FUNCTION = re.compile(
+    r"Microsoft\.Dynamics\.CRM\.(?P<fn>In|NotIn)\(\s*PropertyName\s*=\s*'(?P<prop>[A-Za-z_][A-Za-z0-9_]*)'\s*,"
+    r"\s*PropertyValues\s*=\s*\[(?P<values>(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^\]\"'])*)\]\s*\)"
+)
+_LIST_ITEM = re.compile(r"\s*(?:\"((?:[^\"\\]|\\.)*)\"|'((?:[^']|'')*)'|([^,\s]+))\s*(?:,|$)")
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
+  | (?P<qfunc>Microsoft\.Dynamics\.CRM\.[A-Za-z]+)
   | (?P<string>'(?:[^']|'')*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)
   | (?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(?![\w-])
@@ -99,6 +116,11 @@ def tokenize(text: str) -> list[_Tok]:
     out: list[_Tok] = []
     pos = 0
     while pos < len(text):
+        call = _QUERY_FUNCTION.match(text, pos)
+        if call is not None:
+            out.append(_Tok("qcall", call.group(), pos))
+            pos = call.end()
+            continue
         m = _TOKEN.match(text, pos)
         if m is None:
             if text[pos] == "'":
@@ -179,6 +201,11 @@ class _Parser:
         if t is None:
             raise bad_query(f"Syntax error: an expression is expected at the end of '{self.text}'.")
         self.i += 1
+        if t.kind == "qcall":
+            return _query_function(t.text, self.text)
+        if t.kind == "qfunc":
+            name = t.text.rsplit(".", 1)[-1]
+            raise bad_query(f"The query function '{name}' is not supported here (In and NotIn are).")
         if t.kind == "punct" and t.text == "(":
             node = self._or()
             self._punct(")")
@@ -217,6 +244,28 @@ class _Parser:
         raise bad_query(f"Syntax error at position {t.pos} in '{self.text}'.")
 
 
+def _query_function(call: str, text: str) -> Node:
+    """Dataverse's query functions In and NotIn (what the SDK's filter builder writes for
+    `in_`/`not_in`)."""
+    m = _QUERY_FUNCTION.fullmatch(call)
+    assert m is not None
+    values: list[str] = []
+    raw = m.group("values")
+    pos = 0
+    while raw[pos:].strip():
+        item = _LIST_ITEM.match(raw, pos)
+        if item is None or item.end() == pos:
+            raise bad_query(
+                f"The PropertyValues of Microsoft.Dynamics.CRM.{m.group('fn')} cannot be read in '{text}'."
+            )
+        dq, sq, bare = item.groups()
+        values.append(
+            dq.replace('\\"', '"') if dq is not None else sq.replace("''", "'") if sq is not None else bare
+        )
+        pos = item.end()
+    return InList(m.group("prop"), tuple(values), m.group("fn") == "NotIn")
+
+
 def _datetime(token: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(token.replace("Z", "+00:00"))
@@ -240,6 +289,8 @@ def properties(node: Node) -> set[str]:
         return properties(node.left) | properties(node.right)
     if isinstance(node, Not):
         return properties(node.operand)
+    if isinstance(node, InList):
+        return {node.prop}
     if isinstance(node, Call):
         return set().union(*(properties(a) for a in node.args))
     return set()
@@ -258,6 +309,10 @@ def evaluate(node: Node, record: dict[str, Any]) -> Any:
         return bool(evaluate(node.left, record)) or bool(evaluate(node.right, record))
     if isinstance(node, Not):
         return not evaluate(node.operand, record)
+    if isinstance(node, InList):
+        value = record.get(node.prop)
+        hit = isinstance(value, str) and value.lower() in {v.lower() for v in node.values}
+        return hit != node.negate
     if isinstance(node, Call):
         a, b = (evaluate(x, record) for x in node.args)
         if not isinstance(a, str) or not isinstance(b, str):

@@ -77,8 +77,15 @@ def page_size(prefer: dict[str, str]) -> int:
     return min(size, MAX_PAGE_SIZE)
 
 
+#: Other ways Dataverse reads rows (a SQL query, FetchXML, saved and user views): not served, and
+#: refused rather than ignored (ignored, they would answer every row).
+UNSERVED_PARAMETERS = ("sql", "fetchXml", "savedQuery", "userQuery")
+
+
 def check_options(params: dict[str, str], allowed: tuple[str, ...] = KNOWN_OPTIONS) -> None:
     for key in params:
+        if key in UNSERVED_PARAMETERS:
+            raise bad_query(f"The query parameter '{key}' is not supported by this simulated environment.")
         if key.startswith("$") and key not in allowed:
             if key == "$skip":
                 raise bad_query("The query parameter $skip is not supported; page with odata.maxpagesize.")

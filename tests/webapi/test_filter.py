@@ -62,6 +62,22 @@ CASES: list[tuple[str, set[str]]] = [
     ("domainname lt 'C'", {"alice", "bob"}),
     ("fullname eq 'x''); DROP TABLE systemuser; --'", set()),
     ("fullname eq jobtitle", set()),
+    # Dataverse's query functions, as the SDK's filter builder writes in_() and not_in()
+    (
+        'Microsoft.Dynamics.CRM.In(PropertyName=\'accessmode\',PropertyValues=["0","4"])',
+        {"alice", "carol", "dave"},
+    ),
+    ("Microsoft.Dynamics.CRM.NotIn(PropertyName='accessmode',PropertyValues=['0','4'])", {"bob", "erin"}),
+    (
+        'Microsoft.Dynamics.CRM.In(PropertyName=\'fullname\',PropertyValues=["dave","Bob O\'Brien"])',
+        {"bob", "dave"},
+    ),
+    (
+        "Microsoft.Dynamics.CRM.In(PropertyName='systemuserid',PropertyValues=[\"0a1b2c3d-0000-4000-8000-000000000001\"])"
+        " and isdisabled eq false",
+        {"alice"},
+    ),
+    ("Microsoft.Dynamics.CRM.In(PropertyName='isdisabled',PropertyValues=[\"true\"])", {"bob"}),
 ]
 
 
@@ -110,6 +126,9 @@ ERRORS: list[tuple[str, int, str]] = [
     ("fullname", 400, "0x80060888"),
     ("fullname eq accessmode", 400, "0x80060888"),
     ("", 400, "0x80060888"),
+    ("Microsoft.Dynamics.CRM.In(PropertyName='accessmode',PropertyValues=[\"zero\"])", 400, "0x80060888"),
+    ("Microsoft.Dynamics.CRM.In(PropertyName='nosuch',PropertyValues=[\"1\"])", 400, "0x0"),
+    ("Microsoft.Dynamics.CRM.Today(PropertyName='createdon')", 400, "0x80060888"),
 ]
 
 

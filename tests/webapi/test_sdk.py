@@ -161,3 +161,41 @@ def test_the_sdk_reads_formatted_values_and_another_environment(
     }
     assert got == {str(r["systemuserid"]) for r in _rows(synced, "other env/2")}
     other.close()
+
+
+def test_the_sdks_query_builder(sdk: Any, synced: Engine) -> None:
+    from PowerPlatform.Dataverse.models.filters import col
+
+    users = Base.metadata.tables["systemuser"]
+    result = (
+        sdk.query.builder("systemuser")
+        .select("domainname", "accessmode", "isdisabled")
+        .where(col("accessmode").in_([0, 1]) & (col("isdisabled") == False) & col("domainname").contains("a"))  # noqa: E712
+        .order_by("domainname", descending=True)
+        .page_size(10)
+        .include_formatted_values()
+        .execute()
+    )
+    got = [r["domainname"] for r in result]
+    expected = _rows(
+        synced,
+        "prod",
+        users.c.accessmode.in_([0, 1]) & users.c.isdisabled.is_(False) & users.c.domainname.contains("a"),
+    )
+    assert len(got) > 10
+    assert got == sorted((e["domainname"] for e in expected), key=str.lower, reverse=True)
+    first = result[0].to_dict()
+    assert first["isdisabled@OData.Community.Display.V1.FormattedValue"] == "Enabled"
+    info = sdk.tables.get("systemuser")
+    assert (info.entity_set_name, info.primary_id_attribute) == ("systemusers", "systemuserid")
+    assert {t["LogicalName"] for t in sdk.tables.list()} >= {"systemuser", "role"}
+    columns = {c["LogicalName"] for c in sdk.tables.list_columns("systemuser")}
+    assert columns == {c.name for c in users.columns} - {"environment_id"}
+
+
+def test_what_is_not_served_is_refused_not_ignored(sdk: Any) -> None:
+    from PowerPlatform.Dataverse.core.errors import HttpError
+
+    with pytest.raises(HttpError) as caught:
+        sdk.query.sql("SELECT TOP 3 fullname FROM systemuser")
+    assert caught.value.status_code == 400
