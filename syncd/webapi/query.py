@@ -200,6 +200,15 @@ def _key(attr: Attribute) -> ColumnElement[Any]:
     return func.lower(attr.column) if attr.edm == "Edm.String" else attr.column
 
 
+def _ordering(attr: Attribute, desc: bool) -> Any:
+    """ORDER BY term: NULLs first ascending, last descending; nothing said for a NOT NULL column, so
+    that an index (the primary key's) serves the order and a deep page stays cheap."""
+    key = _key(attr)
+    if not attr.column.nullable:
+        return key.desc() if desc else key.asc()
+    return key.desc().nulls_last() if desc else key.asc().nulls_first()
+
+
 # -- the query --------------------------------------------------------------------------------------
 
 
@@ -285,19 +294,13 @@ class CollectionQuery:
         stmt = select(*cols).where(*scope)
         if self.token is not None:
             stmt = stmt.where(self._after(self.token.keys))
-        stmt = stmt.order_by(
-            *(
-                (_key(a).desc().nulls_last() if desc else _key(a).asc().nulls_first())
-                for a, desc in self.order
-            )
-        ).limit(size + 1)
-        rows = list(conn.execute(stmt))
+        stmt = stmt.order_by(*(_ordering(a, desc) for a, desc in self.order)).limit(size + 1)
+        rows = list(conn.execute(stmt).all())
         next_token = None
         more = len(rows) > size
         rows = rows[:size]
         if more and (self.top is None or served + size < self.top):
-            last = rows[-1]._mapping
-            keys = [last[f"_key{i}"] for i in range(len(self.order))]
+            keys = list(rows[-1][len(columns) :])  # the _key<i> columns, selected last
             next_token = encode_token(keys, served + len(rows), self.order_text)
         return Page(rows, next_token, count, exceeded, size)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -52,20 +52,39 @@ def formatted(attr: Attribute, value: Any) -> str | None:
     return None
 
 
-def etag_of(entity: EntityType, row: Any) -> str:
-    mapping = row._mapping
-    if "versionnumber" in entity.table.c and mapping.get("versionnumber") is not None:
-        return f'W/"{mapping["versionnumber"]}"'
-    modified = mapping.get("modifiedon")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _wire_datetime(value: Any) -> Any:
+    if value is None:
+        return None
+    v = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return v.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def converter(attr: Attribute) -> Callable[[Any], Any] | None:
+    """How a column's values go on the wire (None: as they come)."""
+    if attr.edm == "Edm.Guid":
+        return None  # uuid.UUID: orjson writes it as Dataverse does, lower case with dashes
+    if attr.edm == "Edm.DateTimeOffset":
+        return _wire_datetime
+    if attr.edm in ("Edm.String", "Edm.Boolean", "Edm.Int32", "Edm.Int64"):
+        return None
+    return wire
+
+
+def _etag(version: Any, modified: Any, row: Any) -> str:
+    if version is not None:
+        return f'W/"{version}"'
     if isinstance(modified, datetime):
-        v = modified.replace(tzinfo=UTC) if modified.tzinfo is None else modified.astimezone(UTC)
-        return f'W/"{int(v.timestamp() * 1_000_000)}"'
-    crc = zlib.crc32(repr(tuple(mapping.values())).encode())
-    return f'W/"{crc}"'
+        v = modified.replace(tzinfo=UTC) if modified.tzinfo is None else modified
+        return f'W/"{(v - _EPOCH) // _MICROSECOND}"'
+    return f'W/"{zlib.crc32(repr(tuple(row)).encode())}"'
 
 
 def etag_columns(entity: EntityType) -> list[str]:
-    """The columns `etag_of` reads (added to the query when not selected)."""
+    """The columns the etag is made of (added to the query when not selected)."""
     if "versionnumber" in entity.table.c:
         return ["versionnumber", *(["modifiedon"] if "modifiedon" in entity.table.c else [])]
     if "modifiedon" in entity.table.c:
@@ -74,7 +93,8 @@ def etag_columns(entity: EntityType) -> list[str]:
 
 
 class RecordWriter:
-    """Turns rows of one query into records (the attributes and annotations fixed once)."""
+    """Turns rows of one query into records (the attributes, converters and annotations fixed
+    once). Rows are read by position: the query selects `columns()` first, in that order."""
 
     def __init__(self, entity: EntityType, selected: Sequence[Attribute], annotate: bool) -> None:
         self.entity = entity
@@ -84,28 +104,41 @@ class RecordWriter:
             assert pk is not None
             self.attrs.append(pk)
         self.annotate = annotate
+        self._columns = list(dict.fromkeys([*(a.logical_name for a in self.attrs), *etag_columns(entity)]))
+        index = {name: i for i, name in enumerate(self._columns)}
+        self._plan = [(a, index[a.logical_name], converter(a)) for a in self.attrs]
+        self._version = index.get("versionnumber")
+        self._modified = index.get("modifiedon")
 
     def columns(self) -> list[str]:
-        """The SQL columns the query must read."""
-        names = [a.logical_name for a in self.attrs]
-        return list(dict.fromkeys([*names, *etag_columns(self.entity)]))
+        """The SQL columns the query must read, first and in this order."""
+        return list(self._columns)
+
+    def etag(self, row: Any) -> str:
+        version = row[self._version] if self._version is not None else None
+        modified = row[self._modified] if self._modified is not None else None
+        return _etag(version, modified, row[: len(self._columns)])
 
     def record(self, row: Any) -> dict[str, Any]:
-        m = row._mapping
-        out: dict[str, Any] = {"@odata.etag": etag_of(self.entity, row)}
-        for a in self.attrs:
-            value = m[a.logical_name]
-            if self.annotate:
-                text = formatted(a, value)
-                if text is not None:
-                    out[f"{a.property}@{FORMATTED}"] = text
-                if a.target is not None and value is not None:
-                    out[f"{a.property}@Microsoft.Dynamics.CRM.lookuplogicalname"] = a.target
+        out: dict[str, Any] = {"@odata.etag": self.etag(row)}
+        if not self.annotate:
+            for a, i, convert in self._plan:
+                value = row[i]
+                out[a.property] = value if convert is None else convert(value)
+            return out
+        for a, i, _ in self._plan:
+            value = row[i]
+            text = formatted(a, value)
+            if text is not None:
+                out[f"{a.property}@{FORMATTED}"] = text
+            if a.target is not None and value is not None:
+                out[f"{a.property}@Microsoft.Dynamics.CRM.lookuplogicalname"] = a.target
             out[a.property] = wire(value)
         return out
 
     def records(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
-        return [self.record(r) for r in rows]
+        record = self.record
+        return [record(r) for r in rows]
 
 
 def wants_formatted(prefer: dict[str, str]) -> bool:
