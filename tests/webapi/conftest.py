@@ -16,6 +16,7 @@ from syncd.dataverse.environments import EnvironmentSpec, create_environment
 from syncd.dataverse.schema import Base, Environment
 from syncd.directory.transport import InProcessTransport
 from syncd.webapi import create_webapi_app
+from tests.webapi.rows import complete
 
 ALICE = uuid.UUID("0a1b2c3d-0000-4000-8000-000000000001")
 OBJ_ALICE = uuid.UUID("aa000000-0000-4000-8000-00000000000a")
@@ -106,7 +107,8 @@ def add_users(engine: Engine, env: int, rows: list[dict[str, Any]]) -> None:
     table = Base.metadata.tables["systemuser"]
     with engine.begin() as conn:
         for row in rows:
-            conn.execute(insert(table).values(environment_id=env, modifiedon=row.get("createdon"), **row))
+            values = {"environment_id": env, "modifiedon": row.get("createdon"), **row}
+            conn.execute(insert(table).values(**complete(conn, table, values, env)))
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from syncd.dataverse.schema import Base
 from syncd.directory.transport import InProcessTransport
 from syncd.webapi import create_webapi_app
 from syncd.webapi.entities import build_entity_types
+from tests.webapi.rows import complete, kind_column
 
 ROOT_BU, CHILD_BU, OTHER_BU = (uuid.UUID(int=i) for i in (0xB1, 0xB2, 0xB3))
 TEAM = uuid.UUID(int=0x7E)
@@ -40,45 +41,54 @@ API = "/prod/api/data/v9.2/"
 
 
 def future_metadata() -> MetaData:
+    """syncd's schema, plus whichever of these tables and columns it does not have yet."""
     md = MetaData()
     for table in Base.metadata.sorted_tables:
         table.to_metadata(md)
-    Table(
-        "businessunit",
-        md,
-        Column("businessunitid", Uuid, primary_key=True),
-        Column("environment_id", Integer, ForeignKey("environment.id"), nullable=False),
-        Column("name", String(160), nullable=False),
-        Column("parentbusinessunitid", Uuid, ForeignKey("businessunit.businessunitid")),
-        Column("modifiedon", DateTime(timezone=True)),
-    )
-    Table(
-        "team",
-        md,
-        Column("teamid", Uuid, primary_key=True),
-        Column("environment_id", Integer, ForeignKey("environment.id"), nullable=False),
-        Column("name", String(160), nullable=False),
-        Column("businessunitid", Uuid, ForeignKey("businessunit.businessunitid")),
-        Column("teamtype", SmallInteger, nullable=False),
-        Column("azureactivedirectoryobjectid", Uuid),
-    )
-    Table(
-        "teammembership",
-        md,
-        Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), primary_key=True),
-        Column("teamid", Uuid, ForeignKey("team.teamid"), primary_key=True),
-    )
-    Table(
-        "teamroles",
-        md,
-        Column("teamid", Uuid, ForeignKey("team.teamid"), primary_key=True),
-        Column("roleid", Uuid, ForeignKey("role.roleid"), primary_key=True),
-    )
+    if "businessunit" not in md.tables:
+        Table(
+            "businessunit",
+            md,
+            Column("businessunitid", Uuid, primary_key=True),
+            Column("environment_id", Integer, ForeignKey("environment.id"), nullable=False),
+            Column("name", String(160), nullable=False),
+            Column("parentbusinessunitid", Uuid, ForeignKey("businessunit.businessunitid")),
+            Column("modifiedon", DateTime(timezone=True)),
+        )
+    if "team" not in md.tables:
+        Table(
+            "team",
+            md,
+            Column("teamid", Uuid, primary_key=True),
+            Column("environment_id", Integer, ForeignKey("environment.id"), nullable=False),
+            Column("name", String(160), nullable=False),
+            Column("businessunitid", Uuid, ForeignKey("businessunit.businessunitid")),
+            Column("teamtype", SmallInteger, nullable=False),
+            Column("azureactivedirectoryobjectid", Uuid),
+        )
+    if "teammembership" not in md.tables:
+        Table(
+            "teammembership",
+            md,
+            Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), primary_key=True),
+            Column("teamid", Uuid, ForeignKey("team.teamid"), primary_key=True),
+        )
+    if "teamroles" not in md.tables:
+        Table(
+            "teamroles",
+            md,
+            Column("teamid", Uuid, ForeignKey("team.teamid"), primary_key=True),
+            Column("roleid", Uuid, ForeignKey("role.roleid"), primary_key=True),
+        )
     users = md.tables["systemuser"]
-    users.append_column(Column("businessunitid", Uuid, ForeignKey("businessunit.businessunitid")))
-    users.append_column(Column("azurestate", SmallInteger))
-    users.append_column(Column("versionnumber", BigInteger))
-    users.append_column(Column("syncd_syncedemail", String(100)))
+    for column in (
+        Column("businessunitid", Uuid, ForeignKey("businessunit.businessunitid")),
+        Column("azurestate", SmallInteger),
+        Column("versionnumber", BigInteger),
+        Column("syncd_syncedemail", String(100)),
+    ):
+        if column.name not in users.c:
+            users.append_column(column)
     return md
 
 
@@ -90,67 +100,68 @@ def world(tmp_path: Path) -> Iterator[tuple[Engine, MetaData]]:
     t = md.tables
     now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
     with engine.begin() as conn:
+
+        def add(table: str, env: int | None, **values: object) -> None:
+            conn.execute(insert(t[table]).values(**complete(conn, t[table], values, env)))
+
         for env_id, name in ((1, "prod"), (2, "other")):
-            conn.execute(
-                insert(t["environment"]).values(id=env_id, name=name, type="production", created_on=now)
-            )
-        conn.execute(
-            insert(t["businessunit"]),
-            [
-                {
-                    "businessunitid": CHILD_BU,
-                    "environment_id": 1,
-                    "name": "Sales",
-                    "parentbusinessunitid": ROOT_BU,
-                },
-                {
-                    "businessunitid": ROOT_BU,
-                    "environment_id": 1,
-                    "name": "prod",
-                    "parentbusinessunitid": None,
-                },
-                {
-                    "businessunitid": OTHER_BU,
-                    "environment_id": 2,
-                    "name": "other",
-                    "parentbusinessunitid": None,
-                },
-            ],
+            add("environment", None, id=env_id, name=name, type="production", created_on=now)
+        add(
+            "businessunit",
+            1,
+            businessunitid=ROOT_BU,
+            environment_id=1,
+            name="prod",
+            parentbusinessunitid=None,
         )
-        conn.execute(
-            insert(t["team"]).values(
-                teamid=TEAM, environment_id=1, name="Sellers", businessunitid=CHILD_BU, teamtype=2
-            )
+        add(
+            "businessunit",
+            1,
+            businessunitid=CHILD_BU,
+            environment_id=1,
+            name="Sales",
+            parentbusinessunitid=ROOT_BU,
         )
-        common = {"kind": "regular", "createdon": now, "modifiedon": now, "accessmode": 0}
-        conn.execute(
-            insert(t["systemuser"]),
-            [
-                {
-                    **common,
-                    "systemuserid": USER,
-                    "environment_id": 1,
-                    "domainname": "u@contoso.com",
-                    "azureactivedirectoryobjectid": OID,
-                    "businessunitid": CHILD_BU,
-                    "azurestate": 0,
-                    "versionnumber": 4242,
-                    "syncd_syncedemail": "u@contoso.com",
-                },
-                {
-                    **common,
-                    "systemuserid": OTHER_USER,
-                    "environment_id": 2,
-                    "domainname": "x@other.com",
-                    "azureactivedirectoryobjectid": None,
-                    "syncd_syncedemail": None,
-                    "businessunitid": OTHER_BU,
-                    "azurestate": 1,
-                    "versionnumber": 1,
-                },
-            ],
+        add(
+            "businessunit",
+            2,
+            businessunitid=OTHER_BU,
+            environment_id=2,
+            name="other",
+            parentbusinessunitid=None,
         )
-        conn.execute(insert(t["teammembership"]).values(systemuserid=USER, teamid=TEAM))
+        add("team", 1, teamid=TEAM, environment_id=1, name="Sellers", businessunitid=CHILD_BU, teamtype=2)
+        common = {
+            kind_column(t["systemuser"]): "regular",
+            "createdon": now,
+            "modifiedon": now,
+            "accessmode": 0,
+        }
+        add(
+            "systemuser",
+            1,
+            **common,
+            systemuserid=USER,
+            environment_id=1,
+            domainname="u@contoso.com",
+            azureactivedirectoryobjectid=OID,
+            businessunitid=CHILD_BU,
+            azurestate=0,
+            versionnumber=4242,
+            syncd_syncedemail="u@contoso.com",
+        )
+        add(
+            "systemuser",
+            2,
+            **common,
+            systemuserid=OTHER_USER,
+            environment_id=2,
+            domainname="x@other.com",
+            businessunitid=OTHER_BU,
+            azurestate=1,
+            versionnumber=1,
+        )
+        add("teammembership", None, systemuserid=USER, teamid=TEAM)
     yield engine, md
     engine.dispose()
 

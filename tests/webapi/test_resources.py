@@ -13,6 +13,7 @@ from sqlalchemy import Engine, insert, select
 from syncd.dataverse.schema import Base
 from syncd.directory.transport import InProcessTransport
 from syncd.webapi import create_webapi_app
+from syncd.webapi.entities import entity_types
 from syncd.webapi.urls import env_segment, web_api_url
 from tests.webapi.conftest import ALICE, API, OBJ_ALICE, ROWS, add_env, add_users, env_id
 
@@ -70,7 +71,9 @@ def test_records_shape(client: httpx.Client) -> None:
 def test_all_columns_when_nothing_is_selected(client: httpx.Client) -> None:
     [rec] = client.get(API + "systemusers", params={"$filter": "fullname eq 'Alice Adams'"}).json()["value"]
     table = Base.metadata.tables["systemuser"]
-    assert set(rec) - {"@odata.etag"} == {c.name for c in table.columns} - {"environment_id"}
+    attrs = entity_types()["systemuser"].attributes.values()
+    assert set(rec) - {"@odata.etag"} == {a.property for a in attrs}  # a lookup is _<column>_value
+    assert {a.logical_name for a in attrs} == {c.name for c in table.columns} - {"environment_id"}
     assert rec["azureactivedirectoryobjectid"] == str(OBJ_ALICE)
     assert rec["createdon"] == "2026-01-10T08:00:00Z"
 
