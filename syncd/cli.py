@@ -9,7 +9,16 @@ from typing import Annotated
 import click
 import typer
 
-from syncd.commands import admin_cmd, config_cmd, db_cmd, directory_cmd, env_cmd, run_cmd, sync_cmd
+from syncd.commands import (
+    admin_cmd,
+    config_cmd,
+    dataverse_cmd,
+    db_cmd,
+    directory_cmd,
+    env_cmd,
+    run_cmd,
+    sync_cmd,
+)
 from syncd.context import AppContext
 from syncd.directory.fake.cli import entra_app
 from syncd.errors import SyncdError
@@ -111,6 +120,7 @@ app.command("sync")(sync_cmd.sync)
 app.command("runs")(sync_cmd.runs)
 app.command("run")(run_cmd.run)
 app.add_typer(directory_cmd.app, name="directory")
+app.add_typer(dataverse_cmd.app, name="dataverse")
 app.add_typer(entra_app, name="entra", help="The fake Entra tenant: generate, churn, serve.")
 app.add_typer(admin_cmd.user_app, name="user")
 app.add_typer(admin_cmd.app_user_app, name="app-user")

@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     admin_token: SecretStr | None = Field(None, description="bearer token for the admin API's mutations")
+    dataverse_api: bool = Field(
+        False,
+        description="serve each environment's Dataverse Web API at /<environment>/api/data/v9.2/ on the "
+        "daemon's HTTP endpoint",
+    )
+    dataverse_api_url: str | None = Field(
+        None,
+        description="the base URL clients reach the Web API at, shown by `syncd env show` "
+        "(default http://<http_host>:<http_port>)",
+    )
     _credential_kind: str | None = PrivateAttr(None)
 
     @field_validator("directory_url", mode="before")
@@ -129,6 +139,24 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, v: str) -> str:
         return normalise_database_url(v)
+
+    @field_validator("dataverse_api_url")
+    @classmethod
+    def _check_api_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", v):
+            raise ConfigError(
+                f"invalid setting dataverse_api_url={v!r}: give the base URL clients use, such as "
+                "https://syncd.example:8443 (each environment is a path segment below it)"
+            )
+        return v.rstrip("/") if v is not None else None
+
+    @property
+    def dataverse_api_base_url(self) -> str:
+        """Where clients reach the Web API: `dataverse_api_url`, else the daemon's own endpoint."""
+        if self.dataverse_api_url:
+            return self.dataverse_api_url
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"http://{host}:{self.http_port}"
 
     @model_validator(mode="after")
     def _backoff_cap_not_below_the_interval(self) -> Settings:

@@ -72,6 +72,10 @@ def create(
     with appctx.session() as session:
         env = envs.create_environment(session, spec)
         info = envs.describe(env) | {"users": envs.user_counts(session, env.id)}
+    if appctx.settings.dataverse_api:
+        from syncd.webapi.urls import web_api_url
+
+        info["web_api_url"] = web_api_url(appctx.settings.dataverse_api_base_url, env.name)
     if json:
         print_json(info)
     else:
@@ -217,6 +221,10 @@ def show(
         env = envs.get_environment(session, name)
         state = quarantine.read_state(session, env.id, policy)
         info = envs.describe(env) | {"users": envs.user_counts(session, env.id)}
+    if appctx.settings.dataverse_api:
+        from syncd.webapi.urls import web_api_url
+
+        info["web_api_url"] = web_api_url(appctx.settings.dataverse_api_base_url, env.name)
     if json:
         print_json(info | {"quarantine": state.as_dict()})
         return

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from starlette.types import ASGIApp
 
 from syncd.context import AppContext
 from syncd.service import runs
@@ -34,6 +35,7 @@ from syncd.service.quarantine import QuarantineGate, QuarantinePolicy
 from syncd.service.scheduler import SyncScheduler, Target
 from syncd.service.server import HttpServer
 from syncd.settings import Settings
+from syncd.webapi import mount_webapi
 
 log = structlog.get_logger(__name__)
 
@@ -111,9 +113,13 @@ class Daemon:
             "quarantine": _quarantine_info(quarantine),
             "admin API": "enabled" if _admin_token_set(s) else "read-only (no SYNCD_ADMIN_TOKEN)",
         } | self.options.extra_info
-        app = create_app(
+        if s.dataverse_api:
+            info["Dataverse Web API"] = f"{s.dataverse_api_base_url}/<environment>/api/data/v9.2/"
+        app: ASGIApp = create_app(
             self.appctx, self.metrics, self.jobs, scheduler_running=self._scheduler_running, info=info
         )
+        if s.dataverse_api:
+            app = mount_webapi(app, lambda: self.appctx.engine(check_head=False))
         self.http = HttpServer(app, s.http_host, s.http_port)
         self.http.start()
         self.scheduler.start()

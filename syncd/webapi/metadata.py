@@ -1,0 +1,143 @@
+"""Table definitions, as "Query table definitions using the Web API" shows them.
+
+Served: `EntityDefinitions` (with $select and $filter, e.g. `$filter=LogicalName eq 'systemuser'`,
+which is how the SDK finds an entity set and its primary key), `EntityDefinitions(LogicalName='x')`
+and `EntityDefinitions(<MetadataId>)`, their `/Attributes` (with $select and $filter) and
+`/Attributes(LogicalName='y')`. Property names are Dataverse's PascalCase ones; labels are
+language 1033.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncd.webapi.entities import Attribute, EntityType, metadata_id
+from syncd.webapi.errors import bad_query, no_property
+from syncd.webapi.filter import evaluate, parse_filter, properties
+
+_ODATA_TYPES = {
+    "String": "StringAttributeMetadata",
+    "Memo": "MemoAttributeMetadata",
+    "Integer": "IntegerAttributeMetadata",
+    "BigInt": "BigIntAttributeMetadata",
+    "Boolean": "BooleanAttributeMetadata",
+    "DateTime": "DateTimeAttributeMetadata",
+    "Uniqueidentifier": "UniqueIdentifierAttributeMetadata",
+    "Lookup": "LookupAttributeMetadata",
+    "Picklist": "PicklistAttributeMetadata",
+}
+
+
+def label(text: str) -> dict[str, Any]:
+    localized = {"Label": text, "LanguageCode": 1033, "IsManaged": True}
+    return {"LocalizedLabels": [localized], "UserLocalizedLabel": localized}
+
+
+def _display(name: str) -> str:
+    return name.replace("_", " ").strip().title()
+
+
+def entity_definition(entity: EntityType) -> dict[str, Any]:
+    name = entity.logical_name
+    return {
+        "MetadataId": metadata_id(name),
+        "LogicalName": name,
+        "SchemaName": name[:1].upper() + name[1:],
+        "EntitySetName": entity.entity_set,
+        "LogicalCollectionName": entity.entity_set,
+        "CollectionSchemaName": entity.entity_set[:1].upper() + entity.entity_set[1:],
+        "PrimaryIdAttribute": entity.primary_id,
+        "PrimaryNameAttribute": entity.primary_name,
+        "ObjectTypeCode": {"systemuser": 8, "role": 1036, "businessunit": 10, "team": 9}.get(name, 10000),
+        "OwnershipType": "BusinessOwned" if name in ("systemuser", "role", "businessunit") else "UserOwned",
+        "IsCustomEntity": False,
+        "IsPrivate": False,
+        "IsValidForAdvancedFind": True,
+        "IsActivity": False,
+        "IsIntersect": False,
+        "TableType": "Standard",
+        "DisplayName": label(_display(name)),
+        "DisplayCollectionName": label(_display(entity.entity_set)),
+        "Description": label(""),
+    }
+
+
+def attribute_definition(entity: EntityType, attr: Attribute) -> dict[str, Any]:
+    col = attr.column
+    body: dict[str, Any] = {
+        "@odata.type": f"#Microsoft.Dynamics.CRM.{_ODATA_TYPES.get(attr.kind, 'AttributeMetadata')}",
+        "MetadataId": metadata_id(entity.logical_name, attr.logical_name),
+        "LogicalName": attr.logical_name,
+        "SchemaName": attr.logical_name,
+        "EntityLogicalName": entity.logical_name,
+        "AttributeType": attr.kind,
+        "AttributeTypeName": {"Value": f"{attr.kind}Type"},
+        "IsPrimaryId": attr.logical_name == entity.primary_id,
+        "IsPrimaryName": attr.logical_name == entity.primary_name,
+        "IsCustomAttribute": attr.logical_name.startswith("new_"),
+        "AttributeOf": None,
+        "IsLogical": False,
+        "IsSecured": False,
+        "IsValidForAdvancedFind": True,
+        "IsValidForRead": True,
+        "IsValidForCreate": False,
+        "IsValidForUpdate": False,
+        "RequiredLevel": {"Value": "None" if col.nullable else "SystemRequired"},
+        "DisplayName": label(_display(attr.logical_name)),
+        "Description": label(""),
+    }
+    if attr.max_length is not None:
+        body["MaxLength"] = attr.max_length
+        body["Format"] = "Text"
+    if attr.target is not None:
+        body["Targets"] = [attr.target]
+    if attr.choices is not None:
+        body["OptionSet"] = {
+            "Options": [{"Value": v, "Label": label(t)} for v, t in sorted(attr.choices.items())],
+        }
+    if attr.kind == "Boolean":
+        no, yes = attr.boolean_labels
+        body["OptionSet"] = {
+            "TrueOption": {"Value": 1, "Label": label(yes)},
+            "FalseOption": {"Value": 0, "Label": label(no)},
+        }
+    return body
+
+
+def _select(records: list[dict[str, Any]], raw: str | None, type_name: str) -> list[dict[str, Any]]:
+    if raw is None or not raw.strip():
+        return records
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    known = set().union(*(r.keys() for r in records)) if records else set()
+    for n in names:
+        if records and n not in known:
+            raise no_property(n, type_name)
+    keep = {*names, "MetadataId", "@odata.type"}
+    return [{k: v for k, v in r.items() if k in keep} for r in records]
+
+
+def _filter(records: list[dict[str, Any]], raw: str | None, type_name: str) -> list[dict[str, Any]]:
+    if raw is None:
+        return records
+    node = parse_filter(raw)
+    known = set().union(*(r.keys() for r in records)) if records else set()
+    for n in properties(node):
+        if records and n not in known:
+            raise no_property(n, type_name)
+    return [r for r in records if evaluate(node, r)]
+
+
+def query(records: list[dict[str, Any]], params: dict[str, str], type_name: str) -> list[dict[str, Any]]:
+    for key in params:
+        if key.startswith("$") and key not in ("$select", "$filter", "$expand"):
+            raise bad_query(f"The query parameter '{key}' is not supported on table definitions.")
+    return _select(_filter(records, params.get("$filter"), type_name), params.get("$select"), type_name)
+
+
+def entity_definitions(entities: list[EntityType], params: dict[str, str]) -> list[dict[str, Any]]:
+    return query([entity_definition(e) for e in entities], params, "EntityMetadata")
+
+
+def attribute_definitions(entity: EntityType, params: dict[str, str]) -> list[dict[str, Any]]:
+    records = [attribute_definition(entity, a) for a in entity.attributes.values()]
+    return query(records, params, "AttributeMetadata")
