@@ -1,6 +1,7 @@
-"""The Web API follows the schema, not a list: with the tables and columns the schema is about to
-gain (businessunit, team and their intersect tables; systemuser.businessunitid, azurestate,
-versionnumber; a renamed column), they are served without a change to `syncd.webapi`."""
+"""The Web API follows the schema, not a list: the tables and columns added with business units and
+teams (businessunit, team and their intersect tables; systemuser.businessunitid, azurestate,
+versionnumber; the renamed syncd_ columns) are served from the metadata alone, with no list of them
+in `syncd.webapi` (`future_metadata` adds any that a schema lacks, as it did before they existed)."""
 
 from __future__ import annotations
 
@@ -130,7 +131,16 @@ def world(tmp_path: Path) -> Iterator[tuple[Engine, MetaData]]:
             name="other",
             parentbusinessunitid=None,
         )
-        add("team", 1, teamid=TEAM, environment_id=1, name="Sellers", businessunitid=CHILD_BU, teamtype=2)
+        add(
+            "team",
+            1,
+            teamid=TEAM,
+            environment_id=1,
+            name="Sellers",
+            businessunitid=CHILD_BU,
+            teamtype=2,  # an Entra security group team: it carries the group's object id
+            azureactivedirectoryobjectid=uuid.UUID("bb000000-0000-4000-8000-0000000000b1"),
+        )
         common = {
             kind_column(t["systemuser"]): "regular",
             "createdon": now,
