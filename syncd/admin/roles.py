@@ -47,7 +47,9 @@ class RoleResult:
         }
 
 
-def _role(session: Session, env: Environment, name: str) -> Role:
+def find_role(session: Session, env: Environment, name: str) -> Role:
+    """The environment's security role by name, ignoring case (SyncdError for a malformed name,
+    NotFound naming the known roles)."""
     name = str(name).strip()
     if not name or len(name) > 100 or any(c < " " or c == "\x7f" for c in name):
         raise SyncdError(f"invalid role name {name!r}")
@@ -68,7 +70,7 @@ def _target(
     """The environment, the user's row and the role an operation on roles is about."""
     env = get_environment(session, env_name)
     row = lookup.find_row(session, env, key, directory=directory)
-    return env, row, _role(session, env, role_name)
+    return env, row, find_role(session, env, role_name)
 
 
 def assign_role(

@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 
 from syncd.admin import lookup
 from syncd.admin.errors import Refused, check_dict
+from syncd.admin.memberships import MembershipChange, WantedTeams, read_wanted_teams, write_memberships
+from syncd.admin.teams import user_teams
 from syncd.dataverse.schema import Environment, SystemUser
 from syncd.directory.client import GraphClient
 from syncd.directory.models import Deletion, DirectoryUser
@@ -82,6 +84,9 @@ class UserResult:
     conflicts: list[str] = field(default_factory=list)
     via_app_pass: bool = False  # the add stood on the environment's app-pass capacity alone (R4b)
     row: dict[str, Any] | None = None
+    # R25: the group teams the user joined and left just in time, and is a member of now (None
+    # when the operation left no regular row to update).
+    teams: MembershipChange | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +103,7 @@ class UserResult:
             "conflicts": self.conflicts,
             "checks": [check_dict(c) for c in self.checks],
             "row": self.row,
+            "teams": self.teams.as_dict() if self.teams is not None else None,
         }
 
 
@@ -115,6 +121,8 @@ class Diagnosis:
     row: dict[str, Any] | None
     events: list[dict[str, Any]]
     restore: dict[str, Any] | None = None  # a soft-deleted user: what a restore would do
+    # R22, R25: the teams the row is a member of, each with its group, membership type and roles.
+    teams: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +135,7 @@ class Diagnosis:
             "row": self.row,
             "events": self.events,
             "restore": self.restore,
+            "teams": self.teams,
         }
 
 
@@ -367,7 +376,18 @@ def _one_user(
         app_pass = mode is not Mode.BACKGROUND and op is not None and _uses_app_pass(target, decision)
         if op is not None and app_pass:
             op.reason += " The user has no licence: added through the environment's app-pass capacity (R4b)."
+        # R25: the group teams the user belongs in, read before anything is written (a directory
+        # that can't be read changes nothing).
+        wanted: WantedTeams | None = None
+        if target.env.has_database:
+            wanted = read_wanted_teams(engine, directory, target.env.id, target.directory_user)
         run_id, outcome, _ = _apply(conn, sqlite, target, op, trigger)
+    teams = None
+    with Session(engine) as session:
+        row = _row_after(session, target)
+        row_id = row.systemuserid if row is not None and row.kind == UserKind.REGULAR else None
+    if wanted is not None and row_id is not None and outcome == "succeeded":
+        teams = write_memberships(engine, wanted, row_id)  # R25: just in time, never in the background
     with Session(engine) as session:
         row = _row_after(session, target)
         row_dict = lookup.row_dict(session, row) if row is not None else None
@@ -396,6 +416,7 @@ def _one_user(
         conflicts=[c.message for c in target.conflicts if not c.passed],
         via_app_pass=app_pass,
         row=row_dict,
+        teams=teams,
     )
 
 
@@ -447,6 +468,7 @@ def diagnose_user(engine: Engine, directory: GraphClient, env_name: str, key: st
         row = _row_after(session, target)
         row_dict = lookup.row_dict(session, row) if row is not None else None
         events = lookup.last_events(session, target.env.id, row, EVENTS_SHOWN) if row is not None else []
+        teams = user_teams(session, row.systemuserid) if row is not None else []
     return Diagnosis(
         environment=target.env.name,
         user=target.user_dict(),
@@ -457,6 +479,7 @@ def diagnose_user(engine: Engine, directory: GraphClient, env_name: str, key: st
         row=row_dict,
         events=events,
         restore=_restore(target) if target.soft_deleted else None,
+        teams=teams,
     )
 
 

@@ -44,6 +44,7 @@ from syncd.directory.decode import (
     USER_SELECT,
     BadItem,
     Page,
+    decode_group,
     decode_group_delta,
     decode_items,
     decode_member,
@@ -66,6 +67,7 @@ from syncd.directory.errors import (
 )
 from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import (
+    DirectoryGroup,
     DirectoryRole,
     DirectoryUser,
     GroupDelta,
@@ -339,6 +341,25 @@ class GraphClient:
         fields, otherwise (and for groups and service principals) as :class:`GroupMember`.
         Devices and contacts are skipped."""
         return self._members(f"/groups/{_seg(group_id)}/members", select)
+
+    def get_group(self, group_id: str) -> DirectoryGroup | None:
+        """One group by object id (``GET /groups/{id}?$select=id,displayName,groupTypes,...``);
+        ``None`` when the directory has no such group. Raises what every read raises."""
+        if not group_id:
+            raise ValueError("a group id is required")
+        url = self._url(
+            f"/groups/{_seg(group_id)}", {"$select": "id,displayName,groupTypes,securityEnabled,mailEnabled"}
+        )
+        try:
+            response = self._get(url)
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            return decode_group(parse_object(response.content, url))
+        except BadItem as exc:
+            raise MalformedResponse(url, str(exc)) from None
 
     def iter_group_owners(self, group_id: str) -> Iterator[MemberPage]:
         return self._members(f"/groups/{_seg(group_id)}/owners", None)

@@ -25,6 +25,7 @@ from syncd.directory.models import (
     GRAPH_USER_FIELDS,
     AssignedLicense,
     Deletion,
+    DirectoryGroup,
     DirectoryRole,
     DirectoryUser,
     GroupDelta,
@@ -376,6 +377,26 @@ def decode_group_delta(item: dict[str, Any]) -> GroupDelta:
         if member is not None:
             (added if gone is None else removed).append(member)
     return GroupDelta(gid.lower(), added, removed, removed_group is not None)
+
+
+def decode_group(item: dict[str, Any]) -> DirectoryGroup:
+    """A group object (``GET /groups/{id}``): its id, displayName, groupTypes and the two flags."""
+    gid = item.get("id")
+    if type(gid) is not str or not gid:
+        raise BadItem("group without a string id")
+    name = item.get("displayName")
+    if name is not None and type(name) is not str:
+        raise BadItem("group displayName is not a string")
+    types = item.get("groupTypes") or []
+    if type(types) is not list or any(type(t) is not str for t in types):
+        raise BadItem("group groupTypes is not a list of strings")
+    return DirectoryGroup(
+        gid.lower(),
+        name or gid.lower(),
+        tuple(types),
+        item.get("securityEnabled") is True,
+        item.get("mailEnabled") is True,
+    )
 
 
 def decode_role(item: dict[str, Any]) -> DirectoryRole:

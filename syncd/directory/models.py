@@ -94,6 +94,22 @@ class GroupMember:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectoryGroup:
+    """A group as ``GET /groups/{id}`` describes it (R25 group teams): a Microsoft 365 group has
+    "Unified" in ``group_types``; a security group is ``security_enabled`` without it."""
+
+    id: str
+    display_name: str
+    group_types: tuple[str, ...] = ()
+    security_enabled: bool = False
+    mail_enabled: bool = False
+
+    @property
+    def is_microsoft_365(self) -> bool:
+        return any(t.lower() == "unified" for t in self.group_types)
+
+
+@dataclass(frozen=True, slots=True)
 class DirectoryRole:
     id: str
     display_name: str

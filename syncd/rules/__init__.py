@@ -46,8 +46,22 @@ from syncd.rules.facts import (
     UserFacts,
     UserKind,
 )
+from syncd.rules.teams import (
+    GROUP_TEAM_TYPES,
+    MEMBERSHIP_NAMES,
+    MEMBERSHIP_TYPES,
+    group_team_type,
+    in_group_team,
+    membership_type,
+)
 
 __all__ = [
+    "GROUP_TEAM_TYPES",
+    "MEMBERSHIP_NAMES",
+    "MEMBERSHIP_TYPES",
+    "group_team_type",
+    "in_group_team",
+    "membership_type",
     "ADMIN_ROLE_IDS",
     "ADMIN_ROLE_NAMES",
     "DYNAMICS_365_ADMINISTRATOR",

@@ -26,18 +26,28 @@ from syncd.directory.fake.userfields import bad
 
 
 def group_json(
-    group_id: str, display_name: str, description: str | None, nickname: str, created: str
+    group_id: str,
+    display_name: str,
+    description: str | None,
+    nickname: str,
+    created: str,
+    *,
+    unified: bool = False,
+    security_enabled: bool = True,
+    domain: str | None = None,
 ) -> bytes:
+    """A group's JSON: a security group, or with ``unified`` a Microsoft 365 group (groupTypes
+    ["Unified"], mail-enabled, with a mail address at ``domain``)."""
     return orjson.dumps(
         {
             "id": group_id,
             "displayName": display_name,
             "description": description,
             "mailNickname": nickname,
-            "mail": None,
-            "mailEnabled": False,
-            "securityEnabled": True,
-            "groupTypes": [],
+            "mail": f"{nickname}@{domain}" if unified and domain else None,
+            "mailEnabled": unified,
+            "securityEnabled": security_enabled,
+            "groupTypes": ["Unified"] if unified else [],
             "createdDateTime": created,
         }
     )
@@ -52,6 +62,12 @@ class Mutations:
 
     def _next_change(self) -> int:
         raise NotImplementedError
+
+    def meta(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def _domain(self) -> str:
+        return self.meta("domain") or "contoso.example"
 
     # ----------------------------------------------------------------- helpers
     def _active_user(self, c: sqlite3.Connection, key: str) -> tuple[str, dict[str, Any]]:
@@ -239,8 +255,19 @@ class Mutations:
         name, nick = body.get("displayName"), body.get("mailNickname")
         if not isinstance(name, str) or not name or not isinstance(nick, str) or not nick:
             raise bad("Properties 'displayName' and 'mailNickname' are required strings.")
-        if body.get("securityEnabled") is not True or body.get("mailEnabled", False) is not False:
-            raise bad("Only security groups (securityEnabled true, mailEnabled false) are supported.")
+        types = body.get("groupTypes", [])
+        unified = types == ["Unified"]
+        if not unified and (
+            body.get("securityEnabled") is not True or body.get("mailEnabled", False) is not False
+        ):
+            raise bad(
+                "Only security groups (securityEnabled true, mailEnabled false) and Microsoft 365 "
+                "groups (groupTypes ['Unified'], mailEnabled true) are supported."
+            )
+        if unified and (
+            body.get("mailEnabled") is not True or type(body.get("securityEnabled", False)) is not bool
+        ):
+            raise bad("A Microsoft 365 group (groupTypes ['Unified']) is mailEnabled true.")
         extra = set(body) - {
             "displayName",
             "mailNickname",
@@ -251,13 +278,23 @@ class Mutations:
         }
         if extra:
             raise bad(f"Property '{sorted(extra)[0]}' does not exist on type 'microsoft.graph.group'.")
-        if body.get("groupTypes", []) != []:
-            raise bad("Only security groups (groupTypes []) are supported.")
+        if types not in ([], ["Unified"]):
+            raise bad("groupTypes must be [] (a security group) or ['Unified'] (a Microsoft 365 group).")
         description = body.get("description")
         if description is not None and not isinstance(description, str):
             raise bad("Property 'description' must be a string.")
         group_id = str(uuid.uuid4())
-        blob = group_json(group_id, name, description, nick, "2024-01-01T00:00:00Z")
+        domain = self._domain() if unified else None
+        blob = group_json(
+            group_id,
+            name,
+            description,
+            nick,
+            "2024-01-01T00:00:00Z",
+            unified=unified,
+            security_enabled=body.get("securityEnabled") is True,
+            domain=domain,
+        )
         with self._tx() as c:
             c.execute(
                 "INSERT INTO groups(id, blob, ver) VALUES (?, ?, ?)", (group_id, blob, self._next_change())

@@ -1,0 +1,193 @@
+"""Just-in-time membership of group teams (R25).
+
+When a user accesses an environment (first access, R8), is added on demand, or is refreshed by an
+administrator (R23), ``syncd.admin.users`` makes the user's row a member of every group team of the
+environment whose group has the user, directly, in the team's membership type, and removes it
+from the group teams whose group no longer does. The directory is read first (each group's direct
+members and/or owners, once), then the changes are written in one transaction with their events.
+The background sync (``syncd.sync``) never calls this: team membership is not its business.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from syncd.admin.audit import record_event
+from syncd.admin.errors import DirectoryFailed
+from syncd.dataverse.schema import SystemUser, Team, TeamMembership
+from syncd.directory.client import GraphClient
+from syncd.directory.errors import DirectoryError, GraphError
+from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
+from syncd.rules import GROUP_TEAM_TYPES, MEMBERSHIP_NAMES, in_group_team
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class MembershipChange:
+    """What just-in-time membership (R25) did for one user: the teams (names) joined and left, and
+    every group team the user is a member of afterwards."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    member_of: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": self.added, "removed": self.removed, "member_of": self.member_of}
+
+
+def _group_relations(
+    directory: GraphClient, group_id: str, user_id: str, *, members: bool, owners: bool
+) -> tuple[bool, bool]:
+    """(direct member, owner) of the user in the group, read from the directory; a group the
+    directory no longer has has neither."""
+    member = owner = False
+    try:
+        if members:
+            for page in directory.iter_group_members(group_id, select=None):
+                if any(m.id == user_id and _is_user(m) for m in page):
+                    member = True
+                    break
+        if owners:
+            for page in directory.iter_group_owners(group_id):
+                if any(m.id == user_id for m in page):
+                    owner = True
+                    break
+    except GraphError as exc:
+        if exc.status == 404:
+            return False, False
+        raise DirectoryFailed(f"the directory could not be read (group {group_id}): {exc}") from exc
+    except (DirectoryError, OSError) as exc:
+        raise DirectoryFailed(f"the directory could not be read (group {group_id}): {exc}") from exc
+    return member, owner
+
+
+def _is_user(m: DirectoryUser | GroupMember) -> bool:
+    return isinstance(m, DirectoryUser) or m.kind is MemberKind.USER
+
+
+def wanted_teams(directory: GraphClient, teams: Iterable[Team], user: DirectoryUser | None) -> set[uuid.UUID]:
+    """R25: the group teams (ids) whose group has the user, directly, in the team's membership
+    type, as the directory says now (each group read once: its members and/or its owners). A user
+    not in the directory is in none."""
+    teams = list(teams)
+    if user is None:
+        return set()
+    need: dict[str, tuple[bool, bool]] = {}
+    for t in teams:
+        gid = str(t.azureactivedirectoryobjectid)
+        m, o = need.get(gid, (False, False))
+        need[gid] = (m or t.membershiptype != 2, o or t.membershiptype == 2)
+    relations = {
+        gid: _group_relations(directory, gid, user.id, members=m, owners=o) for gid, (m, o) in need.items()
+    }
+    out = set()
+    for t in teams:
+        member, owner = relations[str(t.azureactivedirectoryobjectid)]
+        if in_group_team(t.membershiptype, direct_member=member, owner=owner, user_type=user.user_type):
+            out.add(t.teamid)
+    return out
+
+
+@dataclass
+class WantedTeams:
+    """The environment's group teams and those the user belongs in, as read from the directory
+    (``read_wanted_teams``), to be written by ``write_memberships``."""
+
+    env_id: int
+    teams: list[Team]
+    wanted: set[uuid.UUID]
+
+
+def read_wanted_teams(
+    engine: Engine, directory: GraphClient, env_id: int, user: DirectoryUser | None
+) -> WantedTeams:
+    """R25: read the environment's group teams, and from the directory which of them the user
+    belongs in (``wanted_teams``). Writes nothing; DirectoryFailed when a group can't be read."""
+    with Session(engine) as session:
+        teams = list(
+            session.scalars(
+                select(Team).where(Team.environment_id == env_id, Team.teamtype.in_(GROUP_TEAM_TYPES))
+            )
+        )
+        for t in teams:
+            session.expunge(t)
+    wanted = wanted_teams(directory, teams, user) if teams else set()
+    return WantedTeams(env_id, teams, wanted)
+
+
+def write_memberships(engine: Engine, found: WantedTeams, systemuserid: uuid.UUID) -> MembershipChange:
+    """R25 just in time: make the row a member of every group team in ``found.wanted`` and of no
+    other group team of the environment, in one transaction, each change with its event
+    (``join_team``/``leave_team``, rule R25). Owner and access teams are left alone."""
+    by_id = {t.teamid: t for t in found.teams}
+    wanted = {t for t in found.wanted if t in by_id}
+    change = MembershipChange()
+    with Session(engine) as session, session.begin():
+        row = session.get(SystemUser, systemuserid)
+        if row is None:
+            return change
+        current = set(
+            session.scalars(
+                select(TeamMembership.teamid)
+                .join(Team, Team.teamid == TeamMembership.teamid)
+                .where(TeamMembership.systemuserid == systemuserid, Team.teamtype.in_(GROUP_TEAM_TYPES))
+            )
+        )
+        for tid in sorted(wanted - current, key=lambda i: by_id[i].name):
+            team = by_id[tid]
+            session.add(TeamMembership(teamid=tid, systemuserid=systemuserid))
+            change.added.append(team.name)
+            record_event(
+                session,
+                row,
+                "join_team",
+                "R25",
+                f"Added to group team {team.name} ({_describe(team)}) just in time.",
+            )
+        for tid in sorted(current - wanted, key=str):
+            left = by_id.get(tid)
+            session.execute(
+                delete(TeamMembership).where(
+                    TeamMembership.teamid == tid, TeamMembership.systemuserid == systemuserid
+                )
+            )
+            name = left.name if left is not None else str(tid)
+            change.removed.append(name)
+            what = f" ({_describe(left)})" if left is not None else ""
+            record_event(
+                session,
+                row,
+                "leave_team",
+                "R25",
+                f"Removed from group team {name}{what} just in time: the group no longer has the user.",
+            )
+        change.member_of = sorted(by_id[t].name for t in wanted)
+    if change.added or change.removed:
+        log.info(
+            "admin.team_memberships",
+            environment_id=found.env_id,
+            systemuserid=str(systemuserid),
+            added=change.added,
+            removed=change.removed,
+        )
+    return change
+
+
+def update_memberships(
+    engine: Engine, directory: GraphClient, env_id: int, systemuserid: uuid.UUID, user: DirectoryUser | None
+) -> MembershipChange:
+    """R25 just in time for one row: ``read_wanted_teams`` then ``write_memberships``. A user not
+    in the directory (``user`` None) leaves every group team."""
+    return write_memberships(engine, read_wanted_teams(engine, directory, env_id, user), systemuserid)
+
+
+def _describe(team: Team) -> str:
+    return f"group {team.azureactivedirectoryobjectid}, {MEMBERSHIP_NAMES.get(team.membershiptype)}"
