@@ -18,6 +18,7 @@ from syncd.commands import (
     env_cmd,
     run_cmd,
     sync_cmd,
+    team_cmd,
 )
 from syncd.context import AppContext
 from syncd.directory.fake.cli import entra_app
@@ -126,6 +127,7 @@ app.add_typer(admin_cmd.user_app, name="user")
 app.add_typer(admin_cmd.app_user_app, name="app-user")
 app.add_typer(admin_cmd.stub_app, name="stub")
 app.add_typer(admin_cmd.role_app, name="role")
+app.add_typer(team_cmd.team_app, name="team")
 
 
 def _click_exceptions() -> ModuleType:

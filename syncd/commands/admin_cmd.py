@@ -93,6 +93,10 @@ def _print_user_result(result: users.UserResult) -> None:
     for message in result.conflicts:
         typer.echo(f"  conflict: {message}")
     typer.echo(f"  row: {_row_line(result.row)}")
+    if result.teams is not None and (result.teams.added or result.teams.removed):
+        joined = ", ".join(result.teams.added) or "none"
+        left = ", ".join(result.teams.removed) or "none"
+        typer.echo(f"  group teams (R25, just in time): joined {joined}; left {left}")
     if result.run_id is not None:
         typer.echo(f"  run {result.run_id}: {result.outcome}")
 
@@ -185,6 +189,13 @@ def diagnose(ctx: typer.Context, env: EnvArg, user: UserArg, json: JsonOpt = Fal
     if d.row is not None and "app_access" in d.row:
         access = d.row["app_access"]
         typer.echo(f"  {'PASS' if access['passed'] else 'FAIL'} {access['message']}")
+    if d.row is not None:
+        typer.echo(f"roles held directly: {', '.join(d.row['roles']) or 'none'}")
+    for t in d.teams:
+        group = f"group {t['azureactivedirectoryobjectid']}, " if t["azureactivedirectoryobjectid"] else ""
+        typer.echo(
+            f"roles through team {t['name']} ({group}{t['membershiptype_name']}): {', '.join(t['roles']) or 'none'}"
+        )
     if d.events:
         typer.echo("last events:")
         for e in d.events:

@@ -11,6 +11,17 @@ POST   /api/environments/{env}/roles                     {"user": ..., "role": .
 DELETE /api/environments/{env}/roles/{role}/users/{user}
 PATCH  /api/environments/{env}                           {"type": ..., "security_group_id": ... | null, ...}
 POST   /api/environments/{env}/resume                    out of quarantine (``syncd env resume``)
+GET    /api/environments/{env}/teams                     R25 group teams (no token needed)
+POST   /api/environments/{env}/teams                     {"group": ..., "membership": ..., "roles": [...], "administrator": ...}
+GET    /api/environments/{env}/teams/{team}              one team with its members (no token needed)
+POST   /api/environments/{env}/teams/{team}/roles        {"role": ...}  R21, R25
+DELETE /api/environments/{env}/teams/{team}/roles/{role}
+POST   /api/environments/{env}/groups/{group}/roles      {"role": ..., "membership": ...}  the group's team, created just in time
+
+``{team}`` is a team id, its group's object id, or its name; ``?membership=`` picks among a
+group's teams. ``POST .../teams`` answers 201; ``POST .../groups/{group}/roles`` answers 201 when
+it created the team, 200 otherwise. A malformed or unknown group, an unknown membership type or
+role is 400 or 404; a second team for the same group and membership type is 409.
 
 ``PATCH`` changes an environment's settings (``syncd env set``); its body holds any of ``type``,
 ``security_group_id``, ``app_pass_capacity``, ``is_sales``, ``allow_role_assignment_on_disabled_users``,
@@ -40,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from syncd.admin import app_users, env_settings, modes, roles, stubs, users
+from syncd.admin import app_users, env_settings, modes, roles, stubs, teams, users
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
 from syncd.directory.auth import TokenProvider
@@ -308,6 +319,78 @@ class AdminRoutes:
 
         return await self._call(run)
 
+    # -- group teams (R25) ----------------------------------------------------------------------
+
+    async def list_teams(self, request: Request) -> Response:
+        env = request.path_params["env"]
+        return await self._call(lambda: teams.list_teams(self.engine(), env))
+
+    async def show_team(self, request: Request) -> Response:
+        env, team = request.path_params["env"], request.path_params["team"]
+        membership = request.query_params.get("membership")
+        return await self._call(lambda: teams.show_team(self.engine(), env, team, membership=membership))
+
+    async def create_team(self, request: Request) -> Response:
+        body = await self._json(request, "group")
+        env = request.path_params["env"]
+        role_names = body.get("roles", [])
+        if not isinstance(role_names, list) or not all(isinstance(r, str) for r in role_names):
+            raise _BadBody("'roles' must be a list of role names")
+        administrator = body.get("administrator")
+        if administrator is not None and not isinstance(administrator, str):
+            raise _BadBody("'administrator' must be a user's UPN or object id")
+        membership = body.get("membership", "members-and-guests")
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return teams.create_team(
+                    self.engine(),
+                    directory,
+                    env,
+                    body["group"],
+                    membership=membership,
+                    roles=role_names,
+                    administrator=administrator,
+                )
+
+        return await self._call(run, 201)
+
+    async def assign_team_role(self, request: Request) -> Response:
+        body = await self._json(request, "role")
+        env, team = request.path_params["env"], request.path_params["team"]
+        membership = request.query_params.get("membership")
+        return await self._call(
+            lambda: teams.assign_team_role(self.engine(), env, team, body["role"], membership=membership)
+        )
+
+    async def remove_team_role(self, request: Request) -> Response:
+        p = request.path_params
+        membership = request.query_params.get("membership")
+        return await self._call(
+            lambda: teams.remove_team_role(
+                self.engine(), p["env"], p["team"], p["role"], membership=membership
+            )
+        )
+
+    async def assign_group_role(self, request: Request) -> Response:
+        body = await self._json(request, "role")
+        env, group = request.path_params["env"], request.path_params["group"]
+        membership = body.get("membership", "members-and-guests")
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return teams.assign_group_role(
+                    self.engine(), directory, env, group, body["role"], membership=membership
+                )
+
+        try:
+            result = await run_in_threadpool(run)
+        except SyncdError as exc:
+            return error_response(exc)
+        except Exception as exc:
+            return _internal_error(exc)
+        return JSONResponse(result.as_dict(), status_code=201 if result.created else 200)
+
     async def set_environment(self, request: Request) -> Response:
         body = await self._json(request)
         env = request.path_params["env"]
@@ -348,4 +431,10 @@ def routes(
         Route(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
         Route(base, g(a.set_environment), methods=["PATCH"]),
         Route(base + "/resume", g(a.resume), methods=["POST"]),
+        Route(base + "/teams", a.list_teams, methods=["GET"]),
+        Route(base + "/teams", g(a.create_team), methods=["POST"]),
+        Route(base + "/teams/{team}", a.show_team, methods=["GET"]),
+        Route(base + "/teams/{team}/roles", g(a.assign_team_role), methods=["POST"]),
+        Route(base + "/teams/{team}/roles/{role}", g(a.remove_team_role), methods=["DELETE"]),
+        Route(base + "/groups/{group}/roles", g(a.assign_group_role), methods=["POST"]),
     ]
