@@ -1,0 +1,178 @@
+"""R25 group teams through `syncd team ...`, `syncd role assign-group` and the admin API: output,
+--json, exit codes (0 done, 2 bad input, nothing written), the admin token on every mutation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import nullcontext
+
+import pytest
+from admin_helpers import Cli, Tenant, make_env
+from pydantic import SecretStr
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from syncd.context import AppContext
+from syncd.dataverse.schema import Team, TeamMembership
+from syncd.directory.client import GraphClient
+from syncd.service.admin_routes import routes
+from syncd.settings import Settings
+
+TOKEN = "admin-secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_r25_team_commands(cli: Cli, cli_tenant: Tenant) -> None:
+    assert cli("env", "create", "prod")[0] == 0
+    gid = cli_tenant.group("Field Sales")
+    u = cli_tenant.user("teamcli")
+    cli_tenant.member(gid, u["id"])
+    code, out = cli.json(
+        "team", "create", "prod", "--group", gid, "--membership", "members", "--role", "Basic User"
+    )
+    assert code == 0 and out["created"] is True
+    team = out["team"]
+    assert (team["name"], team["teamtype"], team["membershiptype"], team["roles"]) == (
+        "Field Sales",
+        2,
+        1,
+        ["Basic User"],
+    )
+    code, text, _ = cli("team", "list", "prod")
+    assert code == 0 and "Field Sales" in text and "Entra security group" in text and "Basic User" in text
+    code, out = cli.json("team", "list", "prod")
+    assert code == 0 and [t["teamid"] for t in out["teams"]] == [team["teamid"]]
+    code, out = cli.json("user", "access", "prod", u["userPrincipalName"])
+    assert code == 0 and out["teams"]["added"] == ["Field Sales"] and out["row"]["app_access"]["passed"]
+    code, out = cli.json("team", "show", "prod", "Field Sales")
+    assert code == 0 and [m["domainname"] for m in out["team"]["members"]] == [u["userPrincipalName"]]
+    code, text, _ = cli("user", "diagnose", "prod", u["id"])
+    assert code == 0 and "roles held directly: none" in text
+    assert f"roles through team Field Sales (group {gid}, members): Basic User" in text
+    code, out = cli.json("team", "role", "remove", "prod", gid, "Basic User")
+    assert code == 0 and out["team"]["roles"] == []
+    code, text, _ = cli("team", "role", "assign", "prod", team["teamid"], "Basic User")
+    assert code == 0 and "role Basic User assigned" in text
+
+
+def test_r25_role_assign_group_creates_the_team_just_in_time(cli: Cli, cli_tenant: Tenant) -> None:
+    cli("env", "create", "prod")
+    gid = cli_tenant.group("Helpdesk")
+    code, text, _ = cli("role", "assign-group", "prod", gid, "Basic User")
+    assert code == 0 and "team created just in time" in text and "Helpdesk" in text
+    code, out = cli.json("role", "assign-group", "prod", gid, "Basic User")
+    assert code == 0 and out["created"] is False and out["changed"] is False
+    code, out = cli.json("role", "assign-group", "prod", gid, "Basic User", "--membership", "owners")
+    assert code == 0 and out["created"] is True and out["team"]["membershiptype"] == 2
+
+
+def test_r25_team_bad_input_exits_2_with_one_line_and_writes_nothing(cli: Cli, cli_tenant: Tenant) -> None:
+    cli("env", "create", "prod")
+    gid = cli_tenant.group("Dupes")
+    unknown = str(uuid.uuid4())
+    for args, needle in [
+        (("team", "create", "prod", "--group", "not-a-guid"), "'not-a-guid'"),
+        (("team", "create", "prod", "--group", unknown), unknown),
+        (("team", "create", "prod", "--group", gid, "--membership", "admins"), "'admins'"),
+        (("team", "create", "prod", "--group", gid, "--role", "Overlord"), "'Overlord'"),
+        (("team", "create", "nope", "--group", gid), "'nope'"),
+        (("team", "show", "prod", "Nobody"), "'Nobody'"),
+        (("team", "role", "assign", "prod", "Nobody", "Basic User"), "'Nobody'"),
+        (("role", "assign-group", "prod", "xyz", "Basic User"), "'xyz'"),
+        (("role", "assign-group", "prod", gid, "Overlord"), "'Overlord'"),
+    ]:
+        code, _, err = cli(*args)
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and needle in err, (args, err)
+    code, out = cli.json("team", "list", "prod")
+    assert out["teams"] == []
+    assert cli("team", "create", "prod", "--group", gid)[0] == 0
+    code, _, err = cli("team", "create", "prod", "--group", gid)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and gid in err and "already has a team" in err
+    code, out = cli.json("team", "list", "prod")
+    assert len(out["teams"]) == 1
+
+
+# -- the admin API ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(db_url: str, engine: Engine, directory: GraphClient) -> Iterator[TestClient]:
+    make_env(engine)
+    appctx = AppContext(Settings(database_url=db_url, admin_token=SecretStr(TOKEN)))
+    app = Starlette(routes=routes(appctx, directory=lambda: nullcontext(directory)))
+    with TestClient(app) as client:
+        yield client
+    appctx.close()
+
+
+def test_r25_team_api(api: TestClient, engine: Engine, tenant: Tenant) -> None:
+    gid = tenant.group("Api Team")
+    u = tenant.user("apiteam")
+    tenant.member(gid, u["id"])
+    base = "/api/environments/prod"
+    calls = [
+        ("POST", base + "/teams", {"json": {"group": gid, "membership": "members", "roles": ["Basic User"]}}),
+        ("POST", base + "/teams/Api Team/roles", {"json": {"role": "Basic User"}}),
+        ("DELETE", base + "/teams/Api Team/roles/Basic User", {}),
+        ("POST", base + f"/groups/{gid}/roles", {"json": {"role": "Basic User", "membership": "owners"}}),
+    ]
+    for method, url, kw in calls:
+        assert api.request(method, url, **kw).status_code == 401, url
+    r = api.post(
+        base + "/teams", headers=AUTH, json={"group": gid, "membership": "members", "roles": ["Basic User"]}
+    )
+    assert r.status_code == 201, r.text
+    team = r.json()["team"]
+    assert (team["name"], team["teamtype"], team["membershiptype"]) == ("Api Team", 2, 1)
+    listed = api.get(base + "/teams").json()["teams"]
+    assert [t["teamid"] for t in listed] == [team["teamid"]]
+    r = api.post(base + "/users", headers=AUTH, json={"user": u["id"], "mode": "first_access"})
+    assert r.status_code == 201 and r.json()["teams"]["added"] == ["Api Team"]
+    shown = api.get(base + f"/teams/{team['teamid']}").json()["team"]
+    assert [m["azureactivedirectoryobjectid"] for m in shown["members"]] == [u["id"]]
+    r = api.post(base + "/teams/Api Team/roles", headers=AUTH, json={"role": "Basic User"})
+    assert r.status_code == 200 and r.json()["changed"] is False
+    r = api.delete(base + "/teams/Api Team/roles/Basic User", headers=AUTH)
+    assert r.status_code == 200 and r.json()["team"]["roles"] == []
+    r = api.post(
+        base + f"/groups/{gid}/roles", headers=AUTH, json={"role": "Basic User", "membership": "owners"}
+    )
+    assert r.status_code == 201 and r.json()["created"] is True
+    r = api.post(
+        base + f"/groups/{gid}/roles", headers=AUTH, json={"role": "Basic User", "membership": "owners"}
+    )
+    assert r.status_code == 200 and r.json()["created"] is False
+    r = api.get(base + f"/teams/{gid}")
+    assert r.status_code == 400 and "ambiguous" in r.json()["detail"]
+    assert api.get(base + f"/teams/{gid}?membership=owners").json()["team"]["membershiptype"] == 2
+    diagnosis = api.get(base + f"/users/{u['id']}/diagnose").json()
+    assert [t["name"] for t in diagnosis["teams"]] == ["Api Team"]
+
+
+def test_r25_team_api_errors(api: TestClient, engine: Engine, tenant: Tenant) -> None:
+    gid = tenant.group("Errors")
+    base = "/api/environments/prod"
+    unknown = str(uuid.uuid4())
+    for body, status, needle in [
+        ({"group": "nope"}, 400, "'nope'"),
+        ({"group": unknown}, 400, unknown),
+        ({"group": gid, "membership": "admins"}, 400, "'admins'"),
+        ({"group": gid, "roles": ["Overlord"]}, 404, "'Overlord'"),
+        ({"group": gid, "roles": "Basic User"}, 400, "roles"),
+    ]:
+        r = api.post(base + "/teams", headers=AUTH, json=body)
+        assert r.status_code == status, (body, r.text)
+        assert needle in r.json()["detail"], (body, r.text)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Team)) == 0
+    assert api.post(base + "/teams", headers=AUTH, json={"group": gid}).status_code == 201
+    r = api.post(base + "/teams", headers=AUTH, json={"group": gid})
+    assert r.status_code == 409 and "already has a team" in r.json()["detail"]
+    assert api.get(base + "/teams/Nobody").status_code == 404
+    assert api.get("/api/environments/nope/teams").status_code == 404
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(TeamMembership)) == 0
