@@ -36,6 +36,12 @@ def first_user(http: httpx.Client) -> dict[str, Any]:
             {"addLicenses": [{"skuId": E3, "disabledPlans": ["x"]}], "removeLicenses": []},
         ),
         ("POST", "/v1.0/groups", {"displayName": "G", "mailNickname": "g", "securityEnabled": False}),
+        ("POST", "/v1.0/groups", {"displayName": "G", "mailNickname": "g", "groupTypes": ["Unified"]}),
+        (
+            "POST",
+            "/v1.0/groups",
+            {"displayName": "G", "mailNickname": "g", "mailEnabled": True, "groupTypes": ["Dynamic"]},
+        ),
         ("POST", "/v1.0/groups/{gid}/members/$ref", {"id": "missing @odata.id"}),
         ("POST", "/v1.0/groups/{gid}/members/$ref", "not an object"),
     ],
@@ -51,6 +57,21 @@ def test_bad_bodies_are_400_and_change_nothing(
     assert set(r.json()["error"]) == {"code", "message"}
     assert store.change == before
     assert http.get(f"/v1.0/users/{user['id']}").json()["jobTitle"] == user["jobTitle"]
+
+
+def test_microsoft_365_groups(http: httpx.Client) -> None:
+    # R25: a Microsoft 365 group (groupTypes ["Unified"], mail-enabled), as Graph creates one.
+    body = {
+        "displayName": "Project",
+        "mailNickname": "project",
+        "mailEnabled": True,
+        "groupTypes": ["Unified"],
+    }
+    r = http.post("/v1.0/groups", json=body)
+    assert r.status_code == 201, r.text
+    group = http.get(f"/v1.0/groups/{r.json()['id']}").json()
+    assert group["groupTypes"] == ["Unified"] and group["mailEnabled"] is True
+    assert group["securityEnabled"] is False and group["mail"].startswith("project@")
 
 
 def test_invalid_json_is_400(http: httpx.Client) -> None:
