@@ -3,8 +3,9 @@
 When a user accesses an environment (first access, R8), is added on demand, or is refreshed by an
 administrator (R23), ``syncd.admin.users`` makes the user's row a member of every group team of the
 environment whose group has the user, directly, in the team's membership type, and removes it
-from the group teams whose group no longer does. The directory is read first (each group's direct
-members and/or owners, once), then the changes are written in one transaction with their events.
+from the group teams whose group no longer does. The directory is read first (the user's direct
+groups, ``GET /users/{id}/memberOf``, once, and the owners of each group that has an owners team),
+then the changes are written in one transaction with their events.
 The background sync (``syncd.sync``) never calls this: team membership is not its business.
 """
 
@@ -24,7 +25,7 @@ from syncd.admin.errors import DirectoryFailed
 from syncd.dataverse.schema import SystemUser, Team, TeamMembership
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError, GraphError
-from syncd.directory.models import DirectoryUser, GroupMember, MemberKind
+from syncd.directory.models import DirectoryUser
 from syncd.rules import GROUP_TEAM_TYPES, MEMBERSHIP_NAMES, in_group_team
 
 log = structlog.get_logger(__name__)
@@ -43,55 +44,49 @@ class MembershipChange:
         return {"added": self.added, "removed": self.removed, "member_of": self.member_of}
 
 
-def _group_relations(
-    directory: GraphClient, group_id: str, user_id: str, *, members: bool, owners: bool
-) -> tuple[bool, bool]:
-    """(direct member, owner) of the user in the group, read from the directory; a group the
-    directory no longer has has neither."""
-    member = owner = False
+def _direct_groups(directory: GraphClient, user_id: str) -> set[str]:
+    """The groups the user is a direct member of (``GET /users/{id}/memberOf``: one read for the
+    user, however large the groups); none for a user the directory no longer has."""
     try:
-        if members:
-            for page in directory.iter_group_members(group_id, select=None):
-                if any(m.id == user_id and _is_user(m) for m in page):
-                    member = True
-                    break
-        if owners:
-            for page in directory.iter_group_owners(group_id):
-                if any(m.id == user_id for m in page):
-                    owner = True
-                    break
+        return {gid for page in directory.iter_member_of_groups(user_id) for gid in page}
     except GraphError as exc:
         if exc.status == 404:
-            return False, False
-        raise DirectoryFailed(f"the directory could not be read (group {group_id}): {exc}") from exc
+            return set()
+        raise DirectoryFailed(f"the directory could not be read (groups of user {user_id}): {exc}") from exc
     except (DirectoryError, OSError) as exc:
-        raise DirectoryFailed(f"the directory could not be read (group {group_id}): {exc}") from exc
-    return member, owner
+        raise DirectoryFailed(f"the directory could not be read (groups of user {user_id}): {exc}") from exc
 
 
-def _is_user(m: DirectoryUser | GroupMember) -> bool:
-    return isinstance(m, DirectoryUser) or m.kind is MemberKind.USER
+def _owns(directory: GraphClient, group_id: str, user_id: str) -> bool:
+    """Whether the user is one of the group's owners (``GET /groups/{id}/owners``); a group the
+    directory no longer has has none."""
+    try:
+        return any(m.id == user_id for page in directory.iter_group_owners(group_id) for m in page)
+    except GraphError as exc:
+        if exc.status == 404:
+            return False
+        raise DirectoryFailed(f"the directory could not be read (owners of group {group_id}): {exc}") from exc
+    except (DirectoryError, OSError) as exc:
+        raise DirectoryFailed(f"the directory could not be read (owners of group {group_id}): {exc}") from exc
 
 
 def wanted_teams(directory: GraphClient, teams: Iterable[Team], user: DirectoryUser | None) -> set[uuid.UUID]:
     """R25: the group teams (ids) whose group has the user, directly, in the team's membership
-    type, as the directory says now (each group read once: its members and/or its owners). A user
-    not in the directory is in none."""
+    type, as the directory says now: the user's direct groups are read once (``memberOf``; nested
+    groups never count), and the owners of each group that has an owners team. A user not in the
+    directory is in none."""
     teams = list(teams)
-    if user is None:
+    if user is None or not teams:
         return set()
-    need: dict[str, tuple[bool, bool]] = {}
-    for t in teams:
-        gid = str(t.azureactivedirectoryobjectid)
-        m, o = need.get(gid, (False, False))
-        need[gid] = (m or t.membershiptype != 2, o or t.membershiptype == 2)
-    relations = {
-        gid: _group_relations(directory, gid, user.id, members=m, owners=o) for gid, (m, o) in need.items()
-    }
+    direct = _direct_groups(directory, user.id) if any(t.membershiptype != 2 for t in teams) else set()
+    owner_groups = {str(t.azureactivedirectoryobjectid) for t in teams if t.membershiptype == 2}
+    owned = {gid for gid in sorted(owner_groups) if _owns(directory, gid, user.id)}
     out = set()
     for t in teams:
-        member, owner = relations[str(t.azureactivedirectoryobjectid)]
-        if in_group_team(t.membershiptype, direct_member=member, owner=owner, user_type=user.user_type):
+        gid = str(t.azureactivedirectoryobjectid)
+        if in_group_team(
+            t.membershiptype, direct_member=gid in direct, owner=gid in owned, user_type=user.user_type
+        ):
             out.add(t.teamid)
     return out
 

@@ -361,6 +361,22 @@ class GraphClient:
         except BadItem as exc:
             raise MalformedResponse(url, str(exc)) from None
 
+    def iter_member_of_groups(self, user_id: str) -> Iterator[list[str]]:
+        """The ids (lower case) of the groups the user is a *direct* member of, a page at a time
+        (``GET /users/{id}/memberOf``; directory roles and administrative units are left out).
+        Raises GraphError (404 for an unknown user) and what every read raises."""
+        params = {"$select": "id", "$top": str(self.page_size)}
+        for page in self._pages(self._url(f"/users/{_seg(user_id)}/memberOf", params)):
+            ids: list[str] = []
+            for i, item in enumerate(page.items):
+                if item.get("@odata.type") != "#microsoft.graph.group":
+                    continue
+                gid = item.get("id")
+                if type(gid) is not str or not gid:
+                    raise MalformedResponse(page.url, f"value[{i}]: a group without a string id")
+                ids.append(gid.lower())
+            yield ids
+
     def iter_group_owners(self, group_id: str) -> Iterator[MemberPage]:
         return self._members(f"/groups/{_seg(group_id)}/owners", None)
 

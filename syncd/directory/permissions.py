@@ -61,6 +61,7 @@ ENDPOINT_NEEDS: dict[tuple[str, str], Need] = {
     ("PATCH", "/users/{key}"): USERS_WRITE,
     ("DELETE", "/users/{key}"): USERS_WRITE,
     ("POST", "/users/{key}/assignLicense"): LICENCES_WRITE,
+    ("GET", "/users/{key}/memberOf"): MEMBERS_READ,
     ("GET", "/directory/deletedItems/microsoft.graph.user"): USERS_READ,
     ("GET", "/directory/deletedItems/{id}"): USERS_READ,
     ("POST", "/directory/deletedItems/{id}/restore"): USERS_WRITE,

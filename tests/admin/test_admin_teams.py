@@ -19,7 +19,7 @@ from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.dataverse.environments import SUPPORT_UPN, root_business_unit
 from syncd.dataverse.schema import SystemUser, Team, TeamMembership, TeamRole
 from syncd.directory.client import GraphClient
-from syncd.directory.errors import DirectoryUnavailable
+from syncd.directory.errors import DirectoryUnavailable, GraphError
 from syncd.directory.fake.server import create_app
 from syncd.directory.transport import InProcessTransport
 from syncd.errors import Conflict, NotFound, SyncdError
@@ -95,6 +95,19 @@ def test_r25_membership_types_decide_who_belongs() -> None:
     assert membership_type("members_and_guests") == 0 and membership_type("guests") == 3
     with pytest.raises(ValueError, match="'admins'"):
         membership_type("admins")
+
+
+def test_r25_member_of_lists_a_users_direct_groups(tenant: Tenant, directory: GraphClient) -> None:
+    # R25 reads the user's direct groups (GET /users/{id}/memberOf): not nested ones, not roles.
+    outer, inner = tenant.group("Outer"), tenant.group("Inner")
+    u = tenant.user("nia")
+    tenant.member(outer, inner)
+    tenant.member(inner, u["id"])
+    tenant.admin(u["id"])
+    assert [gid for page in directory.iter_member_of_groups(u["id"].upper()) for gid in page] == [inner]
+    with pytest.raises(GraphError) as err:
+        list(directory.iter_member_of_groups(str(uuid.uuid4())))
+    assert err.value.status == 404
 
 
 # -- create, list, show, roles ---------------------------------------------------------------------
@@ -366,8 +379,8 @@ def test_r25_a_directory_failure_changes_no_membership(
     def down(*args: object, **kwargs: object) -> None:
         raise DirectoryUnavailable("http://fake-entra.local/v1.0/groups", 503, 7)
 
-    monkeypatch.setattr(directory, "iter_group_members", down)
-    with pytest.raises(DirectoryFailed, match=f"group {gid}"):
+    monkeypatch.setattr(directory, "iter_member_of_groups", down)
+    with pytest.raises(DirectoryFailed, match=f"groups of user {u['id']}"):
         users.first_access(engine, directory, "prod", u["id"])
     with Session(engine) as s:
         assert s.scalar(select(SystemUser).where(SystemUser.domainname == u["userPrincipalName"])) is None

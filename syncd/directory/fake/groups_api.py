@@ -27,6 +27,7 @@ ODATA_TYPES = {
     "user": b'{"@odata.type":"#microsoft.graph.user",',
     "group": b'{"@odata.type":"#microsoft.graph.group",',
     "servicePrincipal": b'{"@odata.type":"#microsoft.graph.servicePrincipal",',
+    "directoryRole": b'{"@odata.type":"#microsoft.graph.directoryRole",',
 }
 
 
@@ -92,6 +93,15 @@ class DirectoryApi:
 
     async def owners(self, request: Request) -> Response:
         return await self._members(request, owners=True)
+
+    async def member_of(self, request: Request) -> Response:
+        """`GET /users/{id}/memberOf`: the user's direct groups and directory roles, in one page."""
+        key = request.path_params["key"]
+        found = self.store.member_of(key)
+        if found is None:
+            raise not_found("user", key)
+        items = [ODATA_TYPES[kind] + blob[1:] for kind, blob in found]
+        return graphio.raw(graphio.page(graphio.context(request, "directoryObjects"), items))
 
     async def groups_delta(self, request: Request) -> Response:
         q, store, faults = request.query_params, self.store, self.faults

@@ -68,6 +68,7 @@ def create_app(
         ("PATCH", "/users/{key}", users.patch),
         ("DELETE", "/users/{key}", users.delete),
         ("POST", "/users/{key}/assignLicense", users.assign_license),
+        ("GET", "/users/{key}/memberOf", directory.member_of),
         ("GET", "/directory/deletedItems/microsoft.graph.user", users.deleted_users),
         ("GET", "/directory/deletedItems/{id}", users.deleted_item),
         ("POST", "/directory/deletedItems/{id}/restore", users.restore),

@@ -259,6 +259,24 @@ class TenantStore(Mutations):
         )
         return [str(r[0]) for r in rows]
 
+    def member_of(self, key: str) -> list[tuple[str, bytes]] | None:
+        """(kind, JSON) of the groups and directory roles an active user (by id or UPN) is a direct
+        member of (``GET /users/{id}/memberOf``), groups first; None when there is no such user."""
+        row = self._find_user("id", key, "state = 0")
+        if row is None:
+            return None
+        uid = str(row[0])
+        groups = self._all(
+            "SELECT g.blob FROM members m JOIN groups g ON g.id = m.group_id "
+            "WHERE m.member_id = ? AND m.removed = 0 ORDER BY m.seq",
+            (uid,),
+        )
+        roles = self._all(
+            "SELECT r.blob FROM role_members m JOIN roles r ON r.id = m.role_id WHERE m.member_id = ? ORDER BY m.seq",
+            (uid,),
+        )
+        return [("group", bytes(r[0])) for r in groups] + [("directoryRole", bytes(r[0])) for r in roles]
+
     def member_count(self, group_id: str) -> int:
         row = self._one("SELECT count(*) FROM members WHERE group_id = ? AND removed = 0", (group_id,))
         return int(row[0]) if row else 0
