@@ -220,7 +220,11 @@ def _administrator(session: Session, env: Environment, key: str | None, director
         if admin is None:  # pragma: no cover - every environment with a database has one (R19)
             raise SyncdError(f"environment {env.name!r} has no built-in support user (R19)")
         return admin
-    return lookup.find_row(session, env, lookup.check_key(key, "administrator"), directory=directory)
+    # A stub is a placeholder for a user that does not exist (R20): it can't administer a team.
+    kinds = ("regular", "application", "support", "delegated_admin")
+    return lookup.find_row(
+        session, env, lookup.check_key(key, "administrator"), kinds=kinds, directory=directory
+    )
 
 
 def _new_team(
@@ -278,7 +282,9 @@ def create_team(
     directory does not have, an unknown membership type or role, an environment without a
     database. A team for the same group and membership type: Conflict (exit 2, 409). A directory
     that can't be read: DirectoryFailed (exit 1, 502). Members are added as they access the
-    environment or are refreshed (``update_memberships``), not here.
+    environment or are refreshed (``syncd.admin.memberships``), not here. ``administrator``: a
+    user of the environment (UPN or object id; not a stub) instead of the built-in support user.
+    Returns a TeamResult (``created`` True) whose ``team`` is ``team_dict``'s shape.
     """
     gid = check_group_id(group_id)
     mtype = check_membership(membership)

@@ -137,6 +137,22 @@ def test_r25_create_list_show_a_security_group_team(
         assert shown["teamid"] == t["teamid"] and shown["members"] == []
 
 
+def test_r25_a_team_s_administrator(engine: Engine, tenant: Tenant, directory: GraphClient) -> None:
+    # R19 by default; a user of the environment when named; an unknown one is bad input.
+    make_env(engine)
+    u = tenant.user("olga")
+    users.add_user(engine, directory, "prod", u["id"])
+    t = teams.create_team(
+        engine, directory, "prod", tenant.group("Owned"), administrator=u["userPrincipalName"]
+    ).team
+    assert t["administrator"] == u["userPrincipalName"]
+    with pytest.raises(NotFound, match="nobody@nowhere.example"):
+        teams.create_team(
+            engine, directory, "prod", tenant.group("Unowned"), administrator="nobody@nowhere.example"
+        )
+    assert len(teams.list_teams(engine, "prod").teams) == 1
+
+
 def test_r25_a_microsoft_365_group_team_has_type_3(
     engine: Engine, tenant: Tenant, directory: GraphClient
 ) -> None:
