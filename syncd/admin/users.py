@@ -355,7 +355,18 @@ def _one_user(
             and (target.row_facts is None or target.row_facts.kind is UserKind.REGULAR)
         ):
             raise NotFound(f"no user {key!r} in the directory")
+        # R25: the group teams the user belongs in, read before anything is written (a directory
+        # that can't be read changes nothing).
+        wanted: WantedTeams | None = None
+        if target.env.has_database:
+            wanted = read_wanted_teams(engine, directory, target.env.id, target.directory_user)
         decision = decide(target.facts, target.envf, target.row_facts, mode, explain=True)
+        if operation == "refresh" and target.row_facts is None and wanted is not None and wanted.wanted:
+            # R25: a refresh of a user with no row whom a group team's group has gives them one
+            # if they are entitled under the on-demand reading of R2-R5 (never past R5).
+            on_demand = decide(target.facts, target.envf, None, Mode.ON_DEMAND, explain=True)
+            if on_demand.action is not Action.REFUSE and on_demand.touches_row:
+                decision, mode = on_demand, Mode.ON_DEMAND
         if decision.action is Action.REFUSE:
             log.info(
                 "admin.user_refused",
@@ -376,11 +387,6 @@ def _one_user(
         app_pass = mode is not Mode.BACKGROUND and op is not None and _uses_app_pass(target, decision)
         if op is not None and app_pass:
             op.reason += " The user has no licence: added through the environment's app-pass capacity (R4b)."
-        # R25: the group teams the user belongs in, read before anything is written (a directory
-        # that can't be read changes nothing).
-        wanted: WantedTeams | None = None
-        if target.env.has_database:
-            wanted = read_wanted_teams(engine, directory, target.env.id, target.directory_user)
         run_id, outcome, _ = _apply(conn, sqlite, target, op, trigger)
     teams = None
     with Session(engine) as session:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from admin_helpers import Tenant, make_env
+from admin_helpers import E3_SKU, Tenant, make_env
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -338,6 +338,25 @@ def test_r25_a_group_team_never_bypasses_the_security_group(
     tenant.member(sg, u["id"])
     result = users.first_access(engine, directory, "prod", u["id"])
     assert result.action == "create" and result.teams is not None and result.teams.added == ["Team Group"]
+
+
+def test_r25_refresh_gives_a_team_member_without_a_row_one_under_the_on_demand_reading(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    # R25, R23, R4e: a user whose only licence is a free Dataverse plan of a Microsoft 365 licence
+    # (on demand only) gets no row from a refresh by the background rules (R7a), unless a group
+    # team's group has them: then the refresh gives them a row and the membership.
+    make_env(engine)
+    loner, member = tenant.user("pam", licence=E3_SKU), tenant.user("quin", licence=E3_SKU)
+    gid = tenant.group("Free Plan Team")
+    tenant.member(gid, member["id"])
+    teams.assign_group_role(engine, directory, "prod", gid, "Basic User")
+    skipped = users.refresh_user(engine, directory, "prod", loner["id"])
+    assert skipped.row is None and not skipped.changed
+    added = users.refresh_user(engine, directory, "prod", member["id"])
+    assert added.action == "create" and added.changed and added.rule == "R8"
+    assert added.teams is not None and added.teams.added == ["Free Plan Team"]
+    assert added.row is not None and added.row["app_access"]["passed"] is True
 
 
 def test_r25_sync_runs_leave_team_membership_alone(
