@@ -6,6 +6,12 @@ user's row from the database, and asks the rules engine with ``explain=True``. W
 the sync engine's planner and writer, recorded as a sync run of kind ``user`` with its event, so a
 row added on demand is exactly the row the background sync would have written.
 
+Group teams (R25). Each of add, first access and refresh also updates the user's memberships of the
+environment's group teams just in time (``syncd.admin.memberships``): the directory is read before
+anything is written, the memberships after the row. A refresh of a user with no row whom a group
+team's group has reads R2-R5 as an on-demand add does (R25); otherwise refresh follows the
+background rules (R23).
+
 App passes (R4b). An add that stands only on the environment's app-pass capacity (no full licence,
 no admin role, not non-interactive, no free Microsoft 365 plan, no tenant Marketing licence) does
 not use a pass up: ``app_pass_capacity`` is left as it is, and the result says ``via_app_pass``.
