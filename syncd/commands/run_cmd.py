@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from syncd.context import AppContext
 from syncd.service.daemon import Daemon, DaemonOptions
-from syncd.settings import load_settings
+from syncd.settings import Settings, load_settings
 
 
 def run(
@@ -54,11 +54,21 @@ def run(
         "admin_token": admin_token,
     }
     if any(v is not None for v in overrides.values()):
-        base = appctx.settings.model_dump()
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        appctx.settings = load_settings(**_plain(base))
+        appctx.settings = with_overrides(appctx.settings, overrides)
     daemon = Daemon(appctx, DaemonOptions(churn_interval_s=churn_interval))
     return daemon.run(on_started=_print_where_to_look)
+
+
+def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """The settings again, with `overrides` (the values not None) on top, checked as a whole.
+
+    Only the values that were given (options, SYNCD_*, the TOML file) are carried over, not the
+    defaults: a default is no choice, and settings that exclude each other (a fixed token and a
+    credential) must stay unchosen. Raises ConfigError as ``load_settings`` does.
+    """
+    base = settings.model_dump(exclude_unset=True)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**_plain(base))
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -259,3 +259,18 @@ def test_a_key_that_is_not_the_certificates_is_refused(
     monkeypatch.setenv("SYNCD_DIRECTORY_CLIENT_ID", CLIENT)
     with pytest.raises(ConfigError, match="the private key does not match the certificate"):
         load_settings(directory_certificate_path=str(mixed))
+
+
+def test_the_daemons_options_keep_a_credential_valid(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`syncd run --http-port N` rebuilds the settings: the fixed token's default must not come back
+    as a choice beside the credential."""
+    from syncd.commands.run_cmd import with_overrides
+
+    monkeypatch.setenv("SYNCD_DIRECTORY_TENANT_ID", TENANT)
+    monkeypatch.setenv("SYNCD_DIRECTORY_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("SYNCD_DIRECTORY_CLIENT_SECRET", SECRET)
+    s = with_overrides(load_settings(), {"http_port": 9999, "admin_token": None})
+    assert s.http_port == 9999 and s.credential_kind == "client-secret"
+    assert s.directory_url == "https://graph.microsoft.com/v1.0"
