@@ -134,7 +134,8 @@ class WebApi:
             )
             return Response(200, content, {"Content-Type": content_type})
         query = scope.get("query_string", b"").decode("latin-1")
-        request = Request(method, _segments(rest), _params(query), headers, root, env, self.entities)
+        body = await _read_body(receive) if method in ("PATCH", "POST", "PUT", "MERGE") else b""
+        request = Request(method, _segments(rest), _params(query), headers, root, env, self.entities, body)
         return await run_in_threadpool(handle, engine, request)
 
     def _inner(
@@ -148,6 +149,12 @@ class WebApi:
         headers: dict[str, list[str]],
     ) -> Response:
         """One request of a $batch, for the same environment only."""
+        if method.upper() != "GET":
+            raise ODataError(
+                501,
+                "0x80060888",
+                "Writes inside $batch are not served by this simulated environment: send the PATCH alone.",
+            )
         path, query = split_url(url)
         if path.startswith("/"):
             m = _API.match(path)
