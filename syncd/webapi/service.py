@@ -283,6 +283,16 @@ class _Handler:
             [one] = metadata.query([metadata.entity_definition(entity)], self.req.params, "EntityMetadata")
             return Response(200, {"@odata.context": root + "$metadata#EntityDefinitions/$entity", **one})
         m = _SEGMENT.match(rest[0])
+        if (
+            m is not None
+            and m.group("name") == "Attributes"
+            and m.group("key") is None
+            and len(rest) == 2
+            and metadata.is_attribute_cast(rest[1])
+        ):
+            values = metadata.attribute_definitions(entity, self.req.params, rest[1])
+            ctx = root + f"$metadata#EntityDefinitions('{entity.logical_name}')/Attributes/{rest[1]}"
+            return Response(200, {"@odata.context": ctx, "value": values})
         if m is None or m.group("name") != "Attributes" or len(rest) > 1:
             raise no_segment(rest[-1] if m is not None and m.group("name") == "Attributes" else rest[0])
         if m.group("key") is None:
