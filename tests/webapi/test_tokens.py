@@ -18,7 +18,7 @@ import jwt
 import pytest
 from sqlalchemy import select
 
-from syncd.dataverse.schema import Environment, SystemUser
+from syncd.dataverse.schema import Environment, SyncEvent, SystemUser
 from syncd.directory.fake.entra import access_token_key
 from syncd.directory.fake.store import TenantStore
 from syncd.webapi.auth import TokenCheck, Unauthorized
@@ -99,6 +99,23 @@ def test_the_sdk_with_entra_tokens_reads_and_writes_and_other_tokens_are_refused
             ).scalar_one()
             == "CC-9"
         )
+    # R12: the customer's email, through the SDK; the event names the app that wrote it
+    client.records.update("systemuser", some, {"internalemailaddress": "edited@contoso.example"})
+    client_id = next(iter(entra.apps))
+    with stack.engine().connect() as conn:
+        email, synced = conn.execute(
+            select(SystemUser.internalemailaddress, SystemUser.syncd_syncedemail).where(
+                SystemUser.systemuserid == uuid.UUID(some)
+            )
+        ).one()
+        reasons = list(
+            conn.execute(
+                select(SyncEvent.rule, SyncEvent.reason).where(SyncEvent.systemuserid == uuid.UUID(some))
+            )
+        )
+    assert email == "edited@contoso.example" != synced
+    assert [r.rule for r in reasons] == ["R14", "R12"]
+    assert all(f"app {client_id} through the Dataverse Web API" in r.reason for r in reasons)
     client.close()
 
     api = web_api_url(origin, "prod")
