@@ -71,10 +71,13 @@ class WebApi:
         engine: Callable[[], Engine],
         entities: dict[str, EntityType] | None = None,
         auth: TokenCheck | None = None,
+        *,
+        writes: bool = True,
     ) -> None:
         self.engine = engine
         self.entities = entities if entities is not None else entity_types()
         self.auth = auth
+        self.writes = writes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -150,7 +153,9 @@ class WebApi:
             return Response(200, content, {"Content-Type": content_type})
         query = scope.get("query_string", b"").decode("latin-1")
         body = await _read_body(receive) if method in ("PATCH", "POST", "PUT", "MERGE") else b""
-        request = Request(method, _segments(rest), _params(query), headers, root, env, self.entities, body)
+        request = Request(
+            method, _segments(rest), _params(query), headers, root, env, self.entities, body, self.writes
+        )
         return await run_in_threadpool(handle, engine, request)
 
     def _inner(
@@ -222,8 +227,9 @@ def create_webapi_app(
 
 
 def mount_webapi(app: ASGIApp, engine: Callable[[], Engine]) -> ASGIApp:
-    """`app`, with `/<env>/api/data/v9.2/...` answered by the Web API instead."""
-    webapi = WebApi(engine)
+    """`app`, with `/<env>/api/data/v9.2/...` answered by the Web API instead: reads only, since the
+    daemon's endpoint checks no token for them (writes: `syncd dataverse serve`)."""
+    webapi = WebApi(engine, writes=False)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_webapi_path(_raw_path(scope)):

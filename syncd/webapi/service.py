@@ -69,6 +69,7 @@ class Request:
     env: Environment
     entities: dict[str, EntityType] = field(default_factory=entity_types)  # by logical name
     body: bytes = b""  # the request's body (a write's JSON)
+    writes: bool = True  # whether this server takes writes (the daemon's endpoint does not)
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)
@@ -314,6 +315,13 @@ class _Handler:
         """PATCH of one systemuser (`writes`); POST and DELETE answered as Dataverse answers a
         customer for users; every other write is not served."""
         method = self.req.method
+        if not self.req.writes:
+            raise ODataError(
+                501,
+                "0x80060888",
+                "This endpoint serves reads only: the daemon's endpoint checks no token, so it takes no "
+                "writes. Use `syncd dataverse serve` (with --require-token) to write.",
+            )
         if not writes.writable(entity) or len(segs) != 1:
             raise not_implemented(method)
         if method == "POST" and key is None:

@@ -329,3 +329,16 @@ def test_accessmode_through_patch_and_the_eighth_noninteractive_refused(
     )
     assert r.status_code == 400 and "R19" in r.json()["error"]["message"]
     assert len(people) == 8
+
+
+def test_the_daemons_endpoint_takes_no_writes(filled: Engine) -> None:
+    from starlette.applications import Starlette
+
+    from syncd.webapi import mount_webapi
+
+    app = mount_webapi(Starlette(), lambda: filled)
+    with httpx.Client(transport=InProcessTransport(app), base_url="http://testserver") as c:
+        assert c.get(f"{API}systemusers({ALICE})").status_code == 200
+        r = c.patch(f"{API}systemusers({ALICE})", json={"new_costcentre": "x"}, headers={"If-Match": "*"})
+        assert r.status_code == 501 and "reads only" in r.json()["error"]["message"]
+    assert row(filled, ALICE).new_costcentre is None
