@@ -116,45 +116,53 @@ def set_access_mode(
         # One change of access mode per environment at a time, so two can't both take the seventh place.
         session.execute(select(Environment.id).where(Environment.id == env.id).with_for_update())
         row = lookup.find_row(session, env, key, directory=directory)
-        if row.kind != "regular":
-            check = _KIND_CHECKS[row.kind]
-            raise Refused(f"the access mode of {row.domainname} can't be changed: {check.message}", [check])
-        checks: list[Check] = []
-        old = row.accessmode
-        if wanted == AccessMode.NON_INTERACTIVE and old != AccessMode.NON_INTERACTIVE:
-            limit = check_noninteractive_limit(
-                noninteractive_count(session, env.id, excluding=row.systemuserid)
-            )
-            checks.append(limit)
-            if not limit.passed:
-                log.info("admin.mode_refused", environment=env.name, user=key, rule="R17")
-                raise Refused(
-                    f"{row.domainname} can't be made non-interactive in {env.name}: {limit.message}", [limit]
-                )
-        changed = old != wanted
-        if changed:
-            row.accessmode = wanted
-            row.modifiedon = utcnow()
-            rule = "R17" if AccessMode.NON_INTERACTIVE in (old, wanted) else "R16"
-            record_event(
-                session,
-                row,
-                "update",
-                rule,
-                f"Access mode set by an administrator: {access_mode_name(old)} to {access_mode_name(wanted)}.",
-                {"accessmode": wanted},
-            )
-        checks.append(
-            Check("R16", True, f"R16 access mode: {access_mode_name(wanted)}, set by an administrator")
-        )
-        note = None
-        if wanted not in KEPT_BY_SYNC:
-            note = (
-                "the background sync sets Read-Write or Administrative from the user's licence and admin roles "
-                "(R16); only Read and Non-interactive are kept as set"
-            )
-        result = ModeResult(
-            env.name, row.domainname, str(row.systemuserid), old, wanted, changed, tuple(checks), note
-        )
+        result = change_access_mode(session, env, row, wanted)
+        old, changed = result.old_mode, result.changed
     log.info("admin.mode", environment=env_name, user=key, old=old, mode=wanted, changed=changed)
     return result
+
+
+def change_access_mode(
+    session: Session, env: Environment, row: SystemUser, wanted: int, *, by: str = "an administrator"
+) -> ModeResult:
+    """Set `row`'s access mode in the caller's transaction (R16), refusing an eighth non-interactive
+    user (R17) and the users whose mode can't change (R18-R20); records the event. The caller holds
+    the environment's row lock (`set_access_mode` shows how). Raises Refused, changing nothing."""
+    if wanted not in MODES.values():
+        raise SyncdError(f"unknown access mode {wanted!r}: expected one of {', '.join(MODES)}")
+    if row.kind != "regular":
+        check = _KIND_CHECKS[row.kind]
+        raise Refused(f"the access mode of {row.domainname} can't be changed: {check.message}", [check])
+    checks: list[Check] = []
+    old = row.accessmode
+    if wanted == AccessMode.NON_INTERACTIVE and old != AccessMode.NON_INTERACTIVE:
+        limit = check_noninteractive_limit(noninteractive_count(session, env.id, excluding=row.systemuserid))
+        checks.append(limit)
+        if not limit.passed:
+            log.info("admin.mode_refused", environment=env.name, user=row.domainname, rule="R17")
+            raise Refused(
+                f"{row.domainname} can't be made non-interactive in {env.name}: {limit.message}", [limit]
+            )
+    changed = old != wanted
+    if changed:
+        row.accessmode = wanted
+        row.modifiedon = utcnow()
+        rule = "R17" if AccessMode.NON_INTERACTIVE in (old, wanted) else "R16"
+        record_event(
+            session,
+            row,
+            "update",
+            rule,
+            f"Access mode set by {by}: {access_mode_name(old)} to {access_mode_name(wanted)}.",
+            {"accessmode": wanted},
+        )
+    checks.append(Check("R16", True, f"R16 access mode: {access_mode_name(wanted)}, set by {by}"))
+    note = None
+    if wanted not in KEPT_BY_SYNC:
+        note = (
+            "the background sync sets Read-Write or Administrative from the user's licence and admin roles "
+            "(R16); only Read and Non-interactive are kept as set"
+        )
+    return ModeResult(
+        env.name, row.domainname, str(row.systemuserid), old, wanted, changed, tuple(checks), note
+    )

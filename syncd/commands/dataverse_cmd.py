@@ -1,9 +1,10 @@
 """`syncd dataverse …`: the simulated Dataverse side as Dataverse serves it.
 
 `syncd dataverse serve` serves every environment as its own organization over the Web API
-(OData v4, read-only for now): the organization URL of environment `prod` is
+(OData v4: reads, and the writes a customer makes on users): the organization URL of environment `prod` is
 `https://HOST:PORT/prod`, its Web API root `https://HOST:PORT/prod/api/data/v9.2/`. Any bearer
-token is accepted. See `syncd.webapi`.
+token is accepted, unless `--require-token`: then only the fake Entra ID's tokens for the
+organization URL are (`syncd.webapi.auth`). See `syncd.webapi`.
 """
 
 from __future__ import annotations
@@ -39,8 +40,24 @@ def serve(
     tls_key: Annotated[
         str | None, typer.Option("--tls-key", help="the private key of --tls-cert (PEM)")
     ] = None,
+    require_token: Annotated[
+        bool,
+        typer.Option(
+            "--require-token",
+            help="accept only access tokens the fake Entra ID (`syncd entra serve`) issues for the "
+            "organization URL (scope `<organization URL>/.default`); 401 otherwise",
+        ),
+    ] = False,
+    directory_store: Annotated[
+        str | None,
+        typer.Option(
+            "--directory-store",
+            help="the fake tenant's file whose tokens --require-token accepts (default: the settings' "
+            "directory_store)",
+        ),
+    ] = None,
 ) -> None:
-    """Serve every environment's Dataverse Web API (OData v4, reads), as Microsoft's SDK expects it."""
+    """Serve every environment's Dataverse Web API (OData v4: reads, customer writes on users), as Microsoft's SDK expects it."""
     import uvicorn
 
     from syncd.dataverse.schema import Environment
@@ -67,6 +84,20 @@ def serve(
         )
     elif tls_cert and tls_key:
         ssl = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key}
+    auth = None
+    if require_token:
+        from syncd.webapi.auth import TokenCheck
+
+        store_path = directory_store or appctx.settings.directory_store
+        try:
+            auth = TokenCheck.from_store(store_path)
+        except (ValueError, OSError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--directory-store") from None
+        typer.echo(f"tokens required: those of tenant {auth.tenant_id} ({store_path})", err=True)
+    elif directory_store is not None:
+        raise typer.BadParameter(
+            "--directory-store goes with --require-token", param_hint="--directory-store"
+        )
     engine = appctx.engine()
     scheme = "https" if ssl else "http"
     shown_host = f"[{host}]" if ":" in host else host
@@ -84,7 +115,7 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: end with status 0 then.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
-        create_webapi_app(lambda: engine),
+        create_webapi_app(lambda: engine, auth=auth),
         host=host,
         port=port,
         log_level="warning",

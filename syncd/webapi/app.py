@@ -5,7 +5,9 @@ with '/' in it (`a%2Fb`) stays one segment. `/<env>/api/data/v9.2/...` goes to t
 `mount_webapi`, every other path goes to the app it wraps (the daemon's own routes).
 
 Every response carries `OData-Version: 4.0`. An unknown environment is a 404 in Dataverse's error
-shape, like an unknown entity set. Any bearer token is accepted (a required token comes later).
+shape, like an unknown entity set. Any bearer token is accepted, unless the app is given a
+`TokenCheck` (`--require-token`, see `auth`): then only the fake Entra ID's tokens for the
+organization are, and any other request is 401 before anything is looked up.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import Engine, MetaData
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from syncd.webapi.auth import TokenCheck, Unauthorized
 from syncd.webapi.batch import run_batch, split_url
 from syncd.webapi.entities import EntityType, build_entity_types, entity_types
 from syncd.webapi.errors import ODataError, bad_query, no_segment
@@ -63,9 +66,18 @@ def _params(query: str) -> dict[str, str]:
 class WebApi:
     """The ASGI app: `/<env>/api/data/v9.2/<resource>`."""
 
-    def __init__(self, engine: Callable[[], Engine], entities: dict[str, EntityType] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        entities: dict[str, EntityType] | None = None,
+        auth: TokenCheck | None = None,
+        *,
+        writes: bool = True,
+    ) -> None:
         self.engine = engine
         self.entities = entities if entities is not None else entity_types()
+        self.auth = auth
+        self.writes = writes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -83,6 +95,8 @@ class WebApi:
             content = response.content()
         except ODataError as exc:
             response = error_response(exc)
+            if isinstance(exc, Unauthorized):
+                response.headers["WWW-Authenticate"] = exc.challenge
             content = response.content()
         except Exception as exc:  # logged, and answered as Dataverse answers what it did not foresee
             log.error(
@@ -102,6 +116,12 @@ class WebApi:
         if m is None:
             raise no_segment(_raw_path(scope).strip("/").split("/")[0] or "/")
         segment = m.group("env")
+        headers = _headers(scope)
+        host = (headers.get("host") or ["localhost"])[0]
+        if self.auth is not None:  # before anything is looked up
+            self.auth.check(
+                (headers.get("authorization") or [""])[0], f"{scope.get('scheme', 'http')}://{host}/{segment}"
+            )
         try:
             name = unquote(segment, errors="strict")
         except UnicodeDecodeError:
@@ -110,8 +130,6 @@ class WebApi:
         env = await run_in_threadpool(find_environment, engine, name)
         if env is None:
             raise no_segment(segment)
-        headers = _headers(scope)
-        host = (headers.get("host") or ["localhost"])[0]
         root = f"{scope.get('scheme', 'http')}://{host}/{env_segment(env.name)}/{API_PATH}/"
         rest = m.group("rest") or ""
         method = scope["method"].upper()
@@ -134,7 +152,10 @@ class WebApi:
             )
             return Response(200, content, {"Content-Type": content_type})
         query = scope.get("query_string", b"").decode("latin-1")
-        request = Request(method, _segments(rest), _params(query), headers, root, env, self.entities)
+        body = await _read_body(receive) if method in ("PATCH", "POST", "PUT", "MERGE") else b""
+        request = Request(
+            method, _segments(rest), _params(query), headers, root, env, self.entities, body, self.writes
+        )
         return await run_in_threadpool(handle, engine, request)
 
     def _inner(
@@ -148,6 +169,12 @@ class WebApi:
         headers: dict[str, list[str]],
     ) -> Response:
         """One request of a $batch, for the same environment only."""
+        if method.upper() != "GET":
+            raise ODataError(
+                501,
+                "0x80060888",
+                "Writes inside $batch are not served by this simulated environment: send the PATCH alone.",
+            )
         path, query = split_url(url)
         if path.startswith("/"):
             m = _API.match(path)
@@ -191,15 +218,18 @@ async def _send(send: Send, response: Response, content: bytes) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
-def create_webapi_app(engine: Callable[[], Engine], metadata: MetaData | None = None) -> WebApi:
+def create_webapi_app(
+    engine: Callable[[], Engine], metadata: MetaData | None = None, *, auth: TokenCheck | None = None
+) -> WebApi:
     """The Web API alone (what `syncd dataverse serve` runs); the entity types come from `metadata`,
-    syncd's schema unless told otherwise."""
-    return WebApi(engine, build_entity_types(metadata) if metadata is not None else None)
+    syncd's schema unless told otherwise. With `auth`, only the tokens it accepts are served."""
+    return WebApi(engine, build_entity_types(metadata) if metadata is not None else None, auth)
 
 
 def mount_webapi(app: ASGIApp, engine: Callable[[], Engine]) -> ASGIApp:
-    """`app`, with `/<env>/api/data/v9.2/...` answered by the Web API instead."""
-    webapi = WebApi(engine)
+    """`app`, with `/<env>/api/data/v9.2/...` answered by the Web API instead: reads only, since the
+    daemon's endpoint checks no token for them (writes: `syncd dataverse serve`)."""
+    webapi = WebApi(engine, writes=False)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_webapi_path(_raw_path(scope)):

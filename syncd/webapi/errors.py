@@ -8,7 +8,8 @@ answers for the same mistakes:
   "Could not find a property named 'X' on type 'Microsoft.Dynamics.CRM.systemuser'."
 - a query option that cannot be parsed (a $filter syntax error, a bad $top): 400, `0x80060888`
 - a record that does not exist: 404, `0x80040217`, "Entity 'systemuser' With Id = ... Does Not Exist"
-- a method the resource does not take: 405, `0x80060888`; writes, not served yet: 501, `0x80060888`
+- a method the resource does not take: 405, `0x80060888`; writes to a table that takes none here: 501, `0x80060888`
+- the errors of writes (read-only columns, If-Match, creating or deleting users): `writer`, `writes`
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def not_implemented(method: str) -> ODataError:
     return ODataError(
         501,
         BAD_QUERY,
-        f"The HTTP method '{method}' is not served yet: this simulated environment answers reads only "
-        "(writes are a later part of syncd).",
+        f"The HTTP method '{method}' is not served here: this simulated environment takes the writes a "
+        "customer makes on users (PATCH systemusers) and answers every other table read-only.",
     )
 
 

@@ -104,10 +104,31 @@ def attribute_definition(entity: EntityType, attr: Attribute) -> dict[str, Any]:
     return body
 
 
-def _select(records: list[dict[str, Any]], raw: str | None, type_name: str) -> list[dict[str, Any]]:
+def _expanded(raw: str | None) -> list[str]:
+    """The properties `$expand` names (`OptionSet($select=Options)` -> OptionSet): kept whole."""
+    if not raw:
+        return []
+    names, depth, current = [], 0, ""
+    for ch in raw + ",":
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            if current.strip():
+                names.append(current.strip())
+            current = ""
+        elif depth == 0:
+            current += ch
+    return names
+
+
+def _select(
+    records: list[dict[str, Any]], raw: str | None, type_name: str, expand: str | None = None
+) -> list[dict[str, Any]]:
     if raw is None or not raw.strip():
         return records
-    names = [n.strip() for n in raw.split(",") if n.strip()]
+    names = [n.strip() for n in raw.split(",") if n.strip()] + _expanded(expand)
     known = set().union(*(r.keys() for r in records)) if records else set()
     for n in names:
         if records and n not in known:
@@ -131,13 +152,25 @@ def query(records: list[dict[str, Any]], params: dict[str, str], type_name: str)
     for key in params:
         if key.startswith("$") and key not in ("$select", "$filter", "$expand"):
             raise bad_query(f"The query parameter '{key}' is not supported on table definitions.")
-    return _select(_filter(records, params.get("$filter"), type_name), params.get("$select"), type_name)
+    filtered = _filter(records, params.get("$filter"), type_name)
+    return _select(filtered, params.get("$select"), type_name, params.get("$expand"))
 
 
 def entity_definitions(entities: list[EntityType], params: dict[str, str]) -> list[dict[str, Any]]:
     return query([entity_definition(e) for e in entities], params, "EntityMetadata")
 
 
-def attribute_definitions(entity: EntityType, params: dict[str, str]) -> list[dict[str, Any]]:
+def is_attribute_cast(segment: str) -> bool:
+    """Whether `segment` is a type cast to one of the attribute metadata types served."""
+    return segment in {f"Microsoft.Dynamics.CRM.{t}" for t in _ODATA_TYPES.values()}
+
+
+def attribute_definitions(
+    entity: EntityType, params: dict[str, str], cast: str | None = None
+) -> list[dict[str, Any]]:
+    """The attributes of `entity`; with `cast` (`Microsoft.Dynamics.CRM.PicklistAttributeMetadata`),
+    only those of that type, as Dataverse's type-cast segment after `Attributes` answers."""
     records = [attribute_definition(entity, a) for a in entity.attributes.values()]
+    if cast is not None:
+        records = [r for r in records if r["@odata.type"] == f"#{cast}"]
     return query(records, params, "AttributeMetadata")

@@ -13,7 +13,8 @@ Resources under an environment's `api/data/v9.2/`:
     <set>(<key>)/<navigation>                 the related records of a many-to-many relationship
 
 Only the environment's own rows are ever read: every statement carries `environment_id = :env`,
-and `environment_id` is no property. GET only: other methods on data are 501 (writes come later).
+and `environment_id` is no property. Writes: PATCH of one systemuser (see `writes` and `writer`);
+POST and DELETE of systemusers are refused as Dataverse refuses them here; other writes are 501.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, select
 
-from syncd.webapi import metadata
+from syncd.webapi import metadata, writes
 from syncd.webapi.compile import bind_value, db_value
 from syncd.webapi.entities import EntityType, entity_types
 from syncd.webapi.errors import (
@@ -67,6 +68,8 @@ class Request:
     root: str  # absolute service root of the environment, ending in '/'
     env: Environment
     entities: dict[str, EntityType] = field(default_factory=entity_types)  # by logical name
+    body: bytes = b""  # the request's body (a write's JSON)
+    writes: bool = True  # whether this server takes writes (the daemon's endpoint does not)
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)
@@ -106,7 +109,7 @@ def handle(engine: Engine, request: Request) -> Response:
     """Answer one request; every failure the client can fix is a Dataverse error body."""
     try:
         with engine.connect() as conn:
-            return _Handler(conn, request).dispatch()
+            return _Handler(conn, request, engine).dispatch()
     except ODataError as exc:
         return error_response(exc)
 
@@ -156,8 +159,9 @@ def _context_select(selected_raw: str | None) -> str:
 
 
 class _Handler:
-    def __init__(self, conn: Connection, request: Request) -> None:
+    def __init__(self, conn: Connection, request: Request, engine: Engine | None = None) -> None:
         self.conn = conn
+        self.engine = engine
         self.req = request
         self.entities = request.entities
         self.prefer = parse_prefer(request.headers.get("prefer", []))
@@ -181,7 +185,7 @@ class _Handler:
         if entity is None:
             raise no_segment(name)
         if self.req.method in _WRITES:
-            raise not_implemented(self.req.method)
+            return self.write(entity, key, segs)
         self._get_only()
         if key is None:
             if len(segs) == 2 and segs[1] == "$count":
@@ -280,6 +284,16 @@ class _Handler:
             [one] = metadata.query([metadata.entity_definition(entity)], self.req.params, "EntityMetadata")
             return Response(200, {"@odata.context": root + "$metadata#EntityDefinitions/$entity", **one})
         m = _SEGMENT.match(rest[0])
+        if (
+            m is not None
+            and m.group("name") == "Attributes"
+            and m.group("key") is None
+            and len(rest) == 2
+            and metadata.is_attribute_cast(rest[1])
+        ):
+            values = metadata.attribute_definitions(entity, self.req.params, rest[1])
+            ctx = root + f"$metadata#EntityDefinitions('{entity.logical_name}')/Attributes/{rest[1]}"
+            return Response(200, {"@odata.context": ctx, "value": values})
         if m is None or m.group("name") != "Attributes" or len(rest) > 1:
             raise no_segment(rest[-1] if m is not None and m.group("name") == "Attributes" else rest[0])
         if m.group("key") is None:
@@ -294,6 +308,47 @@ class _Handler:
                 ctx = root + f"$metadata#EntityDefinitions('{entity.logical_name}')/Attributes/$entity"
                 return Response(200, {"@odata.context": ctx, **one})
         raise ODataError(404, "0x80040217", f"Could not find attribute with key {attr_key}.")
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def write(self, entity: EntityType, key: str | None, segs: list[str]) -> Response:
+        """PATCH of one systemuser (`writes`); POST and DELETE answered as Dataverse answers a
+        customer for users; every other write is not served."""
+        method = self.req.method
+        if not self.req.writes:
+            raise ODataError(
+                501,
+                "0x80060888",
+                "This endpoint serves reads only: the daemon's endpoint checks no token, so it takes no "
+                "writes. Use `syncd dataverse serve` (with --require-token) to write.",
+            )
+        if not writes.writable(entity) or len(segs) != 1:
+            raise not_implemented(method)
+        if method == "POST" and key is None:
+            raise writes.create_refused()
+        if method == "DELETE" and key is not None:
+            parse_key(entity, key)
+            raise writes.delete_refused(entity)
+        if method != "PATCH" or key is None or self.engine is None:
+            raise method_not_allowed(method, self.req.path)
+        column, value = parse_key(entity, key)
+        values = writes.parse_body(entity, self.req.body)
+        written = writes.update(
+            self.engine,
+            self.req.env.id,
+            column,
+            value,
+            values,
+            if_match=self.req.header("if-match"),
+            caller=_caller(_token_claims(self.req.header("authorization"))),
+        )
+        location = f"{self.req.root}{entity.entity_set}({written.systemuserid})"
+        if self.prefer.get("return") == "representation":
+            response = self.single(entity, entity.primary_id, written.systemuserid)
+            response.headers["Preference-Applied"] = "return=representation"
+            response.headers["OData-EntityId"] = location
+            return response
+        return Response(204, None, {"OData-EntityId": location})
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -387,6 +442,15 @@ def _query_string(params: dict[str, str]) -> str:
     from urllib.parse import quote
 
     return "&".join(f"{k}={quote(v, safe=_SAFE)}" for k, v in params.items())
+
+
+def _caller(claims: dict[str, Any]) -> str:
+    """Who a write is recorded as: the token's app, user or object id."""
+    for claim, label in (("upn", "user"), ("appid", "app"), ("azp", "app"), ("oid", "object")):
+        value = claims.get(claim)
+        if isinstance(value, str) and value:
+            return f"{label} {value}"
+    return "an unauthenticated caller"
 
 
 def _token_claims(authorization: str | None) -> dict[str, Any]:

@@ -167,10 +167,14 @@ def test_errors_in_dataverses_shape(client: httpx.Client) -> None:
     assert client.get(API + "systemusers(not-a-guid)").status_code == 400
     assert client.get(API + "systemusers(fullname='x')").status_code == 400
     assert client.get("/nosuchenv/api/data/v9.2/systemusers").status_code == 404
+    # Writes: see test_writes; PUT of a record and POST to a record are not methods of the resource,
+    # and the other tables take no writes.
+    for method in ("POST", "PUT"):
+        r = client.request(method, API + f"systemusers({ALICE})", json={"fullname": "x"})
+        assert r.status_code == 405, method
+        assert r.json()["error"]["code"] == "0x80060888"
     for method in ("POST", "PATCH", "PUT", "DELETE"):
-        r = client.request(
-            method, API + f"systemusers({ALICE})", json={"fullname": "x"}, headers={"If-Match": "*"}
-        )
+        r = client.request(method, API + "roles", json={"name": "x"}, headers={"If-Match": "*"})
         assert r.status_code == 501, method
         assert r.json()["error"]["code"] == "0x80060888"
     assert client.post(API + "WhoAmI").status_code == 405

@@ -72,6 +72,24 @@ REVOKED_KEY = "entra_revoked_at"
 _CERT_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
+def access_token_key(secret: str) -> bytes:
+    """The HS256 key of the access tokens of the tenant whose secret is `secret` (the tenant file's
+    `secret`): what `syncd dataverse serve --require-token` verifies tokens with."""
+    return hmac.new(secret.encode(), b"syncd fake Entra access tokens", hashlib.sha256).digest()
+
+
+def is_dataverse_resource(resource: str) -> bool:
+    """Whether `resource` names a Dataverse organization: `https://<org>.crm*.dynamics.com`, or the
+    organization URL `syncd dataverse serve` gives an environment (`http(s)://host[:port]/<env>`)."""
+    parts = urlsplit(resource.rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return False
+    if parts.hostname.lower().endswith(".dynamics.com") and not parts.path:
+        return True
+    segments = parts.path.split("/")
+    return len(segments) == 2 and segments[0] == "" and segments[1] != ""
+
+
 class AuthConfigError(ValueError):
     """A registration the fake refuses (unknown permission, unreadable certificate, ...)."""
 
@@ -220,8 +238,7 @@ class EntraAuth:
             return self._process_key
         cached = self._key_for
         if cached is None or cached[0] != secret:
-            key = hmac.new(secret.encode(), b"syncd fake Entra access tokens", hashlib.sha256).digest()
-            cached = self._key_for = (secret, key)
+            cached = self._key_for = (secret, access_token_key(secret))
         return cached[1]
 
     # -- registrations ---------------------------------------------------------------------------
@@ -562,14 +579,14 @@ class EntraAuth:
                 "a scope value with /.default suffixed to the resource identifier (application ID URI).",
             )
         resource = only[: -len("/.default")].rstrip("/")
-        if not self._is_graph(request, resource):
+        if not self._is_graph(request, resource) and not is_dataverse_resource(resource):
             raise TokenError(
                 400,
                 "invalid_scope",
                 70011,
                 f"The provided value for the input parameter 'scope' is not valid. The scope {only} is "
-                "not valid. The resource is not Microsoft Graph (https://graph.microsoft.com) or this "
-                "server.",
+                "not valid. The resource is not Microsoft Graph (https://graph.microsoft.com), this server, "
+                "or a Dataverse organization URL.",
             )
         return resource
 
