@@ -434,12 +434,16 @@ class GraphClient:
             except BadItem as exc:
                 raise MalformedResponse(page.url, f"value[{i}]: {exc}") from None
         if partial:
+            # Read the partly sent users whole, 300 to a round trip; one gone since is left out (the
+            # next delta reports the removal).
+            partial_ids = [entry for entry in entries if isinstance(entry, str)]
+            log.debug("graph.delta.partial_users", users=len(partial_ids))
+            whole = self.users_by_ids(partial_ids, select=sorted(expected))
             resolved: list[DirectoryUser | RemovedUser | str] = []
             for entry in entries:
                 if isinstance(entry, str):
-                    log.debug("graph.delta.partial_user", user_id=entry)
-                    user = self.get_user(entry, select=sorted(expected))
-                    if user is None:  # gone since: the next delta reports the removal
+                    user = whole.get(entry)
+                    if user is None:
                         continue
                     entry = user
                 resolved.append(entry)

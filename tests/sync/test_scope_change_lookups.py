@@ -95,8 +95,10 @@ def test_r24_scope_change_looks_unseen_rows_up_in_batches(
         throttled_subs = counters["GET /v1.0/users"].get("throttled", 0)
         # 300 ids a round trip, and one more round trip for each round of throttled sub-requests.
         assert sent <= math.ceil(looked_up / 300) + throttled_subs
-        assert counters["GET /v1.0/users"]["requests"] - throttled_subs == math.ceil(looked_up / 15)
-        assert counters.get("GET /v1.0/users/{key}", {}).get("requests", 0) <= len(owners)
+        filters = counters["GET /v1.0/users"]["requests"] - throttled_subs
+        # 15 ids a filter (the owners and admins the group read did not bring are looked up so too).
+        assert math.ceil(looked_up / 15) <= filters <= math.ceil(looked_up / 15) + math.ceil(len(owners) / 15)
+        assert "GET /v1.0/users/{key}" not in counters  # no request per user
         requests = directory.stats.requests - stats_before[0]
         subrequests = directory.stats.subrequests - stats_before[1]
         assert subrequests >= math.ceil(looked_up / 15)
