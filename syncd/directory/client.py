@@ -12,6 +12,11 @@ Throttling (429) and unavailability (503/504, no response) are retried with
 full jitter when it does not. Links (``@odata.nextLink``/``@odata.deltaLink``)
 are followed only back to the base URL's scheme, host and port.
 
+Users known by id are read in batches (:meth:`GraphClient.users_by_ids`): 15 ids to a
+``$filter=id in (...)`` (Graph's default limit on an ``in``), 20 such requests to a JSON batch
+(``POST /$batch``, Graph's limit), so 300 ids a round trip. Each request inside a batch is answered
+on its own; those throttled or unavailable are sent again in a later batch, by the same rules.
+
 A 401 gets one new token and one retry (a claims challenge in ``WWW-Authenticate``
 is handed to the token provider); a second 401, a provider that cannot renew its
 token, or a 403 ``Authorization_RequestDenied`` raises :class:`DirectoryAuthError`
