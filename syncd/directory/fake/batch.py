@@ -12,6 +12,8 @@ each request inside a batch.
 Not modelled: `dependsOn` is accepted and ignored. Sub-requests always run one after another in the
 order given (so one that depends on an earlier one runs after it), but a failed dependency does not
 fail its dependents (Graph answers those 424 Failed Dependency). A `$batch` inside a batch is 400.
+Since sub-requests run one after another, a `latency_ms` fault delays a batch once for itself and once
+for each request in it (Graph may run independent requests of a batch in parallel).
 """
 
 from __future__ import annotations
