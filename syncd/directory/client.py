@@ -12,6 +12,11 @@ Throttling (429) and unavailability (503/504, no response) are retried with
 full jitter when it does not. Links (``@odata.nextLink``/``@odata.deltaLink``)
 are followed only back to the base URL's scheme, host and port.
 
+Users known by id are read in batches (:meth:`GraphClient.users_by_ids`): 15 ids to a
+``$filter=id in (...)`` (Graph's default limit on an ``in``), 20 such requests to a JSON batch
+(``POST /$batch``, Graph's limit), so 300 ids a round trip. Each request inside a batch is answered
+on its own; those throttled or unavailable are sent again in a later batch, by the same rules.
+
 A 401 gets one new token and one retry (a claims challenge in ``WWW-Authenticate``
 is handed to the token provider); a second 401, a provider that cannot renew its
 token, or a 403 ``Authorization_RequestDenied`` raises :class:`DirectoryAuthError`
@@ -28,7 +33,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -97,6 +102,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 RETRY_STATUSES = frozenset({429, 503, 504})
+#: Graph's default limit on the values of one ``in`` (15), and on the requests of one JSON batch (20).
+IDS_PER_FILTER = 15
+REQUESTS_PER_BATCH = 20
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _QUERY_SAFE = ",'=*"
 
@@ -114,6 +122,7 @@ class ClientStats:
     unavailable: int = 0  # 503/504 answers and attempts without a response
     retries: int = 0
     token_refreshes: int = 0  # new tokens asked for after a 401 or a claims challenge
+    subrequests: int = 0  # requests answered inside JSON batches (each batch is one of `requests`)
 
 
 class DeltaReader(Generic[T]):
@@ -225,6 +234,123 @@ class GraphClient:
         found = self._get_object(f"/users/{quote(id_or_upn, safe='@')}", select)
         return None if found is None else _one_user(*found)
 
+    def users_by_ids(
+        self, ids: Iterable[str], select: Sequence[str] | None = None
+    ) -> dict[str, DirectoryUser]:
+        """The users among ``ids`` that the directory has (active, not soft-deleted), keyed by their
+        canonical (lower-case) object id; an id it does not have, or one that is not a GUID, is simply
+        absent. Looked up ``IDS_PER_FILTER`` ids to a ``$filter=id in (...)`` and up to
+        ``REQUESTS_PER_BATCH`` of those to a ``POST /$batch``: 300 ids per round trip.
+
+        A sub-request answered 429/503/504 is sent again in a later batch, after its ``Retry-After``
+        (or bounded backoff), within ``max_retries`` and the deadline, as :meth:`_get` does for whole
+        requests; a 401 gets one new token; any other error raises as a single request would."""
+        wanted: dict[str, None] = {}
+        for oid in ids:
+            try:
+                wanted[normalize_object_id(oid)] = None
+            except (TypeError, ValueError):
+                continue
+        keys = list(wanted)
+        fields = _user_select(select)
+        chunks = [keys[i : i + IDS_PER_FILTER] for i in range(0, len(keys), IDS_PER_FILTER)]
+        found: dict[str, DirectoryUser] = {}
+        for b in range(0, len(chunks), REQUESTS_PER_BATCH):
+            urls = {
+                str(n): "/users?"
+                + "&".join(
+                    k + "=" + quote(v, safe=_QUERY_SAFE)
+                    for k, v in (
+                        ("$select", fields),
+                        ("$filter", "id in (" + ",".join(f"'{oid}'" for oid in chunk) + ")"),
+                    )
+                )
+                for n, chunk in enumerate(chunks[b : b + REQUESTS_PER_BATCH], 1)
+            }
+            for url, body in self._batch_get(urls).values():
+                raw = parse_page(orjson.dumps(body), url)
+                users = decode_items(raw.items, url, decode_user)
+                if raw.next_link is not None:  # Graph pages at 100: never for 15 ids, but follow it
+                    for page in self._pages(self._check_link(raw.next_link, url)):
+                        users.extend(decode_items(page.items, page.url, decode_user))
+                for user in users:
+                    if user.id in wanted:
+                        found[user.id] = user
+        return found
+
+    def _batch_get(self, urls: dict[str, str]) -> dict[str, tuple[str, Any]]:
+        """GET each of ``urls`` (request id -> URL relative to the base) in one ``POST /$batch``,
+        sending the sub-requests that were throttled or unavailable again until each has an answer.
+        Returns request id -> (absolute URL, the JSON body of its 2xx answer)."""
+        batch_url = self.base_url + "/$batch"
+        pending = dict(urls)
+        done: dict[str, tuple[str, Any]] = {}
+        attempt = 0
+        renewed = False
+        while pending:
+            attempt += 1
+            payload = {"requests": [{"id": k, "method": "GET", "url": u} for k, u in pending.items()]}
+            response = self._request(
+                "POST", batch_url, {"Content-Type": "application/json"}, orjson.dumps(payload)
+            )
+            answers = _batch_responses(response.content, batch_url, pending)
+            self.stats.subrequests += len(answers)
+            again: dict[str, str] = {}
+            waits: list[float] = []
+            last: tuple[str, int] = ("", 0)
+            for rid, (status, headers, body) in answers.items():
+                url = self.base_url + pending[rid]
+                if status < 300:
+                    done[rid] = (url, body)
+                    continue
+                if status in RETRY_STATUSES:
+                    if status == 429:
+                        self.stats.throttled += 1
+                    else:
+                        self.stats.unavailable += 1
+                    again[rid] = pending[rid]
+                    told = self._retry_after_value(headers.get("retry-after"))
+                    waits.append(self._backoff(attempt) if told is None else told)
+                    last = (url, status)
+                    continue
+                code, message = _error_fields(body, status)
+                if status == 401:
+                    claims = _claims_challenge(headers.get("www-authenticate"))
+                    if (
+                        not renewed
+                        and isinstance(self._tokens, RefreshableTokenProvider)
+                        and self._tokens.refresh(claims)
+                    ):
+                        renewed = True
+                        log.info("graph.token_renewed", url=url, claims_challenge=claims is not None)
+                        self.stats.token_refreshes += 1
+                        again[rid] = pending[rid]
+                        continue
+                    raise DirectoryAuthError(
+                        _explain_401(code, message, renewed, claims is not None), url=url, status=401
+                    )
+                if status == 403 and code == "Authorization_RequestDenied":
+                    raise DirectoryAuthError(_explain_403(url, self.base_url, message), url=url, status=403)
+                if status == 410:
+                    raise FullResyncRequired(url, headers.get("location"))
+                raise GraphError(url, status, code, message)
+            pending = again
+            if pending and waits:
+                url, status = last
+                if attempt > self.max_retries:
+                    raise DirectoryUnavailable(url, status, attempt)
+                wait = max(waits)
+                log.debug(
+                    "graph.batch_retry",
+                    url=url,
+                    status=status,
+                    attempt=attempt,
+                    delay=wait,
+                    requests=len(pending),
+                )
+                self._wait(wait, url, status)
+        return done
+
     def get_deleted_user(self, user_id: str, select: Sequence[str] | None = None) -> DirectoryUser | None:
         """A soft-deleted (restorable) user from the directory's deleted items, by object id
         (``GET /directory/deletedItems/{id}``); ``None`` when there is no such deleted user, or
@@ -315,12 +441,16 @@ class GraphClient:
             except BadItem as exc:
                 raise MalformedResponse(page.url, f"value[{i}]: {exc}") from None
         if partial:
+            # Read the partly sent users whole, 300 to a round trip; one gone since is left out (the
+            # next delta reports the removal).
+            partial_ids = [entry for entry in entries if isinstance(entry, str)]
+            log.debug("graph.delta.partial_users", users=len(partial_ids))
+            whole = self.users_by_ids(partial_ids, select=sorted(expected))
             resolved: list[DirectoryUser | RemovedUser | str] = []
             for entry in entries:
                 if isinstance(entry, str):
-                    log.debug("graph.delta.partial_user", user_id=entry)
-                    user = self.get_user(entry, select=sorted(expected))
-                    if user is None:  # gone since: the next delta reports the removal
+                    user = whole.get(entry)
+                    if user is None:
                         continue
                     entry = user
                 resolved.append(entry)
@@ -511,6 +641,11 @@ class GraphClient:
         return list(parse_page(self._get(url).content, url).items)
 
     def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self._request("GET", url, headers)
+
+    def _request(
+        self, method: str, url: str, headers: dict[str, str] | None = None, content: bytes | None = None
+    ) -> httpx.Response:
         attempt = 0
         renewed = False
         while True:
@@ -535,7 +670,9 @@ class GraphClient:
             self.stats.requests += 1
             timeout = self._timeout_within_deadline(url)
             try:
-                response = self._http.get(url, headers=request_headers, timeout=timeout)
+                response = self._http.request(
+                    method, url, headers=request_headers, content=content, timeout=timeout
+                )
             except httpx.TransportError as exc:
                 self.stats.unavailable += 1
                 self._notify(0)
@@ -579,7 +716,9 @@ class GraphClient:
                     _explain_401(code, message, renewed, claims is not None), url=url, status=401
                 )
             if status == 403 and code == "Authorization_RequestDenied":
-                raise DirectoryAuthError(_explain_403(url, self.base_url, message), url=url, status=403)
+                raise DirectoryAuthError(
+                    _explain_403(url, self.base_url, message, method), url=url, status=403
+                )
             if status == 410:
                 raise FullResyncRequired(url, response.headers.get("Location"))
             raise GraphError(url, status, code, message)
@@ -611,8 +750,12 @@ class GraphClient:
         return ceiling * self._rand()
 
     def _retry_after(self, response: httpx.Response) -> float | None:
-        value = response.headers.get("Retry-After")
-        if value is None:
+        return self._retry_after_value(response.headers.get("Retry-After"))
+
+    def _retry_after_value(self, value: str | None) -> float | None:
+        """A ``Retry-After`` value (seconds or an HTTP date) as seconds to wait, capped; None when absent
+        or unreadable."""
+        if not isinstance(value, str):
             return None
         value = value.strip()
         try:
@@ -663,6 +806,45 @@ def _seg(value: str) -> str:
 
 def _odata_str(value: str) -> str:
     return value.replace("'", "''")
+
+
+def _error_fields(body: Any, status: int) -> tuple[str, str]:
+    """Graph's ``{"error": {"code", "message"}}`` of a batch sub-response body, or what can be said without it."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        message = error.get("message")
+        return error["code"], message if isinstance(message, str) else ""
+    return "unknown", f"HTTP {status}"
+
+
+def _batch_responses(
+    content: bytes, url: str, pending: dict[str, str]
+) -> dict[str, tuple[int, dict[str, str], Any]]:
+    """A ``$batch`` answer checked against the request ids sent: id -> (status, headers with lower-case
+    names, body). Every id must be answered once; the answers may come in any order."""
+    body = parse_object(content, url)
+    responses = body.get("responses")
+    if type(responses) is not list:
+        raise MalformedResponse(url, "missing 'responses' list")
+    out: dict[str, tuple[int, dict[str, str], Any]] = {}
+    for i, item in enumerate(responses):
+        if type(item) is not dict:
+            raise MalformedResponse(url, f"responses[{i}] is not an object")
+        rid, status, headers = item.get("id"), item.get("status"), item.get("headers") or {}
+        if type(rid) is not str or rid not in pending or rid in out:
+            raise MalformedResponse(
+                url, f"responses[{i}] answers no request sent, or one answered before: {rid!r}"
+            )
+        if type(status) is not int or not 100 <= status <= 599:
+            raise MalformedResponse(url, f"responses[{i}] has no valid status: {status!r}")
+        if type(headers) is not dict:
+            raise MalformedResponse(url, f"responses[{i}].headers is not an object")
+        names = {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
+        out[rid] = (status, names, item.get("body"))
+    missing = pending.keys() - out.keys()
+    if missing:
+        raise MalformedResponse(url, f"no answer for request {sorted(missing)[0]!r}")
+    return out
 
 
 def _error_body(response: httpx.Response) -> tuple[str, str]:
@@ -717,13 +899,13 @@ def _explain_401(code: str, message: str, renewed: bool, challenged: bool = Fals
     )
 
 
-def _explain_403(url: str, base_url: str, message: str) -> str:
+def _explain_403(url: str, base_url: str, message: str, method: str = "GET") -> str:
     """One line for a 403 Authorization_RequestDenied: the permission the endpoint needs."""
     path = url[len(base_url) :] if url.startswith(base_url) else httpx.URL(url).path
     path = path.split("?", 1)[0]
-    need = need_for("GET", path)
+    need = need_for(method, path)
     wanted = f"{need.least} (or {DIRECTORY_READ_ALL})" if need else "a permission for this endpoint"
     return (
-        f"the application lacks the Graph permission {wanted} for GET {path} (403 Authorization_RequestDenied: "
+        f"the application lacks the Graph permission {wanted} for {method} {path} (403 Authorization_RequestDenied: "
         f"{message}): add it as an application permission and grant admin consent"
     )

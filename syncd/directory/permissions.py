@@ -7,6 +7,9 @@ when a token's ``roles`` claim holds none of an endpoint's permissions, and
 Source: the "Permissions" section of each Graph v1.0 API page (least privileged application
 permission first, then the higher privileged ones that also grant the call). ``Directory.Read.All``
 (and ``Directory.ReadWrite.All``) grant every read syncd makes.
+
+``POST /$batch`` (JSON batching) is deliberately absent: it needs no permission of its own (any valid
+token may send a batch), and each request inside it is checked against this table on its own.
 """
 
 from __future__ import annotations

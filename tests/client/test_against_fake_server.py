@@ -332,3 +332,23 @@ def test_full_groups_delta_adds_up_to_the_direct_members(fake: Fake) -> None:
         for gid, ids in added.items():
             members = {m.id for page in client.iter_group_members(gid, select=None) for m in page}
             assert ids == members, gid
+
+
+def test_users_by_ids_in_batches_through_a_throttle_storm(
+    fake: Fake, baseline: dict[str, DirectoryUser]
+) -> None:
+    # 300 ids a round trip (15 to an `id in`, 20 of those to a $batch); sub-requests throttled or
+    # unavailable one by one are sent again, and the answer is the clean one.
+    ids = sorted(baseline)[:700]
+    asked = [i.upper() for i in ids] + ["00000000-0000-4000-8000-0000000000ff"]
+    with fake.client() as client:
+        assert client.users_by_ids(asked) == {i: baseline[i] for i in ids}
+        assert client.stats.requests == 3 and client.stats.subrequests == 47
+    fake.faults(throttle_ratio=0.25, unavailable_ratio=0.15, retry_after=0, seed=3)
+    try:
+        with fake.client() as client:
+            assert client.users_by_ids(asked) == {i: baseline[i] for i in ids}
+            assert client.stats.throttled + client.stats.unavailable > 0
+            assert client.stats.subrequests > 47
+    finally:
+        fake.clear_faults()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
+import orjson
 import pytest
 from client_helpers import BASE, ScriptedGraph, Sleeps, error, page, user
 
@@ -374,19 +375,28 @@ def test_foreign_delta_link_is_malformed(graph: ScriptedGraph, client: GraphClie
 def test_partial_delta_users_are_fetched_whole_never_guessed(
     graph: ScriptedGraph, client: GraphClient
 ) -> None:
+    p, gone, full = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
     graph.on(
         "/users/delta",
         page(
-            [{"id": "p", "displayName": "Changed"}, {"id": "gone", "accountEnabled": False}, user("full")],
+            [{"id": p, "displayName": "Changed"}, {"id": gone, "accountEnabled": False}, user(full)],
             delta_link=f"{BASE}/users/delta?$deltatoken=t",
         ),
     )
-    graph.on("/users/p", httpx.Response(200, json=user("p", displayName="Changed", accountEnabled=False)))
+    whole = user(p, displayName="Changed", accountEnabled=False)
+    graph.on(
+        "/$batch",
+        httpx.Response(200, json={"responses": [{"id": "1", "status": 200, "body": {"value": [whole]}}]}),
+    )
     (only,) = list(client.users_delta())
-    assert sorted(u.id for u in only.users) == ["full", "p"]
-    p = next(u for u in only.users if u.id == "p")
-    assert p.account_enabled is False and p.display_name == "Changed"
-    assert "/users/gone" in graph.paths()  # 404: left the directory since; the next delta says so
+    assert sorted(u.id for u in only.users) == [p, full]
+    got = next(u for u in only.users if u.id == p)
+    assert got.account_enabled is False and got.display_name == "Changed"
+    # Both partly sent users are read whole in one batch; the one not found has left the directory
+    # since (the next delta says so).
+    assert graph.paths() == ["/users/delta", "/$batch"]
+    (sub,) = orjson.loads(graph.requests[1].content)["requests"]
+    assert f"id in ('{p}','{gone}')" in httpx.URL("https://x" + sub["url"]).params["$filter"]
 
 
 def test_latest_delta_link(graph: ScriptedGraph, client: GraphClient) -> None:

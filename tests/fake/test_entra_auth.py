@@ -214,6 +214,31 @@ def test_registered_apps_and_permissions(server: EntraServer) -> None:
 # -- the Graph side -------------------------------------------------------------------------------
 
 
+def test_batch_checks_each_sub_request_with_the_batch_token(server: EntraServer) -> None:
+    # $batch needs no permission of its own; each request inside it is checked on its own, with the
+    # batch's token.
+    org_reader = "f5b6c738-e9fa-4b01-9425-a0b1c2d3e4f5"
+    server.sim(
+        "POST", "apps", {"client_id": org_reader, "secret": "b", "permissions": ["Organization.Read.All"]}
+    )
+    token = server.token(org_reader, "b")
+    requests = [
+        {"id": "org", "method": "GET", "url": "/organization"},
+        {"id": "users", "method": "GET", "url": "/users?$select=id"},
+    ]
+    with server.client() as http:
+        assert http.post("/v1.0/$batch", json={"requests": requests}).status_code == 401
+        r = http.post(
+            "/v1.0/$batch", json={"requests": requests}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert r.status_code == 200, r.text
+    got = {x["id"]: x for x in r.json()["responses"]}
+    assert got["org"]["status"] == 200
+    assert got["users"]["status"] == 403
+    assert got["users"]["body"]["error"]["code"] == "Authorization_RequestDenied"
+    server.sim("DELETE", f"apps/{org_reader}")
+
+
 def test_graph_without_or_with_a_bad_token(server: EntraServer) -> None:
     assert_unauthorized(graph_get(server, "/users", None), "Access token is empty.")
     assert_unauthorized(graph_get(server, "/users", "not-a-jwt"))

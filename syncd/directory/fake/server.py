@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from syncd.directory.fake import graphio
+from syncd.directory.fake.batch import batch_endpoint
 from syncd.directory.fake.entra import EntraAuth
 from syncd.directory.fake.faults import Endpoint, Faults
 from syncd.directory.fake.groups_api import DirectoryApi
@@ -92,6 +93,8 @@ def create_app(
         ("GET", "/subscribedSkus", directory.subscribed_skus),
         ("GET", "/servicePrincipals", directory.service_principals),
         ("GET", "/organization", directory.organization),
+        # JSON batching: each sub-request is dispatched through these same routes (batch.py).
+        ("POST", "/$batch", batch_endpoint(faults)),
     ]
 
     def guard(method: str, path: str, endpoint: Endpoint) -> Endpoint:

@@ -207,6 +207,27 @@ class TenantStore(Mutations):
             [after, *args, limit],
         )
 
+    def users_by_ids(
+        self,
+        ids: Iterable[str],
+        after: int,
+        limit: int,
+        *,
+        enabled: bool | None = None,
+        guest: bool | None = None,
+    ) -> list[Row]:
+        """(seq, blob) of the active users among `ids` (canonical ids) after the cursor `after`, in
+        creation order (a users list with `$filter=id in (...)`)."""
+        keys = list(dict.fromkeys(ids))
+        if not keys:
+            return []
+        where, args = self._user_where(enabled, guest)
+        marks = ",".join("?" * len(keys))
+        return self._all(
+            f"SELECT seq, blob FROM users WHERE id IN ({marks}) AND seq > ? AND {where} ORDER BY seq LIMIT ?",
+            [*keys, after, *args, limit],
+        )
+
     def users_count(self, *, enabled: bool | None = None, guest: bool | None = None) -> int:
         where, args = self._user_where(enabled, guest)
         row = self._one(f"SELECT count(*) FROM users WHERE {where}", args)

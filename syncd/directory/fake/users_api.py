@@ -48,7 +48,8 @@ class UsersApi:
         q = request.query_params
         fields = parse_select(q.get("$select"), USER_FIELDS)
         size = graphio.top(request)
-        filt = graphio.parse_filter(q.get("$filter"), {"accountEnabled": bool, "userType": str})
+        ids, rest = graphio.split_id_in(q.get("$filter"))
+        filt = graphio.parse_filter(rest, {"accountEnabled": bool, "userType": str})
         user_type = filt.get("userType")
         if user_type is not None and user_type not in ("Member", "Guest"):
             raise graphio.bad_request("userType must be 'Member' or 'Guest'.")
@@ -66,12 +67,19 @@ class UsersApi:
         if q.get("$count", "").lower() == "true":
             if request.headers.get("consistencylevel", "").lower() != "eventual":
                 raise graphio.bad_request("$count requires the header ConsistencyLevel: eventual.")
-            count = self.store.users_count(enabled=enabled, guest=guest)
+            count = (
+                self.store.users_count(enabled=enabled, guest=guest)
+                if ids is None
+                else len(self.store.users_by_ids(ids, 0, len(ids), enabled=enabled, guest=guest))
+            )
         if self.faults.chance(request, "empty_pages", self.faults.settings.empty_page_ratio):
             params["$skiptoken"] = tokens.encode(self.store.secret, "ul", after, n + 1)
             same_place = graphio.link(request, "/v1.0/users", params)
             return graphio.raw(graphio.page(ctx, [], next_link=same_place, count=count))
-        rows = self.store.users_page(after, size + 1, enabled=enabled, guest=guest)
+        if ids is None:
+            rows = self.store.users_page(after, size + 1, enabled=enabled, guest=guest)
+        else:  # `id in (...)`: the active users among them (unknown and soft-deleted ids are absent)
+            rows = self.store.users_by_ids(ids, after, size + 1, enabled=enabled, guest=guest)
         next_link = None
         if len(rows) > size:
             rows = rows[:size]
