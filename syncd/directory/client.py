@@ -315,20 +315,11 @@ class GraphClient:
                     continue
                 code, message = _error_fields(body, status)
                 if status == 401:
-                    claims = _claims_challenge(headers.get("www-authenticate"))
-                    if (
-                        not renewed
-                        and isinstance(self._tokens, RefreshableTokenProvider)
-                        and self._tokens.refresh(claims)
-                    ):
-                        renewed = True
-                        log.info("graph.token_renewed", url=url, claims_challenge=claims is not None)
-                        self.stats.token_refreshes += 1
-                        again[rid] = pending[rid]
-                        continue
-                    raise DirectoryAuthError(
-                        _explain_401(code, message, renewed, claims is not None), url=url, status=401
+                    renewed = self._renew_or_raise(
+                        headers.get("www-authenticate"), url, code, message, renewed
                     )
+                    again[rid] = pending[rid]
+                    continue
                 if status == 403 and code == "Authorization_RequestDenied":
                     raise DirectoryAuthError(_explain_403(url, self.base_url, message), url=url, status=403)
                 if status == 410:
@@ -701,20 +692,11 @@ class GraphClient:
                 continue
             code, message = _error_body(response)
             if status == 401:
-                claims = _claims_challenge(response.headers.get("WWW-Authenticate"))
-                if (
-                    not renewed
-                    and isinstance(self._tokens, RefreshableTokenProvider)
-                    and self._tokens.refresh(claims)
-                ):
-                    renewed = True
-                    log.info("graph.token_renewed", url=url, claims_challenge=claims is not None)
-                    self.stats.token_refreshes += 1
-                    attempt -= 1  # a renewal is not a retry of an unavailable Graph
-                    continue
-                raise DirectoryAuthError(
-                    _explain_401(code, message, renewed, claims is not None), url=url, status=401
+                renewed = self._renew_or_raise(
+                    response.headers.get("WWW-Authenticate"), url, code, message, renewed
                 )
+                attempt -= 1  # a renewal is not a retry of an unavailable Graph
+                continue
             if status == 403 and code == "Authorization_RequestDenied":
                 raise DirectoryAuthError(
                     _explain_403(url, self.base_url, message, method), url=url, status=403
@@ -722,6 +704,25 @@ class GraphClient:
             if status == 410:
                 raise FullResyncRequired(url, response.headers.get("Location"))
             raise GraphError(url, status, code, message)
+
+    def _renew_or_raise(
+        self, www_authenticate: str | None, url: str, code: str, message: str, renewed: bool
+    ) -> bool:
+        """After a 401: get one new token (answering a claims challenge, if the header carries one) and
+        return True for the caller to retry; raise DirectoryAuthError when this request already had its
+        renewal or the provider cannot renew."""
+        claims = _claims_challenge(www_authenticate)
+        if (
+            not renewed
+            and isinstance(self._tokens, RefreshableTokenProvider)
+            and self._tokens.refresh(claims)
+        ):
+            log.info("graph.token_renewed", url=url, claims_challenge=claims is not None)
+            self.stats.token_refreshes += 1
+            return True
+        raise DirectoryAuthError(
+            _explain_401(code, message, renewed, claims is not None), url=url, status=401
+        )
 
     def _notify(self, status: int) -> None:
         if self.on_request is not None:
