@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from syncd.admin import lookup
 from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused, check_dict
-from syncd.dataverse.environments import get_environment
+from syncd.dataverse.environments import get_environment, lock_environment
 from syncd.dataverse.schema import Environment, SystemUser, utcnow
 from syncd.directory.client import GraphClient
 from syncd.errors import SyncdError
@@ -114,7 +114,7 @@ def set_access_mode(
     with Session(engine) as session, session.begin():
         env = get_environment(session, env_name)
         # One change of access mode per environment at a time, so two can't both take the seventh place.
-        session.execute(select(Environment.id).where(Environment.id == env.id).with_for_update())
+        lock_environment(session, env.id)
         row = lookup.find_row(session, env, key, directory=directory)
         result = change_access_mode(session, env, row, wanted)
         old, changed = result.old_mode, result.changed

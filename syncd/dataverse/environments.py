@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, SmallInteger, delete, func, select
+from sqlalchemy import BigInteger, Integer, SmallInteger, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -301,6 +301,20 @@ def get_environment(session: Session, name: str) -> Environment:
 
 def _could_be_a_name(name: str) -> bool:
     return 0 < len(name) <= 100 and not any(c < " " or c == "\x7f" for c in name)
+
+
+def lock_environment(session: Session, env_id: int) -> None:
+    """Hold the environment's row until the session's transaction ends, so changes that count the
+    environment's users first (R17's seven non-interactive users) happen one at a time.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite ignores that; there a no-op UPDATE takes the
+    database's write lock at once (waiting out another writer within the busy timeout), and the
+    counts read after it are the latest. Call it before the reads it must cover.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Environment).where(Environment.id == env_id).values(id=Environment.id))
+    else:
+        session.execute(select(Environment.id).where(Environment.id == env_id).with_for_update())
 
 
 def root_business_unit(session: Session, env_id: int) -> BusinessUnit:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused
 from syncd.admin.modes import change_access_mode
+from syncd.dataverse.environments import lock_environment
 from syncd.dataverse.schema import Environment, SystemUser, utcnow
 from syncd.errors import SyncdError
 from syncd.rules import SYNCED_COLUMNS
@@ -140,7 +141,7 @@ def update_systemuser(
             raise no_record("organization", str(env_id))
         if "accessmode" in values:
             # As `syncd user set-mode`: one change of access mode per environment at a time (R17).
-            session.execute(select(Environment.id).where(Environment.id == env.id).with_for_update())
+            lock_environment(session, env.id)
         row = session.scalars(
             select(SystemUser).where(
                 SystemUser.environment_id == env_id, getattr(SystemUser, _attr(key_column)) == key_value

@@ -151,3 +151,35 @@ def test_roles_on_disabled_users_when_the_environment_allows(
     users.refresh_user(engine, directory, "prod", u["id"])
     r = roles.assign_role(engine, "prod", u["id"], "Salesperson")
     assert r.changed and "allowRoleAssignmentOnDisabledUsers" in r.checks[0].message
+
+
+def test_concurrent_changes_never_make_an_eighth_noninteractive_user(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    """R17 under concurrency: twelve changes at once, each for a different user, leave exactly seven
+    non-interactive users on both backends (the environment's row is locked before the count)."""
+    import threading
+
+    make_env(engine)
+    people = [tenant.user(f"race{i}") for i in range(12)]
+    for p in people:
+        users.add_user(engine, directory, "prod", p["id"])
+    start = threading.Barrier(len(people))
+    outcomes: list[str] = []
+
+    def change(user_id: str) -> None:
+        start.wait()
+        try:
+            modes.set_access_mode(engine, "prod", user_id, "non-interactive")
+            outcomes.append("set")
+        except Refused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=change, args=(p["id"],)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["refused"] * 5 + ["set"] * 7
+    with Session(engine) as s:
+        assert modes.noninteractive_count(s, s.scalar(select(SystemUser.environment_id).limit(1))) == 7
