@@ -126,6 +126,8 @@ class WebApi:
             name = unquote(segment, errors="strict")
         except UnicodeDecodeError:
             raise no_segment(segment) from None
+        if "\x00" in name:  # no environment's name holds one; PostgreSQL cannot even compare it
+            raise no_segment(segment)
         engine = self.engine()
         env = await run_in_threadpool(find_environment, engine, name)
         if env is None:

@@ -135,11 +135,51 @@ def tokenize(text: str) -> list[_Tok]:
     return out
 
 
+#: The largest $filter accepted: nodes of its tree, and nesting depth. Deeper or larger trees get a
+#: 400 instead of exhausting the stack of the parser, the compiler or SQLAlchemy's own compiler.
+MAX_FILTER_NODES = 500
+MAX_FILTER_DEPTH = 100
+#: The range of an OData Edm.Int64, the widest integer a filter can name (versionnumber).
+INT64 = (-(2**63), 2**63 - 1)
+
+
 def parse_filter(text: str) -> Node:
-    """The AST of a $filter expression; raises ODataError 400 when it cannot be parsed."""
+    """The AST of a $filter expression; raises ODataError 400 when it cannot be parsed, holds a NUL
+    character, names an integer beyond Edm.Int64, or is larger than MAX_FILTER_NODES nodes or deeper
+    than MAX_FILTER_DEPTH."""
     if not text.strip():
         raise bad_query("The $filter query option is empty.")
-    return _Parser(text).parse()
+    if "\x00" in text:
+        raise bad_query("The $filter query option holds a NUL character.")
+    try:
+        node = _Parser(text).parse()
+    except RecursionError:
+        node = None
+    if node is None or not _within_limits(node):
+        raise bad_query(
+            f"The $filter query option is too complex: at most {MAX_FILTER_NODES} terms, nested at most "
+            f"{MAX_FILTER_DEPTH} deep."
+        )
+    return node
+
+
+def _within_limits(root: Node) -> bool:
+    """Whether the tree has at most MAX_FILTER_NODES nodes and MAX_FILTER_DEPTH levels (walked without
+    recursion)."""
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_FILTER_NODES or depth > MAX_FILTER_DEPTH:
+            return False
+        if isinstance(node, And | Or | Compare):
+            stack += [(node.left, depth + 1), (node.right, depth + 1)]
+        elif isinstance(node, Not):
+            stack.append((node.operand, depth + 1))
+        elif isinstance(node, Call):
+            stack += [(arg, depth + 1) for arg in node.args]
+    return True
 
 
 class _Parser:
@@ -277,7 +317,10 @@ def _datetime(token: str, text: str) -> datetime:
 def _number(token: str) -> Literal:
     t = token.rstrip("mMdDfFlL")
     if re.fullmatch(r"-?\d+", t):
-        return Literal(int(t), "int")
+        value = int(t)
+        if not INT64[0] <= value <= INT64[1]:
+            raise bad_query(f"The number {token} is out of range: integers are Edm.Int64.")
+        return Literal(value, "int")
     return Literal(Decimal(t), "decimal")
 
 

@@ -159,7 +159,10 @@ def _encode_value(value: Any) -> Any:
 
 
 def _decode_value(attr: Attribute, value: Any) -> Any:
+    """A key value of a $skiptoken, typed by its column; ValueError for one the column cannot hold."""
     if value is None:
+        if not attr.column.nullable:
+            raise ValueError("null for a column that is never null")
         return None
     if attr.edm == "Edm.Guid":
         return uuid.UUID(str(value))
@@ -168,8 +171,14 @@ def _decode_value(attr: Attribute, value: Any) -> Any:
     if attr.edm == "Edm.Boolean":
         return bool(value)
     if attr.edm in ("Edm.Int32", "Edm.Int64"):
-        return int(value)
-    return str(value)
+        number = int(value)
+        if type(value) is not int or not -(2**63) <= number < 2**63:
+            raise ValueError("not an Edm.Int64")
+        return number
+    text = str(value)
+    if "\x00" in text:
+        raise ValueError("a NUL character")
+    return text
 
 
 def encode_token(keys: list[Any], served: int, order: str) -> str:
@@ -187,8 +196,14 @@ def decode_token(raw: str, key_attrs: list[Attribute], order: str) -> Token:
     bad = bad_query("The $skiptoken is not valid for this query.")
     try:
         data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        keys, served = data["k"], int(data["n"])
-        if data["o"] != order or not isinstance(keys, list) or len(keys) != len(key_attrs) or served < 0:
+        keys, served = data["k"], data["n"]
+        if (
+            data["o"] != order
+            or not isinstance(keys, list)
+            or len(keys) != len(key_attrs)
+            or type(served) is not int
+            or not 0 <= served < 2**63
+        ):
             raise bad
         return Token([_decode_value(a, v) for a, v in zip(key_attrs, keys, strict=True)], served)
     except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):

@@ -77,6 +77,13 @@ def typed_value(entity: EntityType, attr: Attribute, value: Any) -> Any:
     if edm == "Edm.String":
         if not isinstance(value, str):
             raise _cannot_convert(value, edm)
+        if "\x00" in value:
+            raise ODataError(
+                400,
+                INVALID_ARGUMENT,
+                f"A validation error occurred. The value of the '{attr.logical_name}' attribute holds a NUL "
+                "character, which a text column cannot store.",
+            )
         if attr.max_length is not None and len(value) > attr.max_length:
             raise ODataError(
                 400,

@@ -129,10 +129,17 @@ ERRORS: list[tuple[str, int, str]] = [
     ("Microsoft.Dynamics.CRM.In(PropertyName='accessmode',PropertyValues=[\"zero\"])", 400, "0x80060888"),
     ("Microsoft.Dynamics.CRM.In(PropertyName='nosuch',PropertyValues=[\"1\"])", 400, "0x0"),
     ("Microsoft.Dynamics.CRM.Today(PropertyName='createdon')", 400, "0x80060888"),
+    # Inputs that once reached the database or exhausted the stack (500s): a NUL character, an integer
+    # beyond Edm.Int64, a filter nested or repeated past the limits.
+    ("domainname eq 'a\x00b'", 400, "0x80060888"),
+    ("versionnumber gt 9999999999999999999", 400, "0x80060888"),
+    ("(" * 200 + "isdisabled eq false" + ")" * 200, 400, "0x80060888"),
+    (" or ".join(["isdisabled eq true"] * 1000), 400, "0x80060888"),
+    ("not " * 3000 + "isdisabled", 400, "0x80060888"),
 ]
 
 
-@pytest.mark.parametrize(("expression", "status", "code"), ERRORS, ids=[e[0] or "empty" for e in ERRORS])
+@pytest.mark.parametrize(("expression", "status", "code"), ERRORS, ids=[e[0][:60] or "empty" for e in ERRORS])
 def test_filter_errors(client: httpx.Client, expression: str, status: int, code: str) -> None:
     r = client.get(API + "systemusers", params={"$filter": expression})
     assert r.status_code == status, r.text
@@ -142,3 +149,20 @@ def test_filter_errors(client: httpx.Client, expression: str, status: int, code:
     if code == "0x0":
         assert "Could not find a property named" in error["message"]
         assert "Microsoft.Dynamics.CRM.systemuser" in error["message"]
+
+
+def test_a_tampered_skiptoken_with_numbers_beyond_int64_is_refused(client: httpx.Client) -> None:
+    import base64
+    import json
+
+    import orjson
+
+    first = client.get(API + "systemusers", headers={"Prefer": "odata.maxpagesize=1"}).json()
+    token = first["@odata.nextLink"].split("$skiptoken=", 1)[1]
+    data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    for tampered in ({**data, "n": 10**30}, {**data, "n": "3"}, {**data, "k": [None]}):
+        raw = base64.urlsafe_b64encode(json.dumps(tampered).encode()).decode().rstrip("=")
+        r = client.get(
+            API + "systemusers", params={"$skiptoken": raw}, headers={"Prefer": "odata.maxpagesize=1"}
+        )
+        assert r.status_code == 400 and "$skiptoken" in r.json()["error"]["message"], (tampered, r.text)

@@ -134,6 +134,7 @@ def test_stale_etag_is_412_and_nothing_is_written(client: httpx.Client, filled: 
         ({"new_costcentre": 5}, 400, "0x0", "Cannot convert"),
         ({"new_costcentre": "x" * 5000}, 400, "0x80044331", "maximum allowed length"),
         ({"accessmode": 9}, 400, "0x80040203", "outside the valid range"),
+        ({"internalemailaddress": "a\u0000b@contoso.com"}, 400, "0x80040203", "NUL character"),
         ([1, 2], 400, "0x0", "JSON object"),
     ],
 )
