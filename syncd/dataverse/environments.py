@@ -111,7 +111,10 @@ def shown(value: Any, limit: int = 60) -> str:
         text = repr(value)
     except ValueError:  # an int too long to print (sys.set_int_max_str_digits)
         return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    quote = text[-1] if text[:1] in "'\"" and text[-1:] == text[:1] else ""
+    return text[: limit - 1 - len(quote)] + "…" + quote  # a string keeps its closing quote
 
 
 def check_settings(values: Mapping[str, Any]) -> dict[str, Any]:

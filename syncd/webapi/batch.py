@@ -29,6 +29,14 @@ _BOUNDARY = re.compile(r'boundary="?([^";,\s]+)"?', re.IGNORECASE)
 CRLF = "\r\n"
 
 
+#: Dataverse's limit on the requests of one $batch (change sets' requests included).
+MAX_BATCH_REQUESTS = 1000
+
+
+def _content_type(part: str) -> str:
+    return (_headers_and_body(part)[0].get("content-type") or [""])[0]
+
+
 def boundary_of(content_type: str) -> str | None:
     m = _BOUNDARY.search(content_type or "")
     return m.group(1) if m else None
@@ -109,7 +117,16 @@ def run_batch(
         raise bad_query("The content type of a $batch request must be multipart/mixed with a boundary.")
     out_boundary = f"batchresponse_{uuid.uuid4()}"
     chunks: list[str] = []
-    for raw in _split(body, boundary):
+    parts = _split(body, boundary)
+    requests = sum(
+        len(_split(inner, boundary_of(ctype) or "")) if ctype.lower().startswith("multipart/mixed") else 1
+        for inner, ctype in ((_headers_and_body(p)[1], _content_type(p)) for p in parts)
+    )
+    if requests > MAX_BATCH_REQUESTS:
+        raise bad_query(
+            f"The number of requests in a batch is limited to {MAX_BATCH_REQUESTS}; this one holds {requests}."
+        )
+    for raw in parts:
         headers, inner = _headers_and_body(raw)
         ctype = (headers.get("content-type") or [""])[0]
         if ctype.lower().startswith("multipart/mixed"):

@@ -97,9 +97,11 @@ def check_options(params: dict[str, str], allowed: tuple[str, ...] = KNOWN_OPTIO
 
 
 def parse_select(entity: EntityType, raw: str | None) -> list[Attribute]:
-    """The selected attributes; all of them when $select is absent."""
-    if raw is None or not raw.strip():
+    """The selected attributes; all of them when $select is absent (an empty one is a 400)."""
+    if raw is None:
         return list(entity.attributes.values())
+    if not raw.strip():
+        raise bad_query("The $select query option is empty: name at least one property, or leave it out.")
     out: list[Attribute] = []
     for name in raw.split(","):
         name = name.strip()

@@ -101,3 +101,10 @@ def test_unknown_environment_lists_known_ones(engine) -> None:
         db.session_factory(engine)() as s,
     ):
         get_environment(s, "beta")
+
+
+def test_an_over_long_name_is_shown_with_its_closing_quote() -> None:
+    from syncd.dataverse.environments import shown
+
+    text = shown("é" * 200)
+    assert text.startswith("'é") and text.endswith("…'") and len(text) == 60

@@ -300,3 +300,21 @@ def test_environment_names_that_need_encoding(filled: Engine, name: str) -> None
         assert [v["domainname"] for v in r.json()["value"]] == ["only@x.com"]
         assert r.json()["@odata.context"].startswith(root)
         assert c.get(root + "WhoAmI").status_code == 200
+
+
+def test_a_batch_of_more_than_a_thousand_requests_is_refused(client: httpx.Client) -> None:
+    """Dataverse's limit: 1,000 requests a batch (each of which may read 5,000 rows)."""
+    ctype = {"Content-Type": 'multipart/mixed; boundary="batch_x"'}
+    ok = client.post(
+        API + "$batch", content=_batch_body("batch_x", ["systemusers?$top=1"] * 1000), headers=ctype
+    )
+    assert ok.status_code == 200
+    too_many = client.post(
+        API + "$batch", content=_batch_body("batch_x", ["systemusers?$top=1"] * 1001), headers=ctype
+    )
+    assert too_many.status_code == 400 and "limited to 1000" in too_many.json()["error"]["message"]
+
+
+def test_an_empty_select_is_refused(client: httpx.Client) -> None:
+    r = client.get(API + "systemusers", params={"$select": ""})
+    assert r.status_code == 400 and "$select" in r.json()["error"]["message"]
