@@ -371,13 +371,8 @@ class GraphClient:
     def _get_object(self, path: str, select: Sequence[str] | None) -> tuple[dict[str, Any], str] | None:
         """One directory object with the user fields selected, and its URL; ``None`` on a 404."""
         url = self._url(path, {"$select": _user_select(select)})
-        try:
-            response = self._get(url)
-        except GraphError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return parse_object(response.content, url), url
+        response = self._get_or_none(url)
+        return None if response is None else (parse_object(response.content, url), url)
 
     def users_delta(
         self, delta_link: str | None = None, select: Sequence[str] | None = None
@@ -471,12 +466,9 @@ class GraphClient:
         url = self._url(
             f"/groups/{_seg(group_id)}", {"$select": "id,displayName,groupTypes,securityEnabled,mailEnabled"}
         )
-        try:
-            response = self._get(url)
-        except GraphError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        response = self._get_or_none(url)
+        if response is None:
+            return None
         try:
             return decode_group(parse_object(response.content, url))
         except BadItem as exc:
@@ -630,6 +622,15 @@ class GraphClient:
         ``syncd directory check``). Raises what every read raises (DirectoryAuthError, GraphError...)."""
         url = self._url(path, params or {})
         return list(parse_page(self._get(url).content, url).items)
+
+    def _get_or_none(self, url: str) -> httpx.Response | None:
+        """``GET url``; None when Graph answers 404 (no such object), any other error raised."""
+        try:
+            return self._get(url)
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return self._request("GET", url, headers)

@@ -172,13 +172,19 @@ class AdminRoutes:
             self._locks = locks_for(self.engine())
         return self._locks
 
-    async def _call(self, fn: Callable[[], Any], status: int = 200) -> Response:
+    async def _call(
+        self, fn: Callable[[], Any], status: int = 200, status_of: Callable[[Any], int] | None = None
+    ) -> Response:
+        """Run `fn` in a worker thread and answer its result's ``as_dict()`` with `status` (or
+        ``status_of(result)``); a SyncdError is its own error answer, a failed outcome a 500."""
         try:
             result = await run_in_threadpool(fn)
         except SyncdError as exc:
             return error_response(exc)
         except Exception as exc:
             return _internal_error(exc)
+        if status_of is not None:
+            status = status_of(result)
         body = result.as_dict()
         if isinstance(body, dict) and body.get("outcome") == "failed":
             status = 500
@@ -383,13 +389,7 @@ class AdminRoutes:
                     self.engine(), directory, env, group, body["role"], membership=membership
                 )
 
-        try:
-            result = await run_in_threadpool(run)
-        except SyncdError as exc:
-            return error_response(exc)
-        except Exception as exc:
-            return _internal_error(exc)
-        return JSONResponse(result.as_dict(), status_code=201 if result.created else 200)
+        return await self._call(run, status_of=lambda result: 201 if result.created else 200)
 
     async def set_environment(self, request: Request) -> Response:
         body = await self._json(request)

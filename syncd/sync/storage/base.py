@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import DateTime, Engine, bindparam, text
 
 from syncd.rules import Action
-from syncd.sync.plan import STATE_COLUMNS, Operation
+from syncd.sync.plan import CREATE_COLUMNS, STATE_COLUMNS, Operation
 from syncd.sync.rows import ROW_COLUMNS, CurrentRow, from_db_uuid, row_from_tuple
 
 EVENT_COLUMNS = (
@@ -37,6 +37,16 @@ EVENT_COLUMNS = (
     "created_at",
 )
 RUN_COUNTS = ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed", "blocked_disables")
+# A new row's columns: the environment, its root business unit (R26) and issyncwithdirectory, then
+# the operation's columns. versionnumber is the database's (a trigger stamps every row, COPY included).
+NEW_COLUMNS = (
+    "environment_id",
+    "businessunitid",
+    "issyncwithdirectory",
+    *CREATE_COLUMNS,
+    "createdon",
+    "modifiedon",
+)
 IN_CLAUSE_CHUNK = 900  # ids per IN (...) list: under SQLite's default limit of 999 parameters
 
 

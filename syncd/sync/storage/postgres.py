@@ -14,20 +14,10 @@ from typing import Any
 
 from syncd.sync.plan import CREATE_COLUMNS, SET_COLUMNS, SYNCED_EMAIL, Operation
 from syncd.sync.rows import ROW_COLUMNS
-from syncd.sync.storage.base import EVENT_COLUMNS, Storage
+from syncd.sync.storage.base import EVENT_COLUMNS, NEW_COLUMNS, Storage
 
 _UUIDS = ("systemuserid", "azureactivedirectoryobjectid")
-# A new row: the environment, its root business unit (R26) and issyncwithdirectory, then the
-# operation's columns. versionnumber is the database's (a trigger stamps every row, COPY included).
-_NEW_COLUMNS = (
-    "environment_id",
-    "businessunitid",
-    "issyncwithdirectory",
-    *CREATE_COLUMNS,
-    "createdon",
-    "modifiedon",
-)
-_NEW = ", ".join(_NEW_COLUMNS)
+_NEW = ", ".join(NEW_COLUMNS)
 _EMAIL = ("internalemailaddress", SYNCED_EMAIL)
 _NOT_EDITED = f"t.internalemailaddress IS NOT DISTINCT FROM t.{SYNCED_EMAIL}"
 _TYPES = {

@@ -15,18 +15,8 @@ from typing import Any
 
 from syncd.sync.plan import CREATE_COLUMNS, SYNCED_EMAIL, Operation
 from syncd.sync.rows import ROW_COLUMNS
-from syncd.sync.storage.base import EVENT_COLUMNS, IN_CLAUSE_CHUNK, Storage
+from syncd.sync.storage.base import EVENT_COLUMNS, IN_CLAUSE_CHUNK, NEW_COLUMNS, Storage
 
-# A new row: the environment, its root business unit (R26) and issyncwithdirectory, then the
-# operation's columns. versionnumber is the database's (a trigger stamps every row).
-_NEW_COLUMNS = (
-    "environment_id",
-    "businessunitid",
-    "issyncwithdirectory",
-    *CREATE_COLUMNS,
-    "createdon",
-    "modifiedon",
-)
 _EMAIL = ("internalemailaddress", SYNCED_EMAIL)
 _NOT_EDITED = f"internalemailaddress IS {SYNCED_EMAIL}"
 
@@ -54,7 +44,7 @@ def _upsert_sql() -> str:
             sets.append(f"{c} = excluded.{c}")
     sets.append("modifiedon = excluded.modifiedon")
     return (
-        f"INSERT INTO systemuser ({', '.join(_NEW_COLUMNS)}) VALUES ({', '.join('?' * len(_NEW_COLUMNS))}) "
+        f"INSERT INTO systemuser ({', '.join(NEW_COLUMNS)}) VALUES ({', '.join('?' * len(NEW_COLUMNS))}) "
         "ON CONFLICT (environment_id, azureactivedirectoryobjectid) DO UPDATE SET "
         + ", ".join(sets)
         + " WHERE systemuser.syncd_kind = 'regular'"
