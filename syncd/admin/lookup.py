@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy import Engine, case, or_, select
 from sqlalchemy.orm import Session
 
 from syncd.admin.errors import DirectoryFailed
@@ -29,6 +29,7 @@ from syncd.dataverse.schema import (
     TeamMembership,
     TeamRole,
 )
+from syncd.dataverse.textfold import casefold, fold_text
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError, GraphError
 from syncd.directory.ids import is_object_id, normalize_object_id
@@ -186,7 +187,7 @@ def find_rows(
     found = list(session.scalars(q.where(SystemUser.domainname == key).order_by(*order)))
     if found:
         return found
-    return list(session.scalars(q.where(func.lower(SystemUser.domainname) == key.lower()).order_by(*order)))
+    return list(session.scalars(q.where(casefold(SystemUser.domainname) == fold_text(key)).order_by(*order)))
 
 
 def find_row(
@@ -226,7 +227,7 @@ def stub_rows_with_upn(session: Session, env_id: int, upn: str) -> list[SystemUs
     q = select(SystemUser).where(
         SystemUser.environment_id == env_id,
         SystemUser.kind == "stub",
-        func.lower(SystemUser.domainname) == upn.lower(),
+        casefold(SystemUser.domainname) == fold_text(upn),
     )
     return list(session.scalars(q))
 

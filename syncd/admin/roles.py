@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from syncd.admin import lookup
@@ -15,6 +15,7 @@ from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused, check_dict
 from syncd.dataverse.environments import get_environment
 from syncd.dataverse.schema import Environment, Role, SystemUser, SystemUserRole
+from syncd.dataverse.textfold import casefold, fold_text
 from syncd.directory.client import GraphClient
 from syncd.errors import NotFound, SyncdError
 from syncd.rules import Check, check_role_assignment
@@ -54,7 +55,7 @@ def find_role(session: Session, env: Environment, name: str) -> Role:
     if not name or len(name) > 100 or any(c < " " or c == "\x7f" for c in name):
         raise SyncdError(f"invalid role name {name!r}")
     role = session.scalar(
-        select(Role).where(Role.environment_id == env.id, func.lower(Role.name) == name.lower())
+        select(Role).where(Role.environment_id == env.id, casefold(Role.name) == fold_text(name))
     )
     if role is None:
         known = session.scalars(

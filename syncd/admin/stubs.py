@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from syncd.admin import lookup
@@ -33,6 +33,7 @@ from syncd.dataverse.environments import get_environment, root_business_unit
 from syncd.dataverse.lengths import SYSTEMUSER_LENGTHS
 from syncd.dataverse.records import OwnedRecord
 from syncd.dataverse.schema import Role, SystemUser, SystemUserRole, utcnow
+from syncd.dataverse.textfold import casefold, fold_text
 from syncd.directory.client import GraphClient
 from syncd.directory.ids import is_object_id
 from syncd.errors import NotFound, SyncdError
@@ -275,18 +276,18 @@ def import_stubs(
     now = utcnow()
     with Session(engine) as session, session.begin():
         env = get_environment(session, env_name)
-        upns = [s.domainname.lower() for s in stubs]
+        upns = [fold_text(s.domainname) for s in stubs]
         existing: dict[str, list[SystemUser]] = {}
         for i in range(0, len(upns), 500):
             q = select(SystemUser).where(
-                SystemUser.environment_id == env.id, func.lower(SystemUser.domainname).in_(upns[i : i + 500])
+                SystemUser.environment_id == env.id, casefold(SystemUser.domainname).in_(upns[i : i + 500])
             )
             for row in session.scalars(q):
-                existing.setdefault(row.domainname.lower(), []).append(row)
+                existing.setdefault(fold_text(row.domainname), []).append(row)
         taken = [
             BadLine(s.line, f"a stub user {s.domainname!r} already exists in environment {env.name!r}")
             for s in stubs
-            if any(r.kind == "stub" for r in existing.get(s.domainname.lower(), []))
+            if any(r.kind == "stub" for r in existing.get(fold_text(s.domainname), []))
         ]
         if taken:
             raise BadCsv(source, taken)
@@ -362,7 +363,7 @@ def _conflicts(stub: StubLine, row: SystemUser, du: Any, existing: dict[str, lis
         check = stub_conflict(du, lookup.row_facts(row))
         if not check.passed:
             out.append(check.message)
-    for other in existing.get(stub.domainname.lower(), []):
+    for other in existing.get(fold_text(stub.domainname), []):
         if other.kind != "stub" and (du is None or str(other.azureactivedirectoryobjectid) != du.id):
             out.append(
                 f"R20 stub conflict: the environment's {other.kind} user {other.domainname} has the same UPN as "

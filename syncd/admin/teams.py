@@ -43,6 +43,7 @@ from syncd.dataverse.schema import (
     TeamRole,
     utcnow,
 )
+from syncd.dataverse.textfold import casefold, fold_text
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError
 from syncd.directory.ids import normalize_object_id
@@ -194,7 +195,7 @@ def find_team(session: Session, env: Environment, key: str, membership: int | No
         u = uuid.UUID(normalize_object_id(key))
         found = list(session.scalars(q.where(or_(Team.teamid == u, Team.azureactivedirectoryobjectid == u))))
     if not found:
-        found = list(session.scalars(q.where(func.lower(Team.name) == key.lower())))
+        found = list(session.scalars(q.where(casefold(Team.name) == fold_text(key))))
     if membership is not None:
         found = [t for t in found if t.membershiptype == membership]
     if not found:

@@ -14,6 +14,7 @@ from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from syncd.dataverse import textfold
 from syncd.errors import ConfigError, DatabaseNotAtHead
 from syncd.settings import normalise_database_url
 
@@ -22,7 +23,8 @@ MIGRATIONS = PROJECT_ROOT / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings syncd relies on (psycopg 3; foreign keys and WAL on SQLite)."""
+    """An engine with the settings syncd relies on (psycopg 3; foreign keys and WAL on SQLite, and
+    the `syncd_casefold` function that `textfold.casefold` compiles to there)."""
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
@@ -38,6 +40,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # at a hundred thousand rows, so its time grows with the rows, not faster.
             cur.execute("PRAGMA cache_size=-65536")
             cur.close()
+            textfold.register(dbapi_conn)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -6,8 +6,10 @@ Edm.String, true/false for Edm.Boolean, an integer for Edm.Int32/Int64, a date o
 Edm.DateTimeOffset; null for any). A mismatch is Dataverse's 400 "A binary operator with
 incompatible types was detected" (0x80060888); an unknown property its 400 0x0.
 
-Strings compare case-insensitively, as Dataverse's collation does: `lower(col) = lower(value)`,
-and contains/startswith/endswith are LIKE patterns with '%' and '_' escaped.
+Strings compare case-insensitively, as Dataverse's collation does, for every script:
+`casefold(col) = casefold(value)` (`syncd.dataverse.textfold`, the same folding on SQLite and
+PostgreSQL; not SQL's `lower()`, which folds ASCII only on SQLite), and contains/startswith/endswith
+are LIKE patterns on the folded text with '%', '_' and the escape character escaped.
 `x eq null` is `x IS NULL`, `x ne null` is `x IS NOT NULL`. `Microsoft.Dynamics.CRM.In`/`NotIn` is
 `IN`/`NOT IN`, each listed value typed by the column.
 """
@@ -18,8 +20,9 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, true
+from sqlalchemy import ColumnElement, and_, false, literal, not_, or_, true
 
+from syncd.dataverse.textfold import casefold
 from syncd.webapi.entities import Attribute, EntityType
 from syncd.webapi.errors import bad_query, no_property
 from syncd.webapi.filter import And, Call, Compare, InList, Literal, Node, Not, Or, Prop, tokenize
@@ -49,6 +52,7 @@ _OP_NAMES = {
     "lt": "LessThan",
     "le": "LessThanOrEqual",
 }
+_ESCAPE = "/"  # LIKE's escape character: case-folding leaves it as it is
 _FLIP = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
 
 
@@ -161,7 +165,7 @@ class _Compiler:
             return false()  # an ordering comparison with null matches nothing
         value = db_value(attr, bind_value(attr, right, op))
         if attr.edm == "Edm.String":
-            return _op(op, func.lower(attr.column), literal(value.lower(), attr.column.type))
+            return _op(op, casefold(attr.column), casefold(literal(value, attr.column.type)))
         return _op(op, attr.column, literal(value, attr.column.type))
 
     def call(self, node: Call) -> ColumnElement[bool]:
@@ -175,26 +179,22 @@ class _Compiler:
                 f"arguments. The function signatures considered are: {node.name}(Edm.String Nullable=true, "
                 "Edm.String)."
             )
-        col = func.lower(attr.column)
-        value = str(arg.value).lower()
-        if node.name == "contains":
-            return col.contains(value, autoescape=True)
-        if node.name == "startswith":
-            return col.startswith(value, autoescape=True)
-        return col.endswith(value, autoescape=True)
+        text = "".join(f"{_ESCAPE}{ch}" if ch in ("%", "_", _ESCAPE) else ch for ch in str(arg.value))
+        pattern = {"contains": f"%{text}%", "startswith": f"{text}%"}.get(node.name, f"%{text}")
+        return casefold(attr.column).like(casefold(literal(pattern, attr.column.type)), escape=_ESCAPE)
 
     def in_list(self, node: InList) -> ColumnElement[bool]:
         attr = resolve(self.entity, node.prop)
         values = [db_value(attr, bind_value(attr, _typed(attr, v))) for v in node.values]
         if attr.edm == "Edm.String":
-            hit = func.lower(attr.column).in_([v.lower() for v in values])
+            hit = casefold(attr.column).in_([casefold(literal(v, attr.column.type)) for v in values])
         else:
             hit = attr.column.in_(values)
         return not_(hit) if node.negate else hit
 
     @staticmethod
     def _ci(attr: Attribute) -> ColumnElement[Any]:
-        return func.lower(attr.column) if attr.edm == "Edm.String" else attr.column
+        return casefold(attr.column) if attr.edm == "Edm.String" else attr.column
 
 
 def _op(op: str, a: Any, b: Any) -> ColumnElement[bool]:

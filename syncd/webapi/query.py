@@ -8,7 +8,8 @@ records (a larger `odata.maxpagesize` is answered with 5,000), the applied size 
 Dataverse's does, with `@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded` beyond.
 
 Paging is keyset paging, so a page deep in a million rows costs what the first one does: the rows
-are ordered by the $orderby keys (strings by `lower()`, case-insensitively as Dataverse) and then
+are ordered by the $orderby keys (strings by `casefold()`, case-insensitively as Dataverse, and
+by code point after folding on both backends) and then
 the primary key (NULLs first ascending, last descending,
 as SQL Server orders them), and the token carries the last row's key values; the next page is
 the rows strictly after them. The token is base64url JSON, opaque to clients, and every value in
@@ -27,6 +28,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, and_, false, func, literal, or_, select, true
 
+from syncd.dataverse.textfold import casefold
 from syncd.webapi.compile import compile_filter, resolve
 from syncd.webapi.entities import Attribute, EntityType
 from syncd.webapi.errors import bad_query
@@ -214,7 +216,7 @@ def decode_token(raw: str, key_attrs: list[Attribute], order: str) -> Token:
 
 def _key(attr: Attribute) -> ColumnElement[Any]:
     """What a property orders by: strings case-insensitively, as Dataverse's collation orders them."""
-    return func.lower(attr.column) if attr.edm == "Edm.String" else attr.column
+    return casefold(attr.column) if attr.edm == "Edm.String" else attr.column
 
 
 def _ordering(attr: Attribute, desc: bool) -> Any:

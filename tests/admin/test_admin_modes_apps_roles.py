@@ -183,3 +183,20 @@ def test_concurrent_changes_never_make_an_eighth_noninteractive_user(
     assert sorted(outcomes) == ["refused"] * 5 + ["set"] * 7
     with Session(engine) as s:
         assert modes.noninteractive_count(s, s.scalar(select(SystemUser.environment_id).limit(1))) == 7
+
+
+def test_a_role_is_found_by_its_name_in_any_case_of_any_script(engine: Engine) -> None:
+    """Role names compare case-insensitively for non-ASCII letters too, the same on both backends."""
+    from syncd.dataverse.environments import get_environment, root_business_unit
+    from syncd.dataverse.schema import Role
+
+    make_env(engine)
+    with Session(engine) as s, s.begin():
+        env = get_environment(s, "prod")
+        unit = root_business_unit(s, env.id).businessunitid
+        s.add(Role(environment_id=env.id, name="Łódź Ärzte Σύμβουλος", businessunitid=unit))
+    with Session(engine) as s:
+        env = get_environment(s, "prod")
+        assert roles.find_role(s, env, "łÓDŹ äRZTE ΣΎΜΒΟΥΛΟΣ").name == "Łódź Ärzte Σύμβουλος"
+        with pytest.raises(NotFound):
+            roles.find_role(s, env, "Lodz Arzte Σύμβουλος")  # accents are kept

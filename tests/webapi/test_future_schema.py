@@ -25,9 +25,11 @@ from sqlalchemy import (
     Table,
     Uuid,
     create_engine,
+    event,
     insert,
 )
 
+from syncd.dataverse import textfold
 from syncd.dataverse.schema import Base
 from syncd.directory.transport import InProcessTransport
 from syncd.webapi import create_webapi_app
@@ -97,6 +99,7 @@ def future_metadata() -> MetaData:
 def world(tmp_path: Path) -> Iterator[tuple[Engine, MetaData]]:
     md = future_metadata()
     engine = create_engine(f"sqlite:///{tmp_path / 'future.db'}")
+    event.listen(engine, "connect", lambda dbapi_conn, _: textfold.register(dbapi_conn))  # as make_engine
     md.create_all(engine)
     t = md.tables
     now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
