@@ -5,6 +5,9 @@ HS256 JWTs signed with the key derived from the tenant file's secret
 (`syncd.directory.fake.entra.access_token_key`), of that tenant (`tid`), valid now (`nbf`, `exp`),
 and for this organization: `aud` is the organization URL the client called (Dataverse's scope is
 `<organization URL>/.default`), so a Graph token, or one for another environment, is refused.
+The two URLs are compared after RFC 3986's normalisation (`_norm`): the scheme, the host and the
+hex digits of a percent-encoding in any case (an environment `a/b` is `a%2Fb` or `a%2fb`), the
+environment's name itself exactly.
 
 A refused request is 401 with Dataverse's error body and
 `WWW-Authenticate: Bearer authorization_uri=https://login.microsoftonline.com/<tenant>/oauth2/authorize,
@@ -14,6 +17,7 @@ resource_id=<organization URL>` (where a client learns whom to ask for a token),
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,7 +113,24 @@ class TokenCheck:
         return claims
 
 
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _percent(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+
 def _norm(url: str) -> str:
-    """An organization URL for comparison: scheme and host case-insensitive, the path as it is."""
+    """An organization URL for comparison, normalised as RFC 3986 section 6.2.2 says: scheme and
+    host case-insensitive (and a default port left out), percent-encodings in upper case and those
+    of unreserved characters decoded; the path otherwise as it is (`a%2Fb` is not `a/b`, and
+    `Prod` is not `prod`)."""
     parts = urlsplit(url.strip().rstrip("/"))
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port is not None:
+        netloc = netloc.removesuffix(default_port)
+    return f"{scheme}://{netloc}{_PERCENT.sub(_percent, parts.path)}"

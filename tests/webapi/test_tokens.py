@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from syncd.dataverse.schema import Environment, SyncEvent, SystemUser
 from syncd.directory.fake.entra import access_token_key
@@ -186,3 +186,56 @@ def test_token_check_in_process(tmp_path: Path) -> None:
             check.check("Bearer " + jwt.encode(claims, b"k" * 32, algorithm="HS256"), url)
     with pytest.raises(ValueError, match="no tenant file"):
         TokenCheck.from_store(tmp_path / "missing.db")
+
+
+def test_the_audience_matches_whatever_the_case_of_its_percent_encoding_scheme_and_host() -> None:
+    """An environment named 'a/b' is the segment a%2Fb; a client may spell it a%2fb (RFC 3986:
+    the hex digits are case-insensitive), and the scheme and host in any case."""
+    check = TokenCheck(b"k" * 32, "tid-1", clock=lambda: 1000.0)
+
+    def accepted(aud: str, url: str) -> bool:
+        claims = {"aud": aud, "tid": "tid-1", "nbf": 900, "exp": 1100}
+        try:
+            check.check("Bearer " + jwt.encode(claims, b"k" * 32, algorithm="HS256"), url)
+        except Unauthorized:
+            return False
+        return True
+
+    org = organization_url("https://127.0.0.1:8443", "a/b")
+    assert org == "https://127.0.0.1:8443/a%2Fb"
+    for aud in (
+        org,
+        "https://127.0.0.1:8443/a%2fb",
+        "HTTPS://127.0.0.1:8443/a%2fb/",
+        "https://127.0.0.1:8443/%61%2Fb",  # an unreserved letter, encoded
+    ):
+        assert accepted(aud, org), aud
+        assert accepted(org, aud), aud
+    assert accepted("https://Example.COM:443/a%2fb", "https://example.com/a%2Fb")
+    for aud in (
+        "https://127.0.0.1:8443/a/b",  # '/' is not '%2F'
+        "https://127.0.0.1:8443/A%2Fb",  # the name itself is exact
+        "https://127.0.0.1:8443/a%2Fb%2F",
+        "http://127.0.0.1:8443/a%2Fb",
+        "https://127.0.0.1:8444/a%2Fb",
+    ):
+        assert not accepted(aud, org), aud
+
+
+def test_an_app_with_a_token_check_serves_an_environment_named_with_a_slash(filled: Engine) -> None:
+    """End to end: the request's raw segment a%2fb against a token for .../a%2Fb."""
+    from syncd.directory.transport import InProcessTransport
+    from syncd.webapi import create_webapi_app
+    from tests.webapi.conftest import add_env
+
+    add_env(filled, "a/b")
+    check = TokenCheck(b"k" * 32, "tid-1", clock=lambda: 1000.0)
+    app = create_webapi_app(lambda: filled, auth=check)
+    claims = {"aud": "http://testserver/a%2Fb", "tid": "tid-1", "nbf": 900, "exp": 1100}
+    token = jwt.encode(claims, b"k" * 32, algorithm="HS256")
+    with httpx.Client(transport=InProcessTransport(app), base_url="http://testserver") as c:
+        for segment in ("a%2Fb", "a%2fb"):
+            r = c.get(f"/{segment}/api/data/v9.2/systemusers", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, (segment, r.text)
+        r = c.get("/a%2FB/api/data/v9.2/systemusers", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
