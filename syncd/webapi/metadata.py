@@ -3,7 +3,11 @@
 Served: `EntityDefinitions` (with $select and $filter, e.g. `$filter=LogicalName eq 'systemuser'`,
 which is how the SDK finds an entity set and its primary key), `EntityDefinitions(LogicalName='x')`
 and `EntityDefinitions(<MetadataId>)`, their `/Attributes` (with $select and $filter) and
-`/Attributes(LogicalName='y')`. Property names are Dataverse's PascalCase ones; labels are
+`/Attributes(LogicalName='y')`, each also with a type cast after it
+(`/Attributes(LogicalName='accessmode')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`, as
+"Reference Dataverse schema definitions by name" retrieves a column's options). A cast to a type
+the attribute is not an instance of is 404, as OData's URL conventions say ("Addressing Derived
+Types"). Property names are Dataverse's PascalCase ones; labels are
 language 1033.
 """
 
@@ -95,6 +99,7 @@ def attribute_definition(entity: EntityType, attr: Attribute) -> dict[str, Any]:
         body["OptionSet"] = {
             "Options": [{"Value": v, "Label": label(t)} for v, t in sorted(attr.choices.items())],
         }
+        body["GlobalOptionSet"] = None  # a local option set: the column's own choices
     if attr.kind == "Boolean":
         no, yes = attr.boolean_labels
         body["OptionSet"] = {
@@ -104,23 +109,29 @@ def attribute_definition(entity: EntityType, attr: Attribute) -> dict[str, Any]:
     return body
 
 
-def _expanded(raw: str | None) -> list[str]:
-    """The properties `$expand` names (`OptionSet($select=Options)` -> OptionSet): kept whole."""
+def _expand_items(raw: str | None) -> list[tuple[str, str]]:
+    """The items of `$expand`, each as (property, its options): `OptionSet($select=Options)` ->
+    ("OptionSet", "$select=Options")."""
     if not raw:
         return []
-    names, depth, current = [], 0, ""
+    items, depth, name, options = [], 0, "", ""
     for ch in raw + ",":
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            if current.strip():
-                names.append(current.strip())
-            current = ""
-        elif depth == 0:
-            current += ch
-    return names
+        if ch == "," and depth == 0:
+            if name.strip():
+                items.append((name.strip(), options))
+            name, options = "", ""
+            continue
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and ch != ")":
+            name += ch
+        elif not (depth == 1 and ch == "("):
+            options += ch if depth > 0 else ""
+    return items
+
+
+def _expanded(raw: str | None) -> list[str]:
+    """The properties `$expand` names (`OptionSet($select=Options)` -> OptionSet): kept whole."""
+    return [name for name, _ in _expand_items(raw)]
 
 
 def _select(
@@ -160,9 +171,41 @@ def entity_definitions(entities: list[EntityType], params: dict[str, str]) -> li
     return query([entity_definition(e) for e in entities], params, "EntityMetadata")
 
 
+#: The attribute metadata types a cast may name, with the types each is an instance of (its own
+#: and its base types: PicklistAttributeMetadata derives from EnumAttributeMetadata, every type
+#: from AttributeMetadata).
+_CAST_TARGETS = {
+    "AttributeMetadata": set(_ODATA_TYPES.values()) | {"AttributeMetadata"},
+    "EnumAttributeMetadata": {"PicklistAttributeMetadata"},
+    **{t: {t} for t in _ODATA_TYPES.values()},
+}
+
+
 def is_attribute_cast(segment: str) -> bool:
     """Whether `segment` is a type cast to one of the attribute metadata types served."""
-    return segment in {f"Microsoft.Dynamics.CRM.{t}" for t in _ODATA_TYPES.values()}
+    return segment.removeprefix("Microsoft.Dynamics.CRM.") in _CAST_TARGETS and segment.startswith(
+        "Microsoft.Dynamics.CRM."
+    )
+
+
+def is_of_type(body: dict[str, Any], cast: str) -> bool:
+    """Whether an attribute definition is an instance of the cast's type (OData: its own type or a
+    type derived from it)."""
+    own = str(body.get("@odata.type", "")).removeprefix("#Microsoft.Dynamics.CRM.")
+    return own in _CAST_TARGETS.get(cast.removeprefix("Microsoft.Dynamics.CRM."), set())
+
+
+def context_select(params: dict[str, str]) -> str:
+    """The `(...)` an `@odata.context` carries for `$select` and `$expand`, as Dataverse writes it:
+    `$select=LogicalName&$expand=OptionSet($select=Options)` is `(LogicalName,OptionSet(Options))`;
+    empty without either."""
+    names = [n.strip() for n in (params.get("$select") or "").split(",") if n.strip()]
+    for name, options in _expand_items(params.get("$expand")):
+        selected = next(
+            (o.removeprefix("$select=") for o in options.split(";") if o.startswith("$select=")), ""
+        )
+        names.append(f"{name}({selected})" if selected else name)
+    return "(" + ",".join(names) + ")" if names else ""
 
 
 def attribute_definitions(
@@ -172,5 +215,5 @@ def attribute_definitions(
     only those of that type, as Dataverse's type-cast segment after `Attributes` answers."""
     records = [attribute_definition(entity, a) for a in entity.attributes.values()]
     if cast is not None:
-        records = [r for r in records if r["@odata.type"] == f"#{cast}"]
+        records = [r for r in records if is_of_type(r, cast)]
     return query(records, params, "AttributeMetadata")

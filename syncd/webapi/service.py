@@ -294,19 +294,34 @@ class _Handler:
             values = metadata.attribute_definitions(entity, self.req.params, rest[1])
             ctx = root + f"$metadata#EntityDefinitions('{entity.logical_name}')/Attributes/{rest[1]}"
             return Response(200, {"@odata.context": ctx, "value": values})
-        if m is None or m.group("name") != "Attributes" or len(rest) > 1:
-            raise no_segment(rest[-1] if m is not None and m.group("name") == "Attributes" else rest[0])
+        attributes = m is not None and m.group("name") == "Attributes"
+        cast = rest[1] if attributes and len(rest) == 2 else None
+        if m is None or not attributes or len(rest) > 2 or (cast and not metadata.is_attribute_cast(cast)):
+            raise no_segment(rest[-1] if attributes else rest[0])
         if m.group("key") is None:
             values = metadata.attribute_definitions(entity, self.req.params)
             ctx = root + f"$metadata#EntityDefinitions('{entity.logical_name}')/Attributes"
             return Response(200, {"@odata.context": ctx, "value": values})
-        attr_key = m.group("key")
+        return self.attribute_definition(entity, m.group("key"), cast)
+
+    def attribute_definition(self, entity: EntityType, attr_key: str, cast: str | None) -> Response:
+        """One attribute's definition, by `LogicalName='x'` or MetadataId; with `cast`, only when
+        the attribute is of that type (else 404, as OData's "Addressing Derived Types" says), with
+        the type in the context instead of an `@odata.type`, as Dataverse answers."""
+        ctx = f"{self.req.root}$metadata#EntityDefinitions('{entity.logical_name}')/Attributes"
         for a in entity.attributes.values():
             body = metadata.attribute_definition(entity, a)
-            if attr_key in (f"LogicalName='{a.logical_name}'", body["MetadataId"]):
+            if attr_key not in (f"LogicalName='{a.logical_name}'", body["MetadataId"]):
+                continue
+            if cast is None:
                 [one] = metadata.query([body], self.req.params, "AttributeMetadata")
-                ctx = root + f"$metadata#EntityDefinitions('{entity.logical_name}')/Attributes/$entity"
-                return Response(200, {"@odata.context": ctx, **one})
+                return Response(200, {"@odata.context": ctx + "/$entity", **one})
+            if not metadata.is_of_type(body, cast):
+                raise no_segment(cast)
+            [one] = metadata.query([body], self.req.params, cast.removeprefix("Microsoft.Dynamics.CRM."))
+            one.pop("@odata.type", None)
+            ctx += f"/{cast}{metadata.context_select(self.req.params)}/$entity"
+            return Response(200, {"@odata.context": ctx, **one})
         raise ODataError(404, "0x80040217", f"Could not find attribute with key {attr_key}.")
 
     # -- writes --------------------------------------------------------------------------------

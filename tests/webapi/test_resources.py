@@ -318,3 +318,55 @@ def test_a_batch_of_more_than_a_thousand_requests_is_refused(client: httpx.Clien
 def test_an_empty_select_is_refused(client: httpx.Client) -> None:
     r = client.get(API + "systemusers", params={"$select": ""})
     assert r.status_code == 400 and "$select" in r.json()["error"]["message"]
+
+
+ATTRS = API + "EntityDefinitions(LogicalName='systemuser')/Attributes"
+PICKLIST = "Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+
+
+def test_one_attribute_cast_to_its_type(client: httpx.Client) -> None:
+    """As "Reference Dataverse schema definitions by name" retrieves a column's choices."""
+    r = client.get(
+        f"{ATTRS}(LogicalName='accessmode')/{PICKLIST}",
+        params={
+            "$select": "LogicalName",
+            "$expand": "OptionSet($select=Options),GlobalOptionSet($select=Options)",
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["@odata.context"] == (
+        "http://testserver/prod/api/data/v9.2/$metadata#EntityDefinitions('systemuser')/Attributes/"
+        f"{PICKLIST}(LogicalName,OptionSet(Options),GlobalOptionSet(Options))/$entity"
+    )
+    assert set(body) == {"@odata.context", "MetadataId", "LogicalName", "OptionSet", "GlobalOptionSet"}
+    assert body["LogicalName"] == "accessmode" and body["GlobalOptionSet"] is None
+    assert {o["Value"] for o in body["OptionSet"]["Options"]} == {0, 1, 2, 3, 4, 5}
+    plain = client.get(f"{ATTRS}(LogicalName='accessmode')/{PICKLIST}", params={"$select": "LogicalName"})
+    assert plain.json()["@odata.context"].endswith(f"/Attributes/{PICKLIST}(LogicalName)/$entity")
+    whole = client.get(f"{ATTRS}(LogicalName='accessmode')/{PICKLIST}").json()
+    assert whole["@odata.context"].endswith(f"/Attributes/{PICKLIST}/$entity")
+    assert whole["AttributeType"] == "Picklist" and "@odata.type" not in whole
+    by_id = client.get(f"{ATTRS}({whole['MetadataId']})/{PICKLIST}")
+    assert by_id.status_code == 200 and by_id.json()["LogicalName"] == "accessmode"
+    for base in ("Microsoft.Dynamics.CRM.EnumAttributeMetadata", "Microsoft.Dynamics.CRM.AttributeMetadata"):
+        assert client.get(f"{ATTRS}(LogicalName='accessmode')/{base}").status_code == 200, base
+    listed = client.get(f"{ATTRS}/{PICKLIST}", params={"$select": "LogicalName"}).json()["value"]
+    assert "accessmode" in {a["LogicalName"] for a in listed}
+
+
+def test_one_attribute_cast_to_another_type_is_not_found(client: httpx.Client) -> None:
+    """OData's "Addressing Derived Types": an instance that is not of the cast's type is 404."""
+    for url, segment in (
+        (f"{ATTRS}(LogicalName='fullname')/{PICKLIST}", PICKLIST),
+        (f"{ATTRS}(LogicalName='accessmode')/Microsoft.Dynamics.CRM.StringAttributeMetadata", None),
+        (f"{ATTRS}(LogicalName='accessmode')/Microsoft.Dynamics.CRM.NoSuchMetadata", None),
+        (f"{ATTRS}(LogicalName='accessmode')/{PICKLIST}/OptionSet", None),
+    ):
+        r = client.get(url)
+        assert r.status_code == 404, (url, r.text)
+        assert r.json()["error"]["code"] == "0x8006088a"
+        if segment:
+            assert r.json()["error"]["message"] == f"Resource not found for the segment '{segment}'."
+    missing = client.get(f"{ATTRS}(LogicalName='nosuchcolumn')/{PICKLIST}")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "0x80040217"
