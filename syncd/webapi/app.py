@@ -7,7 +7,9 @@ with '/' in it (`a%2Fb`) stays one segment. `/<env>/api/data/v9.2/...` goes to t
 Every response carries `OData-Version: 4.0`. An unknown environment is a 404 in Dataverse's error
 shape, like an unknown entity set. Any bearer token is accepted, unless the app is given a
 `TokenCheck` (`--require-token`, see `auth`): then only the fake Entra ID's tokens for the
-organization are, and any other request is 401 before anything is looked up.
+organization are, and any other request is 401 before anything is looked up; and the token's
+caller must be an enabled user of the environment, or every request is 403 (see `caller`, which
+also says who the caller is without a token check).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 import structlog
@@ -24,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.webapi.auth import TokenCheck, Unauthorized
 from syncd.webapi.batch import run_batch, split_url
+from syncd.webapi.caller import find_caller
 from syncd.webapi.entities import EntityType, build_entity_types, entity_types
 from syncd.webapi.errors import ODataError, bad_query, no_segment
 from syncd.webapi.query import parse_prefer
@@ -118,8 +122,9 @@ class WebApi:
         segment = m.group("env")
         headers = _headers(scope)
         host = (headers.get("host") or ["localhost"])[0]
+        claims = None
         if self.auth is not None:  # before anything is looked up
-            self.auth.check(
+            claims = self.auth.check(
                 (headers.get("authorization") or [""])[0], f"{scope.get('scheme', 'http')}://{host}/{segment}"
             )
         try:
@@ -132,6 +137,8 @@ class WebApi:
         env = await run_in_threadpool(find_environment, engine, name)
         if env is None:
             raise no_segment(segment)
+        if claims is not None:  # a checked token: its caller must be an enabled user here
+            await run_in_threadpool(self._check_member, engine, env, claims)
         root = f"{scope.get('scheme', 'http')}://{host}/{env_segment(env.name)}/{API_PATH}/"
         rest = m.group("rest") or ""
         method = scope["method"].upper()
@@ -159,6 +166,11 @@ class WebApi:
             method, _segments(rest), _params(query), headers, root, env, self.entities, body, self.writes
         )
         return await run_in_threadpool(handle, engine, request)
+
+    def _check_member(self, engine: Engine, env: Environment, claims: dict[str, Any]) -> None:
+        """403 unless the token's caller is an enabled user of `env` (see `caller`)."""
+        with engine.connect() as conn:
+            find_caller(conn, self.entities, env.id, env.name, claims)
 
     def _inner(
         self,

@@ -4,8 +4,9 @@ both call `handle`).
 Resources under an environment's `api/data/v9.2/`:
 
     (empty)                                   service document: the entity sets
-    WhoAmI, WhoAmI()                          UserId, BusinessUnitId, OrganizationId
-    EntityDefinitions[(key)][/Attributes[(LogicalName='x')]]   table definitions (see `metadata`)
+    WhoAmI, WhoAmI()                          the caller's UserId and BusinessUnitId, OrganizationId
+                                              (403 for a caller who is no enabled user: `caller`)
+    EntityDefinitions[(key)][/Attributes[(LogicalName='x')][/<cast>]]   table definitions (`metadata`)
     <set>                                     records (see `query`)
     <set>/$count                              the number of records, as text (at most 5,000)
     <set>(<guid>) | <set>(<altkey>=<value>)   one record, 404 0x80040217 when there is none
@@ -19,7 +20,6 @@ POST and DELETE of systemusers are refused as Dataverse refuses them here; other
 
 from __future__ import annotations
 
-import base64
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, select
 
-from syncd.webapi import metadata, writes
+from syncd.webapi import caller, metadata, writes
 from syncd.webapi.compile import bind_value, db_value
 from syncd.webapi.entities import EntityType, entity_types
 from syncd.webapi.errors import (
@@ -227,25 +227,13 @@ class _Handler:
         return Response(200, {"@odata.context": self.req.root + "$metadata", "value": sets})
 
     def who_am_i(self) -> Response:
+        """The caller's UserId, its business unit and the organization; the caller must be an
+        enabled user of the environment (see `caller`)."""
         env = self.req.env
-        claims = _token_claims(self.req.header("authorization"))
-        user_id = None
-        users = self.entities.get("systemuser")
-        if users is not None:
-            t = users.table
-            for column, claim in (("azureactivedirectoryobjectid", "oid"), ("applicationid", "appid")):
-                value = claims.get(claim) or (claims.get("azp") if claim == "appid" else None)
-                if column in t.c and isinstance(value, str) and _GUID.match(value):
-                    row = self.conn.execute(
-                        select(users.pk).where(t.c.environment_id == env.id, t.c[column] == uuid.UUID(value))
-                    ).first()
-                    if row is not None:
-                        user_id = row[0]
-                        break
-        org = uuid.uuid5(uuid.NAMESPACE_URL, f"syncd:organization:{env.id}:{env.name}")
-        if user_id is None:
-            user_id = uuid.uuid5(org, "caller")
-        bu = self._root_business_unit() or uuid.uuid5(org, "businessunit")
+        claims = caller.unchecked_claims(self.req.header("authorization"))
+        user_id = caller.find_caller(self.conn, self.entities, env.id, env.name, claims)
+        org = caller.organization_id(env.id, env.name)
+        bu = self._business_unit_of(user_id) or self._root_business_unit() or uuid.uuid5(org, "businessunit")
         return Response(
             200,
             {
@@ -255,6 +243,16 @@ class _Handler:
                 "OrganizationId": str(org),
             },
         )
+
+    def _business_unit_of(self, user_id: uuid.UUID) -> uuid.UUID | None:
+        users = self.entities.get("systemuser")
+        if users is None or "businessunitid" not in users.table.c:
+            return None
+        t = users.table
+        row = self.conn.execute(
+            select(t.c.businessunitid).where(t.c.environment_id == self.req.env.id, users.pk == user_id)
+        ).first()
+        return row[0] if row is not None else None
 
     def _root_business_unit(self) -> uuid.UUID | None:
         bu = self.entities.get("businessunit")
@@ -355,7 +353,7 @@ class _Handler:
             value,
             values,
             if_match=self.req.header("if-match"),
-            caller=_caller(_token_claims(self.req.header("authorization"))),
+            caller=_caller(caller.unchecked_claims(self.req.header("authorization"))),
         )
         location = f"{self.req.root}{entity.entity_set}({written.systemuserid})"
         if self.prefer.get("return") == "representation":
@@ -466,17 +464,3 @@ def _caller(claims: dict[str, Any]) -> str:
         if isinstance(value, str) and value:
             return f"{label} {value}"
     return "an unauthenticated caller"
-
-
-def _token_claims(authorization: str | None) -> dict[str, Any]:
-    """The claims of a bearer JWT, read without checking it (any token is accepted for now)."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        return {}
-    parts = authorization[7:].strip().split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        return {}
-    return claims if isinstance(claims, dict) else {}

@@ -34,6 +34,7 @@ from syncd.dataverse.schema import Base
 from syncd.directory.transport import InProcessTransport
 from syncd.webapi import create_webapi_app
 from syncd.webapi.entities import build_entity_types
+from tests.webapi.conftest import bearer
 from tests.webapi.rows import complete, kind_column
 
 ROOT_BU, CHILD_BU, OTHER_BU = (uuid.UUID(int=i) for i in (0xB1, 0xB2, 0xB3))
@@ -222,5 +223,5 @@ def test_business_units_and_teams(client: httpx.Client) -> None:
     assert [m["domainname"] for m in members.json()["value"]] == ["u@contoso.com"]
     teams = client.get(API + f"systemusers({USER})/teammembership_association", params={"$select": "name"})
     assert [t["name"] for t in teams.json()["value"]] == ["Sellers"]
-    who = client.get(API + "WhoAmI").json()
-    assert who["BusinessUnitId"] == str(ROOT_BU)
+    who = client.get(API + "WhoAmI", headers=bearer(oid=str(OID))).json()
+    assert who["UserId"] == str(USER) and who["BusinessUnitId"] == str(CHILD_BU)  # the caller's own unit

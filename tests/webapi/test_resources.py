@@ -15,7 +15,17 @@ from syncd.directory.transport import InProcessTransport
 from syncd.webapi import create_webapi_app
 from syncd.webapi.entities import entity_types
 from syncd.webapi.urls import env_segment, web_api_url
-from tests.webapi.conftest import ALICE, API, OBJ_ALICE, ROWS, add_env, add_users, env_id
+from tests.webapi.conftest import (
+    ALICE,
+    API,
+    OBJ_ALICE,
+    OTHER_ENV_USER,
+    ROWS,
+    add_env,
+    add_users,
+    bearer,
+    env_id,
+)
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 
@@ -237,16 +247,45 @@ def test_roles_and_the_users_roles(filled: Engine, client: httpx.Client) -> None
 
 
 def test_who_am_i(client: httpx.Client) -> None:
-    body = client.get(API + "WhoAmI").json()
+    body = client.get(API + "WhoAmI", headers=bearer(oid=str(OBJ_ALICE))).json()
     assert set(body) == {"@odata.context", "BusinessUnitId", "UserId", "OrganizationId"}
-    assert body["OrganizationId"] == client.get(API + "WhoAmI()").json()["OrganizationId"]
-    import base64
-    import json
+    assert body["UserId"] == str(ALICE)
+    again = client.get(API + "WhoAmI()", headers=bearer(oid=str(OBJ_ALICE))).json()
+    assert again["OrganizationId"] == body["OrganizationId"]
+    other = client.get("/other/api/data/v9.2/WhoAmI", headers=bearer(oid=str(OBJ_ALICE))).json()
+    assert other["UserId"] == str(OTHER_ENV_USER) and other["OrganizationId"] != body["OrganizationId"]
 
-    claims = base64.urlsafe_b64encode(json.dumps({"oid": str(OBJ_ALICE)}).encode()).decode().rstrip("=")
-    token = f"e30.{claims}.sig"
-    me = client.get(API + "WhoAmI", headers={"Authorization": f"Bearer {token}"}).json()
-    assert me["UserId"] == str(ALICE)
+
+def test_who_am_i_refuses_a_caller_who_is_no_enabled_user_of_the_environment(
+    filled: Engine, client: httpx.Client
+) -> None:
+    """Dataverse: 403 0x80072560 "The user is not a member of the organization." for a caller with
+    no row (an app without an application user, say), 403 0x80040225 for a disabled user."""
+    stranger = client.get(API + "WhoAmI", headers=bearer(oid=str(uuid.uuid4())))
+    assert stranger.status_code == 403
+    assert stranger.json()["error"] == {
+        "code": "0x80072560",
+        "message": "The user is not a member of the organization.",
+    }
+    app_id = uuid.uuid4()
+    assert client.get(API + "WhoAmI", headers=bearer(appid=str(app_id))).status_code == 403
+    add_users(
+        filled,
+        env_id(filled, "prod"),
+        [{**ROWS[3], "systemuserid": uuid.UUID(int=77), "applicationid": app_id, "domainname": "app@x"}],
+    )
+    app = client.get(API + "WhoAmI", headers=bearer(appid=str(app_id), oid=str(uuid.uuid4())))
+    assert app.status_code == 200 and app.json()["UserId"] == str(uuid.UUID(int=77))
+    bob = ROWS[1]  # disabled
+    disabled = client.get(API + "WhoAmI", headers=bearer(oid=str(bob["azureactivedirectoryobjectid"])))
+    assert disabled.status_code == 403 and disabled.json()["error"]["code"] == "0x80040225"
+    assert f"SystemUserId={bob['systemuserid']}" in disabled.json()["error"]["message"]
+    # No token, or one that names no one: no caller to answer for.
+    for headers in ({}, bearer(name="nobody"), {"Authorization": "Bearer not-a-jwt"}):
+        r = client.get(API + "WhoAmI", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "0x8005F101"
+    # Without --require-token, reads stay open to any caller.
+    assert client.get(API + "systemusers", headers=bearer(oid=str(uuid.uuid4()))).status_code == 200
 
 
 def _batch_body(boundary: str, urls: list[str]) -> str:
@@ -299,7 +338,7 @@ def test_environment_names_that_need_encoding(filled: Engine, name: str) -> None
         assert r.status_code == 200, r.text
         assert [v["domainname"] for v in r.json()["value"]] == ["only@x.com"]
         assert r.json()["@odata.context"].startswith(root)
-        assert c.get(root + "WhoAmI").status_code == 200
+        assert c.get(root + "WhoAmI", headers=bearer(oid=str(OBJ_ALICE))).status_code == 200
 
 
 def test_a_batch_of_more_than_a_thousand_requests_is_refused(client: httpx.Client) -> None:

@@ -11,6 +11,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ from syncd.webapi.auth import TokenCheck, Unauthorized
 from syncd.webapi.urls import organization_url, web_api_url
 from tests.entra_server import EntraServer, entra_server
 from tests.service.procs import Proc, Stack, free_port, wait_for
+from tests.webapi.conftest import add_users, env_id
 
 dataverse = pytest.importorskip("PowerPlatform.Dataverse.client")
 pytest.importorskip("azure.identity")
@@ -51,6 +53,12 @@ def servers(tmp_path: Path) -> Iterator[tuple[EntraServer, Stack, str, Proc]]:
             stack.upgrade()
             stack.create_env("prod")
             stack.create_env("test")
+            # The app's application user in both environments, as an administrator adds it: without
+            # one, Dataverse refuses the app's every request (403 "not a member of the organization").
+            client_id = uuid.UUID(next(iter(entra.apps)))
+            engine = stack.engine()
+            for n, name in enumerate(("prod", "test")):
+                add_users(engine, env_id(engine, name), [_app_user(client_id, n)])
             port = free_port()
             args = ["dataverse", "serve", "--port", str(port), "--tls-dir", str(tls), "--require-token"]
             args += ["--directory-store", str(entra.store)]
@@ -155,7 +163,24 @@ def test_the_sdk_with_entra_tokens_reads_and_writes_and_other_tokens_are_refused
     refused(
         get(jwt.encode({"aud": org, "tid": entra.tenant_id, "nbf": 0, "exp": 2**31}, "k" * 32)), "not valid"
     )
-    assert get(_token(entra.store, aud=org)).status_code == 200
+    client_id = next(iter(entra.apps))
+    assert get(_token(entra.store, aud=org, appid=client_id)).status_code == 200
+    # A valid token of an app that is no user of the environment: Dataverse's 403, for every request.
+    for url in (api + "systemusers", api + "WhoAmI"):
+        stranger = get(_token(entra.store, aud=org, appid=str(uuid.uuid4())), url)
+        assert stranger.status_code == 403, stranger.text
+        assert stranger.json()["error"] == {
+            "code": "0x80072560",
+            "message": "The user is not a member of the organization.",
+        }
+    me = get(_token(entra.store, aud=org, appid=client_id), api + "WhoAmI").json()
+    with stack.engine().connect() as conn:
+        app_row = conn.execute(
+            select(SystemUser.systemuserid)
+            .join(Environment, Environment.id == SystemUser.environment_id)
+            .where(Environment.name == "prod", SystemUser.applicationid == uuid.UUID(client_id))
+        ).scalar_one()
+    assert me["UserId"] == str(app_row)
     # Graph, in turn, refuses the Dataverse token.
     dv = entra.token_response(*next(iter(entra.apps.items())), scope=f"{org}/.default").json()["access_token"]
     assert (
@@ -164,6 +189,59 @@ def test_the_sdk_with_entra_tokens_reads_and_writes_and_other_tokens_are_refused
         ).status_code
         == 401
     )
+
+
+def _app_user(app_id: uuid.UUID, n: int = 0) -> dict[str, object]:
+    """An application user's row (among the last by systemuserid, so that no test picks it first;
+    `n` tells the rows of one app in several environments apart)."""
+    return {
+        "systemuserid": uuid.UUID(int=2**128 - 1 - n),
+        "applicationid": app_id,
+        "domainname": str(app_id),
+        "fullname": "app",
+        "syncd_kind": "application",
+        "accessmode": 4,
+        "isdisabled": False,
+        "createdon": datetime.now(UTC),
+    }
+
+
+def test_with_a_token_check_every_request_needs_an_enabled_user_of_the_environment(filled: Engine) -> None:
+    """Dataverse serves only members of the organization: a valid token whose caller has no row in
+    the environment is 403 0x80072560 for any request, a disabled caller's 403 0x80040225."""
+    from syncd.directory.transport import InProcessTransport
+    from syncd.webapi import create_webapi_app
+    from tests.webapi.conftest import OBJ_ALICE, ROWS
+
+    check = TokenCheck(b"k" * 32, "tid-1", clock=lambda: 1000.0)
+    app = create_webapi_app(lambda: filled, auth=check)
+
+    def headers(**claims: object) -> dict[str, str]:
+        body = {"aud": "http://testserver/prod", "tid": "tid-1", "nbf": 900, "exp": 1100} | claims
+        return {"Authorization": "Bearer " + jwt.encode(body, b"k" * 32, algorithm="HS256")}
+
+    batch = "--b\r\nContent-Type: application/http\r\n\r\nGET systemusers?$top=1 HTTP/1.1\r\n\r\n--b--\r\n"
+    with httpx.Client(transport=InProcessTransport(app), base_url="http://testserver") as c:
+        alice = headers(oid=str(OBJ_ALICE))
+        assert c.get("/prod/api/data/v9.2/systemusers", headers=alice).status_code == 200
+        assert c.get("/prod/api/data/v9.2/WhoAmI", headers=alice).json()["UserId"] == str(
+            ROWS[0]["systemuserid"]
+        )
+        for who, code in (
+            (headers(oid=str(uuid.uuid4())), "0x80072560"),
+            (headers(appid=str(uuid.uuid4())), "0x80072560"),
+            (headers(oid=str(ROWS[1]["azureactivedirectoryobjectid"])), "0x80040225"),  # Bob, disabled
+        ):
+            for method, path, body in (
+                ("GET", "systemusers", None),
+                ("GET", "WhoAmI", None),
+                ("GET", "EntityDefinitions", None),
+                ("POST", "$batch", batch),
+            ):
+                extra = {"Content-Type": "multipart/mixed; boundary=b"} if body else {}
+                r = c.request(method, "/prod/api/data/v9.2/" + path, headers=who | extra, content=body)
+                assert r.status_code == 403, (path, r.text)
+                assert r.json()["error"]["code"] == code
 
 
 def test_token_check_in_process(tmp_path: Path) -> None:
@@ -228,10 +306,11 @@ def test_an_app_with_a_token_check_serves_an_environment_named_with_a_slash(fill
     from syncd.webapi import create_webapi_app
     from tests.webapi.conftest import add_env
 
-    add_env(filled, "a/b")
+    app_id = uuid.uuid4()
+    add_users(filled, add_env(filled, "a/b"), [_app_user(app_id)])
     check = TokenCheck(b"k" * 32, "tid-1", clock=lambda: 1000.0)
     app = create_webapi_app(lambda: filled, auth=check)
-    claims = {"aud": "http://testserver/a%2Fb", "tid": "tid-1", "nbf": 900, "exp": 1100}
+    claims = {"aud": "http://testserver/a%2Fb", "tid": "tid-1", "nbf": 900, "exp": 1100, "appid": str(app_id)}
     token = jwt.encode(claims, b"k" * 32, algorithm="HS256")
     with httpx.Client(transport=InProcessTransport(app), base_url="http://testserver") as c:
         for segment in ("a%2Fb", "a%2fb"):
