@@ -1,0 +1,104 @@
+"""Fresh databases at head for tests: cloned from one migrated template per session.
+
+SQLite: the template is a migrated file, and each database a copy of it (a file copy, a few
+milliseconds). PostgreSQL: the template is a migrated database, and each test's database is
+``CREATE DATABASE ... TEMPLATE`` of it, dropped again by ``drop``. Every name the class creates
+starts with ``syncd_test_``, so a crashed session's leftovers are easy to find.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from syncd.dataverse import db
+from syncd.settings import normalise_database_url
+
+
+class DatabaseTemplates:
+    """Databases at head on one backend: SQLite files under ``folder``, or PostgreSQL databases on
+    the server of ``pg_admin_url`` (any database URL of a role that may create databases, e.g.
+    ``postgresql://postgres@127.0.0.1:5432/postgres``).
+
+    ``fresh(folder)`` returns the URL of a new database at head; ``drop(url)`` removes one;
+    ``close()`` removes the template. Raises ``syncd.errors.ConfigError`` for a malformed or
+    non-PostgreSQL ``pg_admin_url``, and SQLAlchemy's ``OperationalError`` when the server refuses.
+    """
+
+    def __init__(self, folder: Path, pg_admin_url: str | None = None) -> None:
+        self.folder = folder
+        self.backend = "postgresql" if pg_admin_url else "sqlite"
+        self._admin_url = normalise_database_url(pg_admin_url) if pg_admin_url else None
+        if self._admin_url and make_url(self._admin_url).get_backend_name() != "postgresql":
+            from syncd.errors import ConfigError
+
+            raise ConfigError(f"--syncd-pg-url must be a PostgreSQL URL, not {pg_admin_url!r}")
+        self._template: str | None = None
+
+    # -- the template ----------------------------------------------------------------------------
+    def _ensure_template(self) -> str:
+        if self._template is not None:
+            return self._template
+        if self._admin_url is None:
+            path = self.folder / "template.db"
+            engine = db.make_engine(f"sqlite:///{path}")
+            db.upgrade(engine)
+            engine.dispose()
+            self._template = str(path)
+        else:
+            name = f"syncd_test_tmpl_{uuid.uuid4().hex[:10]}"
+            self._admin_execute(f'CREATE DATABASE "{name}"')
+            engine = db.make_engine(self._url_of(name))
+            try:
+                db.upgrade(engine)
+            finally:
+                engine.dispose()
+            self._template = name
+        return self._template
+
+    # -- databases -------------------------------------------------------------------------------
+    def fresh(self, folder: Path) -> str:
+        """The URL of a new database at head (a SQLite file in ``folder``, or a PostgreSQL database)."""
+        template = self._ensure_template()
+        if self._admin_url is None:
+            path = folder / f"syncd-{uuid.uuid4().hex[:8]}.db"
+            shutil.copyfile(template, path)
+            return f"sqlite:///{path}"
+        name = f"syncd_test_{uuid.uuid4().hex[:12]}"
+        self._admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return self._url_of(name)
+
+    def drop(self, url: str) -> None:
+        """Remove a database ``fresh`` made (its file and the WAL beside it, or the PostgreSQL database,
+        closing any connection still open on it)."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database:
+                for suffix in ("", "-wal", "-shm", ".lock", ".setup.lock"):
+                    Path(parsed.database + suffix).unlink(missing_ok=True)
+            return
+        self._admin_execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+
+    def close(self) -> None:
+        """Remove the template (nothing of this session is left on the server)."""
+        if self._template is not None and self._admin_url is not None:
+            self._admin_execute(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)')
+        self._template = None
+
+    def _url_of(self, name: str) -> str:
+        assert self._admin_url is not None
+        return make_url(self._admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def _admin_execute(self, sql: str) -> None:
+        assert self._admin_url is not None
+        engine = create_engine(self._admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(sql))
+        finally:
+            engine.dispose()
