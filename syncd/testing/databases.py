@@ -5,7 +5,8 @@ milliseconds). PostgreSQL: the template is a migrated database, and each test's 
 ``CREATE DATABASE ... TEMPLATE`` of it (about 0.3 s on a small machine). A background thread makes
 the next test's database while the current test runs, and drops used ones, so a test waits for
 neither; ``close`` waits for that thread, then drops what is left. Every name the class creates
-starts with ``syncd_test_``, so a crashed session's leftovers are easy to find.
+starts with ``prefix`` (``syncd_test_`` and a token of the instance), so a crashed session's
+leftovers are easy to find.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from sqlalchemy.pool import NullPool
 
 from syncd.dataverse import db
 from syncd.settings import normalise_database_url
-
 
 AHEAD = 2  # PostgreSQL databases made ahead of the tests that will take them
 
@@ -47,6 +47,7 @@ class DatabaseTemplates:
 
             raise ConfigError(f"--syncd-pg-url must be a PostgreSQL URL, not {pg_admin_url!r}")
         self._template: str | None = None
+        self.prefix = f"syncd_test_{uuid.uuid4().hex[:8]}"  # of every database this instance makes
         self._jobs: queue.Queue[tuple[str, str]] = queue.Queue()
         self._ready: queue.Queue[Any] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -63,7 +64,7 @@ class DatabaseTemplates:
             engine.dispose()
             self._template = str(path)
         else:
-            name = f"syncd_test_tmpl_{uuid.uuid4().hex[:10]}"
+            name = f"{self.prefix}_template"
             self._admin_execute(f'CREATE DATABASE "{name}"')
             engine = db.make_engine(self._url_of(name))
             try:
@@ -100,7 +101,7 @@ class DatabaseTemplates:
                 return
             try:
                 if what == "create":
-                    made = f"syncd_test_{uuid.uuid4().hex[:12]}"
+                    made = f"{self.prefix}_{uuid.uuid4().hex[:12]}"
                     self._admin_execute(f'CREATE DATABASE "{made}" TEMPLATE "{name}"')
                     self._ready.put(made)
                 else:

@@ -129,10 +129,13 @@ class SyncdEnvironment:
     # -- reads -----------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
         """Every SystemUser row of the environment, as ``{column logical name: value}`` (ids as
-        lower-case strings), in ``systemuserid`` order."""
+        lower-case strings), ordered by ``domainname`` (then ``systemuserid``): the same order for
+        the same tenant, whatever ids the rows got."""
         table = SystemUser.__table__
         query = (
-            select(table).where(table.c.environment_id == self.environment_id).order_by(table.c.systemuserid)
+            select(table)
+            .where(table.c.environment_id == self.environment_id)
+            .order_by(table.c.domainname, table.c.systemuserid)
         )
         return self._dicts(query)
 

@@ -192,6 +192,13 @@ class FakeTenant:
             raise LookupError(f"{len(found)} groups are named {group!r} in the fake tenant")
         return found[0]
 
+    def admins(self) -> dict[str, set[str]]:
+        """The members of each activated directory role: ``{role displayName: {object id, ...}}``."""
+        return {
+            role["displayName"]: {m["id"] for m in self._pages(f"/directoryRoles/{role['id']}/members")}
+            for role in self._pages("/directoryRoles")
+        }
+
     def members(self, group: Group) -> list[str]:
         """The object ids of a group's direct members."""
         gid = self.group(group)["id"]

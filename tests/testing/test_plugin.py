@@ -58,7 +58,12 @@ def test_tenant_environment_and_sync(syncd_tenant, syncd_environment):
     assert report.counts["created"] > 0
     env.assert_in_step()
 
-    enabled = [r for r in env.rows() if r["syncd_kind"] == "regular" and not r["isdisabled"]]
+    admins = set().union(*syncd_tenant.admins().values())
+    assert admins
+    enabled = [
+        r for r in env.rows()
+        if r["syncd_kind"] == "regular" and not r["isdisabled"] and r["azureactivedirectoryobjectid"] not in admins
+    ]
     member = syncd_tenant.user(enabled[0]["azureactivedirectoryobjectid"])
     other = syncd_tenant.user(enabled[1]["domainname"])
     assert env.row(member)["isdisabled"] is False
@@ -162,8 +167,9 @@ def test_syncd_database_on_postgresql_with_the_option(pytester: pytest.Pytester,
     pytester.makepyfile(
         RECORD
         + """
-def test_one(syncd_database, syncd_environment):
+def test_one(syncd_database, syncd_environment, syncd_database_templates):
     assert syncd_database.startswith("postgresql+psycopg://")
+    record(prefix=syncd_database_templates.prefix)
     env = syncd_environment("prod")
     assert env.sync().outcome == "succeeded"
     env.assert_in_step()
@@ -177,9 +183,9 @@ def test_two(syncd_database, syncd_environment):
     plain = pg_server.replace("postgresql+psycopg://", "postgresql://")
     result = _run(pytester, f"--syncd-pg-url={plain}")
     result.assert_outcomes(passed=2)
-    one, two = _results(pytester)
+    prefix, one, two = _results(pytester)
     assert one["url"] != two["url"] and one["rows"] > two["rows"] > 0
-    assert _syncd_databases(pg_server) == set()
+    assert _syncd_databases(pg_server, prefix["prefix"]) == set()
 
 
 def test_xdist_workers_share_nothing(pytester: pytest.Pytester) -> None:
@@ -277,14 +283,15 @@ def test_the_daemon_fixture_and_teardown_leave_nothing_behind(
 import time, pytest
 
 @pytest.mark.syncd_daemon(delta_interval_seconds=5)
-def test_daemon(syncd_tenant, syncd_environment, syncd_daemon):
+def test_daemon(syncd_tenant, syncd_environment, syncd_daemon, syncd_database_templates):
     env = syncd_environment("prod")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not env.rows_synced():
         time.sleep(0.2)
     with syncd_daemon.client() as client:
         assert client.get("/readyz").status_code == 200
-    record(pid=syncd_daemon.pid, db=syncd_database_url(env), tenant=str(syncd_tenant.path))
+    record(pid=syncd_daemon.pid, db=syncd_database_url(env), tenant=str(syncd_tenant.path),
+           prefix=syncd_database_templates.prefix)
 
 def syncd_database_url(env):
     return env.database_url
@@ -312,7 +319,7 @@ SyncdEnvironment.rows_synced = _rows_synced
         assert not Path(record["tenant"]).exists()
         leftovers = [p for p in (pytester.path / "bt").rglob("*") if p.is_file()]
         assert leftovers == [], leftovers
-    assert _syncd_databases(pg_server) == set()
+        assert _syncd_databases(pg_server, record["prefix"]) == set()
 
 
 def test_without_pytest_fixtures(pytester: pytest.Pytester) -> None:
@@ -343,12 +350,12 @@ class Sync(unittest.TestCase):
     assert not Path(record["db"].removeprefix("sqlite:///")).exists()
 
 
-def _syncd_databases(pg_admin_url: str) -> set[str]:
+def _syncd_databases(pg_admin_url: str, prefix: str) -> set[str]:
+    """The databases on the server whose names start with ``prefix`` (one inner session's)."""
     engine = create_engine(pg_admin_url)
     try:
         with engine.connect() as conn:
-            return set(
-                conn.scalars(text("SELECT datname FROM pg_database WHERE datname LIKE 'syncd_test_%'"))
-            )
+            query = text("SELECT datname FROM pg_database WHERE starts_with(datname, :p)")
+            return set(conn.scalars(query, {"p": prefix}))
     finally:
         engine.dispose()
