@@ -71,9 +71,9 @@ _CALL_REPORT = "_syncd_call_report"
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Keep each test's call report on its item, so a fixture's teardown knows whether it failed."""
-    report = yield
+    report: pytest.TestReport = yield
     if report.when == "call":
         setattr(item, _CALL_REPORT, report)
     return report

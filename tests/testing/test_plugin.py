@@ -359,3 +359,42 @@ def _syncd_databases(pg_admin_url: str, prefix: str) -> set[str]:
             return set(conn.scalars(query, {"p": prefix}))
     finally:
         engine.dispose()
+
+
+def test_a_projects_conftest_replaces_a_fixture(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """pytest-postgresql's way: each layer is a fixture of its own, replaceable by name; here a
+    project keeps its databases in a folder of its own, and the other fixtures use them."""
+    folder = tmp_path / "our-databases"
+    pytester.makeconftest(
+        f"""
+import pytest
+from syncd.testing.databases import DatabaseTemplates
+
+@pytest.fixture
+def syncd_database(syncd_database_templates):
+    from pathlib import Path
+    folder = Path({str(folder)!r})
+    folder.mkdir(exist_ok=True)
+    url = syncd_database_templates.fresh(folder)
+    yield url
+
+@pytest.fixture
+def syncd_tenant(syncd_tenant_templates, syncd_graph_server, tmp_path):
+    from syncd.testing.tenants import FakeTenant
+    template = syncd_tenant_templates.path(40, 8)
+    with FakeTenant.copy_of(template, tmp_path, syncd_graph_server, users=40, seed=8) as tenant:
+        yield tenant
+"""
+    )
+    pytester.makepyfile(
+        f"""
+def test_ours(syncd_database, syncd_environment, syncd_tenant):
+    assert syncd_database.startswith("sqlite:///" + {str(folder)!r})
+    assert len(syncd_tenant.users()) == 40
+    env = syncd_environment("prod")
+    assert env.database_url == syncd_database
+    assert env.sync().outcome == "succeeded"
+"""
+    )
+    _run(pytester).assert_outcomes(passed=1)
+    assert len(list(folder.glob("*.db"))) == 1  # the project's fixture kept it; the plugin's would not
