@@ -10,7 +10,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY syncd ./syncd
-COPY migrations ./migrations
 RUN pip install -e . \
     && useradd --system --uid 10001 --home-dir /data syncd \
     && mkdir -p /data \

@@ -21,6 +21,6 @@ test: setup
 	$(BIN)/python -m pytest -q -n 2
 
 lint: setup
-	$(BIN)/ruff check syncd tests benchmarks migrations
-	$(BIN)/ruff format --check syncd tests benchmarks migrations
+	$(BIN)/ruff check syncd tests benchmarks
+	$(BIN)/ruff format --check syncd tests benchmarks
 	$(BIN)/mypy syncd

@@ -18,8 +18,8 @@ from syncd.dataverse import textfold
 from syncd.errors import ConfigError, DatabaseNotAtHead
 from syncd.settings import normalise_database_url
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS = PROJECT_ROOT / "migrations"
+# The migrations ship inside the package, so an installed syncd (not only a checkout) can migrate.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -52,7 +52,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def alembic_config(url: str) -> Config:
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    """Alembic's configuration for the database at `url`, built in code (no alembic.ini needed)."""
+    cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg

@@ -18,7 +18,7 @@ database keeps it (triggers, see migration 0005): no writer sets it, none can fo
 migration that recreates one of these tables on SQLite (alembic's batch mode copies the table and
 drops the old one, and its triggers with it) must create its triggers again, as 0005 does.
 
-The migrations in `migrations/` create exactly this schema; `alembic check` proves it.
+The migrations in `syncd/migrations/` create exactly this schema; `alembic check` proves it.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def test_dockerfile_installs_the_project_in_app() -> None:
     assert re.search(r"^WORKDIR /app$", text, re.M)
     assert "pip install -e ." in text
     copied = re.findall(r"^COPY (.+) \S+$", text, re.M)
-    for needed in ("pyproject.toml", "alembic.ini", "syncd", "migrations"):
+    for needed in ("pyproject.toml", "alembic.ini", "syncd"):
         assert any(needed in c.split() for c in copied), needed
         assert (ROOT / needed).exists()
 

@@ -1,0 +1,137 @@
+"""``syncd run`` as a real process for a test: against a fake tenant and a test database.
+
+The process gets its settings from ``SYNCD_*`` variables built here alone (the caller's own
+``SYNCD_*`` variables and any ``syncd.toml`` are kept away from it), serves HTTP on a free
+loopback port, and logs JSON to ``log_path``. ``start`` waits for ``/healthz``; ``stop`` sends
+SIGTERM and waits (SIGKILL after the timeout), so no process outlives the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from syncd.testing.safety import ensure_fake_directory
+
+
+class DaemonError(RuntimeError):
+    """The daemon did not start (the message ends with the tail of its log) or did not stop."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SyncdDaemon:
+    """A ``syncd run`` process: ``url`` is its HTTP base (``http://127.0.0.1:PORT``), ``admin_token``
+    the bearer token of its admin API; ``client()`` an httpx client bound to ``url``.
+
+    ``settings`` are extra ``SYNCD_*`` values by setting name (``{"delta_interval_seconds": 5}``).
+    Raises ``UnsafeDirectoryError`` when ``graph_url`` is not a fake tenant on loopback.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        graph_url: str,
+        workdir: Path,
+        *,
+        admin_token: str = "syncd-testing-admin",
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        ensure_fake_directory(graph_url)
+        self.database_url, self.graph_url, self.workdir = database_url, graph_url, workdir
+        self.admin_token = admin_token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "syncd-run.log"
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "directory_url": graph_url,
+            "directory_token": "syncd-testing",
+            "http_host": "127.0.0.1",
+            "http_port": self.port,
+            "admin_token": admin_token,
+            "log_format": "json",
+            **(settings or {}),
+        }
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+        self._env.update({f"SYNCD_{k.upper()}": str(v) for k, v in values.items()})
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> SyncdDaemon:
+        """Start ``python -m syncd run`` and wait until it answers ``/healthz``; raises
+        ``DaemonError`` (with its log's tail) when it exits or does not answer in time."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self._popen = subprocess.Popen(
+                [sys.executable, "-m", "syncd", "run"],
+                env=self._env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._popen.poll() is not None:
+                raise DaemonError(f"syncd run exited with {self._popen.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2, trust_env=False).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DaemonError(
+                    f"syncd run did not answer /healthz within {timeout_s}s:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen is not None else None
+
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def client(self, **options: Any) -> httpx.Client:
+        """An httpx client bound to the daemon's URL, sending the admin token (the caller closes it)."""
+        options.setdefault("timeout", 30.0)
+        options.setdefault("headers", {"Authorization": f"Bearer {self.admin_token}"})
+        return httpx.Client(base_url=self.url, trust_env=False, **options)
+
+    def log_tail(self, n: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, then wait; SIGKILL after ``timeout_s``. Returns the exit status (None if never
+        started). Raises ``DaemonError`` when it had to be killed."""
+        if self._popen is None:
+            return None
+        if self._popen.poll() is None:
+            self._popen.send_signal(signal.SIGTERM)
+            try:
+                self._popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait(10)
+                raise DaemonError(f"syncd run did not stop on SIGTERM within {timeout_s}s") from None
+        return self._popen.returncode
+
+    def __enter__(self) -> SyncdDaemon:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
