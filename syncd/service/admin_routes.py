@@ -18,7 +18,8 @@ POST   /api/environments/{env}/teams/{team}/roles        {"role": ...}  R21, R25
 DELETE /api/environments/{env}/teams/{team}/roles/{role}
 POST   /api/environments/{env}/groups/{group}/roles      {"role": ..., "membership": ...}  the group's team, created just in time
 
-``{team}`` is a team id, its group's object id, or its name; ``?membership=`` picks among a
+Every ``{param}`` is one path segment, percent-encoded as sent: an environment named ``a/b`` is
+``/api/environments/a%2Fb/...`` (``syncd.service.routing``). ``{team}`` is a team id, its group's object id, or its name; ``?membership=`` picks among a
 group's teams. ``POST .../teams`` answers 201; ``POST .../groups/{group}/roles`` answers 201 when
 it created the team, 200 otherwise. A malformed or unknown group, an unknown membership type or
 role is 400 or 404; a second team for the same group and membership type is 409.
@@ -49,7 +50,6 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from syncd.admin import app_users, env_settings, modes, roles, stubs, teams, users
 from syncd.admin.errors import DirectoryFailed, Refused
@@ -60,6 +60,7 @@ from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.service.auth import require_admin
 from syncd.service.locks import EnvironmentLocks, locks_for
 from syncd.service.quarantine import QuarantinePolicy, resume
+from syncd.service.routing import ApiRoute
 from syncd.sync.directory import open_directory, token_provider
 
 log = structlog.get_logger(__name__)
@@ -413,28 +414,28 @@ def routes(
     *,
     directory: DirectoryFactory | None = None,
     locks: EnvironmentLocks | None = None,
-) -> list[Route]:
+) -> list[ApiRoute]:
     """The admin routes. ``directory`` opens the Graph client of a request (default: the settings');
     ``locks`` are the environments' run locks (default: the database's, see ``locks_for``)."""
     a = AdminRoutes(appctx, directory, locks)
     g = a._guarded
     base = "/api/environments/{env}"
     return [
-        Route(base + "/users/{user}/diagnose", a.diagnose, methods=["GET"]),
-        Route(base + "/users", g(a.add), methods=["POST"]),
-        Route(base + "/users/{user}/refresh", g(a.refresh), methods=["POST"]),
-        Route(base + "/users/{user}/access-mode", g(a.access_mode), methods=["PUT"]),
-        Route(base + "/app-users", g(a.app_user), methods=["POST"]),
-        Route(base + "/stubs", g(a.import_stubs), methods=["POST"]),
-        Route(base + "/stubs/{stub}/reassign", g(a.reassign), methods=["POST"]),
-        Route(base + "/roles", g(a.assign_role), methods=["POST"]),
-        Route(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
-        Route(base, g(a.set_environment), methods=["PATCH"]),
-        Route(base + "/resume", g(a.resume), methods=["POST"]),
-        Route(base + "/teams", a.list_teams, methods=["GET"]),
-        Route(base + "/teams", g(a.create_team), methods=["POST"]),
-        Route(base + "/teams/{team}", a.show_team, methods=["GET"]),
-        Route(base + "/teams/{team}/roles", g(a.assign_team_role), methods=["POST"]),
-        Route(base + "/teams/{team}/roles/{role}", g(a.remove_team_role), methods=["DELETE"]),
-        Route(base + "/groups/{group}/roles", g(a.assign_group_role), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/diagnose", a.diagnose, methods=["GET"]),
+        ApiRoute(base + "/users", g(a.add), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/refresh", g(a.refresh), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/access-mode", g(a.access_mode), methods=["PUT"]),
+        ApiRoute(base + "/app-users", g(a.app_user), methods=["POST"]),
+        ApiRoute(base + "/stubs", g(a.import_stubs), methods=["POST"]),
+        ApiRoute(base + "/stubs/{stub}/reassign", g(a.reassign), methods=["POST"]),
+        ApiRoute(base + "/roles", g(a.assign_role), methods=["POST"]),
+        ApiRoute(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
+        ApiRoute(base, g(a.set_environment), methods=["PATCH"]),
+        ApiRoute(base + "/resume", g(a.resume), methods=["POST"]),
+        ApiRoute(base + "/teams", a.list_teams, methods=["GET"]),
+        ApiRoute(base + "/teams", g(a.create_team), methods=["POST"]),
+        ApiRoute(base + "/teams/{team}", a.show_team, methods=["GET"]),
+        ApiRoute(base + "/teams/{team}/roles", g(a.assign_team_role), methods=["POST"]),
+        ApiRoute(base + "/teams/{team}/roles/{role}", g(a.remove_team_role), methods=["DELETE"]),
+        ApiRoute(base + "/groups/{group}/roles", g(a.assign_group_role), methods=["POST"]),
     ]

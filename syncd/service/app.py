@@ -14,7 +14,10 @@ POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_d
 operations, PATCH /api/environments/{name} for an environment's settings, and
 POST /api/environments/{name}/resume to take it out of quarantine)
 
-Mutations need the admin token (see `syncd.service.auth`).
+Mutations need the admin token (see `syncd.service.auth`). A `{name}` is one path segment,
+percent-encoded as sent (`a%2Fb` names `a/b`, see `syncd.service.routing`). Every error under
+/api/ is JSON `{"error", "detail"}`, an unknown route (404) and a method a route does not take
+(405) included.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.locks import EnvironmentLocks
 from syncd.service.metrics import Metrics
 from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
+from syncd.service.routing import ApiRoute, api_exception_handlers
 from syncd.service.scheduler import Target
 
 log = structlog.get_logger(__name__)
@@ -269,15 +273,17 @@ def create_app(
         Route("/readyz", ep.readyz),
         Route("/metrics", ep.metrics_),
         Route("/", ep.index),
-        Route("/api/environments", ep.environments),
-        Route("/api/environments/{name}", ep.environment),
-        Route("/api/environments/{name}/sync", ep.sync, methods=["POST"]),
-        Route("/api/environments/{name}/approve-mass-disable", ep.approve_mass_disable, methods=["POST"]),
-        Route("/api/runs", ep.runs_),
-        Route("/api/runs/{run_id:int}", ep.run),
+        ApiRoute("/api/environments", ep.environments),
+        ApiRoute("/api/environments/{name}", ep.environment),
+        ApiRoute("/api/environments/{name}/sync", ep.sync, methods=["POST"]),
+        ApiRoute("/api/environments/{name}/approve-mass-disable", ep.approve_mass_disable, methods=["POST"]),
+        ApiRoute("/api/runs", ep.runs_),
+        ApiRoute("/api/runs/{run_id:int}", ep.run),
     ]
     routes.extend(admin_routes(appctx, jobs.locks if jobs is not None else None))
-    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    return Starlette(
+        routes=routes, exception_handlers={**api_exception_handlers(), Exception: _internal_error}
+    )
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:
