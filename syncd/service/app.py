@@ -40,7 +40,7 @@ from starlette.routing import BaseRoute, Route
 
 from syncd.context import AppContext
 from syncd.dataverse import db
-from syncd.dataverse.environments import describe, user_counts
+from syncd.dataverse.environments import describe, shown, user_counts
 from syncd.dataverse.schema import Environment
 from syncd.service import runs, status_page
 from syncd.service.auth import require_admin
@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 
 ADMIN_ROUTES_MODULE = "syncd.service.admin_routes"
 MAX_RUNS_PAGE = 500
+SYNC_BODY_FIELDS = ("kind", "dry_run")
 MAX_RUN_ID = 2**63 - 1  # run ids are 64-bit (BIGINT on PostgreSQL, INTEGER on SQLite)
 
 
@@ -215,12 +216,19 @@ class Endpoints:
             return _error(400, "bad request", "the body must be a JSON object")
         if not isinstance(body, dict):
             return _error(400, "bad request", "the body must be a JSON object")
+        unknown = [k for k in body if k not in SYNC_BODY_FIELDS]
+        if unknown:
+            return _error(
+                400,
+                "bad request",
+                f"unknown field {shown(unknown[0])} in the body: expected {', '.join(SYNC_BODY_FIELDS)}",
+            )
         kind = body.get("kind", "delta")
         dry_run = body.get("dry_run", False)
         if kind not in ("delta", "full", "auto"):
-            return _error(400, "bad request", f"kind must be 'delta' or 'full', not {kind!r}")
+            return _error(400, "bad request", f"kind must be 'delta', 'full' or 'auto', not {shown(kind)}")
         if not isinstance(dry_run, bool):
-            return _error(400, "bad request", "dry_run must be true or false")
+            return _error(400, "bad request", f"dry_run must be true or false, not {shown(dry_run)}")
         return await self._run(
             request.path_params["name"], RunRequest(kind=kind, trigger="api", dry_run=dry_run)
         )

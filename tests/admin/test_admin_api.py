@@ -330,3 +330,35 @@ def test_the_daemons_api_reaches_odd_names_and_answers_json_404_and_405(
         r = client.get("/nothing-here")
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/plain")
     appctx.close()
+
+
+def test_every_body_refuses_unknown_keys_and_wrong_types(api: TestClient, tenant: Tenant) -> None:
+    # Each body takes its fields exactly: an unknown key or a value of the wrong type is a 400 naming it.
+    u = tenant.user("strict")
+    upn, base = u["userPrincipalName"], "/api/environments/prod"
+    app_id = tenant.service_principals[0]["appId"]
+    cases: list[tuple[str, str, Any, list[str]]] = [
+        ("POST", "/users", {"user": upn, "mod": "first_access"}, ["unknown field 'mod'"]),
+        ("POST", "/users", {"user": upn, "mode": 1}, ["'mode'", "1"]),
+        ("POST", "/users", {"user": 12}, ["'user'", "12"]),
+        ("POST", "/users", {"user": upn, "mode": "sideways"}, ["'sideways'", "on_demand, first_access"]),
+        ("PUT", f"/users/{upn}/access-mode", {"mode": "read", "force": True}, ["unknown field 'force'"]),
+        ("PUT", f"/users/{upn}/access-mode", {"mode": 2}, ["'mode'", "2"]),
+        ("PUT", f"/users/{upn}/access-mode", {"mode": "up"}, ["invalid access mode 'up'", "read-write (0)"]),
+        ("POST", "/app-users", {"app_id": app_id, "name": "x"}, ["unknown field 'name'"]),
+        ("POST", "/app-users", {"app_id": [app_id]}, ["'app_id'"]),
+        ("POST", "/roles", {"user": upn, "role": "Basic User", "scope": "bu"}, ["unknown field 'scope'"]),
+        ("POST", "/roles", {"user": upn, "role": 3.5}, ["'role'", "3.5"]),
+        ("POST", "/stubs/old@legacy.example/reassign", {"target": upn, "x": 1}, ["unknown field 'x'"]),
+        ("POST", "/stubs/old@legacy.example/reassign", {"target": None}, ["'target'", "None"]),
+        ("PATCH", "", {"is_sales": True, "colour": "red"}, ["'colour'"]),
+        ("PATCH", "", {"is_sales": "yes"}, ["is_sales", "'yes'"]),
+    ]
+    for method, url, body, needles in cases:
+        r = api.request(method, base + url, headers=AUTH, json=body)
+        assert r.status_code == 400, (method, url, body, r.text)
+        detail = r.json()["detail"]
+        assert r.json()["error"] == "bad request" and len(detail.splitlines()) == 1, detail
+        assert all(n in detail for n in needles), (body, detail)
+    r = api.get(f"{base}/users/{upn}/diagnose")
+    assert r.status_code == 200 and r.json()["row"] is None  # nothing was written

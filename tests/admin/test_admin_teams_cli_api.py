@@ -176,3 +176,35 @@ def test_r25_team_api_errors(api: TestClient, engine: Engine, tenant: Tenant) ->
     assert api.get("/api/environments/nope/teams").status_code == 404
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(TeamMembership)) == 0
+
+
+def test_r25_team_api_refuses_unknown_keys_and_wrong_types(
+    api: TestClient, engine: Engine, tenant: Tenant
+) -> None:
+    gid = tenant.group("Strict")
+    base = "/api/environments/prod"
+    for body, needles in [
+        ({"group": gid, "membership": 1}, ["'membership'", "1", "membership type's name"]),
+        ({"group": gid, "membershp": "members"}, ["'membershp'", "unknown field"]),
+        ({"group": gid, "roles": "Basic User"}, ["'roles'", "'Basic User'", "list of role names"]),
+        ({"group": gid, "roles": [1]}, ["'roles'", "[1]"]),
+        ({"group": gid, "administrator": 5}, ["'administrator'", "5"]),
+        ({"group": 7}, ["'group'", "7", "object id"]),
+        ({"group": "  "}, ["'group'", "non-empty"]),
+        ({}, ["'group'"]),
+    ]:
+        r = api.post(base + "/teams", headers=AUTH, json=body)
+        assert r.status_code == 400, (body, r.text)
+        detail = r.json()["detail"]
+        assert r.json()["error"] == "bad request" and len(detail.splitlines()) == 1, detail
+        assert all(n in detail for n in needles), (body, detail)
+    for url, body, needle in [
+        (f"/groups/{gid}/roles", {"role": "Basic User", "membership": 2}, "'membership'"),
+        (f"/groups/{gid}/roles", {"role": "Basic User", "extra": True}, "'extra'"),
+        ("/teams/Strict/roles", {"role": "Basic User", "membership": "owners"}, "'membership'"),
+        ("/teams/Strict/roles", {"role": ["Basic User"]}, "'role'"),
+    ]:
+        r = api.post(base + url, headers=AUTH, json=body)
+        assert r.status_code == 400 and needle in r.json()["detail"], (url, body, r.text)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Team)) == 0
