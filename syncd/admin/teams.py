@@ -434,7 +434,7 @@ def user_teams(session: Session, systemuserid: uuid.UUID) -> list[dict[str, Any]
         select(Team)
         .join(TeamMembership, TeamMembership.teamid == Team.teamid)
         .where(TeamMembership.systemuserid == systemuserid)
-        .order_by(Team.name)
+        .order_by(Team.name, Team.teamid)
     )
     out = []
     for t in session.scalars(q):
