@@ -456,3 +456,42 @@ def test_r25_teams_of_the_same_name_stay_apart_and_a_refresh_that_joins_one_is_a
     assert set(result.row["team_roles"]) == {f"Twins ({a.team['teamid']})", f"Twins ({b.team['teamid']})"}
     again = users.refresh_user(engine, directory, "prod", u["id"])
     assert again.changed is False and again.teams is not None and again.teams.added == []
+
+
+LONG_NAMES = [
+    "G" * 200,
+    # an astral character (one code point, two UTF-16 units) across the 160th place stays whole
+    "A" * 159 + "\U0001f600" + "B" * 40,
+    # control characters are removed first, as from a user's columns (R10)
+    "Tab\there" + "C" * 195,
+]
+
+
+@pytest.mark.parametrize("display_name", LONG_NAMES)
+def test_r25_an_over_long_group_name_is_fitted_like_a_users_columns_and_said(
+    engine: Engine, tenant: Tenant, directory: GraphClient, display_name: str
+) -> None:
+    # The team's name fits its column (160 characters, code points) the way sync fits a user's
+    # columns (R10's fit_value), with a warning in the log and a note in the result.
+    from structlog.testing import capture_logs
+
+    from syncd.rules.columns import fit_value
+
+    make_env(engine)
+    expected = fit_value("name", display_name, 160)[0]
+    assert len(expected) == 160
+    gid = tenant.group(display_name)
+    with capture_logs() as logs:
+        created = teams.create_team(engine, directory, "prod", gid)
+    assert created.team["name"] == expected
+    note = created.notes[0] if created.notes else ""
+    assert "cut to 160 characters" in note and f"has {len(display_name)} characters" in note
+    assert created.as_dict()["notes"] == created.notes and len(created.notes[0].splitlines()) == 1
+    warned = [e for e in logs if e["event"] == "admin.team_name_fitted"]
+    assert warned and warned[0]["log_level"] == "warning" and warned[0]["group"] == gid
+    with Session(engine) as s:
+        assert s.scalars(select(Team.name)).one() == expected  # stored whole on both backends
+    jit = teams.assign_group_role(engine, directory, "prod", gid, "Basic User", membership="owners")
+    assert jit.created and jit.team["name"] == expected and jit.notes == created.notes
+    again = teams.assign_group_role(engine, directory, "prod", gid, "Basic User", membership="owners")
+    assert again.notes == []

@@ -248,3 +248,20 @@ def test_r25_api_refresh_that_joins_a_team_is_changed(api: TestClient, tenant: T
     r = api.post(base + f"/users/{u['id']}/refresh", headers=AUTH)
     assert r.status_code == 200 and r.json()["changed"] is True, r.text
     assert [t["azureactivedirectoryobjectid"] for t in r.json()["teams"]["added"]] == [gid]
+
+
+def test_r25_an_over_long_group_name_is_noted_in_the_commands_output(cli: Cli, cli_tenant: Tenant) -> None:
+    cli("env", "create", "prod")
+    gid = cli_tenant.group("L" * 200)
+    code, text, _ = cli("role", "assign-group", "prod", gid, "Basic User")
+    assert code == 0 and "note: team name cut to 160 characters" in text, text
+    code, out = cli.json("team", "create", "prod", "--group", gid, "--membership", "owners")
+    assert code == 0 and out["team"]["name"] == "L" * 160
+    assert len(out["notes"]) == 1 and "cut to 160 characters" in out["notes"][0]
+
+
+def test_r25_an_over_long_group_name_is_noted_by_the_api(api: TestClient, tenant: Tenant) -> None:
+    gid = tenant.group("M" * 200)
+    r = api.post("/api/environments/prod/teams", headers=AUTH, json={"group": gid})
+    assert r.status_code == 201 and r.json()["team"]["name"] == "M" * 160
+    assert "cut to 160 characters" in r.json()["notes"][0]
