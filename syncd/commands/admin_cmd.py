@@ -210,7 +210,12 @@ def set_mode(
     ctx: typer.Context,
     env: EnvArg,
     user: UserArg,
-    mode: Annotated[str, typer.Argument(help=f"one of: {', '.join(modes.MODES)}")],
+    mode: Annotated[
+        str,
+        typer.Argument(
+            help="one of: " + ", ".join(f"{name} ({number})" for name, number in modes.MODES.items())
+        ),
+    ],
     json: JsonOpt = False,
 ) -> None:
     """Set the user's access mode (R16); at most 7 non-interactive users per environment (R17)."""

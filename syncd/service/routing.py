@@ -14,6 +14,7 @@ method the route does not take: 405, with ``Allow``) as the API answers every ot
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
@@ -63,7 +64,7 @@ class ApiRoute(Route):
             }
         return match, child
 
-    @property
+    @cached_property
     def _raw_params(self) -> frozenset[str]:
         return frozenset(k for k, c in self.param_convertors.items() if isinstance(c, StringConvertor))
 
@@ -74,6 +75,9 @@ def _api_error(request: Request, exc: Exception) -> Response:
     path = request.url.path
     if not (path + "/").startswith(API_PREFIX):
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes):  # as sent, so that ``a%2Fb`` reads as one segment
+        path = raw.decode("utf-8", "replace")
     if exc.status_code == 404:
         body = {"error": "not found", "detail": f"no route {path!r} in the API"}
     elif exc.status_code == 405:

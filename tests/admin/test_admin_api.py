@@ -325,6 +325,7 @@ def test_the_daemons_api_reaches_odd_names_and_answers_json_404_and_405(
             assert r.headers["content-type"] == "application/json", (method, url, r.text)
             body = r.json()
             assert set(body) == {"error", "detail"} and len(body["detail"].splitlines()) == 1, body
+            assert repr(url) in body["detail"], body
             if status == 405:
                 assert method in body["detail"] and r.headers["allow"], body
         r = client.get("/nothing-here")
