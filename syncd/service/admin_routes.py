@@ -19,7 +19,9 @@ DELETE /api/environments/{env}/teams/{team}/roles/{role}
 POST   /api/environments/{env}/groups/{group}/roles      {"role": ..., "membership": ...}  the group's team, created just in time
 
 Every ``{param}`` is one path segment, percent-encoded as sent: an environment named ``a/b`` is
-``/api/environments/a%2Fb/...`` (``syncd.service.routing``). ``{team}`` is a team id, its group's object id, or its name; ``?membership=`` picks among a
+``/api/environments/a%2Fb/...`` (``syncd.service.routing``).
+
+``{team}`` is a team id, its group's object id, or its name; ``?membership=`` picks among a
 group's teams. ``POST .../teams`` answers 201; ``POST .../groups/{group}/roles`` answers 201 when
 it created the team, 200 otherwise. A malformed or unknown group, an unknown membership type or
 role is 400 or 404; a second team for the same group and membership type is 409.
@@ -141,7 +143,8 @@ def _parse_json(raw: bytes) -> Any:
 class Body(BaseModel):
     """A JSON body of the admin API: its fields exactly (an unknown key is refused) and of their
     types exactly (no coercion: ``1`` is not a string, ``"1"`` not a list). ``REQUIRED`` fields
-    must be non-empty strings; ``EXPECTED`` says in words what each field takes, for the error."""
+    must be non-empty strings; ``EXPECTED`` says what each field takes (its JSON type first), for
+    the error."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     REQUIRED: ClassVar[tuple[str, ...]] = ()
@@ -150,32 +153,35 @@ class Body(BaseModel):
 
 class AddBody(Body):
     REQUIRED = ("user",)
-    EXPECTED = {"user": "a user's UPN or object id", "mode": "'on_demand' or 'first_access'"}
+    EXPECTED = {
+        "user": "a string (a user's UPN or object id)",
+        "mode": "a string ('on_demand' or 'first_access')",
+    }
     user: str
     mode: str = "on_demand"
 
 
 class ModeBody(Body):
     REQUIRED = ("mode",)
-    EXPECTED = {"mode": "an access mode's name or number as a string"}
+    EXPECTED = {"mode": "a string (an access mode's name or number)"}
     mode: str
 
 
 class AppUserBody(Body):
     REQUIRED = ("app_id",)
-    EXPECTED = {"app_id": "a service principal's appId"}
+    EXPECTED = {"app_id": "a string (a service principal's appId)"}
     app_id: str
 
 
 class ReassignBody(Body):
     REQUIRED = ("target",)
-    EXPECTED = {"target": "a user's UPN or object id"}
+    EXPECTED = {"target": "a string (a user's UPN or object id)"}
     target: str
 
 
 class RoleBody(Body):
     REQUIRED = ("user", "role")
-    EXPECTED = {"user": "a user's UPN or object id", "role": "a security role's name"}
+    EXPECTED = {"user": "a string (a user's UPN or object id)", "role": "a string (a security role's name)"}
     user: str
     role: str
 
@@ -183,10 +189,10 @@ class RoleBody(Body):
 class CreateTeamBody(Body):
     REQUIRED = ("group",)
     EXPECTED = {
-        "group": "a group's object id",
-        "membership": "a membership type's name",
-        "roles": "a list of role names",
-        "administrator": "a user's UPN or object id, or null",
+        "group": "a string (a group's object id)",
+        "membership": "a string (a membership type's name)",
+        "roles": "a list of strings (role names)",
+        "administrator": "a string (a user's UPN or object id) or null",
     }
     group: str
     membership: str = "members-and-guests"
@@ -196,13 +202,16 @@ class CreateTeamBody(Body):
 
 class TeamRoleBody(Body):
     REQUIRED = ("role",)
-    EXPECTED = {"role": "a security role's name"}
+    EXPECTED = {"role": "a string (a security role's name)"}
     role: str
 
 
 class GroupRoleBody(Body):
     REQUIRED = ("role",)
-    EXPECTED = {"role": "a security role's name", "membership": "a membership type's name"}
+    EXPECTED = {
+        "role": "a string (a security role's name)",
+        "membership": "a string (a membership type's name)",
+    }
     role: str
     membership: str = "members-and-guests"
 
@@ -220,9 +229,9 @@ def parse_body(model: type[B], body: dict[str, Any]) -> B:
             )
     for f in model.REQUIRED:
         if f not in body:
-            raise _BadBody(f"the body needs {f!r}: {model.EXPECTED[f]}, as a non-empty string")
+            raise _BadBody(f"the body needs {f!r}: {model.EXPECTED[f]}, not empty")
         if isinstance(body[f], str) and not body[f].strip():
-            raise _BadBody(f"{f!r} must be a non-empty string ({model.EXPECTED[f]}), not {shown(body[f])}")
+            raise _BadBody(f"{f!r} must be {model.EXPECTED[f]}, not empty: {shown(body[f])}")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
