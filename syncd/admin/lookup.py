@@ -243,19 +243,25 @@ def role_names(session: Session, systemuserid: uuid.UUID) -> list[str]:
 
 
 def team_role_names(session: Session, systemuserid: uuid.UUID) -> dict[str, list[str]]:
-    """Team name -> the names of the security roles it holds, for every team the user is a member of
-    (R21: a member holds its team's roles; a team holding none maps to an empty list)."""
-    teams: dict[str, list[str]] = {}
-    q = (
-        select(Team.name, Role.name)
+    """Team -> the names of the security roles it holds, for every team the user is a member of
+    (R21: a member holds its team's roles; a team holding none maps to an empty list). A team is
+    keyed by its name, or by ``name (teamid)`` when the user is in several teams of that name (two
+    groups with the same displayName), so no two teams merge."""
+    rows = session.execute(
+        select(Team.teamid, Team.name, Role.name)
         .join(TeamMembership, TeamMembership.teamid == Team.teamid)
         .outerjoin(TeamRole, TeamRole.teamid == Team.teamid)
         .outerjoin(Role, Role.roleid == TeamRole.roleid)
         .where(TeamMembership.systemuserid == systemuserid)
-        .order_by(Team.name, Role.name)
-    )
-    for team, role in session.execute(q):
-        names = teams.setdefault(team, [])
+        .order_by(Team.name, Team.teamid, Role.name)
+    ).all()
+    ids_by_name: dict[str, set[uuid.UUID]] = {}
+    for teamid, name, _ in rows:
+        ids_by_name.setdefault(name, set()).add(teamid)
+    teams: dict[str, list[str]] = {}
+    for teamid, name, role in rows:
+        key = name if len(ids_by_name[name]) == 1 else f"{name} ({teamid})"
+        names = teams.setdefault(key, [])
         if role is not None:
             names.append(role)
     return teams

@@ -31,17 +31,62 @@ from syncd.rules import GROUP_TEAM_TYPES, MEMBERSHIP_NAMES, in_group_team
 log = structlog.get_logger(__name__)
 
 
-@dataclass
-class MembershipChange:
-    """What just-in-time membership (R25) did for one user: the teams (names) joined and left, and
-    every group team the user is a member of afterwards."""
+@dataclass(frozen=True)
+class TeamRef:
+    """One group team in a membership change: its id, name, group and membership type, so that
+    two teams of the same name (two groups with the same displayName) stay apart."""
 
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    member_of: list[str] = field(default_factory=list)
+    teamid: str
+    name: str | None  # None for a team gone since the membership was read
+    group_id: str | None
+    membershiptype: int | None
+
+    @classmethod
+    def of(cls, team: Team) -> TeamRef:
+        group = team.azureactivedirectoryobjectid
+        return cls(str(team.teamid), team.name, None if group is None else str(group), team.membershiptype)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"added": self.added, "removed": self.removed, "member_of": self.member_of}
+        """``{"teamid", "name", "azureactivedirectoryobjectid", "membershiptype",
+        "membershiptype_name"}``."""
+        mtype = self.membershiptype
+        return {
+            "teamid": self.teamid,
+            "name": self.name,
+            "azureactivedirectoryobjectid": self.group_id,
+            "membershiptype": mtype,
+            "membershiptype_name": None if mtype is None else MEMBERSHIP_NAMES.get(mtype),
+        }
+
+    def label(self) -> str:
+        """The team for one line of text: ``Sales (team <id>, group <id>, members)``."""
+        if self.name is None:
+            return f"team {self.teamid}"
+        mtype = "" if self.membershiptype is None else f", {MEMBERSHIP_NAMES.get(self.membershiptype)}"
+        return f"{self.name} (team {self.teamid}, group {self.group_id}{mtype})"
+
+
+@dataclass
+class MembershipChange:
+    """What just-in-time membership (R25) did for one user: the teams joined and left, and every
+    group team the user is a member of afterwards, each a ``TeamRef``."""
+
+    added: list[TeamRef] = field(default_factory=list)
+    removed: list[TeamRef] = field(default_factory=list)
+    member_of: list[TeamRef] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether the user joined or left a team."""
+        return bool(self.added or self.removed)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"added", "removed", "member_of"}``: lists of ``TeamRef.as_dict()``."""
+        return {
+            "added": [t.as_dict() for t in self.added],
+            "removed": [t.as_dict() for t in self.removed],
+            "member_of": [t.as_dict() for t in self.member_of],
+        }
 
 
 def _direct_groups(directory: GraphClient, user_id: str) -> set[str]:
@@ -136,10 +181,10 @@ def write_memberships(engine: Engine, found: WantedTeams, systemuserid: uuid.UUI
                 .where(TeamMembership.systemuserid == systemuserid, Team.teamtype.in_(GROUP_TEAM_TYPES))
             )
         )
-        for tid in sorted(wanted - current, key=lambda i: by_id[i].name):
+        for tid in sorted(wanted - current, key=lambda i: (by_id[i].name, str(i))):
             team = by_id[tid]
             session.add(TeamMembership(teamid=tid, systemuserid=systemuserid))
-            change.added.append(team.name)
+            change.added.append(TeamRef.of(team))
             record_event(
                 session,
                 row,
@@ -147,7 +192,7 @@ def write_memberships(engine: Engine, found: WantedTeams, systemuserid: uuid.UUI
                 "R25",
                 f"Added to group team {team.name} ({_describe(team)}) just in time.",
             )
-        for tid in sorted(current - wanted, key=str):
+        for tid in sorted(current - wanted, key=lambda i: (by_id[i].name if i in by_id else "", str(i))):
             left = by_id.get(tid)
             session.execute(
                 delete(TeamMembership).where(
@@ -155,7 +200,9 @@ def write_memberships(engine: Engine, found: WantedTeams, systemuserid: uuid.UUI
                 )
             )
             name = left.name if left is not None else str(tid)
-            change.removed.append(name)
+            change.removed.append(
+                TeamRef.of(left) if left is not None else TeamRef(str(tid), None, None, None)
+            )
             what = f" ({_describe(left)})" if left is not None else ""
             record_event(
                 session,
@@ -164,14 +211,16 @@ def write_memberships(engine: Engine, found: WantedTeams, systemuserid: uuid.UUI
                 "R25",
                 f"Removed from group team {name}{what} just in time: the group no longer has the user.",
             )
-        change.member_of = sorted(by_id[t].name for t in wanted)
-    if change.added or change.removed:
+        change.member_of = [
+            TeamRef.of(by_id[t]) for t in sorted(wanted, key=lambda i: (by_id[i].name, str(i)))
+        ]
+    if change.changed:
         log.info(
             "admin.team_memberships",
             environment_id=found.env_id,
             systemuserid=str(systemuserid),
-            added=change.added,
-            removed=change.removed,
+            added=[t.teamid for t in change.added],
+            removed=[t.teamid for t in change.removed],
         )
     return change
 

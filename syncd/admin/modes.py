@@ -48,16 +48,32 @@ _KIND_CHECKS = {
 }
 
 
-def parse_mode(value: str) -> int:
-    """An access mode by name (read-write, administrative, read, non-interactive)."""
-    name = str(value).strip().lower().replace("_", "-").replace(" ", "-")
-    if name in ("readwrite", "read/write"):
-        name = "read-write"
-    if name == "noninteractive":
-        name = "non-interactive"
-    if name not in MODES:
-        raise SyncdError(f"unknown access mode {value!r}: expected one of {', '.join(MODES)}")
-    return MODES[name]
+def _bad_mode(value: object) -> SyncdError:
+    """The one error for a mode that can't be set, naming the value and the accepted ones."""
+    accepted = ", ".join(f"{name} ({number})" for name, number in MODES.items())
+    return SyncdError(f"invalid access mode {value!r}: expected one of {accepted}")
+
+
+def parse_mode(value: object) -> int:
+    """R16: the access mode to set, by name (``read-write``, ``administrative``, ``read``,
+    ``non-interactive``; case, ``_`` and spaces ignored) or by Dataverse's number (0, 1, 2, 4; an
+    int or its digits). SyncdError naming the value and the accepted ones otherwise (3, support
+    user, and 5, delegated admin, are built-in users' modes, never set)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value in MODES.values():
+            return int(value)
+        raise _bad_mode(value)
+    if not isinstance(value, str):
+        raise _bad_mode(value)
+    name = value.strip().lower().replace("_", "-").replace(" ", "-")
+    name = {"readwrite": "read-write", "read/write": "read-write", "noninteractive": "non-interactive"}.get(
+        name, name
+    )
+    if name in MODES:
+        return MODES[name]
+    if name.isdigit() and int(name) in MODES.values():
+        return int(name)
+    raise _bad_mode(value)
 
 
 @dataclass
@@ -106,11 +122,11 @@ def set_access_mode(
     *,
     directory: GraphClient | None = None,
 ) -> ModeResult:
-    """Set a user's access mode (R16), refusing an eighth non-interactive user (R17)."""
+    """Set a user's access mode (R16), refusing an eighth non-interactive user (R17) and the users
+    whose mode can't change (R18-R20): Refused, changing nothing. ``mode`` as ``parse_mode`` takes
+    it (SyncdError naming it otherwise); an unknown environment or user is NotFound."""
     key = lookup.check_key(key)
-    wanted = parse_mode(mode) if isinstance(mode, str) else int(mode)
-    if wanted not in MODES.values():
-        raise SyncdError(f"unknown access mode {mode!r}: expected one of {', '.join(MODES)}")
+    wanted = parse_mode(mode)
     with Session(engine) as session, session.begin():
         env = get_environment(session, env_name)
         # One change of access mode per environment at a time, so two can't both take the seventh place.
@@ -128,8 +144,7 @@ def change_access_mode(
     """Set `row`'s access mode in the caller's transaction (R16), refusing an eighth non-interactive
     user (R17) and the users whose mode can't change (R18-R20); records the event. The caller holds
     the environment's row lock (`set_access_mode` shows how). Raises Refused, changing nothing."""
-    if wanted not in MODES.values():
-        raise SyncdError(f"unknown access mode {wanted!r}: expected one of {', '.join(MODES)}")
+    wanted = parse_mode(wanted)
     if row.kind != "regular":
         check = _KIND_CHECKS[row.kind]
         raise Refused(f"the access mode of {row.domainname} can't be changed: {check.message}", [check])

@@ -7,7 +7,9 @@ members, owners, guests) and holds security roles that its members hold through 
   that has no team of that membership type yet (``assign_group_role``). The group is looked up in
   the directory: an unknown group is bad input; a directory that can't be read is
   ``DirectoryFailed`` (the team takes its name and type from the group, so nothing is guessed).
-  Its name is the group's displayName; its type 2 (security group) or 3 (Microsoft 365 group,
+  Its name is the group's displayName, fitted to the column as sync fits a user's columns (R10,
+  ``fit_value``: control characters removed, cut to 160 characters, code points), with a warning
+  in the log and a note in the result when it had to change; its type 2 (security group) or 3 (Microsoft 365 group,
   "Unified" in ``groupTypes``); it goes to the environment's root business unit (R26); its
   administrator is the environment's built-in support user (R19) unless an administrator names a
   user of the environment.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -50,6 +52,7 @@ from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import DirectoryGroup
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.rules import MEMBERSHIP_NAMES, group_team_type, membership_type
+from syncd.rules.columns import fit_value
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +118,7 @@ class TeamResult:
     changed: bool
     created: bool = False  # the team was created (by ``create`` or just in time)
     role: str | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. the group's name had to be cut to fit
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +128,7 @@ class TeamResult:
             "created": self.created,
             "role": self.role,
             "team": self.team,
+            "notes": self.notes,
         }
 
 
@@ -228,13 +233,26 @@ def _administrator(session: Session, env: Environment, key: str | None, director
     )
 
 
+def team_name(group: DirectoryGroup) -> tuple[str, str | None]:
+    """R25: the name of the group's team, its displayName fitted to the column as sync fits a
+    user's columns (R10, ``fit_value``: control characters removed, cut to TEAM_NAME_LENGTH code
+    points), and a one-line note saying how when it had to change (else None)."""
+    name, note = fit_value("team name", group.display_name, TEAM_NAME_LENGTH)
+    if note is None:
+        return name, None
+    return name, f"{note} (the group's displayName has {len(group.display_name)} characters)"
+
+
 def _new_team(
     session: Session,
     env: Environment,
     group: DirectoryGroup,
     membership: int,
     administrator: SystemUser,
+    notes: list[str],
 ) -> Team:
+    """The group's new team (Conflict when it has one of this membership type); a note on its
+    name, when the group's had to be fitted, is appended to ``notes`` and logged as a warning."""
     existing = session.scalar(
         select(Team).where(
             Team.environment_id == env.id,
@@ -247,9 +265,13 @@ def _new_team(
             f"environment {env.name!r} already has a team for group {group.id} with membership type "
             f"{MEMBERSHIP_NAMES[membership]}: {existing.name!r} ({existing.teamid})"
         )
+    name, note = team_name(group)
+    if note is not None:
+        notes.append(note)
+        log.warning("admin.team_name_fitted", environment=env.name, group=group.id, note=note)
     team = Team(
         environment_id=env.id,
-        name=group.display_name[:TEAM_NAME_LENGTH],
+        name=name,
         teamtype=group_team_type(group.group_types),
         azureactivedirectoryobjectid=uuid.UUID(group.id),
         membershiptype=membership,
@@ -285,7 +307,8 @@ def create_team(
     that can't be read: DirectoryFailed (exit 1, 502). Members are added as they access the
     environment or are refreshed (``syncd.admin.memberships``), not here. ``administrator``: a
     user of the environment (UPN or object id; not a stub) instead of the built-in support user.
-    Returns a TeamResult (``created`` True) whose ``team`` is ``team_dict``'s shape.
+    Returns a TeamResult (``created`` True) whose ``team`` is ``team_dict``'s shape; its ``notes`` say when
+    the group's name had to be fitted to make the team's (``team_name``).
     """
     gid = check_group_id(group_id)
     mtype = check_membership(membership)
@@ -296,11 +319,12 @@ def create_team(
         env = _environment(session, env_name)
         wanted = [find_role(session, env, r) for r in roles]
         admin = _administrator(session, env, administrator, directory)
-        team = _new_team(session, env, group, mtype, admin)
+        notes: list[str] = []
+        team = _new_team(session, env, group, mtype, admin, notes)
         for role in {r.roleid: r for r in wanted}.values():
             session.add(TeamRole(teamid=team.teamid, roleid=role.roleid))
         session.flush()
-        result = TeamResult("create", env.name, team_dict(session, team), True, created=True)
+        result = TeamResult("create", env.name, team_dict(session, team), True, created=True, notes=notes)
     log.info(
         "admin.team_created", environment=env_name, group=gid, membership=mtype, team=result.team["teamid"]
     )
@@ -408,15 +432,23 @@ def assign_group_role(
         env = _environment(session, env_name)
         role = find_role(session, env, role_name)
         created = False
+        notes: list[str] = []
         if team_id is None:
             assert group is not None
-            team = _new_team(session, env, group, mtype, _administrator(session, env, None, directory))
+            admin = _administrator(session, env, None, directory)
+            team = _new_team(session, env, group, mtype, admin, notes)
             created = True
         else:
             team = session.get_one(Team, team_id)
         changed = _give_role(session, team, role) or created
         result = TeamResult(
-            "assign_role", env.name, team_dict(session, team), changed, created=created, role=role.name
+            "assign_role",
+            env.name,
+            team_dict(session, team),
+            changed,
+            created=created,
+            role=role.name,
+            notes=notes,
         )
     log.info(
         "admin.group_role_assigned",
@@ -435,7 +467,7 @@ def user_teams(session: Session, systemuserid: uuid.UUID) -> list[dict[str, Any]
         select(Team)
         .join(TeamMembership, TeamMembership.teamid == Team.teamid)
         .where(TeamMembership.systemuserid == systemuserid)
-        .order_by(Team.name)
+        .order_by(Team.name, Team.teamid)
     )
     out = []
     for t in session.scalars(q):

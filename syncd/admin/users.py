@@ -83,7 +83,7 @@ class UserResult:
     action: str
     rule: str
     reason: str
-    changed: bool
+    changed: bool  # the row changed, or the user joined or left a group team (R25)
     run_id: int | None
     outcome: str
     checks: tuple[Check, ...] = ()
@@ -421,7 +421,8 @@ def _one_user(
         action=decision.action.value,
         rule=decision.rule,
         reason=op.reason if op is not None else decision.reason,
-        changed=op is not None and outcome == "succeeded",
+        # A refresh that only joined or left group teams (R25) changed the user too.
+        changed=(op is not None and outcome == "succeeded") or (teams is not None and teams.changed),
         run_id=run_id,
         outcome=outcome,
         checks=decision.checks,

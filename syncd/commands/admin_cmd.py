@@ -93,10 +93,12 @@ def _print_user_result(result: users.UserResult) -> None:
     for message in result.conflicts:
         typer.echo(f"  conflict: {message}")
     typer.echo(f"  row: {_row_line(result.row)}")
-    if result.teams is not None and (result.teams.added or result.teams.removed):
-        joined = ", ".join(result.teams.added) or "none"
-        left = ", ".join(result.teams.removed) or "none"
-        typer.echo(f"  group teams (R25, just in time): joined {joined}; left {left}")
+    if result.teams is not None:
+        # R25, just in time: one line per team, each named by its id and group (names may repeat).
+        for t in result.teams.added:
+            typer.echo(f"  joined group team {t.label()} (R25, just in time)")
+        for t in result.teams.removed:
+            typer.echo(f"  left group team {t.label()} (R25, just in time)")
     if result.run_id is not None:
         typer.echo(f"  run {result.run_id}: {result.outcome}")
 
@@ -208,7 +210,12 @@ def set_mode(
     ctx: typer.Context,
     env: EnvArg,
     user: UserArg,
-    mode: Annotated[str, typer.Argument(help=f"one of: {', '.join(modes.MODES)}")],
+    mode: Annotated[
+        str,
+        typer.Argument(
+            help="one of: " + ", ".join(f"{name} ({number})" for name, number in modes.MODES.items())
+        ),
+    ],
     json: JsonOpt = False,
 ) -> None:
     """Set the user's access mode (R16); at most 7 non-interactive users per environment (R17)."""

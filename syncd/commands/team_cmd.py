@@ -44,6 +44,8 @@ def _print_team(result: teams.TeamResult, json: bool, verb: str) -> None:
         print_json(result.as_dict())
         return
     typer.echo(f"{verb}: {_line(result.team)}")
+    for note in result.notes:
+        typer.echo(f"  note: {note}")
 
 
 @team_app.command("create")

@@ -18,6 +18,9 @@ POST   /api/environments/{env}/teams/{team}/roles        {"role": ...}  R21, R25
 DELETE /api/environments/{env}/teams/{team}/roles/{role}
 POST   /api/environments/{env}/groups/{group}/roles      {"role": ..., "membership": ...}  the group's team, created just in time
 
+Every ``{param}`` is one path segment, percent-encoded as sent: an environment named ``a/b`` is
+``/api/environments/a%2Fb/...`` (``syncd.service.routing``).
+
 ``{team}`` is a team id, its group's object id, or its name; ``?membership=`` picks among a
 group's teams. ``POST .../teams`` answers 201; ``POST .../groups/{group}/roles`` answers 201 when
 it created the team, 200 otherwise. A malformed or unknown group, an unknown membership type or
@@ -32,6 +35,10 @@ run a full run; an unknown one is 400, a directory that can't be read a warning 
 failed runs so far stop counting, so the next scheduled run goes ahead. No body; idempotent (200
 with ``changed: false`` when no failed run counted); 404 for an unknown environment.
 
+A JSON body takes its fields exactly (``Body`` and its subclasses): an unknown key, or a field of
+the wrong type (``"membership": 1``; no coercion), is a 400 naming the key or the field, its value
+and what it takes.
+
 Mutations need the admin bearer token (401 without or with a wrong one, 403 when none is
 configured). Errors are JSON ``{"error", "detail"}``: 400 bad input, 404 unknown environment, user,
 role or service principal, 409 refused by the rules (with ``checks``) or a conflict, 502 the
@@ -43,23 +50,25 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import structlog
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from syncd.admin import app_users, env_settings, modes, roles, stubs, teams, users
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
+from syncd.dataverse.environments import shown
 from syncd.directory.auth import TokenProvider
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.service.auth import require_admin
 from syncd.service.locks import EnvironmentLocks, locks_for
 from syncd.service.quarantine import QuarantinePolicy, resume
+from syncd.service.routing import ApiRoute
 from syncd.sync.directory import open_directory, token_provider
 
 log = structlog.get_logger(__name__)
@@ -131,6 +140,105 @@ def _parse_json(raw: bytes) -> Any:
         raise _BadBody(f"the body is not a JSON object ({reason})") from None
 
 
+class Body(BaseModel):
+    """A JSON body of the admin API: its fields exactly (an unknown key is refused) and of their
+    types exactly (no coercion: ``1`` is not a string, ``"1"`` not a list). ``REQUIRED`` fields
+    must be non-empty strings; ``EXPECTED`` says what each field takes (its JSON type first), for
+    the error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    EXPECTED: ClassVar[dict[str, str]] = {}
+
+
+class AddBody(Body):
+    REQUIRED = ("user",)
+    EXPECTED = {
+        "user": "a string (a user's UPN or object id)",
+        "mode": "a string ('on_demand' or 'first_access')",
+    }
+    user: str
+    mode: str = "on_demand"
+
+
+class ModeBody(Body):
+    REQUIRED = ("mode",)
+    EXPECTED = {"mode": "a string (an access mode's name or number)"}
+    mode: str
+
+
+class AppUserBody(Body):
+    REQUIRED = ("app_id",)
+    EXPECTED = {"app_id": "a string (a service principal's appId)"}
+    app_id: str
+
+
+class ReassignBody(Body):
+    REQUIRED = ("target",)
+    EXPECTED = {"target": "a string (a user's UPN or object id)"}
+    target: str
+
+
+class RoleBody(Body):
+    REQUIRED = ("user", "role")
+    EXPECTED = {"user": "a string (a user's UPN or object id)", "role": "a string (a security role's name)"}
+    user: str
+    role: str
+
+
+class CreateTeamBody(Body):
+    REQUIRED = ("group",)
+    EXPECTED = {
+        "group": "a string (a group's object id)",
+        "membership": "a string (a membership type's name)",
+        "roles": "a list of strings (role names)",
+        "administrator": "a string (a user's UPN or object id) or null",
+    }
+    group: str
+    membership: str = "members-and-guests"
+    roles: list[str] = []
+    administrator: str | None = None
+
+
+class TeamRoleBody(Body):
+    REQUIRED = ("role",)
+    EXPECTED = {"role": "a string (a security role's name)"}
+    role: str
+
+
+class GroupRoleBody(Body):
+    REQUIRED = ("role",)
+    EXPECTED = {
+        "role": "a string (a security role's name)",
+        "membership": "a string (a membership type's name)",
+    }
+    role: str
+    membership: str = "members-and-guests"
+
+
+B = TypeVar("B", bound=Body)
+
+
+def parse_body(model: type[B], body: dict[str, Any]) -> B:
+    """``body`` (a JSON object) as ``model``; _BadBody, one line naming the first bad key or
+    field, its value and what it takes, otherwise."""
+    for key in body:
+        if key not in model.model_fields:
+            raise _BadBody(
+                f"unknown field {shown(key)} in the body: expected {', '.join(model.model_fields)}"
+            )
+    for f in model.REQUIRED:
+        if f not in body:
+            raise _BadBody(f"the body needs {f!r}: {model.EXPECTED[f]}, not empty")
+        if isinstance(body[f], str) and not body[f].strip():
+            raise _BadBody(f"{f!r} must be {model.EXPECTED[f]}, not empty: {shown(body[f])}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        f = str(exc.errors()[0]["loc"][0])
+        raise _BadBody(f"{f!r} must be {model.EXPECTED.get(f, 'given')}, not {shown(body.get(f))}") from None
+
+
 class AdminRoutes:
     def __init__(
         self,
@@ -190,17 +298,19 @@ class AdminRoutes:
             status = 500
         return JSONResponse(body, status_code=status)
 
-    async def _json(self, request: Request, *fields: str) -> dict[str, Any]:
+    async def _json(self, request: Request) -> dict[str, Any]:
+        """The request's body, a JSON object of at most MAX_JSON_BYTES; _BadBody otherwise."""
         raw = await request.body()
         if len(raw) > MAX_JSON_BYTES:
             raise _BadBody(f"the body is larger than {MAX_JSON_BYTES} bytes")
         body = _parse_json(raw) if raw else None
         if not isinstance(body, dict):
             raise _BadBody("the body must be a JSON object")
-        for f in fields:
-            if not isinstance(body.get(f), str) or not body[f].strip():
-                raise _BadBody(f"the body needs {f!r} as a non-empty string")
         return body
+
+    async def _body(self, request: Request, model: type[B]) -> B:
+        """The request's body as ``model`` (``parse_body``)."""
+        return parse_body(model, await self._json(request))
 
     def _guarded(
         self, handler: Callable[[Request], Awaitable[Response]]
@@ -232,16 +342,15 @@ class AdminRoutes:
         return await self._call(run)
 
     async def add(self, request: Request) -> Response:
-        body = await self._json(request, "user")
-        mode = body.get("mode", "on_demand")
-        op = ADD_MODES.get(mode) if isinstance(mode, str) else None
+        body = await self._body(request, AddBody)
+        op = ADD_MODES.get(body.mode)
         if op is None:
-            raise _BadBody(f"mode must be 'on_demand' or 'first_access', not {mode!r}")
+            raise _BadBody(f"invalid mode {shown(body.mode)}: expected one of {', '.join(ADD_MODES)}")
         env = request.path_params["env"]
 
         def run() -> Any:
             with self.directory() as directory:
-                return op(self.engine(), directory, env, body["user"], trigger="api")
+                return op(self.engine(), directory, env, body.user, trigger="api")
 
         try:
             result = await run_in_threadpool(run)
@@ -264,22 +373,22 @@ class AdminRoutes:
         return await self._call(run)
 
     async def access_mode(self, request: Request) -> Response:
-        body = await self._json(request, "mode")
+        body = await self._body(request, ModeBody)
         env, user = request.path_params["env"], request.path_params["user"]
 
         def run() -> Any:
             with self.directory() as directory:
-                return modes.set_access_mode(self.engine(), env, user, body["mode"], directory=directory)
+                return modes.set_access_mode(self.engine(), env, user, body.mode, directory=directory)
 
         return await self._call(run)
 
     async def app_user(self, request: Request) -> Response:
-        body = await self._json(request, "app_id")
+        body = await self._body(request, AppUserBody)
         env = request.path_params["env"]
 
         def run() -> Any:
             with self.directory() as directory:
-                return app_users.create_app_user(self.engine(), directory, env, body["app_id"])
+                return app_users.create_app_user(self.engine(), directory, env, body.app_id)
 
         return await self._call(run, 201)
 
@@ -296,22 +405,22 @@ class AdminRoutes:
         return await self._call(run, 201)
 
     async def reassign(self, request: Request) -> Response:
-        body = await self._json(request, "target")
+        body = await self._body(request, ReassignBody)
         env, stub = request.path_params["env"], request.path_params["stub"]
 
         def run() -> Any:
             with self.directory() as directory:
-                return stubs.reassign_stub(self.engine(), env, stub, body["target"], directory=directory)
+                return stubs.reassign_stub(self.engine(), env, stub, body.target, directory=directory)
 
         return await self._call(run)
 
     async def assign_role(self, request: Request) -> Response:
-        body = await self._json(request, "user", "role")
+        body = await self._body(request, RoleBody)
         env = request.path_params["env"]
 
         def run() -> Any:
             with self.directory() as directory:
-                return roles.assign_role(self.engine(), env, body["user"], body["role"], directory=directory)
+                return roles.assign_role(self.engine(), env, body.user, body.role, directory=directory)
 
         return await self._call(run)
 
@@ -337,15 +446,8 @@ class AdminRoutes:
         return await self._call(lambda: teams.show_team(self.engine(), env, team, membership=membership))
 
     async def create_team(self, request: Request) -> Response:
-        body = await self._json(request, "group")
+        body = await self._body(request, CreateTeamBody)
         env = request.path_params["env"]
-        role_names = body.get("roles", [])
-        if not isinstance(role_names, list) or not all(isinstance(r, str) for r in role_names):
-            raise _BadBody("'roles' must be a list of role names")
-        administrator = body.get("administrator")
-        if administrator is not None and not isinstance(administrator, str):
-            raise _BadBody("'administrator' must be a user's UPN or object id")
-        membership = body.get("membership", "members-and-guests")
 
         def run() -> Any:
             with self.directory() as directory:
@@ -353,20 +455,20 @@ class AdminRoutes:
                     self.engine(),
                     directory,
                     env,
-                    body["group"],
-                    membership=membership,
-                    roles=role_names,
-                    administrator=administrator,
+                    body.group,
+                    membership=body.membership,
+                    roles=body.roles,
+                    administrator=body.administrator,
                 )
 
         return await self._call(run, 201)
 
     async def assign_team_role(self, request: Request) -> Response:
-        body = await self._json(request, "role")
+        body = await self._body(request, TeamRoleBody)
         env, team = request.path_params["env"], request.path_params["team"]
         membership = request.query_params.get("membership")
         return await self._call(
-            lambda: teams.assign_team_role(self.engine(), env, team, body["role"], membership=membership)
+            lambda: teams.assign_team_role(self.engine(), env, team, body.role, membership=membership)
         )
 
     async def remove_team_role(self, request: Request) -> Response:
@@ -379,14 +481,13 @@ class AdminRoutes:
         )
 
     async def assign_group_role(self, request: Request) -> Response:
-        body = await self._json(request, "role")
+        body = await self._body(request, GroupRoleBody)
         env, group = request.path_params["env"], request.path_params["group"]
-        membership = body.get("membership", "members-and-guests")
 
         def run() -> Any:
             with self.directory() as directory:
                 return teams.assign_group_role(
-                    self.engine(), directory, env, group, body["role"], membership=membership
+                    self.engine(), directory, env, group, body.role, membership=body.membership
                 )
 
         return await self._call(run, status_of=lambda result: 201 if result.created else 200)
@@ -413,28 +514,28 @@ def routes(
     *,
     directory: DirectoryFactory | None = None,
     locks: EnvironmentLocks | None = None,
-) -> list[Route]:
+) -> list[ApiRoute]:
     """The admin routes. ``directory`` opens the Graph client of a request (default: the settings');
     ``locks`` are the environments' run locks (default: the database's, see ``locks_for``)."""
     a = AdminRoutes(appctx, directory, locks)
     g = a._guarded
     base = "/api/environments/{env}"
     return [
-        Route(base + "/users/{user}/diagnose", a.diagnose, methods=["GET"]),
-        Route(base + "/users", g(a.add), methods=["POST"]),
-        Route(base + "/users/{user}/refresh", g(a.refresh), methods=["POST"]),
-        Route(base + "/users/{user}/access-mode", g(a.access_mode), methods=["PUT"]),
-        Route(base + "/app-users", g(a.app_user), methods=["POST"]),
-        Route(base + "/stubs", g(a.import_stubs), methods=["POST"]),
-        Route(base + "/stubs/{stub}/reassign", g(a.reassign), methods=["POST"]),
-        Route(base + "/roles", g(a.assign_role), methods=["POST"]),
-        Route(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
-        Route(base, g(a.set_environment), methods=["PATCH"]),
-        Route(base + "/resume", g(a.resume), methods=["POST"]),
-        Route(base + "/teams", a.list_teams, methods=["GET"]),
-        Route(base + "/teams", g(a.create_team), methods=["POST"]),
-        Route(base + "/teams/{team}", a.show_team, methods=["GET"]),
-        Route(base + "/teams/{team}/roles", g(a.assign_team_role), methods=["POST"]),
-        Route(base + "/teams/{team}/roles/{role}", g(a.remove_team_role), methods=["DELETE"]),
-        Route(base + "/groups/{group}/roles", g(a.assign_group_role), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/diagnose", a.diagnose, methods=["GET"]),
+        ApiRoute(base + "/users", g(a.add), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/refresh", g(a.refresh), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/access-mode", g(a.access_mode), methods=["PUT"]),
+        ApiRoute(base + "/app-users", g(a.app_user), methods=["POST"]),
+        ApiRoute(base + "/stubs", g(a.import_stubs), methods=["POST"]),
+        ApiRoute(base + "/stubs/{stub}/reassign", g(a.reassign), methods=["POST"]),
+        ApiRoute(base + "/roles", g(a.assign_role), methods=["POST"]),
+        ApiRoute(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
+        ApiRoute(base, g(a.set_environment), methods=["PATCH"]),
+        ApiRoute(base + "/resume", g(a.resume), methods=["POST"]),
+        ApiRoute(base + "/teams", a.list_teams, methods=["GET"]),
+        ApiRoute(base + "/teams", g(a.create_team), methods=["POST"]),
+        ApiRoute(base + "/teams/{team}", a.show_team, methods=["GET"]),
+        ApiRoute(base + "/teams/{team}/roles", g(a.assign_team_role), methods=["POST"]),
+        ApiRoute(base + "/teams/{team}/roles/{role}", g(a.remove_team_role), methods=["DELETE"]),
+        ApiRoute(base + "/groups/{group}/roles", g(a.assign_group_role), methods=["POST"]),
     ]

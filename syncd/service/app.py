@@ -14,7 +14,10 @@ POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_d
 operations, PATCH /api/environments/{name} for an environment's settings, and
 POST /api/environments/{name}/resume to take it out of quarantine)
 
-Mutations need the admin token (see `syncd.service.auth`).
+Mutations need the admin token (see `syncd.service.auth`). A `{name}` is one path segment,
+percent-encoded as sent (`a%2Fb` names `a/b`, see `syncd.service.routing`). Every error under
+/api/ is JSON `{"error", "detail"}`, an unknown route (404) and a method a route does not take
+(405) included.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from starlette.routing import BaseRoute, Route
 
 from syncd.context import AppContext
 from syncd.dataverse import db
-from syncd.dataverse.environments import describe, user_counts
+from syncd.dataverse.environments import describe, shown, user_counts
 from syncd.dataverse.schema import Environment
 from syncd.service import runs, status_page
 from syncd.service.auth import require_admin
@@ -45,12 +48,14 @@ from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.locks import EnvironmentLocks
 from syncd.service.metrics import Metrics
 from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
+from syncd.service.routing import ApiRoute, api_exception_handlers
 from syncd.service.scheduler import Target
 
 log = structlog.get_logger(__name__)
 
 ADMIN_ROUTES_MODULE = "syncd.service.admin_routes"
 MAX_RUNS_PAGE = 500
+SYNC_BODY_FIELDS = ("kind", "dry_run")
 MAX_RUN_ID = 2**63 - 1  # run ids are 64-bit (BIGINT on PostgreSQL, INTEGER on SQLite)
 
 
@@ -211,12 +216,19 @@ class Endpoints:
             return _error(400, "bad request", "the body must be a JSON object")
         if not isinstance(body, dict):
             return _error(400, "bad request", "the body must be a JSON object")
+        unknown = [k for k in body if k not in SYNC_BODY_FIELDS]
+        if unknown:
+            return _error(
+                400,
+                "bad request",
+                f"unknown field {shown(unknown[0])} in the body: expected {', '.join(SYNC_BODY_FIELDS)}",
+            )
         kind = body.get("kind", "delta")
         dry_run = body.get("dry_run", False)
         if kind not in ("delta", "full", "auto"):
-            return _error(400, "bad request", f"kind must be 'delta' or 'full', not {kind!r}")
+            return _error(400, "bad request", f"kind must be 'delta', 'full' or 'auto', not {shown(kind)}")
         if not isinstance(dry_run, bool):
-            return _error(400, "bad request", "dry_run must be true or false")
+            return _error(400, "bad request", f"dry_run must be true or false, not {shown(dry_run)}")
         return await self._run(
             request.path_params["name"], RunRequest(kind=kind, trigger="api", dry_run=dry_run)
         )
@@ -269,15 +281,17 @@ def create_app(
         Route("/readyz", ep.readyz),
         Route("/metrics", ep.metrics_),
         Route("/", ep.index),
-        Route("/api/environments", ep.environments),
-        Route("/api/environments/{name}", ep.environment),
-        Route("/api/environments/{name}/sync", ep.sync, methods=["POST"]),
-        Route("/api/environments/{name}/approve-mass-disable", ep.approve_mass_disable, methods=["POST"]),
-        Route("/api/runs", ep.runs_),
-        Route("/api/runs/{run_id:int}", ep.run),
+        ApiRoute("/api/environments", ep.environments),
+        ApiRoute("/api/environments/{name}", ep.environment),
+        ApiRoute("/api/environments/{name}/sync", ep.sync, methods=["POST"]),
+        ApiRoute("/api/environments/{name}/approve-mass-disable", ep.approve_mass_disable, methods=["POST"]),
+        ApiRoute("/api/runs", ep.runs_),
+        ApiRoute("/api/runs/{run_id:int}", ep.run),
     ]
     routes.extend(admin_routes(appctx, jobs.locks if jobs is not None else None))
-    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    return Starlette(
+        routes=routes, exception_handlers={**api_exception_handlers(), Exception: _internal_error}
+    )
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:

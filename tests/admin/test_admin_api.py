@@ -225,3 +225,141 @@ def test_csv_import_refuses_an_object_id_for_a_upn(api: TestClient, tenant: Tena
     assert repr(oid.upper()) in lines[0]["message"]
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(SystemUser).where(SystemUser.kind == "stub")) == 0
+
+
+ODD_NAMES = ["a/b", "50% off", "O'Brien team", 'say "hi"', "x%2Fy"]
+
+
+def test_every_route_reaches_an_environment_whatever_its_name(
+    db_url: str, engine: Engine, directory: GraphClient, tenant: Tenant
+) -> None:
+    # A name is one path segment, percent-encoded: `/` (%2F), `%` (%25), spaces and quotes included.
+    from urllib.parse import quote
+
+    client, appctx = _client(db_url, directory, TOKEN)
+    u = tenant.user("odd")
+    upn = u["userPrincipalName"]
+    gid = tenant.group("Odd/Team 100%")
+    with client:
+        for name in ODD_NAMES:
+            make_env(engine, name)
+            base = "/api/environments/" + quote(name, safe="")
+            calls = [
+                ("POST", base + "/users", {"json": {"user": upn, "mode": "first_access"}}, 201),
+                ("GET", base + f"/users/{upn}/diagnose", {}, 200),
+                ("POST", base + f"/users/{upn}/refresh", {}, 200),
+                ("PUT", base + f"/users/{upn}/access-mode", {"json": {"mode": "read"}}, 200),
+                ("POST", base + "/roles", {"json": {"user": upn, "role": "Basic User"}}, 200),
+                ("DELETE", base + f"/roles/Basic%20User/users/{upn}", {}, 200),
+                (
+                    "POST",
+                    base + "/app-users",
+                    {"json": {"app_id": tenant.service_principals[0]["appId"]}},
+                    201,
+                ),
+                ("POST", base + "/stubs", {"content": b"domainname,fullname\nold@legacy.example,Old\n"}, 201),
+                ("POST", base + "/stubs/old@legacy.example/reassign", {"json": {"target": upn}}, 200),
+                ("PATCH", base, {"json": {"is_sales": True}}, 200),
+                ("POST", base + "/resume", {}, 200),
+                ("POST", base + "/teams", {"json": {"group": gid}}, 201),
+                ("GET", base + "/teams", {}, 200),
+                ("GET", base + "/teams/" + quote("Odd/Team 100%", safe=""), {}, 200),
+                (
+                    "POST",
+                    base + "/teams/" + quote("Odd/Team 100%", safe="") + "/roles",
+                    {"json": {"role": "Basic User"}},
+                    200,
+                ),
+                ("DELETE", base + f"/teams/{gid}/roles/Basic%20User", {}, 200),
+                (
+                    "POST",
+                    base + f"/groups/{gid}/roles",
+                    {"json": {"role": "Basic User", "membership": "owners"}},
+                    201,
+                ),
+            ]
+            for method, url, kw, status in calls:
+                r = client.request(method, url, headers=AUTH, **kw)
+                assert r.status_code == status, (name, method, url, r.text)
+                body = r.json()
+                env = body.get("environment") if isinstance(body, dict) else None
+                assert env in (name, None) or env["name"] == name, (method, url, body)
+        r = client.get("/api/environments/" + quote("no/such", safe="") + "/teams")
+        assert r.status_code == 404 and "'no/such'" in r.json()["detail"]
+    appctx.close()
+
+
+def test_the_daemons_api_reaches_odd_names_and_answers_json_404_and_405(
+    db_url: str, engine: Engine, clean_env: Path
+) -> None:
+    from urllib.parse import quote
+
+    from syncd.service.app import create_app
+    from syncd.service.metrics import Metrics
+
+    for name in ODD_NAMES:
+        make_env(engine, name)
+    settings = Settings(
+        database_url=db_url, admin_token=SecretStr(TOKEN), directory_store=str(clean_env / "t.db")
+    )
+    appctx = AppContext(settings)
+    with TestClient(create_app(appctx, Metrics())) as client:
+        for name in ODD_NAMES:
+            base = "/api/environments/" + quote(name, safe="")
+            r = client.get(base)
+            assert r.status_code == 200 and r.json()["name"] == name, (name, r.text)
+            assert client.get(base + "/teams").json()["environment"] == name
+            r = client.get("/api/runs", params={"environment": name})
+            assert r.status_code == 200
+        for method, url, status in [
+            ("GET", "/api/nothing-here", 404),
+            ("GET", "/api/environments/prod/users/a@b.example/nothing", 404),
+            ("POST", "/api/environments/a%2Fb/nothing", 404),
+            ("DELETE", "/api/environments/a%2Fb/teams", 405),
+            ("GET", "/api/environments/a%2Fb/users", 405),
+            ("PUT", "/api/environments/a%2Fb", 405),
+            ("POST", "/api/runs", 405),
+        ]:
+            r = client.request(method, url, headers=AUTH)
+            assert r.status_code == status, (method, url, r.text)
+            assert r.headers["content-type"] == "application/json", (method, url, r.text)
+            body = r.json()
+            assert set(body) == {"error", "detail"} and len(body["detail"].splitlines()) == 1, body
+            assert repr(url) in body["detail"], body
+            if status == 405:
+                assert method in body["detail"] and r.headers["allow"], body
+        r = client.get("/nothing-here")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/plain")
+    appctx.close()
+
+
+def test_every_body_refuses_unknown_keys_and_wrong_types(api: TestClient, tenant: Tenant) -> None:
+    # Each body takes its fields exactly: an unknown key or a value of the wrong type is a 400 naming it.
+    u = tenant.user("strict")
+    upn, base = u["userPrincipalName"], "/api/environments/prod"
+    app_id = tenant.service_principals[0]["appId"]
+    cases: list[tuple[str, str, Any, list[str]]] = [
+        ("POST", "/users", {"user": upn, "mod": "first_access"}, ["unknown field 'mod'"]),
+        ("POST", "/users", {"user": upn, "mode": 1}, ["'mode'", "1"]),
+        ("POST", "/users", {"user": 12}, ["'user'", "12"]),
+        ("POST", "/users", {"user": upn, "mode": "sideways"}, ["'sideways'", "on_demand, first_access"]),
+        ("PUT", f"/users/{upn}/access-mode", {"mode": "read", "force": True}, ["unknown field 'force'"]),
+        ("PUT", f"/users/{upn}/access-mode", {"mode": 2}, ["'mode'", "2"]),
+        ("PUT", f"/users/{upn}/access-mode", {"mode": "up"}, ["invalid access mode 'up'", "read-write (0)"]),
+        ("POST", "/app-users", {"app_id": app_id, "name": "x"}, ["unknown field 'name'"]),
+        ("POST", "/app-users", {"app_id": [app_id]}, ["'app_id'"]),
+        ("POST", "/roles", {"user": upn, "role": "Basic User", "scope": "bu"}, ["unknown field 'scope'"]),
+        ("POST", "/roles", {"user": upn, "role": 3.5}, ["'role'", "3.5"]),
+        ("POST", "/stubs/old@legacy.example/reassign", {"target": upn, "x": 1}, ["unknown field 'x'"]),
+        ("POST", "/stubs/old@legacy.example/reassign", {"target": None}, ["'target'", "None"]),
+        ("PATCH", "", {"is_sales": True, "colour": "red"}, ["'colour'"]),
+        ("PATCH", "", {"is_sales": "yes"}, ["is_sales", "'yes'"]),
+    ]
+    for method, url, body, needles in cases:
+        r = api.request(method, base + url, headers=AUTH, json=body)
+        assert r.status_code == 400, (method, url, body, r.text)
+        detail = r.json()["detail"]
+        assert r.json()["error"] == "bad request" and len(detail.splitlines()) == 1, detail
+        assert all(n in detail for n in needles), (body, detail)
+    r = api.get(f"{base}/users/{upn}/diagnose")
+    assert r.status_code == 200 and r.json()["row"] is None  # nothing was written

@@ -43,7 +43,11 @@ def test_bad_input_exits_2_with_one_line(cli: Cli, cli_tenant: Tenant, clean_env
     for args, needle in [
         (("user", "add", "nope", "a@b.example"), "'nope'"),
         (("user", "add", "prod", "nobody@nowhere.example"), "nobody@nowhere.example"),
-        (("user", "set-mode", "prod", "a@b.example", "sideways"), "'sideways'"),
+        (
+            ("user", "set-mode", "prod", "a@b.example", "sideways"),
+            "invalid access mode 'sideways': expected one of read-write (0), administrative (1), read (2), "
+            "non-interactive (4)",
+        ),
         (("app-user", "create", "prod", "not-a-guid"), "'not-a-guid'"),
         (("role", "assign", "prod", "crmoln@microsoft.com", "Overlord"), "'Overlord'"),
         (("stub", "import", "prod", str(clean_env / "missing.csv")), "missing.csv"),

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from syncd.admin import app_users, modes, roles, users
 from syncd.admin.errors import Refused
-from syncd.dataverse.schema import SyncEvent, SystemUser
+from syncd.dataverse.schema import Environment, SyncEvent, SystemUser
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.settings import Settings
@@ -200,3 +200,37 @@ def test_a_role_is_found_by_its_name_in_any_case_of_any_script(engine: Engine) -
         assert roles.find_role(s, env, "łÓDŹ äRZTE ΣΎΜΒΟΥΛΟΣ").name == "Łódź Ärzte Σύμβουλος"
         with pytest.raises(NotFound):
             roles.find_role(s, env, "Lodz Arzte Σύμβουλος")  # accents are kept
+
+
+ACCEPTED_MODES = "expected one of read-write (0), administrative (1), read (2), non-interactive (4)"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("sideways", "'sideways'"), (3, "3"), (5, "5"), ("3", "'3'"), (True, "True"), (None, "None"), (7, "7")],
+)
+def test_a_bad_access_mode_is_one_line_naming_it_and_the_accepted_modes(
+    engine: Engine, tenant: Tenant, directory: GraphClient, value: object, shown: str
+) -> None:
+    # One wording wherever the mode comes from (CLI name, API body, the Web API's number), as the
+    # other admin errors: "invalid <what> <value>: expected one of <accepted>".
+    make_env(engine)
+    u = tenant.user("moody")
+    users.add_user(engine, directory, "prod", u["id"])
+    with pytest.raises(SyncdError) as err:
+        modes.set_access_mode(engine, "prod", u["id"], value, directory=directory)  # type: ignore[arg-type]
+    assert str(err.value) == f"invalid access mode {shown}: {ACCEPTED_MODES}"
+    with pytest.raises(SyncdError) as err, Session(engine) as s:
+        row = s.scalars(select(SystemUser).where(SystemUser.domainname == u["userPrincipalName"])).one()
+        modes.change_access_mode(s, s.get_one(Environment, row.environment_id), row, value)  # type: ignore[arg-type]
+    assert str(err.value) == f"invalid access mode {shown}: {ACCEPTED_MODES}"
+
+
+def test_an_access_mode_by_name_or_by_dataverse_number(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    make_env(engine)
+    u = tenant.user("numbers")
+    users.add_user(engine, directory, "prod", u["id"])
+    for value, mode in [("Read", 2), ("4", 4), (0, 0), ("Non_Interactive", 4), ("read/write", 0)]:
+        assert modes.set_access_mode(engine, "prod", u["id"], value).mode == mode, value

@@ -237,11 +237,11 @@ def test_r25_first_access_adds_memberships_and_the_team_role_gives_access(
     tenant.member(gid, u["id"])
     teams.assign_group_role(engine, directory, "prod", gid, "Basic User")
     result = users.first_access(engine, directory, "prod", u["userPrincipalName"])
-    assert result.teams is not None and result.teams.added == ["Sellers"]
+    assert result.teams is not None and [t.name for t in result.teams.added] == ["Sellers"]
     assert result.row is not None and result.row["roles"] == []
     assert result.row["app_access"]["passed"] is True
     assert result.row["team_roles"] == {"Sellers": ["Basic User"]}
-    assert result.as_dict()["teams"]["member_of"] == ["Sellers"]
+    assert [t["name"] for t in result.as_dict()["teams"]["member_of"]] == ["Sellers"]
     d = users.diagnose_user(engine, directory, "prod", u["id"])
     assert [(t["name"], t["membershiptype_name"], t["roles"]) for t in d.teams] == [
         ("Sellers", "members-and-guests", ["Basic User"])
@@ -278,13 +278,17 @@ def test_r25_refresh_removes_a_membership_after_the_user_leaves_the_group(
     response = graph.delete(f"/groups/{gid}/members/{u['id']}/$ref")
     assert response.status_code == 204
     result = users.refresh_user(engine, directory, "prod", u["id"])
-    assert result.teams is not None and result.teams.removed == ["Temps"] and result.teams.member_of == []
+    assert (
+        result.teams is not None
+        and [t.name for t in result.teams.removed] == ["Temps"]
+        and result.teams.member_of == []
+    )
     assert memberships_of(engine, u["userPrincipalName"]) == set()
     assert result.row is not None and result.row["app_access"]["passed"] is False
     # and back: added to the group again, the next refresh adds the membership again
     tenant.member(gid, u["id"])
     again = users.refresh_user(engine, directory, "prod", u["id"])
-    assert again.teams is not None and again.teams.added == ["Temps"]
+    assert again.teams is not None and [t.name for t in again.teams.added] == ["Temps"]
 
 
 def test_r25_membership_types_members_guests_owners(
@@ -337,7 +341,11 @@ def test_r25_a_group_team_never_bypasses_the_security_group(
         assert s.scalar(select(SystemUser).where(SystemUser.domainname == u["userPrincipalName"])) is None
     tenant.member(sg, u["id"])
     result = users.first_access(engine, directory, "prod", u["id"])
-    assert result.action == "create" and result.teams is not None and result.teams.added == ["Team Group"]
+    assert (
+        result.action == "create"
+        and result.teams is not None
+        and [t.name for t in result.teams.added] == ["Team Group"]
+    )
 
 
 def test_r25_refresh_gives_a_team_member_without_a_row_one_under_the_on_demand_reading(
@@ -355,7 +363,7 @@ def test_r25_refresh_gives_a_team_member_without_a_row_one_under_the_on_demand_r
     assert skipped.row is None and not skipped.changed
     added = users.refresh_user(engine, directory, "prod", member["id"])
     assert added.action == "create" and added.changed and added.rule == "R8"
-    assert added.teams is not None and added.teams.added == ["Free Plan Team"]
+    assert added.teams is not None and [t.name for t in added.teams.added] == ["Free Plan Team"]
     assert added.row is not None and added.row["app_access"]["passed"] is True
 
 
@@ -397,7 +405,7 @@ def test_r25_a_user_gone_from_the_directory_leaves_every_group_team(
     users.first_access(engine, directory, "prod", u["id"])
     tenant.delete(u["id"])
     result = users.refresh_user(engine, directory, "prod", u["id"])
-    assert result.teams is not None and result.teams.removed == ["Leavers"]
+    assert result.teams is not None and [t.name for t in result.teams.removed] == ["Leavers"]
 
 
 def test_r25_a_directory_failure_changes_no_membership(
@@ -420,3 +428,70 @@ def test_r25_a_directory_failure_changes_no_membership(
     with Session(engine) as s:
         assert s.scalar(select(SystemUser).where(SystemUser.domainname == u["userPrincipalName"])) is None
     assert membership_rows(engine) == set()
+
+
+def test_r25_teams_of_the_same_name_stay_apart_and_a_refresh_that_joins_one_is_a_change(
+    engine: Engine, tenant: Tenant, directory: GraphClient
+) -> None:
+    # Two groups with the same displayName give two teams with the same name: every output names
+    # each by its team id and group, and a refresh that only changed memberships is "changed".
+    make_env(engine)
+    first, second = tenant.group("Twins"), tenant.group("Twins")
+    u = tenant.user("twin")
+    users.add_user(engine, directory, "prod", u["id"])
+    tenant.member(first, u["id"])
+    tenant.member(second, u["id"])
+    a = teams.assign_group_role(engine, directory, "prod", first, "Basic User")
+    b = teams.assign_group_role(engine, directory, "prod", second, "Salesperson")
+    assert a.created and b.created and a.team["name"] == b.team["name"] == "Twins"
+    result = users.refresh_user(engine, directory, "prod", u["id"])
+    assert result.teams is not None and result.changed is True
+    joined = result.as_dict()["teams"]["added"]
+    assert sorted((t["teamid"], t["azureactivedirectoryobjectid"]) for t in joined) == sorted(
+        [(a.team["teamid"], first), (b.team["teamid"], second)]
+    )
+    assert len(result.as_dict()["teams"]["member_of"]) == 2
+    assert result.row is not None
+    assert sorted(result.row["team_roles"].values()) == [["Basic User"], ["Salesperson"]]
+    assert set(result.row["team_roles"]) == {f"Twins ({a.team['teamid']})", f"Twins ({b.team['teamid']})"}
+    again = users.refresh_user(engine, directory, "prod", u["id"])
+    assert again.changed is False and again.teams is not None and again.teams.added == []
+
+
+LONG_NAMES = [
+    "G" * 200,
+    # an astral character (one code point, two UTF-16 units) across the 160th place stays whole
+    "A" * 159 + "\U0001f600" + "B" * 40,
+    # control characters are removed first, as from a user's columns (R10)
+    "Tab\there" + "C" * 195,
+]
+
+
+@pytest.mark.parametrize("display_name", LONG_NAMES)
+def test_r25_an_over_long_group_name_is_fitted_like_a_users_columns_and_said(
+    engine: Engine, tenant: Tenant, directory: GraphClient, display_name: str
+) -> None:
+    # The team's name fits its column (160 characters, code points) the way sync fits a user's
+    # columns (R10's fit_value), with a warning in the log and a note in the result.
+    from structlog.testing import capture_logs
+
+    from syncd.rules.columns import fit_value
+
+    make_env(engine)
+    expected = fit_value("name", display_name, 160)[0]
+    assert len(expected) == 160
+    gid = tenant.group(display_name)
+    with capture_logs() as logs:
+        created = teams.create_team(engine, directory, "prod", gid)
+    assert created.team["name"] == expected
+    note = created.notes[0] if created.notes else ""
+    assert "cut to 160 characters" in note and f"has {len(display_name)} characters" in note
+    assert created.as_dict()["notes"] == created.notes and len(created.notes[0].splitlines()) == 1
+    warned = [e for e in logs if e["event"] == "admin.team_name_fitted"]
+    assert warned and warned[0]["log_level"] == "warning" and warned[0]["group"] == gid
+    with Session(engine) as s:
+        assert s.scalars(select(Team.name)).one() == expected  # stored whole on both backends
+    jit = teams.assign_group_role(engine, directory, "prod", gid, "Basic User", membership="owners")
+    assert jit.created and jit.team["name"] == expected and jit.notes == created.notes
+    again = teams.assign_group_role(engine, directory, "prod", gid, "Basic User", membership="owners")
+    assert again.notes == []

@@ -46,7 +46,11 @@ def test_r25_team_commands(cli: Cli, cli_tenant: Tenant) -> None:
     code, out = cli.json("team", "list", "prod")
     assert code == 0 and [t["teamid"] for t in out["teams"]] == [team["teamid"]]
     code, out = cli.json("user", "access", "prod", u["userPrincipalName"])
-    assert code == 0 and out["teams"]["added"] == ["Field Sales"] and out["row"]["app_access"]["passed"]
+    assert (
+        code == 0
+        and [t["name"] for t in out["teams"]["added"]] == ["Field Sales"]
+        and out["row"]["app_access"]["passed"]
+    )
     code, out = cli.json("team", "show", "prod", "Field Sales")
     assert code == 0 and [m["domainname"] for m in out["team"]["members"]] == [u["userPrincipalName"]]
     code, text, _ = cli("user", "diagnose", "prod", u["id"])
@@ -131,7 +135,7 @@ def test_r25_team_api(api: TestClient, engine: Engine, tenant: Tenant) -> None:
     listed = api.get(base + "/teams").json()["teams"]
     assert [t["teamid"] for t in listed] == [team["teamid"]]
     r = api.post(base + "/users", headers=AUTH, json={"user": u["id"], "mode": "first_access"})
-    assert r.status_code == 201 and r.json()["teams"]["added"] == ["Api Team"]
+    assert r.status_code == 201 and [t["name"] for t in r.json()["teams"]["added"]] == ["Api Team"]
     shown = api.get(base + f"/teams/{team['teamid']}").json()["team"]
     assert [m["azureactivedirectoryobjectid"] for m in shown["members"]] == [u["id"]]
     r = api.post(base + "/teams/Api Team/roles", headers=AUTH, json={"role": "Basic User"})
@@ -176,3 +180,88 @@ def test_r25_team_api_errors(api: TestClient, engine: Engine, tenant: Tenant) ->
     assert api.get("/api/environments/nope/teams").status_code == 404
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(TeamMembership)) == 0
+
+
+def test_r25_team_api_refuses_unknown_keys_and_wrong_types(
+    api: TestClient, engine: Engine, tenant: Tenant
+) -> None:
+    gid = tenant.group("Strict")
+    base = "/api/environments/prod"
+    for body, needles in [
+        ({"group": gid, "membership": 1}, ["'membership' must be a string", "not 1"]),
+        ({"group": gid, "membershp": "members"}, ["'membershp'", "unknown field"]),
+        ({"group": gid, "roles": "Basic User"}, ["'roles' must be a list of strings", "'Basic User'"]),
+        ({"group": gid, "roles": [1]}, ["'roles'", "[1]"]),
+        ({"group": gid, "administrator": 5}, ["'administrator'", "5"]),
+        ({"group": 7}, ["'group'", "7", "object id"]),
+        ({"group": "  "}, ["'group'", "not empty", "a string"]),
+        ({}, ["'group'"]),
+    ]:
+        r = api.post(base + "/teams", headers=AUTH, json=body)
+        assert r.status_code == 400, (body, r.text)
+        detail = r.json()["detail"]
+        assert r.json()["error"] == "bad request" and len(detail.splitlines()) == 1, detail
+        assert all(n in detail for n in needles), (body, detail)
+    for url, body, needle in [
+        (f"/groups/{gid}/roles", {"role": "Basic User", "membership": 2}, "'membership'"),
+        (f"/groups/{gid}/roles", {"role": "Basic User", "extra": True}, "'extra'"),
+        ("/teams/Strict/roles", {"role": "Basic User", "membership": "owners"}, "'membership'"),
+        ("/teams/Strict/roles", {"role": ["Basic User"]}, "'role'"),
+    ]:
+        r = api.post(base + url, headers=AUTH, json=body)
+        assert r.status_code == 400 and needle in r.json()["detail"], (url, body, r.text)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Team)) == 0
+
+
+def test_r25_a_refresh_that_joins_teams_is_changed_in_text_json_and_api(cli: Cli, cli_tenant: Tenant) -> None:
+    cli("env", "create", "prod")
+    u = cli_tenant.user("joiner")
+    assert cli("user", "add", "prod", u["id"])[0] == 0
+    gids = [cli_tenant.group("Same Name"), cli_tenant.group("Same Name")]
+    made = []
+    for gid in gids:
+        cli_tenant.member(gid, u["id"])
+        code, out = cli.json("role", "assign-group", "prod", gid, "Basic User")
+        assert code == 0 and out["created"] is True
+        made.append(out["team"]["teamid"])
+    code, text, _ = cli("user", "refresh", "prod", u["id"])
+    assert code == 0 and ", changed" in text.splitlines()[0], text
+    for teamid, gid in zip(made, gids, strict=True):
+        assert f"joined group team Same Name (team {teamid}, group {gid}, members-and-guests)" in text
+    cli_tenant.store.remove_group_member(gids[0], u["id"])
+    code, out = cli.json("user", "refresh", "prod", u["id"])
+    assert code == 0 and out["changed"] is True and out["action"] == "keep"
+    assert [t["teamid"] for t in out["teams"]["removed"]] == [made[0]]
+    assert [t["teamid"] for t in out["teams"]["member_of"]] == [made[1]]
+    code, text, _ = cli("user", "refresh", "prod", u["id"])
+    assert code == 0 and ", unchanged" in text.splitlines()[0], text
+
+
+def test_r25_api_refresh_that_joins_a_team_is_changed(api: TestClient, tenant: Tenant) -> None:
+    base = "/api/environments/prod"
+    u = tenant.user("apijoin")
+    assert api.post(base + "/users", headers=AUTH, json={"user": u["id"]}).status_code == 201
+    gid = tenant.group("Late Team")
+    tenant.member(gid, u["id"])
+    assert api.post(base + "/teams", headers=AUTH, json={"group": gid}).status_code == 201
+    r = api.post(base + f"/users/{u['id']}/refresh", headers=AUTH)
+    assert r.status_code == 200 and r.json()["changed"] is True, r.text
+    assert [t["azureactivedirectoryobjectid"] for t in r.json()["teams"]["added"]] == [gid]
+
+
+def test_r25_an_over_long_group_name_is_noted_in_the_commands_output(cli: Cli, cli_tenant: Tenant) -> None:
+    cli("env", "create", "prod")
+    gid = cli_tenant.group("L" * 200)
+    code, text, _ = cli("role", "assign-group", "prod", gid, "Basic User")
+    assert code == 0 and "note: team name cut to 160 characters" in text, text
+    code, out = cli.json("team", "create", "prod", "--group", gid, "--membership", "owners")
+    assert code == 0 and out["team"]["name"] == "L" * 160
+    assert len(out["notes"]) == 1 and "cut to 160 characters" in out["notes"][0]
+
+
+def test_r25_an_over_long_group_name_is_noted_by_the_api(api: TestClient, tenant: Tenant) -> None:
+    gid = tenant.group("M" * 200)
+    r = api.post("/api/environments/prod/teams", headers=AUTH, json={"group": gid})
+    assert r.status_code == 201 and r.json()["team"]["name"] == "M" * 160
+    assert "cut to 160 characters" in r.json()["notes"][0]

@@ -348,3 +348,17 @@ def test_status_page_colours_a_partial_run_apart() -> None:
 
     others = {colour(c) for c in ("succeeded", "failed", "interrupted", "blocked")}
     assert colour("partial") not in others
+
+
+def test_the_sync_body_refuses_unknown_keys(make_stack: Any, db_url: str) -> None:
+    s = make_stack(db_url)
+    add_env(s.engine, "prod")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for body, needle in [
+        ({"kind": "full", "dryrun": True}, "'dryrun'"),
+        ({"kind": 1}, "1"),
+        ({"dry_run": "yes"}, "'yes'"),
+    ]:
+        r = s.client.post("/api/environments/prod/sync", json=body, headers=headers)
+        assert r.status_code == 400 and needle in r.json()["detail"], (body, r.text)
+    assert s.sync.calls == []
