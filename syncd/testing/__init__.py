@@ -34,10 +34,11 @@ __all__ = ["environment", "fake_tenant"]
 def fake_tenant(users: int = 300, seed: int = 1, *, group_size: int | None = None) -> Iterator[FakeTenant]:
     """A generated fake tenant served on its own HTTP server on 127.0.0.1 (a free port), removed
     at exit. ``users``: how many; ``seed``: same seed, same tenant; ``group_size``: members of the
-    'Dataverse Users' group (default: the generator's)."""
+    'Dataverse Users' group (default: the generator's). Raises ``ValueError`` for a bad option."""
     from syncd.testing.server import GraphServer
-    from syncd.testing.tenants import FakeTenant, TenantTemplates
+    from syncd.testing.tenants import FakeTenant, TenantTemplates, check_tenant_options
 
+    users, seed, group_size = check_tenant_options(users, seed, group_size)
     with tempfile.TemporaryDirectory(prefix="syncd-tenant-") as folder, GraphServer() as server:
         template = TenantTemplates(Path(folder) / "templates").path(users, seed, group_size)
         tenant = FakeTenant(template, server, users=users, seed=seed)

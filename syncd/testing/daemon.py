@@ -22,6 +22,38 @@ import httpx
 
 from syncd.testing.safety import ensure_fake_directory
 
+# Set by the fixture for the daemon itself (where it listens, how it logs), besides the settings
+# every test's syncd gets from ``test_settings`` (its database and fake tenant).
+OWN_SETTINGS = frozenset({"http_host", "http_port", "admin_token", "log_format"})
+RESERVED_FOR_CHILD = ("database_url", "directory_url", "directory_token")
+
+
+def _env_value(value: Any) -> str:
+    """A setting's value as a SYNCD_* variable: secrets revealed, booleans in lower case."""
+    from pydantic import SecretStr
+
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _die_with_parent() -> Any:
+    """A ``preexec_fn`` that has Linux send the child SIGTERM when the process that started it dies
+    (a test run killed by a CI timeout leaves no daemon behind); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child only calls into it
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
 
 class DaemonError(RuntimeError):
     """The daemon did not start (the message ends with the tail of its log) or did not stop."""
@@ -51,24 +83,28 @@ class SyncdDaemon:
         admin_token: str = "syncd-testing-admin",
         settings: Mapping[str, Any] | None = None,
     ) -> None:
+        from syncd.testing.environments import test_settings
+
         ensure_fake_directory(graph_url)
+        settings = dict(settings or {})
+        taken = sorted(set(settings) & OWN_SETTINGS)
+        if taken:
+            raise ValueError(
+                f"setting {taken[0]!r} cannot be given to the syncd_daemon: it listens on a free loopback "
+                "port and logs JSON to its log file (give admin_token as the admin_token argument)"
+            )
         self.database_url, self.graph_url, self.workdir = database_url, graph_url, workdir
         self.admin_token = admin_token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "syncd-run.log"
-        values: dict[str, Any] = {
-            "database_url": database_url,
-            "directory_url": graph_url,
-            "directory_token": "syncd-testing",
-            "http_host": "127.0.0.1",
-            "http_port": self.port,
-            "admin_token": admin_token,
-            "log_format": "json",
-            **(settings or {}),
-        }
+        settings.update(
+            http_host="127.0.0.1", http_port=self.port, admin_token=admin_token, log_format="json"
+        )
+        checked = test_settings(database_url, graph_url, settings)  # refuses reserved or bad settings
+        values = {name: getattr(checked, name) for name in (*settings, *RESERVED_FOR_CHILD)}
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-        self._env.update({f"SYNCD_{k.upper()}": str(v) for k, v in values.items()})
+        self._env.update({f"SYNCD_{k.upper()}": _env_value(v) for k, v in values.items()})
         self._popen: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> SyncdDaemon:
@@ -82,6 +118,7 @@ class SyncdDaemon:
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only prctl runs between fork and exec
             )
         deadline = time.monotonic() + timeout_s
         while True:

@@ -2,7 +2,9 @@
 
 SQLite: the template is a migrated file, and each database a copy of it (a file copy, a few
 milliseconds). PostgreSQL: the template is a migrated database, and each test's database is
-``CREATE DATABASE ... TEMPLATE`` of it (about 0.3 s on a small machine). A background thread makes
+``CREATE DATABASE ... TEMPLATE`` of it (about 0.3 s on a small machine). Each database carries a
+comment naming the host and process that made it; the first use of a new ``DatabaseTemplates``
+drops the ones whose process on this host is gone (a test run killed before its teardown). A background thread makes
 the next test's database while the current test runs, and drops used ones, so a test waits for
 neither; ``close`` waits for that thread, then drops what is left. Every name the class creates
 starts with ``prefix`` (``syncd_test_`` and a token of the instance), so a crashed session's
@@ -11,15 +13,17 @@ leftovers are easy to find.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
+import socket
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from syncd.dataverse import db
@@ -59,13 +63,14 @@ class DatabaseTemplates:
         if self._admin_url is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / "template.db"
-            engine = db.make_engine(f"sqlite:///{path}")
+            engine = db.make_engine(sqlite_url(path))
             db.upgrade(engine)
             engine.dispose()
             self._template = str(path)
         else:
+            self.sweep()
             name = f"{self.prefix}_template"
-            self._admin_execute(f'CREATE DATABASE "{name}"')
+            self._admin_execute(f'CREATE DATABASE "{name}"', self._owner_comment(name))
             engine = db.make_engine(self._url_of(name))
             try:
                 db.upgrade(engine)
@@ -80,8 +85,9 @@ class DatabaseTemplates:
         template = self._ensure_template()
         if self._admin_url is None:
             path = folder / f"syncd-{uuid.uuid4().hex[:8]}.db"
+            url = sqlite_url(path)
             shutil.copyfile(template, path)
-            return f"sqlite:///{path}"
+            return url
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="syncd-test-databases", daemon=True)
             self._worker.start()
@@ -102,7 +108,9 @@ class DatabaseTemplates:
             try:
                 if what == "create":
                     made = f"{self.prefix}_{uuid.uuid4().hex[:12]}"
-                    self._admin_execute(f'CREATE DATABASE "{made}" TEMPLATE "{name}"')
+                    self._admin_execute(
+                        f'CREATE DATABASE "{made}" TEMPLATE "{name}"', self._owner_comment(made)
+                    )
                     self._ready.put(made)
                 else:
                     self._admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -143,11 +151,74 @@ class DatabaseTemplates:
         assert self._admin_url is not None
         return make_url(self._admin_url).set(database=name).render_as_string(hide_password=False)
 
-    def _admin_execute(self, sql: str) -> None:
+    def sweep(self) -> list[str]:
+        """Drop the databases of syncd.testing whose process on this host has ended without its
+        teardown; returns their names. Databases of live processes and of other hosts stay."""
         assert self._admin_url is not None
         engine = create_engine(self._admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         try:
             with engine.connect() as conn:
-                conn.execute(text(sql))
+                rows = conn.execute(
+                    text(
+                        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                        "WHERE starts_with(datname, 'syncd_test_')"
+                    )
+                ).all()
         finally:
             engine.dispose()
+        dropped = []
+        for name, comment in rows:
+            owner = _parse_owner(comment or "")
+            if owner is not None and owner[0] == socket.gethostname() and not _alive(owner[1]):
+                self._admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                dropped.append(name)
+        return dropped
+
+    @staticmethod
+    def _owner_comment(name: str) -> str:
+        return (
+            f"COMMENT ON DATABASE \"{name}\" IS '{OWNER_TAG} host={socket.gethostname()} pid={os.getpid()}'"
+        )
+
+    def _admin_execute(self, *statements: str) -> None:
+        assert self._admin_url is not None
+        engine = create_engine(self._admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                for sql in statements:
+                    conn.execute(text(sql))
+        finally:
+            engine.dispose()
+
+
+OWNER_TAG = "syncd.testing"
+
+
+def _parse_owner(comment: str) -> tuple[str, int] | None:
+    """(host, pid) from a database's comment written by ``_owner_comment``; None for any other."""
+    words = dict(w.split("=", 1) for w in comment.split()[1:] if "=" in w)
+    if not comment.startswith(OWNER_TAG + " ") or not words.get("pid", "").isdigit():
+        return None
+    return words.get("host", ""), int(words["pid"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of the SQLite file at ``path``. Raises ``ValueError`` for a path such a
+    URL cannot name (one holding ``?``, which starts the URL's query), before anything is made."""
+    url = URL.create("sqlite", database=str(path)).render_as_string()
+    if make_url(url).database != str(path):
+        raise ValueError(
+            f"cannot name the SQLite file {str(path)!r} in a database URL ('?' starts a URL's query): "
+            "use a --basetemp or TMPDIR without '?'"
+        )
+    return url

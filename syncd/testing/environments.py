@@ -10,21 +10,24 @@ tests reaches them.
 
 from __future__ import annotations
 
-import re
+import contextlib
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from syncd.dataverse import db
 from syncd.dataverse.environments import EnvironmentSpec, create_environment
 from syncd.dataverse.schema import Environment, SyncEvent, SystemUser
+from syncd.dataverse.textfold import casefold, fold_text
+from syncd.directory.ids import normalize_object_id
 from syncd.settings import Settings
 from syncd.sync.run import RunOptions, RunReport
 from syncd.testing.safety import ensure_fake_directory
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TEST_TOKEN = "syncd-testing"  # the fake accepts any bearer token
 
 
@@ -43,6 +46,53 @@ class TestSettings(Settings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
+
+
+# Settings that say where syncd reads and writes: the fixtures set them, a test cannot.
+RESERVED_SETTINGS = frozenset(
+    {
+        "database_url",
+        "directory_url",
+        "directory_store",
+        "directory_token",
+        "directory_tenant_id",
+        "directory_client_id",
+        "directory_client_secret",
+        "directory_certificate_path",
+        "directory_certificate_password",
+        "directory_credential",
+        "directory_authority",
+        "directory_ca_bundle",
+    }
+)
+
+
+def test_settings(database_url: str, graph_url: str, extra: Mapping[str, Any] | None = None) -> Settings:
+    """The settings of a test's syncd: ``extra`` (setting name -> value, e.g. ``batch_size``) over
+    the defaults, with the database and the fake tenant's URL set here. Raises ``ValueError``
+    naming a setting that says where syncd reads or writes (``directory_url``, ``database_url``,
+    credentials: ``RESERVED_SETTINGS``), and ``syncd.errors.ConfigError`` for an unknown setting or
+    a bad value."""
+    from syncd.errors import ConfigError
+
+    extra = dict(extra or {})
+    reserved = sorted(set(extra) & RESERVED_SETTINGS)
+    if reserved:
+        raise ValueError(
+            f"setting {reserved[0]!r} cannot be given to syncd.testing: the fixtures point syncd at the "
+            "test's database and fake tenant themselves"
+        )
+    values: dict[str, Any] = {"batch_size": 500, **extra}
+    values.update(database_url=database_url, directory_url=graph_url, directory_token=TEST_TOKEN)
+    try:
+        return TestSettings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {field}={err.get('input')!r}: {err['msg']}") from None
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 class EnvironmentNotInStep(AssertionError):
@@ -68,20 +118,26 @@ class SyncdEnvironment:
         settings: dict[str, Any] | None = None,
         **spec: Any,
     ) -> None:
+        from syncd.admin.env_settings import check_security_group
         from syncd.sync.directory import open_directory
 
         ensure_fake_directory(graph_url)
         self.name, self.database_url, self.graph_url = name, database_url, graph_url
-        values: dict[str, Any] = {"batch_size": 500, **(settings or {})}
-        values.update(database_url=database_url, directory_url=graph_url, directory_token=TEST_TOKEN)
-        self.settings: Settings = TestSettings(**values)
+        self.settings: Settings = test_settings(database_url, graph_url, settings)
         self.engine: Engine = db.make_engine(self.settings.database_url)
-        with db.session_factory(self.engine)() as s, s.begin():
-            env = create_environment(
-                s, EnvironmentSpec(name=name, type=type, security_group_id=security_group, **spec)
-            )
-            self.environment_id: int = env.id
         self._directory = open_directory(self.settings)
+        try:
+            db.ensure_at_head(self.engine)  # a project's own syncd_database may not be migrated
+            spec_ = EnvironmentSpec(
+                name=name, type=type, security_group_id=security_group, **spec
+            ).normalized()
+            if spec_.security_group_id is not None:  # as `syncd env create` checks it (R5)
+                check_security_group(lambda: contextlib.nullcontext(self._directory), spec_.security_group_id)
+            with db.session_factory(self.engine)() as s, s.begin():
+                self.environment_id: int = create_environment(s, spec_).id
+        except BaseException:
+            self.close()
+            raise
 
     # -- runs ------------------------------------------------------------------------------------
     def sync(
@@ -96,6 +152,13 @@ class SyncdEnvironment:
         from syncd.errors import Conflict
         from syncd.service.locks import locks_for
         from syncd.sync.run import sync_environment
+
+        if kind not in ("auto", "full", "delta"):
+            raise ValueError(f"unknown run kind {kind!r}: expected auto, full or delta")
+        if not isinstance(dry_run, bool) or not isinstance(allow_mass_disable, bool | None):
+            raise TypeError(
+                f"dry_run and allow_mass_disable are true or false, not {dry_run!r}, {allow_mass_disable!r}"
+            )
 
         options = RunOptions(
             kind=kind, dry_run=dry_run, allow_mass_disable=allow_mass_disable, trigger="cli", holds_lock=True
@@ -140,14 +203,17 @@ class SyncdEnvironment:
         return self._dicts(query)
 
     def row(self, user: str | dict[str, Any]) -> dict[str, Any] | None:
-        """The row of one user, by Entra object id (any case), userPrincipalName (``domainname``,
-        without case) or Graph user object; None when the environment has no row for them."""
-        key = str(user["id"]) if isinstance(user, dict) else user
+        """The row of one user, by Entra object id (any case, with or without braces or dashes),
+        userPrincipalName (``domainname``, without case) or Graph user object; None when the
+        environment has no row for them. Raises ``ValueError`` for an empty key."""
+        key = str(user["id"]) if isinstance(user, dict) else str(user)
+        if not key.strip():
+            raise ValueError("a user is an object id, a userPrincipalName or a Graph user object, not ''")
         table = SystemUser.__table__
-        if _GUID.match(key):
-            cond = table.c.azureactivedirectoryobjectid == uuid.UUID(key)
-        else:
-            cond = func.lower(table.c.domainname) == key.lower()
+        try:
+            cond = table.c.azureactivedirectoryobjectid == uuid.UUID(normalize_object_id(key))
+        except ValueError:
+            cond = casefold(table.c.domainname) == fold_text(key)
         found = self._dicts(select(table).where(table.c.environment_id == self.environment_id, cond))
         return found[0] if found else None
 

@@ -110,7 +110,7 @@ def syncd_tenant(
     syncd_graph_server: GraphServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[FakeTenant]:
-    from syncd.testing.tenants import DEFAULT_SEED, DEFAULT_USERS, FakeTenant
+    from syncd.testing.tenants import DEFAULT_SEED, DEFAULT_USERS, FakeTenant, check_tenant_options
 
     marker = request.node.get_closest_marker("syncd_tenant")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
@@ -119,8 +119,13 @@ def syncd_tenant(
         raise pytest.UsageError(
             f"@pytest.mark.syncd_tenant takes users=, seed= and group_size= only, not {sorted(unknown) or marker.args}"
         )
-    users, seed = int(options.get("users", DEFAULT_USERS)), int(options.get("seed", DEFAULT_SEED))
-    template = syncd_tenant_templates.path(users, seed, options.get("group_size"))
+    try:
+        users, seed, group_size = check_tenant_options(
+            options.get("users", DEFAULT_USERS), options.get("seed", DEFAULT_SEED), options.get("group_size")
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"@pytest.mark.syncd_tenant: {exc}") from None
+    template = syncd_tenant_templates.path(users, seed, group_size)
     folder = tmp_path_factory.mktemp("syncd-tenant", numbered=True)
     tenant = FakeTenant.copy_of(template, folder, syncd_graph_server, users=users, seed=seed)
     try:
@@ -190,13 +195,20 @@ def syncd_daemon(
     syncd_tenant: FakeTenant,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SyncdDaemon]:
+    from syncd.errors import SyncdError
     from syncd.testing.daemon import SyncdDaemon
 
     marker = request.node.get_closest_marker("syncd_daemon")
+    if marker and marker.args:
+        raise pytest.UsageError(f"@pytest.mark.syncd_daemon takes settings by name only, not {marker.args!r}")
     folder = tmp_path_factory.mktemp("syncd-daemon", numbered=True)
-    daemon = SyncdDaemon(
-        syncd_database, syncd_tenant.graph_url, folder, settings=marker.kwargs if marker else None
-    )
+    try:
+        daemon = SyncdDaemon(
+            syncd_database, syncd_tenant.graph_url, folder, settings=marker.kwargs if marker else None
+        )
+    except (ValueError, SyncdError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise pytest.UsageError(f"@pytest.mark.syncd_daemon: {exc}") from None
     try:
         daemon.start()
         yield daemon

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -26,6 +27,7 @@ from syncd.testing.server import GraphServer
 
 DEFAULT_USERS = 300
 DEFAULT_SEED = 1
+MAX_USERS = 10_000_000  # what `syncd entra generate` is benchmarked up to
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 User = str | dict[str, Any]  # an object id, a userPrincipalName, or a Graph user object
@@ -40,12 +42,33 @@ class GraphRequestError(RuntimeError):
         self.status, self.code = status, code
 
 
+def check_tenant_options(users: Any, seed: Any, group_size: Any = None) -> tuple[int, int, int | None]:
+    """``(users, seed, group_size)`` checked: whole numbers (not booleans), ``users`` and
+    ``group_size`` not negative, ``users`` at most ``MAX_USERS``. Raises ``ValueError`` naming the
+    first bad one."""
+
+    def whole(name: str, value: Any, low: int | None, high: int | None = None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"a fake tenant's {name} is a whole number, not {value!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(
+                f"a fake tenant's {name} is {low} to {high if high is not None else 'any'}, not {value!r}"
+            )
+        return value
+
+    return (
+        whole("users", users, 0, MAX_USERS),
+        whole("seed", seed, None),
+        None if group_size is None else whole("group_size", group_size, 0),
+    )
+
+
 class TenantTemplates:
     """Generated tenant files in ``root``, one per (users, seed, group_size), each made once.
 
     ``path(users, seed, group_size=None)`` returns the template's path, generating it first under
     a file lock when no process has (so parallel workers generate it once). Raises ``ValueError``
-    for a negative size.
+    for options ``check_tenant_options`` refuses.
     """
 
     def __init__(self, root: Path) -> None:
@@ -55,8 +78,7 @@ class TenantTemplates:
     def path(self, users: int, seed: int, group_size: int | None = None) -> Path:
         from filelock import FileLock
 
-        if users < 0 or (group_size is not None and group_size < 0):
-            raise ValueError(f"a tenant needs users >= 0 and group_size >= 0, not {users}, {group_size}")
+        users, seed, group_size = check_tenant_options(users, seed, group_size)
         name = f"tenant-u{users}-s{seed}" + (f"-g{group_size}" if group_size is not None else "")
         target = self.root / f"{name}.db"
         with FileLock(str(self.root / f"{name}.lock")):
@@ -130,8 +152,9 @@ class FakeTenant:
     # -- the /_sim/ controls ---------------------------------------------------------------------
     def churn(self, changes: int, seed: int = 0) -> dict[str, Any]:
         """Apply ``changes`` random directory changes (renames, licence and group changes, disables,
-        deletes, restores, new users), the same for the same seed; returns their summary."""
-        return self._sim("POST", "churn", {"changes": changes, "seed": seed})
+        deletes, restores, new users), the same for the same seed; returns their summary. Waits as
+        long as that takes (about 10 µs a change)."""
+        return self._sim("POST", "churn", {"changes": changes, "seed": seed}, timeout=None)
 
     def faults(self, **settings: Any) -> dict[str, Any]:
         """Switch faults on (replacing the previous settings); returns them. Settings (see ``syncd
@@ -185,8 +208,10 @@ class FakeTenant:
         or several of that name."""
         if isinstance(group, dict):
             return group
-        if _GUID.match(group):
-            return self._graph("GET", f"/groups/{group}")
+        if not isinstance(group, str) or not group.strip():
+            raise ValueError(f"a group is an object id, a displayName or a Graph group object, not {group!r}")
+        if _GUID.match(group.strip("{} ")):
+            return self._graph("GET", f"/groups/{quote(group.strip('{} '), safe='')}")
         found = [g for g in self.groups() if g.get("displayName") == group]
         if len(found) != 1:
             raise LookupError(f"{len(found)} groups are named {group!r} in the fake tenant")
@@ -277,7 +302,7 @@ class FakeTenant:
     def _user_id(self, user: User) -> str:
         if isinstance(user, dict):
             return str(user["id"])
-        return user.lower() if _GUID.match(user) else str(self.user(user)["id"])
+        return str(self.user(user)["id"])  # the fake answers for any spelling of an id, or a UPN
 
     def _sku_id(self, sku: str) -> str:
         if _GUID.match(sku):
@@ -299,11 +324,12 @@ class FakeTenant:
     def _graph(self, method: str, path: str, body: Any = None) -> Any:
         return self._request(self._quiet, method, self.graph_url + path, body)
 
-    def _sim(self, method: str, path: str, body: Any = None) -> Any:
-        return self._request(self._http, method, f"{self.origin}/_sim/{path}", body)
+    def _sim(self, method: str, path: str, body: Any = None, **options: Any) -> Any:
+        return self._request(self._http, method, f"{self.origin}/_sim/{path}", body, **options)
 
-    def _request(self, http: httpx.Client, method: str, url: str, body: Any = None) -> Any:
-        response = http.request(method, url, json=body, headers={"Authorization": "Bearer syncd-testing"})
+    def _request(self, http: httpx.Client, method: str, url: str, body: Any = None, **options: Any) -> Any:
+        headers = {"Authorization": "Bearer syncd-testing"}
+        response = http.request(method, url, json=body, headers=headers, **options)
         if response.status_code >= 400:
             try:
                 error = response.json().get("error", {})
@@ -325,6 +351,9 @@ def is_object_id(value: str) -> bool:
 
 
 def _key(user: User) -> str:
-    if isinstance(user, dict):
-        return str(user["id"])
-    return user
+    """A user as one URL path segment: its object id or userPrincipalName, percent-encoded (a UPN
+    may hold ``#``, ``?`` or ``/``). Raises ``ValueError`` for an empty or non-text key."""
+    value = user.get("id") if isinstance(user, dict) else user
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"a user is an object id, a userPrincipalName or a Graph user object, not {user!r}")
+    return quote(value, safe="@")

@@ -398,3 +398,177 @@ def test_ours(syncd_database, syncd_environment, syncd_tenant):
     )
     _run(pytester).assert_outcomes(passed=1)
     assert len(list(folder.glob("*.db"))) == 1  # the project's fixture kept it; the plugin's would not
+
+
+def test_hostile_options_are_refused_in_one_line_before_anything_runs(pytester: pytest.Pytester) -> None:
+    """Markers, settings and keys a user can get wrong: each refused naming the bad value, and no
+    setting can point syncd elsewhere than the test's database and fake tenant."""
+    pytester.makepyfile(
+        """
+import pytest
+from syncd.errors import DatabaseNotAtHead, SyncdError
+from syncd.testing.tenants import GraphRequestError
+
+@pytest.mark.syncd_daemon(directory_url="https://graph.microsoft.com/v1.0")
+def test_daemon_to_graph(syncd_daemon):
+    pass
+
+@pytest.mark.syncd_daemon(database_url="sqlite:////tmp/elsewhere.db")
+def test_daemon_elsewhere(syncd_daemon):
+    pass
+
+@pytest.mark.syncd_daemon(http_port=1)
+def test_daemon_port(syncd_daemon):
+    pass
+
+@pytest.mark.syncd_daemon(no_such_setting=1)
+def test_daemon_unknown(syncd_daemon):
+    pass
+
+@pytest.mark.syncd_tenant(users="abc")
+def test_users_text(syncd_tenant):
+    pass
+
+@pytest.mark.syncd_tenant(users=True)
+def test_users_bool(syncd_tenant):
+    pass
+
+@pytest.mark.syncd_tenant(users=10, group_size="5")
+def test_group_size_text(syncd_tenant):
+    pass
+
+def test_environment_settings(syncd_environment):
+    with pytest.raises(ValueError, match="'directory_url' cannot be given"):
+        syncd_environment("prod", settings={"directory_url": "https://graph.microsoft.com/v1.0"})
+    with pytest.raises(SyncdError, match="unknown security group '00000000-0000-0000-0000-000000000000'"):
+        syncd_environment("prod", security_group="00000000-0000-0000-0000-000000000000")
+    env = syncd_environment("prod")  # nothing of the refused ones was written
+    with pytest.raises(ValueError, match="unknown run kind 'fast'"):
+        env.sync("fast")
+    with pytest.raises(TypeError):
+        env.sync(dry_run="yes")
+
+def test_keys(syncd_tenant, syncd_environment):
+    upn = "o'neil#1?x@" + syncd_tenant.domain
+    made = syncd_tenant.create_user(userPrincipalName=upn, displayName="O'Neil", givenName="O", surname="N")
+    assert syncd_tenant.user(upn)["id"] == made["id"]
+    syncd_tenant.disable(upn)
+    with pytest.raises(GraphRequestError, match="404"):
+        syncd_tenant.user("../groups")
+    for bad in ("", "  ", None):
+        with pytest.raises(ValueError):
+            syncd_tenant.user(bad)
+    with pytest.raises(GraphRequestError, match="must be at most"):
+        syncd_tenant.faults(latency_ms=10**12)
+    env = syncd_environment("prod")
+    env.sync()
+    row = next(r for r in env.rows() if r["syncd_kind"] == "regular")
+    oid = row["azureactivedirectoryobjectid"]
+    for key in (oid, oid.upper(), "{" + oid + "}", oid.replace("-", ""), row["domainname"].upper()):
+        assert env.row(key)["systemuserid"] == row["systemuserid"], key
+"""
+    )
+    (pytester.path / "conftest.py").write_text("")
+    result = _run(pytester)
+    result.assert_outcomes(passed=2, errors=7)
+    result.stdout.fnmatch_lines(
+        [
+            "*syncd_daemon: setting 'directory_url' cannot be given to syncd.testing*",
+            "*syncd_daemon: setting 'database_url' cannot be given*",
+            "*syncd_daemon: setting 'http_port' cannot be given to the syncd_daemon*",
+            "*syncd_daemon: invalid setting no_such_setting=1*",
+            "*syncd_tenant: a fake tenant's users is a whole number, not 'abc'*",
+            "*syncd_tenant: a fake tenant's users is a whole number, not True*",
+            "*syncd_tenant: a fake tenant's group_size is a whole number, not '5'*",
+        ],
+        consecutive=False,
+    )
+    assert not Path("/tmp/elsewhere.db").exists()
+
+
+def test_a_projects_unmigrated_database_and_a_basetemp_with_a_question_mark(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.fixture
+def syncd_database(tmp_path):
+    return f"sqlite:///{tmp_path}/empty.db"
+"""
+    )
+    pytester.makepyfile(
+        """
+import pytest
+from syncd.errors import DatabaseNotAtHead
+
+def test_unmigrated(syncd_environment):
+    with pytest.raises(DatabaseNotAtHead, match="run `syncd db upgrade`"):
+        syncd_environment("prod")
+"""
+    )
+    _run(pytester).assert_outcomes(passed=1)
+    (pytester.path / "conftest.py").unlink()
+    odd = pytester.path / "odd?q"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--basetemp={odd}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cannot name the SQLite file*'?' starts a URL's query*"])
+    assert not (pytester.path / "odd").exists()  # nothing made at the path cut at '?'
+
+
+@pytest.mark.slow
+def test_a_killed_test_run_leaves_no_daemon_and_its_databases_go_with_the_next_run(
+    pytester: pytest.Pytester, pg_server: str
+) -> None:
+    """A CI timeout kills pytest (SIGTERM: no teardown runs): the daemon dies with it (Linux), and
+    the next session on the same PostgreSQL drops the killed session's databases."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(
+        test_hangs=RECORD
+        + """
+import time
+
+def test_hangs(syncd_daemon, syncd_environment, syncd_database_templates):
+    syncd_environment("prod").sync()
+    record(pid=syncd_daemon.pid, prefix=syncd_database_templates.prefix)
+    time.sleep(120)
+"""
+    )
+    plain = pg_server.replace("postgresql+psycopg://", "postgresql://")
+    env = {k: v for k, v in os.environ.items() if k != "SYNCD_TEST_PG_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--syncd-pg-url={plain}", "-q"],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not _results(pytester) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (record,) = _results(pytester)
+        assert _syncd_databases(pg_server, record["prefix"])
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(record["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(record["pid"], signal.SIGKILL)
+        raise AssertionError("the daemon outlived the killed test run")
+    assert _syncd_databases(pg_server, record["prefix"])  # left behind by the killed run...
+    pytester.makepyfile(test_hangs="def test_next(syncd_database):\n    pass\n")
+    _run(pytester, f"--syncd-pg-url={plain}").assert_outcomes(passed=1)
+    assert _syncd_databases(pg_server, record["prefix"]) == set()  # ...and swept by the next

@@ -85,8 +85,15 @@ class FaultSettings:
                     raise StoreError("Request_BadRequest", f"{key} must be a number >= 0.")
                 if key.endswith("_ratio") and value > 1:
                     raise StoreError("Request_BadRequest", f"{key} must be between 0 and 1.")
+                if key in _LIMITS and value > _LIMITS[key]:
+                    raise StoreError("Request_BadRequest", f"{key} must be at most {_LIMITS[key]:g}.")
             setattr(out, key, value)
         return out
+
+
+# Upper bounds of the settings that are durations: a minute of latency per request and an hour of
+# Retry-After are beyond anything Graph does, and a larger value only hangs the caller.
+_LIMITS = {"latency_ms": 60_000.0, "retry_after": 3_600.0}
 
 
 def _retry_after(seconds: float) -> str:
