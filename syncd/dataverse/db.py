@@ -232,6 +232,7 @@ def _read_head_id(versions: Path) -> str | None:
         except (OSError, SyntaxError, ValueError):
             return None
         values: dict[str, Any] = {}
+        top_level: set[int] = set()
         for node in tree.body:
             if isinstance(node, ast.Assign):
                 targets, value = node.targets, node.value
@@ -241,10 +242,13 @@ def _read_head_id(versions: Path) -> str | None:
                 continue
             for target in targets:
                 if isinstance(target, ast.Name) and target.id in _REVISION_NAMES:
+                    top_level.add(id(target))
                     try:
                         values[target.id] = ast.literal_eval(value)
                     except (ValueError, TypeError, SyntaxError):
                         return None
+        if _bound_elsewhere(tree, top_level):
+            return None
         revision, down = values.get("revision"), values.get("down_revision", _UNREAD)
         if not isinstance(revision, str) or revision in revisions or down is _UNREAD:
             return None
@@ -259,6 +263,23 @@ def _read_head_id(versions: Path) -> str | None:
     if len(heads) != 1 or not parents <= revisions:
         return None
     return heads.pop()
+
+
+def _bound_elsewhere(tree: ast.Module, top_level: set[int]) -> bool:
+    """Whether the module binds one of the revision names other than by a plain top-level assignment
+    (in a block, a loop, an import...): then only running it tells what alembic would read."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names = {node.id} if id(node) not in top_level else set()
+        elif isinstance(node, ast.alias):
+            names = {(node.asname or node.name).split(".")[0]}
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            names = set(node.names)
+        else:
+            continue
+        if names & _REVISION_NAMES:
+            return True
+    return False
 
 
 def _single_revision(engine: Engine) -> str | None:
