@@ -3,14 +3,14 @@ that needs (not the sync engine, the directory client or alembic)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
 from syncd.context import AppContext, print_json
-from syncd.dataverse.schema import Environment, SyncRun
+
+if TYPE_CHECKING:
+    from syncd.dataverse.schema import SyncRun
 
 MAX_RUNS_LISTED = 2**31 - 1  # a 32-bit LIMIT: any larger number lists them all as well
 
@@ -22,6 +22,12 @@ def runs(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List recent sync runs, newest first."""
+    # Imported here, so that `syncd runs --help` loads neither the ORM nor rich's tables.
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from syncd.dataverse.schema import Environment, SyncRun
+
     appctx: AppContext = ctx.obj
     with appctx.session() as session:
         q = select(SyncRun, Environment.name).join(Environment).order_by(SyncRun.id.desc()).limit(limit)
