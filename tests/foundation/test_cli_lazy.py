@@ -109,7 +109,15 @@ def test_top_level_help_imports_no_command(tmp_path: Path, args: list[str]) -> N
 
 @pytest.mark.parametrize(
     "args",
-    [["runs", "--help"], ["env", "--help"], ["env", "list", "--help"], ["config", "show", "--help"]],
+    [
+        ["runs", "--help"],
+        ["env", "--help"],
+        ["env", "list", "--help"],
+        ["config", "show", "--help"],
+        ["run", "--help"],
+        ["db", "--help"],
+        ["dataverse", "serve", "--help"],
+    ],
     ids=" ".join,
 )
 def test_command_help_imports_nothing_heavy(tmp_path: Path, args: list[str]) -> None:
