@@ -6,7 +6,10 @@ head, and on a PostgreSQL database at head), `syncd env list` and `syncd config 
 (``from syncd.cli import main; main()``) with this checkout first on the path, in an empty working
 directory (no ./syncd.toml).
 
-    .venv/bin/python benchmarks/bench_cli.py [--runs 15] [--label after] [--no-postgres]
+    .venv/bin/python benchmarks/bench_cli.py [--runs 15] [--label after] [--no-postgres] [--root DIR]
+
+``--root DIR`` times the syncd of another checkout (DIR holds its ``syncd`` package), e.g. an export
+of an earlier commit: ``git archive COMMIT syncd | tar -x -C DIR``.
 
 Prints a table with the targets (0.3 s for --help, 0.4 s for runs) and writes the figures under the
 label to benchmarks/results/cli.json (the other labels there are kept, so that a run before a change
@@ -34,13 +37,19 @@ PG_DB = "syncd_bench_cli"
 # What the `syncd` console script runs.
 ENTRY = "import sys; sys.argv[0] = 'syncd'; from syncd.cli import main; sys.exit(main())"
 TARGETS = {"--help": 0.3, "runs": 0.4}
+# The libraries `syncd runs` cannot do without (the CLI, the settings, the ORM and the schema's
+# PostgreSQL index options, the logging, the table), imported and nothing else: a floor for it.
+FLOOR = (
+    "import typer, pydantic_settings, sqlalchemy.orm, sqlalchemy.dialects.postgresql, structlog, "
+    "rich.console, rich.table"
+)
 
 
-def syncd(args: list[str], env: dict[str, str], cwd: Path) -> float:
-    """Seconds of one whole `syncd ARGS` process; fails on a non-zero exit."""
+def syncd(args: list[str], env: dict[str, str], cwd: Path, code: str = ENTRY) -> float:
+    """Seconds of one whole `syncd ARGS` process (or of `python -c CODE`); fails on a non-zero exit."""
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", ENTRY, *args], env=env, cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True
     )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
@@ -48,9 +57,9 @@ def syncd(args: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
-def measure(args: list[str], env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
-    syncd(args, env, cwd)  # warm-up: the page cache and Python's bytecode cache
-    times = [syncd(args, env, cwd) for _ in range(runs)]
+def measure(args: list[str], env: dict[str, str], cwd: Path, runs: int, code: str = ENTRY) -> dict[str, Any]:
+    syncd(args, env, cwd, code)  # warm-up: the page cache and Python's bytecode cache
+    times = [syncd(args, env, cwd, code) for _ in range(runs)]
     return {"min": min(times), "median": statistics.median(times), "runs": runs}
 
 
@@ -77,6 +86,7 @@ def main() -> None:
     parser.add_argument("--label", default="latest", help="the key the figures are stored under")
     parser.add_argument("--no-postgres", action="store_true", help="skip `syncd runs` on PostgreSQL")
     parser.add_argument("--table-only", action="store_true", help="reprint the recorded figures")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the directory holding the syncd timed")
     args = parser.parse_args()
 
     if args.table_only:
@@ -84,7 +94,9 @@ def main() -> None:
         return
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-    base["PYTHONPATH"] = str(ROOT) + (os.pathsep + base["PYTHONPATH"] if base.get("PYTHONPATH") else "")
+    base["PYTHONPATH"] = str(args.root.resolve()) + (
+        os.pathsep + base["PYTHONPATH"] if base.get("PYTHONPATH") else ""
+    )
     base["SYNCD_LOG_LEVEL"] = "warning"
     cases: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
@@ -114,6 +126,15 @@ def main() -> None:
                     {"command": f"syncd {name}", "database": database, **figures, "target": TARGETS.get(name)}
                 )
                 print(f"  {name:<12} {database:<10} min {figures['min']:.3f} s", file=sys.stderr)
+            figures = measure([], base, cwd, args.runs, FLOOR)
+            cases.append(
+                {
+                    "command": "floor: import the libraries of syncd runs",
+                    "database": "-",
+                    **figures,
+                    "target": None,
+                }
+            )
         finally:
             if not args.no_postgres:
                 drop_pg()
@@ -123,6 +144,7 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
         "cases": cases,
     }
     RESULTS.parent.mkdir(exist_ok=True)
