@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterator, MutableMapping
+from gettext import gettext as _
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
@@ -136,7 +137,7 @@ class SyncdGroup(TyperGroup):
         # As click lists the commands of a group: up to three times the default spacing.
         limit = formatter.width - 6 - max(len(name) for name in visible)
         rows = [(name, cmd.get_short_help_str(limit)) for name, cmd in visible.items()]
-        with formatter.section("Commands"):
+        with formatter.section(_("Commands")):  # translated as click translates it
             formatter.write_dl(rows)
 
 
