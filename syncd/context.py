@@ -6,15 +6,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from syncd.dataverse.db import ensure_at_head, make_engine, session_factory
 from syncd.settings import DEFAULT_DATABASE_URL, Settings, normalise_database_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+# syncd.dataverse.db (the ORM, the migrations) is imported when the database is first used: a
+# command's help and `syncd config show` do not open it.
 
 
 @dataclass
@@ -33,6 +37,8 @@ class AppContext:
         The embedded SQLite default upgrades itself on first use.
         """
         if self._engine is None:
+            from syncd.dataverse.db import ensure_at_head, make_engine
+
             self._engine = make_engine(self.settings.database_url)
             if check_head:
                 ensure_at_head(self._engine, auto_upgrade=self.uses_embedded_database)
@@ -41,6 +47,8 @@ class AppContext:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
+        from syncd.dataverse.db import session_factory
+
         with session_factory(self.engine())() as session, session.begin():
             yield session
 

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import sys
 from contextlib import AbstractContextManager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from syncd.admin import env_settings
 from syncd.context import AppContext, print_json
 from syncd.dataverse import environments as envs
 from syncd.dataverse.schema import ENV_TYPES
-from syncd.directory.client import GraphClient
 from syncd.errors import SyncdError
 from syncd.service import quarantine
-from syncd.service.locks import locks_for
-from syncd.sync.directory import open_directory
+
+if TYPE_CHECKING:
+    from syncd.directory.client import GraphClient
+
+# The admin layer, the directory client and the locks are imported by the commands that use them:
+# `syncd env list` and `syncd env show` only read the database.
 
 app = typer.Typer(help="Dataverse environments: create, change, list, show, resume.", no_args_is_help=True)
 
@@ -68,6 +70,8 @@ def create(
         allow_role_assignment_on_disabled_users=allow_role_assignment_on_disabled_users,
     ).normalized()
     if spec.security_group_id is not None:
+        from syncd.admin import env_settings
+
         _warn(env_settings.check_security_group(lambda: _open_directory(appctx), spec.security_group_id))
     with appctx.session() as session:
         env = envs.create_environment(session, spec)
@@ -153,6 +157,9 @@ def set_(
         )
     envs.check_settings(values)  # bad values fail before the database or the directory is opened
     engine = appctx.engine()
+    from syncd.admin import env_settings
+    from syncd.service.locks import locks_for
+
     result = env_settings.set_environment(
         engine, name, values, directory=lambda: _open_directory(appctx), hold=locks_for(engine).hold
     )
@@ -173,6 +180,8 @@ def set_(
 
 def _open_directory(appctx: AppContext) -> AbstractContextManager[GraphClient]:
     """The configured directory, asked once, without the long retries of a sync run."""
+    from syncd.sync.directory import open_directory
+
     return open_directory(appctx.settings, max_retries=1, timeout=10.0)
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import SecretStr
 
 from syncd.context import AppContext
-from syncd.service.daemon import Daemon, DaemonOptions
 from syncd.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from syncd.service.daemon import Daemon
 
 
 def run(
@@ -55,6 +57,9 @@ def run(
     }
     if any(v is not None for v in overrides.values()):
         appctx.settings = with_overrides(appctx.settings, overrides)
+    # The daemon (scheduler, HTTP server, admin API) is imported here: `syncd run --help` needs none of it.
+    from syncd.service.daemon import Daemon, DaemonOptions
+
     daemon = Daemon(appctx, DaemonOptions(churn_interval_s=churn_interval))
     return daemon.run(on_started=_print_where_to_look)
 

@@ -1,4 +1,4 @@
-"""`syncd sync ENV` and `syncd runs [ENV]`."""
+"""`syncd sync ENV` (`syncd runs [ENV]` is in runs_cmd)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from syncd.context import AppContext, print_json
 from syncd.dataverse.environments import get_environment
-from syncd.dataverse.schema import Environment, SyncRun
 from syncd.errors import Conflict
 from syncd.service.locks import locks_for
 from syncd.sync.directory import open_directory
@@ -161,65 +160,3 @@ def _print_report(appctx: AppContext, report: RunReport) -> None:
         console.print(
             f"[bold]partial:[/bold] {c['failed']:,} row(s) failed, each with its event in run {report.run_id}"
         )
-
-
-MAX_RUNS_LISTED = 2**31 - 1  # a 32-bit LIMIT: any larger number lists them all as well
-
-
-def runs(
-    ctx: typer.Context,
-    env: Annotated[str | None, typer.Argument(help="only this environment")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_RUNS_LISTED, help="how many runs")] = 20,
-    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """List recent sync runs, newest first."""
-    appctx: AppContext = ctx.obj
-    with appctx.session() as session:
-        q = select(SyncRun, Environment.name).join(Environment).order_by(SyncRun.id.desc()).limit(limit)
-        if env is not None:
-            q = q.where(Environment.name == env)
-        rows = [_run_dict(r, name) for r, name in session.execute(q).all()]
-    if json:
-        print_json(rows)
-        return
-    table = Table("id", "environment", "kind", "started (UTC)", "outcome", "changes", "seconds")
-    for r in rows:
-        changes = (
-            f"+{r['created']} ~{r['updated']} on {r['enabled']} off {r['disabled']}"
-            + (f" failed {r['failed']}" if r["failed"] else "")
-            + (f" blocked {r['blocked_disables']}" if r["blocked_disables"] else "")
-        )
-        table.add_row(
-            str(r["id"]),
-            r["environment"],
-            r["kind"],
-            r["started_at"][:19].replace("T", " "),
-            r["outcome"] + (f": {r['error'][:60]}" if r["error"] else ""),
-            changes,
-            "" if r["duration_s"] is None else f"{r['duration_s']:.2f}",
-        )
-    appctx.console.print(table)
-
-
-def _run_dict(r: SyncRun, env_name: str) -> dict[str, Any]:
-    duration = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
-    return {
-        "id": r.id,
-        "environment": env_name,
-        "kind": r.kind,
-        "requested_kind": r.requested_kind,
-        "trigger": r.trigger,
-        "started_at": r.started_at.isoformat(),
-        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-        "outcome": r.outcome,
-        "read": r.read,
-        "created": r.created,
-        "updated": r.updated,
-        "enabled": r.enabled,
-        "disabled": r.disabled,
-        "unchanged": r.unchanged,
-        "failed": r.failed,
-        "blocked_disables": r.blocked_disables,
-        "duration_s": duration,
-        "error": r.error,
-    }

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from filelock import FileLock
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.dataverse import textfold
 from syncd.errors import ConfigError, DatabaseNotAtHead
 from syncd.settings import normalise_database_url
+
+if TYPE_CHECKING:
+    # alembic is imported where it is used: a command that only reads a database at head (the
+    # check at start compares the revision with head_revision_id()) never loads its runtime.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 # The migrations ship inside the package, so an installed syncd (not only a checkout) can migrate.
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -53,6 +55,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def alembic_config(url: str) -> Config:
     """Alembic's configuration for the database at `url`, built in code (no alembic.ini needed)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -60,27 +64,39 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision(url: str) -> str:
+    """The migrations' head revision, as alembic finds it."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     assert head is not None
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's revision (None for an empty database), as alembic reads it."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate to ``revision``; ConfigError naming it when the migrations know no such revision."""
+    from alembic import command
+
     _migrate(engine, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate down to ``revision``; ConfigError naming it when the migrations know no such revision."""
+    from alembic import command
+
     _migrate(engine, command.downgrade, revision)
 
 
 def _migrate(engine: Engine, step: Any, revision: str) -> None:
+    from alembic.script import ScriptDirectory
+
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     relative = revision[:1] in ("+", "-") and revision[1:].isdigit()  # alembic's -1, +2
     if (
@@ -106,6 +122,11 @@ def ensure_at_head(engine: Engine, *, auto_upgrade: bool = False) -> None:
     With `auto_upgrade` (the embedded SQLite default), a fresh or older database is upgraded.
     A database at a revision this syncd does not know is always refused.
     """
+    head_id = head_revision_id()
+    if head_id is not None and _single_revision(engine) == head_id:
+        return  # at head: the common case, decided without alembic
+    from alembic.script import ScriptDirectory
+
     url = engine.url.render_as_string(hide_password=False)
     script = ScriptDirectory.from_config(alembic_config(url))
     head = script.get_current_head()
@@ -152,6 +173,8 @@ def _setup_lock(engine: Engine) -> AbstractContextManager[object]:
     path = sqlite_file(engine) if engine.dialect.name == "sqlite" else None
     if path is None:
         return nullcontext()
+    from filelock import FileLock
+
     return FileLock(path.with_name(f"{path.name}.setup.lock"), timeout=120)
 
 
@@ -164,6 +187,8 @@ def _is_known(script: ScriptDirectory, rev: str) -> bool:
 
 def ensure_known_or_empty(engine: Engine) -> None:
     """Refuse to migrate a database at a revision this syncd does not know."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
     current = current_revision(engine)
     if current is not None and not _is_known(script, current):
@@ -171,3 +196,98 @@ def ensure_known_or_empty(engine: Engine) -> None:
             f"database {engine.url.render_as_string(hide_password=True)} is at unknown revision {current!r}: "
             "it was migrated by a newer syncd; upgrade syncd instead"
         )
+
+
+_UNREAD = object()
+_head_id: object = _UNREAD
+
+
+def head_revision_id() -> str | None:
+    """The head revision of the migrations, read from their source text without alembic; None when
+    they are not a plain chain that can be read so (alembic is then asked, see ensure_at_head).
+
+    Alembic reads every ``*.py`` of ``migrations/versions`` but ``__init__.py`` and editor lock files
+    (``.#*``); each declares ``revision`` and ``down_revision`` (a string, None, or a tuple of strings
+    for a merge). The head is the one revision no other revision names as its ``down_revision``. Any
+    file whose module-level assignments are not plain literals, or branch labels, dependencies, or a
+    graph with other than one head, gives None.
+    """
+    global _head_id
+    if _head_id is _UNREAD:
+        _head_id = _read_head_id(MIGRATIONS / "versions")
+    return _head_id  # type: ignore[return-value]
+
+
+_REVISION_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
+
+
+def _read_head_id(versions: Path) -> str | None:
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted(versions.glob("*.py")):
+        if path.name == "__init__.py" or path.name.startswith(".#"):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            return None
+        values: dict[str, Any] = {}
+        top_level: set[int] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                targets, value = [node.target], node.value
+            else:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in _REVISION_NAMES:
+                    top_level.add(id(target))
+                    try:
+                        values[target.id] = ast.literal_eval(value)
+                    except (ValueError, TypeError, SyntaxError):
+                        return None
+        if _bound_elsewhere(tree, top_level):
+            return None
+        revision, down = values.get("revision"), values.get("down_revision", _UNREAD)
+        if not isinstance(revision, str) or revision in revisions or down is _UNREAD:
+            return None
+        if values.get("branch_labels") is not None or values.get("depends_on") is not None:
+            return None
+        downs = (down,) if isinstance(down, str) else down if isinstance(down, tuple) else ()
+        if down is not None and (not downs or not all(isinstance(d, str) for d in downs)):
+            return None
+        revisions.add(revision)
+        parents.update(downs)
+    heads = revisions - parents
+    if len(heads) != 1 or not parents <= revisions:
+        return None
+    return heads.pop()
+
+
+def _bound_elsewhere(tree: ast.Module, top_level: set[int]) -> bool:
+    """Whether the module binds one of the revision names other than by a plain top-level assignment
+    (in a block, a loop, an import...): then only running it tells what alembic would read."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names = {node.id} if id(node) not in top_level else set()
+        elif isinstance(node, ast.alias):
+            names = {(node.asname or node.name).split(".")[0]}
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            names = set(node.names)
+        else:
+            continue
+        if names & _REVISION_NAMES:
+            return True
+    return False
+
+
+def _single_revision(engine: Engine) -> str | None:
+    """The one revision in the database's ``alembic_version`` table; None when there is no such table
+    or it holds other than one row (alembic then reads the database itself)."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    except Exception:
+        return None
+    return rows[0][0] if len(rows) == 1 else None
