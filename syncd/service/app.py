@@ -16,8 +16,8 @@ POST /api/environments/{name}/resume to take it out of quarantine)
 
 Mutations need the admin token (see `syncd.service.auth`), and take their body exactly: the route
 table says which (`syncd.service.bodies`; a route taking none refuses a non-empty one, naming its
-first key). A `{name}` is one path segment,
-percent-encoded as sent (`a%2Fb` names `a/b`, see `syncd.service.routing`). Every error under
+first key). A `{name}` is one path segment, percent-encoded as sent (`a%2Fb` names `a/b`, see
+`syncd.service.routing`). Every error under
 /api/ is JSON `{"error", "detail"}`, an unknown route (404) and a method a route does not take
 (405) included.
 """
@@ -52,6 +52,7 @@ from syncd.service.metrics import Metrics
 from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
 from syncd.service.routing import ApiRoute, api_exception_handlers
 from syncd.service.scheduler import Target
+from syncd.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -263,7 +264,7 @@ def create_app(
 ) -> Starlette:
     ep = Endpoints(appctx, metrics, jobs, scheduler_running, info or {})
 
-    def settings() -> Any:
+    def settings() -> Settings:
         return appctx.settings
 
     routes: list[BaseRoute] = [
