@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+BAD_REQUEST: Final = "bad request"  # the JSON ``error`` of every bad-input (400) answer of the API
+
 
 class SyncdError(Exception):
     """A failure the user can fix; the CLI prints its message on one line and exits with `exit_code`."""

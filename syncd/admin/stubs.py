@@ -36,7 +36,7 @@ from syncd.dataverse.schema import Role, SystemUser, SystemUserRole, utcnow
 from syncd.dataverse.textfold import casefold, fold_text
 from syncd.directory.client import GraphClient
 from syncd.directory.ids import is_object_id
-from syncd.errors import NotFound, SyncdError
+from syncd.errors import BAD_REQUEST, NotFound, SyncdError
 from syncd.rules import Check, default_role_name, stub_conflict
 from syncd.sync.run import environment_facts
 
@@ -73,7 +73,7 @@ class BadCsv(SyncdError):
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "error": "bad input",
+            "error": BAD_REQUEST,
             "detail": str(self),
             "lines": [{"line": p.line, "message": p.message} for p in self.problems],
         }

@@ -9,7 +9,8 @@ members, owners, guests) and holds security roles that its members hold through 
   ``DirectoryFailed`` (the team takes its name and type from the group, so nothing is guessed).
   Its name is the group's displayName, fitted to the column as sync fits a user's columns (R10,
   ``fit_value``: control characters removed, cut to 160 characters, code points), with a warning
-  in the log and a note in the result when it had to change; its type 2 (security group) or 3 (Microsoft 365 group,
+  in the log and a note in the result when it had to change (a blank displayName gives the
+  group's object id, so that every team has a name it can be found by); its type 2 (security group) or 3 (Microsoft 365 group,
   "Unified" in ``groupTypes``); it goes to the environment's root business unit (R26); its
   administrator is the environment's built-in support user (R19) unless an administrator names a
   user of the environment.
@@ -236,8 +237,18 @@ def _administrator(session: Session, env: Environment, key: str | None, director
 def team_name(group: DirectoryGroup) -> tuple[str, str | None]:
     """R25: the name of the group's team, its displayName fitted to the column as sync fits a
     user's columns (R10, ``fit_value``: control characters removed, cut to TEAM_NAME_LENGTH code
-    points), and a one-line note saying how when it had to change (else None)."""
+    points), and a one-line note saying how when it had to change (else None).
+
+    Dataverse requires a team's name, and a blank one could not be told apart or looked up by
+    name: a displayName that is blank (empty, only spaces, or nothing left once control characters
+    are removed) gives the group's object id instead, as a blank givenName gives firstname "#"
+    (R13), and a note saying so."""
     name, note = fit_value("team name", group.display_name, TEAM_NAME_LENGTH)
+    if not name.strip():
+        return (
+            group.id,
+            f"team name: the group's displayName {group.display_name!r} is blank: named {group.id}",
+        )
     if note is None:
         return name, None
     return name, f"{note} (the group's displayName has {len(group.display_name)} characters)"

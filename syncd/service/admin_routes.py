@@ -37,23 +37,23 @@ with ``changed: false`` when no failed run counted); 404 for an unknown environm
 
 A JSON body takes its fields exactly (``Body`` and its subclasses): an unknown key, or a field of
 the wrong type (``"membership": 1``; no coercion), is a 400 naming the key or the field, its value
-and what it takes.
+and what it takes. A route without a body above takes none: a non-empty one is a 400 naming its
+first key (``{}`` and an empty body are fine). The route table says which body each mutation
+takes, and ``syncd.service.bodies.mutation`` checks it (see there).
 
 Mutations need the admin bearer token (401 without or with a wrong one, 403 when none is
-configured). Errors are JSON ``{"error", "detail"}``: 400 bad input, 404 unknown environment, user,
+configured). Errors are JSON ``{"error", "detail"}``: 400 bad input (``"error": "bad request"``), 404 unknown environment, user,
 role or service principal, 409 refused by the rules (with ``checks``) or a conflict, 502 the
 directory could not be read.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,7 +65,17 @@ from syncd.dataverse.environments import shown
 from syncd.directory.auth import TokenProvider
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
-from syncd.service.auth import require_admin
+from syncd.service.bodies import (
+    BAD_REQUEST,
+    JSON_OBJECT,
+    RAW,
+    BadBody,
+    Body,
+    BodySpec,
+    Endpoint,
+    Handler,
+    mutation,
+)
 from syncd.service.locks import EnvironmentLocks, locks_for
 from syncd.service.quarantine import QuarantinePolicy, resume
 from syncd.service.routing import ApiRoute
@@ -75,7 +85,6 @@ log = structlog.get_logger(__name__)
 
 DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
 MAX_CSV_BYTES = 20 * 1024 * 1024
-MAX_JSON_BYTES = 64 * 1024
 ADD_MODES = {"on_demand": users.add_user, "first_access": users.first_access}
 
 
@@ -96,7 +105,7 @@ def error_response(exc: Exception) -> JSONResponse:
     if isinstance(exc, DirectoryFailed):
         return _error(502, "directory unavailable", str(exc))
     if isinstance(exc, SyncdError):
-        return _error(400, "bad request", str(exc))
+        return _error(400, BAD_REQUEST, str(exc))
     raise exc
 
 
@@ -104,51 +113,6 @@ def _internal_error(exc: Exception) -> JSONResponse:
     """An unexpected failure: logged, and answered as JSON like every other error (never plain text)."""
     log.error("admin.internal_error", error=str(exc)[:500], error_type=type(exc).__name__)
     return _error(500, "internal error", f"{type(exc).__name__}: the operation failed; see the daemon's log")
-
-
-class _BadBody(Exception):
-    pass
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-class _Number(float):
-    """A JSON number with a fraction or an exponent, as written (no field takes one: the error
-    that refuses it names the value as given, e.g. ``1E+23``)."""
-
-    text: str
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _number(text: str) -> float:
-    number = _Number(text)
-    number.text = text
-    return number
-
-
-def _parse_json(raw: bytes) -> Any:
-    """The body's JSON, its numbers as given: integers exactly, however large (orjson would read
-    one beyond 64 bits as a float), so that the check of a field names the value sent."""
-    try:
-        return json.loads(raw, parse_float=_number, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise _BadBody(f"the body is not a JSON object ({reason})") from None
-
-
-class Body(BaseModel):
-    """A JSON body of the admin API: its fields exactly (an unknown key is refused) and of their
-    types exactly (no coercion: ``1`` is not a string, ``"1"`` not a list). ``REQUIRED`` fields
-    must be non-empty strings; ``EXPECTED`` says what each field takes (its JSON type first), for
-    the error."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    REQUIRED: ClassVar[tuple[str, ...]] = ()
-    EXPECTED: ClassVar[dict[str, str]] = {}
 
 
 class AddBody(Body):
@@ -216,29 +180,6 @@ class GroupRoleBody(Body):
     membership: str = "members-and-guests"
 
 
-B = TypeVar("B", bound=Body)
-
-
-def parse_body(model: type[B], body: dict[str, Any]) -> B:
-    """``body`` (a JSON object) as ``model``; _BadBody, one line naming the first bad key or
-    field, its value and what it takes, otherwise."""
-    for key in body:
-        if key not in model.model_fields:
-            raise _BadBody(
-                f"unknown field {shown(key)} in the body: expected {', '.join(model.model_fields)}"
-            )
-    for f in model.REQUIRED:
-        if f not in body:
-            raise _BadBody(f"the body needs {f!r}: {model.EXPECTED[f]}, not empty")
-        if isinstance(body[f], str) and not body[f].strip():
-            raise _BadBody(f"{f!r} must be {model.EXPECTED[f]}, not empty: {shown(body[f])}")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        f = str(exc.errors()[0]["loc"][0])
-        raise _BadBody(f"{f!r} must be {model.EXPECTED.get(f, 'given')}, not {shown(body.get(f))}") from None
-
-
 class AdminRoutes:
     def __init__(
         self,
@@ -298,37 +239,10 @@ class AdminRoutes:
             status = 500
         return JSONResponse(body, status_code=status)
 
-    async def _json(self, request: Request) -> dict[str, Any]:
-        """The request's body, a JSON object of at most MAX_JSON_BYTES; _BadBody otherwise."""
-        raw = await request.body()
-        if len(raw) > MAX_JSON_BYTES:
-            raise _BadBody(f"the body is larger than {MAX_JSON_BYTES} bytes")
-        body = _parse_json(raw) if raw else None
-        if not isinstance(body, dict):
-            raise _BadBody("the body must be a JSON object")
-        return body
-
-    async def _body(self, request: Request, model: type[B]) -> B:
-        """The request's body as ``model`` (``parse_body``)."""
-        return parse_body(model, await self._json(request))
-
-    def _guarded(
-        self, handler: Callable[[Request], Awaitable[Response]]
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """Mutations: the admin token first, then the body."""
-
-        async def handle(request: Request) -> Response:
-            refused = require_admin(request, self.appctx.settings)
-            if refused is not None:
-                return refused
-            try:
-                return await handler(request)
-            except _BadBody as exc:
-                return _error(400, "bad request", str(exc))
-            except Exception as exc:
-                return _internal_error(exc)
-
-        return handle
+    def _mutation(self, handler: Handler, body: BodySpec) -> Endpoint:
+        """A mutation's endpoint (``syncd.service.bodies.mutation``): the admin token first, then
+        the body as ``body`` says, then ``handler(request, body)``; anything unexpected a JSON 500."""
+        return mutation(handler, body=body, settings=lambda: self.appctx.settings, on_error=_internal_error)
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -341,11 +255,10 @@ class AdminRoutes:
 
         return await self._call(run)
 
-    async def add(self, request: Request) -> Response:
-        body = await self._body(request, AddBody)
+    async def add(self, request: Request, body: AddBody) -> Response:
         op = ADD_MODES.get(body.mode)
         if op is None:
-            raise _BadBody(f"invalid mode {shown(body.mode)}: expected one of {', '.join(ADD_MODES)}")
+            raise BadBody(f"invalid mode {shown(body.mode)}: expected one of {', '.join(ADD_MODES)}")
         env = request.path_params["env"]
 
         def run() -> Any:
@@ -363,7 +276,7 @@ class AdminRoutes:
             status = 500
         return JSONResponse(result.as_dict(), status_code=status)
 
-    async def refresh(self, request: Request) -> Response:
+    async def refresh(self, request: Request, body: None) -> Response:
         env, user = request.path_params["env"], request.path_params["user"]
 
         def run() -> Any:
@@ -372,8 +285,7 @@ class AdminRoutes:
 
         return await self._call(run)
 
-    async def access_mode(self, request: Request) -> Response:
-        body = await self._body(request, ModeBody)
+    async def access_mode(self, request: Request, body: ModeBody) -> Response:
         env, user = request.path_params["env"], request.path_params["user"]
 
         def run() -> Any:
@@ -382,8 +294,7 @@ class AdminRoutes:
 
         return await self._call(run)
 
-    async def app_user(self, request: Request) -> Response:
-        body = await self._body(request, AppUserBody)
+    async def app_user(self, request: Request, body: AppUserBody) -> Response:
         env = request.path_params["env"]
 
         def run() -> Any:
@@ -392,10 +303,9 @@ class AdminRoutes:
 
         return await self._call(run, 201)
 
-    async def import_stubs(self, request: Request) -> Response:
-        data = await request.body()
+    async def import_stubs(self, request: Request, data: bytes) -> Response:
         if len(data) > MAX_CSV_BYTES:
-            raise _BadBody(f"the CSV is larger than {MAX_CSV_BYTES} bytes")
+            raise BadBody(f"the CSV is larger than {MAX_CSV_BYTES} bytes")
         env = request.path_params["env"]
 
         def run() -> Any:
@@ -404,8 +314,7 @@ class AdminRoutes:
 
         return await self._call(run, 201)
 
-    async def reassign(self, request: Request) -> Response:
-        body = await self._body(request, ReassignBody)
+    async def reassign(self, request: Request, body: ReassignBody) -> Response:
         env, stub = request.path_params["env"], request.path_params["stub"]
 
         def run() -> Any:
@@ -414,8 +323,7 @@ class AdminRoutes:
 
         return await self._call(run)
 
-    async def assign_role(self, request: Request) -> Response:
-        body = await self._body(request, RoleBody)
+    async def assign_role(self, request: Request, body: RoleBody) -> Response:
         env = request.path_params["env"]
 
         def run() -> Any:
@@ -424,7 +332,7 @@ class AdminRoutes:
 
         return await self._call(run)
 
-    async def remove_role(self, request: Request) -> Response:
+    async def remove_role(self, request: Request, body: None) -> Response:
         p = request.path_params
         env, role, user = p["env"], p["role"], p["user"]
 
@@ -445,8 +353,7 @@ class AdminRoutes:
         membership = request.query_params.get("membership")
         return await self._call(lambda: teams.show_team(self.engine(), env, team, membership=membership))
 
-    async def create_team(self, request: Request) -> Response:
-        body = await self._body(request, CreateTeamBody)
+    async def create_team(self, request: Request, body: CreateTeamBody) -> Response:
         env = request.path_params["env"]
 
         def run() -> Any:
@@ -463,15 +370,14 @@ class AdminRoutes:
 
         return await self._call(run, 201)
 
-    async def assign_team_role(self, request: Request) -> Response:
-        body = await self._body(request, TeamRoleBody)
+    async def assign_team_role(self, request: Request, body: TeamRoleBody) -> Response:
         env, team = request.path_params["env"], request.path_params["team"]
         membership = request.query_params.get("membership")
         return await self._call(
             lambda: teams.assign_team_role(self.engine(), env, team, body.role, membership=membership)
         )
 
-    async def remove_team_role(self, request: Request) -> Response:
+    async def remove_team_role(self, request: Request, body: None) -> Response:
         p = request.path_params
         membership = request.query_params.get("membership")
         return await self._call(
@@ -480,8 +386,7 @@ class AdminRoutes:
             )
         )
 
-    async def assign_group_role(self, request: Request) -> Response:
-        body = await self._body(request, GroupRoleBody)
+    async def assign_group_role(self, request: Request, body: GroupRoleBody) -> Response:
         env, group = request.path_params["env"], request.path_params["group"]
 
         def run() -> Any:
@@ -492,8 +397,7 @@ class AdminRoutes:
 
         return await self._call(run, status_of=lambda result: 201 if result.created else 200)
 
-    async def set_environment(self, request: Request) -> Response:
-        body = await self._json(request)
+    async def set_environment(self, request: Request, body: dict[str, Any]) -> Response:
         env = request.path_params["env"]
 
         def run() -> Any:
@@ -503,7 +407,7 @@ class AdminRoutes:
 
         return await self._call(run)
 
-    async def resume(self, request: Request) -> Response:
+    async def resume(self, request: Request, body: None) -> Response:
         env = request.path_params["env"]
         policy = QuarantinePolicy.from_settings(self.appctx.settings)
         return await self._call(lambda: resume(self.engine(), env, policy))
@@ -518,24 +422,24 @@ def routes(
     """The admin routes. ``directory`` opens the Graph client of a request (default: the settings');
     ``locks`` are the environments' run locks (default: the database's, see ``locks_for``)."""
     a = AdminRoutes(appctx, directory, locks)
-    g = a._guarded
+    m = a._mutation  # (handler, the body it takes: a Body model, JSON_OBJECT, RAW, or None for none)
     base = "/api/environments/{env}"
     return [
         ApiRoute(base + "/users/{user}/diagnose", a.diagnose, methods=["GET"]),
-        ApiRoute(base + "/users", g(a.add), methods=["POST"]),
-        ApiRoute(base + "/users/{user}/refresh", g(a.refresh), methods=["POST"]),
-        ApiRoute(base + "/users/{user}/access-mode", g(a.access_mode), methods=["PUT"]),
-        ApiRoute(base + "/app-users", g(a.app_user), methods=["POST"]),
-        ApiRoute(base + "/stubs", g(a.import_stubs), methods=["POST"]),
-        ApiRoute(base + "/stubs/{stub}/reassign", g(a.reassign), methods=["POST"]),
-        ApiRoute(base + "/roles", g(a.assign_role), methods=["POST"]),
-        ApiRoute(base + "/roles/{role}/users/{user}", g(a.remove_role), methods=["DELETE"]),
-        ApiRoute(base, g(a.set_environment), methods=["PATCH"]),
-        ApiRoute(base + "/resume", g(a.resume), methods=["POST"]),
+        ApiRoute(base + "/users", m(a.add, AddBody), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/refresh", m(a.refresh, None), methods=["POST"]),
+        ApiRoute(base + "/users/{user}/access-mode", m(a.access_mode, ModeBody), methods=["PUT"]),
+        ApiRoute(base + "/app-users", m(a.app_user, AppUserBody), methods=["POST"]),
+        ApiRoute(base + "/stubs", m(a.import_stubs, RAW), methods=["POST"]),
+        ApiRoute(base + "/stubs/{stub}/reassign", m(a.reassign, ReassignBody), methods=["POST"]),
+        ApiRoute(base + "/roles", m(a.assign_role, RoleBody), methods=["POST"]),
+        ApiRoute(base + "/roles/{role}/users/{user}", m(a.remove_role, None), methods=["DELETE"]),
+        ApiRoute(base, m(a.set_environment, JSON_OBJECT), methods=["PATCH"]),
+        ApiRoute(base + "/resume", m(a.resume, None), methods=["POST"]),
         ApiRoute(base + "/teams", a.list_teams, methods=["GET"]),
-        ApiRoute(base + "/teams", g(a.create_team), methods=["POST"]),
+        ApiRoute(base + "/teams", m(a.create_team, CreateTeamBody), methods=["POST"]),
         ApiRoute(base + "/teams/{team}", a.show_team, methods=["GET"]),
-        ApiRoute(base + "/teams/{team}/roles", g(a.assign_team_role), methods=["POST"]),
-        ApiRoute(base + "/teams/{team}/roles/{role}", g(a.remove_team_role), methods=["DELETE"]),
-        ApiRoute(base + "/groups/{group}/roles", g(a.assign_group_role), methods=["POST"]),
+        ApiRoute(base + "/teams/{team}/roles", m(a.assign_team_role, TeamRoleBody), methods=["POST"]),
+        ApiRoute(base + "/teams/{team}/roles/{role}", m(a.remove_team_role, None), methods=["DELETE"]),
+        ApiRoute(base + "/groups/{group}/roles", m(a.assign_group_role, GroupRoleBody), methods=["POST"]),
     ]

@@ -9,13 +9,15 @@ GET  /api/environments[/{name}]                    environments, user counts, la
 GET  /api/runs[?environment=&limit=&before=]       recent runs, newest first
 GET  /api/runs/{id}                                one run
 POST /api/environments/{name}/sync                 {"kind": "delta"|"full", "dry_run": bool}
-POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_disable
+POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_disable (no body)
 (+ the admin routes of `syncd.service.admin_routes`, when that module is present: the user
 operations, PATCH /api/environments/{name} for an environment's settings, and
 POST /api/environments/{name}/resume to take it out of quarantine)
 
-Mutations need the admin token (see `syncd.service.auth`). A `{name}` is one path segment,
-percent-encoded as sent (`a%2Fb` names `a/b`, see `syncd.service.routing`). Every error under
+Mutations need the admin token (see `syncd.service.auth`), and take their body exactly: the route
+table says which (`syncd.service.bodies`; a route taking none refuses a non-empty one, naming its
+first key). A `{name}` is one path segment, percent-encoded as sent (`a%2Fb` names `a/b`, see
+`syncd.service.routing`). Every error under
 /api/ is JSON `{"error", "detail"}`, an unknown route (404) and a method a route does not take
 (405) included.
 """
@@ -43,20 +45,31 @@ from syncd.dataverse import db
 from syncd.dataverse.environments import describe, shown, user_counts
 from syncd.dataverse.schema import Environment
 from syncd.service import runs, status_page
-from syncd.service.auth import require_admin
+from syncd.service.bodies import BAD_REQUEST, Body, mutation
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.locks import EnvironmentLocks
 from syncd.service.metrics import Metrics
 from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
 from syncd.service.routing import ApiRoute, api_exception_handlers
 from syncd.service.scheduler import Target
+from syncd.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 ADMIN_ROUTES_MODULE = "syncd.service.admin_routes"
 MAX_RUNS_PAGE = 500
-SYNC_BODY_FIELDS = ("kind", "dry_run")
 MAX_RUN_ID = 2**63 - 1  # run ids are 64-bit (BIGINT on PostgreSQL, INTEGER on SQLite)
+
+
+class SyncBody(Body):
+    """The body of ``POST .../sync`` (none: a delta run)."""
+
+    EXPECTED = {
+        "kind": "a string ('delta', 'full' or 'auto')",
+        "dry_run": "true or false",
+    }
+    kind: str = "delta"
+    dry_run: bool = False
 
 
 def _error(status: int, error: str, detail: str) -> JSONResponse:
@@ -177,13 +190,11 @@ class Endpoints:
             limit = min(int(q.get("limit", "50")), MAX_RUNS_PAGE)
             before = int(q["before"]) if "before" in q else None
         except ValueError:
-            return _error(400, "bad request", "limit and before must be integers")
+            return _error(400, BAD_REQUEST, "limit and before must be integers")
         if limit < 1:
-            return _error(400, "bad request", "limit must be at least 1")
+            return _error(400, BAD_REQUEST, "limit must be at least 1")
         if before is not None and not 0 <= before <= MAX_RUN_ID:
-            return _error(
-                400, "bad request", f"before must be a run id, from 0 to {MAX_RUN_ID}, not {before}"
-            )
+            return _error(400, BAD_REQUEST, f"before must be a run id, from 0 to {MAX_RUN_ID}, not {before}")
         with Session(self.engine()) as session:
             env_id = None
             if "environment" in q:
@@ -206,37 +217,13 @@ class Endpoints:
 
     # -- mutations -------------------------------------------------------------------------------
 
-    async def sync(self, request: Request) -> Response:
-        refused = require_admin(request, self.appctx.settings)
-        if refused is not None:
-            return refused
-        try:
-            body = await request.json() if await request.body() else {}
-        except ValueError:
-            return _error(400, "bad request", "the body must be a JSON object")
-        if not isinstance(body, dict):
-            return _error(400, "bad request", "the body must be a JSON object")
-        unknown = [k for k in body if k not in SYNC_BODY_FIELDS]
-        if unknown:
-            return _error(
-                400,
-                "bad request",
-                f"unknown field {shown(unknown[0])} in the body: expected {', '.join(SYNC_BODY_FIELDS)}",
-            )
-        kind = body.get("kind", "delta")
-        dry_run = body.get("dry_run", False)
-        if kind not in ("delta", "full", "auto"):
-            return _error(400, "bad request", f"kind must be 'delta', 'full' or 'auto', not {shown(kind)}")
-        if not isinstance(dry_run, bool):
-            return _error(400, "bad request", f"dry_run must be true or false, not {shown(dry_run)}")
-        return await self._run(
-            request.path_params["name"], RunRequest(kind=kind, trigger="api", dry_run=dry_run)
-        )
+    async def sync(self, request: Request, body: SyncBody) -> Response:
+        if body.kind not in ("delta", "full", "auto"):
+            return _error(400, BAD_REQUEST, f"kind must be 'delta', 'full' or 'auto', not {shown(body.kind)}")
+        run = RunRequest(kind=body.kind, trigger="api", dry_run=body.dry_run)
+        return await self._run(request.path_params["name"], run)
 
-    async def approve_mass_disable(self, request: Request) -> Response:
-        refused = require_admin(request, self.appctx.settings)
-        if refused is not None:
-            return refused
+    async def approve_mass_disable(self, request: Request, body: None) -> Response:
         request_ = RunRequest(kind="full", trigger="api", allow_mass_disable=True)
         return await self._run(request.path_params["name"], request_)
 
@@ -276,6 +263,10 @@ def create_app(
     info: dict[str, Any] | None = None,
 ) -> Starlette:
     ep = Endpoints(appctx, metrics, jobs, scheduler_running, info or {})
+
+    def settings() -> Settings:
+        return appctx.settings
+
     routes: list[BaseRoute] = [
         Route("/healthz", ep.healthz),
         Route("/readyz", ep.readyz),
@@ -283,8 +274,16 @@ def create_app(
         Route("/", ep.index),
         ApiRoute("/api/environments", ep.environments),
         ApiRoute("/api/environments/{name}", ep.environment),
-        ApiRoute("/api/environments/{name}/sync", ep.sync, methods=["POST"]),
-        ApiRoute("/api/environments/{name}/approve-mass-disable", ep.approve_mass_disable, methods=["POST"]),
+        ApiRoute(
+            "/api/environments/{name}/sync",
+            mutation(ep.sync, body=SyncBody, settings=settings),
+            methods=["POST"],
+        ),
+        ApiRoute(
+            "/api/environments/{name}/approve-mass-disable",
+            mutation(ep.approve_mass_disable, body=None, settings=settings),  # no body: no dry run
+            methods=["POST"],
+        ),
         ApiRoute("/api/runs", ep.runs_),
         ApiRoute("/api/runs/{run_id:int}", ep.run),
     ]

@@ -7,13 +7,17 @@ server decodes ``%2F`` into ``/`` in ``scope["path"]``, after which no route cou
 gives each ``{param}`` its segment percent-decoded.
 
 ``api_exception_handlers`` answers the routing's own errors under ``/api/`` (no such route: 404; a
-method the route does not take: 405, with ``Allow``) as the API answers every other error, JSON
-``{"error", "detail"}``; elsewhere they stay Starlette's plain text.
+method no route of the path takes: 405, with ``Allow`` listing every method of every route of the
+path) as the API answers every other error, JSON ``{"error", "detail"}``; elsewhere they stay
+Starlette's plain text.
+
+An ``ApiRoute`` that changes something (``POST``, ``PUT``, ``PATCH``, ``DELETE``) must say what
+body it takes: its endpoint comes from ``syncd.service.bodies.mutation`` (a ValueError otherwise).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
@@ -24,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
+
+from syncd.service.bodies import MUTATING_METHODS, declares_body
 
 API_PREFIX = "/api/"
 
@@ -49,7 +55,20 @@ def route_path(scope: Scope) -> str | None:
 class ApiRoute(Route):
     """A Route whose ``{param}`` (``str``, the default convertor) is one path segment as sent,
     percent-decoded: ``/api/environments/a%2Fb`` gives ``env`` ``"a/b"``, ``%25`` gives ``%``.
-    Matching, methods (``Match.PARTIAL`` for a method not taken) and convertors are Route's."""
+    Matching, methods (``Match.PARTIAL`` for a method not taken) and convertors are Route's.
+    A route with a mutating method needs an endpoint that says what body it takes
+    (``syncd.service.bodies.mutation``): ValueError naming the route otherwise."""
+
+    def __init__(
+        self, path: str, endpoint: Callable[..., Any], *, methods: Collection[str] | None = None
+    ) -> None:
+        mutating = sorted(MUTATING_METHODS.intersection(m.upper() for m in methods or ()))
+        if mutating and not declares_body(endpoint):
+            raise ValueError(
+                f"route {' '.join(mutating)} {path!r} does not say what body it takes: "
+                "build its endpoint with syncd.service.bodies.mutation"
+            )
+        super().__init__(path, endpoint, methods=list(methods) if methods is not None else None)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path = route_path(scope) if scope["type"] == "http" else None
@@ -78,17 +97,32 @@ def _api_error(request: Request, exc: Exception) -> Response:
     raw = request.scope.get("raw_path")
     if isinstance(raw, bytes):  # as sent, so that ``a%2Fb`` reads as one segment
         path = raw.decode("utf-8", "replace")
+    headers = exc.headers
     if exc.status_code == 404:
         body = {"error": "not found", "detail": f"no route {path!r} in the API"}
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        allowed = _allowed(request) or (exc.headers or {}).get("Allow", "")
+        headers = {**(exc.headers or {}), "Allow": allowed}
         body = {
             "error": "method not allowed",
             "detail": f"method {request.method} is not allowed on {path!r}: expected one of {allowed}",
         }
     else:
         body = {"error": str(exc.detail).lower(), "detail": str(exc.detail)}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route of the request's path takes (Starlette's 405 names only the first
+    such route's), as an ``Allow`` header's value."""
+    methods: set[str] = set()
+    app = request.scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", ()):
+        taken = getattr(route, "methods", None)
+        if taken and isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= taken
+    return ", ".join(sorted(methods))
 
 
 def api_exception_handlers() -> dict[Any, Any]:

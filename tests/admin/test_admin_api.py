@@ -363,3 +363,45 @@ def test_every_body_refuses_unknown_keys_and_wrong_types(api: TestClient, tenant
         assert all(n in detail for n in needles), (body, detail)
     r = api.get(f"{base}/users/{upn}/diagnose")
     assert r.status_code == 200 and r.json()["row"] is None  # nothing was written
+
+
+def test_routes_without_a_body_refuse_one(api: TestClient, tenant: Tenant) -> None:
+    # resume, refresh and the DELETEs take no body: a key they don't know is a 400 naming it, and
+    # nothing is done; an empty body or {} is fine.
+    upn = tenant.user("nobody-body")["userPrincipalName"]
+    base = "/api/environments/prod"
+    r = api.post(base + "/users", json={"user": upn}, headers=AUTH)
+    assert r.status_code == 201, r.text
+    r = api.post(base + "/roles", json={"user": upn, "role": "Basic User"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    refused: list[tuple[str, str, dict[str, Any], str]] = [
+        ("POST", "/resume", {"json": {"bogus": 1}}, "unknown field 'bogus'"),
+        ("POST", "/resume", {"content": b"not json"}, "not a JSON object"),
+        ("POST", "/resume", {"json": "x"}, "must be a JSON object"),
+        ("POST", f"/users/{upn}/refresh", {"json": {"dry_run": True, "bogus": 1}}, "unknown field 'dry_run'"),
+        ("DELETE", f"/roles/Basic User/users/{upn}", {"json": {"force": True}}, "unknown field 'force'"),
+    ]
+    for method, path, kw, named in refused:
+        r = api.request(method, base + path, headers=AUTH, **kw)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"] == "bad request" and named in r.json()["detail"], (path, r.text)
+    assert api.get(base + f"/users/{upn}/diagnose").json()["row"]["roles"] == ["Basic User"]
+    for method, path, kw in [
+        ("POST", "/resume", {"json": {}}),
+        ("POST", "/resume", {"content": b""}),
+        ("POST", f"/users/{upn}/refresh", {"json": {}}),
+        ("DELETE", f"/roles/Basic User/users/{upn}", {}),
+    ]:
+        r = api.request(method, base + path, headers=AUTH, **kw)
+        assert r.status_code == 200, (path, r.text)
+
+
+def test_every_bad_request_has_one_label(api: TestClient) -> None:
+    # A CSV with bad lines is a 400 like any other: "error": "bad request".
+    base = "/api/environments/prod"
+    for r in [
+        api.post(base + "/stubs", content=b"domainname,fullname\nbad,X\n", headers=AUTH),
+        api.post(base + "/users", json={"user": 1}, headers=AUTH),
+        api.patch(base, json={"nope": 1}, headers=AUTH),
+    ]:
+        assert r.status_code == 400 and r.json()["error"] == "bad request", r.text

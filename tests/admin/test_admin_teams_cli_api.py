@@ -265,3 +265,29 @@ def test_r25_an_over_long_group_name_is_noted_by_the_api(api: TestClient, tenant
     r = api.post("/api/environments/prod/teams", headers=AUTH, json={"group": gid})
     assert r.status_code == 201 and r.json()["team"]["name"] == "M" * 160
     assert "cut to 160 characters" in r.json()["notes"][0]
+
+
+@pytest.mark.parametrize("display_name", ["   ", "\t\x01"])
+def test_r25_a_blank_group_name_names_the_team_after_the_group(
+    cli: Cli, cli_tenant: Tenant, display_name: str
+) -> None:
+    # Dataverse requires a team's name, and a blank one could not be looked up by name: the team
+    # takes the group's object id instead, with a note, and is found by it.
+    cli("env", "create", "prod")
+    gid = cli_tenant.group(display_name)
+    code, out = cli.json("team", "create", "prod", "--group", gid)
+    assert code == 0 and out["team"]["name"] == gid, out
+    assert len(out["notes"]) == 1 and "blank" in out["notes"][0] and gid in out["notes"][0]
+    code, out = cli.json("team", "show", "prod", gid)
+    assert code == 0 and out["team"]["name"] == gid
+    code, text, _ = cli("role", "assign-group", "prod", gid, "Basic User", "--membership", "owners")
+    assert code == 0 and "blank" in text, text
+
+
+def test_r25_a_blank_group_name_over_the_api(api: TestClient, tenant: Tenant) -> None:
+    gid = tenant.group("   ")
+    r = api.post("/api/environments/prod/teams", headers=AUTH, json={"group": gid})
+    assert r.status_code == 201 and r.json()["team"]["name"] == gid, r.text
+    assert "blank" in r.json()["notes"][0]
+    r = api.get(f"/api/environments/prod/teams/{gid}")
+    assert r.status_code == 200 and r.json()["team"]["name"] == gid, r.text

@@ -362,3 +362,66 @@ def test_the_sync_body_refuses_unknown_keys(make_stack: Any, db_url: str) -> Non
         r = s.client.post("/api/environments/prod/sync", json=body, headers=headers)
         assert r.status_code == 400 and needle in r.json()["detail"], (body, r.text)
     assert s.sync.calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"json": {"dry_run": True}}, "unknown field 'dry_run'"),
+        ({"json": {"allow_mass_disable": False, "x": 1}}, "unknown field 'allow_mass_disable'"),
+        ({"content": b"not json"}, "not a JSON object"),
+        ({"json": [1]}, "must be a JSON object"),
+    ],
+)
+def test_approve_mass_disable_takes_no_body(stack: Stack, body: dict[str, Any], named: str) -> None:
+    # A body it does not take is refused before anything runs: {"dry_run": true} never disables anyone.
+    r = stack.client.post("/api/environments/prod/approve-mass-disable", headers=auth(), **body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "bad request" and named in r.json()["detail"], r.text
+    assert stack.sync.calls == []
+    r = stack.client.post("/api/environments/prod/approve-mass-disable", json={}, headers=auth())
+    assert r.status_code == 200, r.text
+    assert len(stack.sync.calls) == 1
+
+
+def test_every_mutation_refuses_an_unknown_key(stack: Stack) -> None:
+    # Every route that changes something says what body it takes; none ignores a key it does not know.
+    routes = mutation_routes(stack.app)
+    assert len(routes) >= 2
+    for method, path in routes:
+        if method == "POST" and path.endswith("/stubs"):  # a CSV body: its own checks
+            continue
+        r = stack.client.request(method, path, json={"bogus": 1}, headers=auth())
+        assert r.status_code == 400, (method, path, r.status_code, r.text)
+        assert r.json()["error"] == "bad request", (method, path, r.text)
+        assert "'bogus'" in r.json()["detail"] and len(r.json()["detail"].splitlines()) == 1, r.text
+    assert stack.sync.calls == []
+
+
+def test_a_mutating_route_must_say_what_body_it_takes() -> None:
+    from starlette.responses import JSONResponse
+
+    from syncd.service.routing import ApiRoute
+
+    async def endpoint(request: Any) -> Any:
+        return JSONResponse({})
+
+    with pytest.raises(ValueError, match="'/api/x'"):
+        ApiRoute("/api/x", endpoint, methods=["POST"])
+    ApiRoute("/api/x", endpoint, methods=["GET"])  # a read takes no body to check
+
+
+def test_405_allows_every_method_of_the_path(stack: Stack) -> None:
+    # One path, several routes (one per method): Allow lists them all.
+    admin = importlib.util.find_spec("syncd.service.admin_routes") is not None
+    cases = [
+        ("OPTIONS", "/api/environments/prod", {"GET", "HEAD"} | ({"PATCH"} if admin else set())),
+        ("PUT", "/api/environments/prod/sync", {"POST"}),
+    ]
+    if admin:
+        cases.append(("DELETE", "/api/environments/prod/teams", {"GET", "HEAD", "POST"}))
+    for method, path, allowed in cases:
+        r = stack.client.request(method, path, headers=auth())
+        assert r.status_code == 405, (method, path, r.text)
+        assert set(r.headers["allow"].split(", ")) == allowed, (method, path, r.headers["allow"])
+        assert r.headers["allow"] in r.json()["detail"], r.text
