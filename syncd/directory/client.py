@@ -158,7 +158,9 @@ class GraphClient:
     the attempt got no response), for metrics.
 
     ``verify``: the TLS trust (an ``ssl.SSLContext`` built from a CA bundle, or True for the
-    system's); ``deadline`` (a ``time.monotonic()`` value, or None) bounds the waits between
+    system's); ``trust_env``: whether the proxy variables (``HTTPS_PROXY``, ``NO_PROXY``...) apply,
+    as in httpx (syncd.testing turns them off: the fake tenant is on loopback); ``deadline`` (a
+    ``time.monotonic()`` value, or None) bounds the waits between
     retries: a wait that would end after it raises :class:`DeadlineReached` instead
     (a sync run sets it to its own deadline).
     """
@@ -179,6 +181,7 @@ class GraphClient:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         verify: ssl.SSLContext | bool = True,
+        trust_env: bool = True,
     ) -> None:
         if not 1 <= page_size <= 999:
             raise ValueError("page_size must be within 1..999")
@@ -200,7 +203,9 @@ class GraphClient:
         self.stats = ClientStats()
         self.deadline: float | None = None
         self.timeout = timeout
-        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, verify=verify)
+        self._http = httpx.Client(
+            transport=transport, timeout=timeout, follow_redirects=False, verify=verify, trust_env=trust_env
+        )
 
     def __repr__(self) -> str:
         return f"GraphClient({self.base_url!r})"

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ from syncd.testing.safety import ensure_fake_directory
 # every test's syncd gets from ``test_settings`` (its database and fake tenant).
 OWN_SETTINGS = frozenset({"http_host", "http_port", "admin_token", "log_format"})
 RESERVED_FOR_CHILD = ("database_url", "directory_url", "directory_token")
+PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
 
 
 def _env_value(value: Any) -> str:
@@ -86,8 +88,8 @@ class SyncdDaemon:
         from syncd.testing.environments import test_settings
 
         ensure_fake_directory(graph_url)
-        settings = dict(settings or {})
-        taken = sorted(set(settings) & OWN_SETTINGS)
+        given = dict(settings or {})
+        taken = sorted({str(name).lower() for name in given} & OWN_SETTINGS)
         if taken:
             raise ValueError(
                 f"setting {taken[0]!r} cannot be given to the syncd_daemon: it listens on a free loopback "
@@ -98,14 +100,37 @@ class SyncdDaemon:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "syncd-run.log"
-        settings.update(
-            http_host="127.0.0.1", http_port=self.port, admin_token=admin_token, log_format="json"
-        )
-        checked = test_settings(database_url, graph_url, settings)  # refuses reserved or bad settings
-        values = {name: getattr(checked, name) for name in (*settings, *RESERVED_FOR_CHILD)}
-        self._env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+        own = {
+            "http_host": "127.0.0.1",
+            "http_port": self.port,
+            "admin_token": admin_token,
+            "log_format": "json",
+        }
+        # Refuses reserved, unknown or bad settings, and one given twice in two spellings.
+        checked = test_settings(database_url, graph_url, {**given, **own})
+        names = {str(name).lower() for name in given} | set(own) | set(RESERVED_FOR_CHILD)
+        values = {name: getattr(checked, name) for name in sorted(names)}
+        # Neither the caller's SYNCD_* variables nor its proxy: the daemon talks to loopback only.
+        self._env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SYNCD_") and k.lower() not in PROXY_VARIABLES
+        }
         self._env.update({f"SYNCD_{k.upper()}": _env_value(v) for k, v in values.items()})
         self._popen: subprocess.Popen[bytes] | None = None
+        self._stopped = threading.Event()
+
+    def _watch_parent(self) -> None:
+        """Stop the daemon when this process loses its parent: a pytest-xdist worker whose pytest
+        was killed lives on until its test ends, and the kernel's signal (``_die_with_parent``)
+        only follows the worker; this follows pytest itself."""
+        parent = os.getppid()
+        while not self._stopped.wait(0.5):
+            if os.getppid() != parent:
+                popen = self._popen
+                if popen is not None and popen.poll() is None:
+                    popen.send_signal(signal.SIGTERM)
+                return
 
     def start(self, timeout_s: float = 30.0) -> SyncdDaemon:
         """Start ``python -m syncd run`` and wait until it answers ``/healthz``; raises
@@ -120,6 +145,7 @@ class SyncdDaemon:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only prctl runs between fork and exec
             )
+        threading.Thread(target=self._watch_parent, name="syncd-daemon-watch", daemon=True).start()
         deadline = time.monotonic() + timeout_s
         while True:
             if self._popen.poll() is not None:
@@ -155,6 +181,7 @@ class SyncdDaemon:
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM, then wait; SIGKILL after ``timeout_s``. Returns the exit status (None if never
         started). Raises ``DaemonError`` when it had to be killed."""
+        self._stopped.set()
         if self._popen is None:
             return None
         if self._popen.poll() is None:

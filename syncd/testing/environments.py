@@ -76,6 +76,10 @@ def test_settings(database_url: str, graph_url: str, extra: Mapping[str, Any] | 
     from syncd.errors import ConfigError
 
     extra = dict(extra or {})
+    names = [str(name).lower() for name in extra]  # setting names are case-insensitive, as SYNCD_*
+    if len(set(names)) != len(names):
+        raise ValueError(f"a setting is given twice, in two spellings: {sorted(map(str, extra))}")
+    extra = {name: value for name, value in zip(names, extra.values(), strict=True)}
     reserved = sorted(set(extra) & RESERVED_SETTINGS)
     if reserved:
         raise ValueError(
@@ -125,7 +129,8 @@ class SyncdEnvironment:
         self.name, self.database_url, self.graph_url = name, database_url, graph_url
         self.settings: Settings = test_settings(database_url, graph_url, settings)
         self.engine: Engine = db.make_engine(self.settings.database_url)
-        self._directory = open_directory(self.settings)
+        # The fake tenant is on loopback: a proxy of the machine running the tests never sees it.
+        self._directory = open_directory(self.settings, trust_env=False)
         try:
             db.ensure_at_head(self.engine)  # a project's own syncd_database may not be migrated
             spec_ = EnvironmentSpec(

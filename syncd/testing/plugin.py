@@ -79,20 +79,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _shared_root(factory: pytest.TempPathFactory) -> Path:
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist worker (xdist's own test: its ``workerinput``; an
+    environment variable would also be inherited by a pytest started from inside a test)."""
+    return hasattr(config, "workerinput")
+
+
+def _shared_root(factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
     """A folder all pytest-xdist workers of this session share (the session's base temp otherwise)."""
     base = factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return base.parent if _is_xdist_worker(config) else base
 
 
 @pytest.fixture(scope="session")
-def syncd_tenant_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantTemplates]:
+def syncd_tenant_templates(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[TenantTemplates]:
     from syncd.testing.tenants import TenantTemplates
 
-    root = _shared_root(tmp_path_factory) / "syncd-tenant-templates"
+    root = _shared_root(tmp_path_factory, pytestconfig) / "syncd-tenant-templates"
     yield TenantTemplates(root)
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    if not _is_xdist_worker(pytestconfig):  # shared by xdist's workers: see pytest_sessionfinish
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In pytest-xdist's controlling process: remove the tenant templates its workers shared (in its
+    base temp folder, the parent of theirs), once they have all finished."""
+    if _is_xdist_worker(session.config):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)  # as pytest-xdist finds it too
+    # The folder made this session, or the one given with --basetemp; None: no temp folder yet.
+    base = getattr(factory, "_basetemp", None) or getattr(factory, "_given_basetemp", None)
+    if base is not None:
+        shutil.rmtree(Path(base) / "syncd-tenant-templates", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -44,8 +44,8 @@ class GraphRequestError(RuntimeError):
 
 def check_tenant_options(users: Any, seed: Any, group_size: Any = None) -> tuple[int, int, int | None]:
     """``(users, seed, group_size)`` checked: whole numbers (not booleans), ``users`` and
-    ``group_size`` not negative, ``users`` at most ``MAX_USERS``. Raises ``ValueError`` naming the
-    first bad one."""
+    ``group_size`` not negative, ``users`` at most ``MAX_USERS`` and ``group_size`` at most
+    ``users``. Raises ``ValueError`` naming the first bad one."""
 
     def whole(name: str, value: Any, low: int | None, high: int | None = None) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
@@ -56,10 +56,11 @@ def check_tenant_options(users: Any, seed: Any, group_size: Any = None) -> tuple
             )
         return value
 
+    users = whole("users", users, 0, MAX_USERS)
     return (
-        whole("users", users, 0, MAX_USERS),
+        users,
         whole("seed", seed, None),
-        None if group_size is None else whole("group_size", group_size, 0),
+        None if group_size is None else whole("group_size", group_size, 0, users),
     )
 
 
@@ -272,8 +273,18 @@ class FakeTenant:
         return uid
 
     def restore(self, user: User) -> None:
-        """``POST /directory/deletedItems/{id}/restore``; by object id (or a Graph user object)."""
-        self._graph("POST", f"/directory/deletedItems/{_key(user)}/restore")
+        """``POST /directory/deletedItems/{id}/restore``: a soft-deleted user, by object id, the
+        userPrincipalName it had, or a Graph user object. Raises ``LookupError`` for a
+        userPrincipalName no deleted user has."""
+        key = _key(user)
+        if not _GUID.match(key.strip("{}")):
+            wanted = str(user).lower()
+            deleted = self._graph("GET", "/directory/deletedItems/microsoft.graph.user")["value"]
+            found = [d for d in deleted if str(d.get("userPrincipalName", "")).lower().endswith(wanted)]
+            if len(found) != 1:
+                raise LookupError(f"{len(found)} soft-deleted users have the userPrincipalName {user!r}")
+            key = str(found[0]["id"])
+        self._graph("POST", f"/directory/deletedItems/{key}/restore")
 
     def create_user(self, **properties: Any) -> dict[str, Any]:
         """``POST /users``; returns the new Graph user object. ``userPrincipalName`` and

@@ -211,6 +211,7 @@ def test_{i}(syncd_tenant, syncd_database):
     assert graph_by_worker["gw0"] != graph_by_worker["gw1"]
     assert {r["before"] for r in results} == {300}
     assert len({r["db"] for r in results}) == len({r["file"] for r in results}) == 8
+    assert not list((pytester.path / "bt").rglob("syncd-tenant-templates"))  # removed at the end
 
 
 def test_a_directory_that_is_not_the_fake_on_loopback_is_refused(pytester: pytest.Pytester) -> None:
@@ -417,6 +418,14 @@ def test_daemon_to_graph(syncd_daemon):
 def test_daemon_elsewhere(syncd_daemon):
     pass
 
+@pytest.mark.syncd_daemon(Directory_Url="https://graph.microsoft.com/v1.0")
+def test_daemon_to_graph_in_another_case(syncd_daemon):
+    pass
+
+@pytest.mark.syncd_tenant(users=10, group_size=11)
+def test_group_bigger_than_tenant(syncd_tenant):
+    pass
+
 @pytest.mark.syncd_daemon(http_port=1)
 def test_daemon_port(syncd_daemon):
     pass
@@ -438,8 +447,13 @@ def test_group_size_text(syncd_tenant):
     pass
 
 def test_environment_settings(syncd_environment):
-    with pytest.raises(ValueError, match="'directory_url' cannot be given"):
-        syncd_environment("prod", settings={"directory_url": "https://graph.microsoft.com/v1.0"})
+    for name in ("directory_url", "Directory_Url", "DIRECTORY_URL"):
+        with pytest.raises(ValueError, match="'directory_url' cannot be given"):
+            syncd_environment("prod", settings={name: "https://graph.microsoft.com/v1.0"})
+    with pytest.raises(ValueError, match="'database_url' cannot be given"):
+        syncd_environment("prod", settings={"DATABASE_URL": "sqlite:////tmp/elsewhere.db"})
+    with pytest.raises(ValueError, match="given twice"):
+        syncd_environment("prod", settings={"batch_size": 10, "BATCH_SIZE": 20})
     with pytest.raises(SyncdError, match="unknown security group '00000000-0000-0000-0000-000000000000'"):
         syncd_environment("prod", security_group="00000000-0000-0000-0000-000000000000")
     env = syncd_environment("prod")  # nothing of the refused ones was written
@@ -449,10 +463,16 @@ def test_environment_settings(syncd_environment):
         env.sync(dry_run="yes")
 
 def test_keys(syncd_tenant, syncd_environment):
-    upn = "o'neil#1?x@" + syncd_tenant.domain
+    upn = "o'neil#1~x^@" + syncd_tenant.domain
+    for refused in ("a/b@", "a?b@", "a%2Fb@"):  # not in a userPrincipalName, as Graph says
+        with pytest.raises(GraphRequestError, match="400.*userPrincipalName"):
+            syncd_tenant.create_user(userPrincipalName=refused + syncd_tenant.domain, displayName="x")
     made = syncd_tenant.create_user(userPrincipalName=upn, displayName="O'Neil", givenName="O", surname="N")
     assert syncd_tenant.user(upn)["id"] == made["id"]
     syncd_tenant.disable(upn)
+    syncd_tenant.soft_delete(upn)
+    syncd_tenant.restore(upn.upper())  # by the userPrincipalName it had
+    assert syncd_tenant.user(upn)["id"] == made["id"]
     with pytest.raises(GraphRequestError, match="404"):
         syncd_tenant.user("../groups")
     for bad in ("", "  ", None):
@@ -470,11 +490,13 @@ def test_keys(syncd_tenant, syncd_environment):
     )
     (pytester.path / "conftest.py").write_text("")
     result = _run(pytester)
-    result.assert_outcomes(passed=2, errors=7)
+    result.assert_outcomes(passed=2, errors=9)
     result.stdout.fnmatch_lines(
         [
             "*syncd_daemon: setting 'directory_url' cannot be given to syncd.testing*",
             "*syncd_daemon: setting 'database_url' cannot be given*",
+            "*syncd_daemon: setting 'directory_url' cannot be given to syncd.testing*",
+            "*syncd_tenant: a fake tenant's group_size is 0 to 10, not 11*",
             "*syncd_daemon: setting 'http_port' cannot be given to the syncd_daemon*",
             "*syncd_daemon: invalid setting no_such_setting=1*",
             "*syncd_tenant: a fake tenant's users is a whole number, not 'abc'*",
@@ -572,3 +594,86 @@ def test_hangs(syncd_daemon, syncd_environment, syncd_database_templates):
     pytester.makepyfile(test_hangs="def test_next(syncd_database):\n    pass\n")
     _run(pytester, f"--syncd-pg-url={plain}").assert_outcomes(passed=1)
     assert _syncd_databases(pg_server, record["prefix"]) == set()  # ...and swept by the next
+
+
+@pytest.mark.slow
+def test_a_proxy_of_the_machine_is_not_used_for_the_fake(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY set where the tests run: the fixtures, the environments' runs and the daemon
+    still talk to the fake on loopback directly."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    pytester.makepyfile(
+        """
+import time, pytest
+
+@pytest.mark.syncd_daemon(delta_interval_seconds=5)
+def test_through_no_proxy(syncd_tenant, syncd_environment, syncd_daemon):
+    env = syncd_environment("prod")
+    report = env.sync()
+    assert report.outcome == "succeeded", report.error
+    with syncd_daemon.client() as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = client.get("/api/runs").json()
+            if any(r["trigger"] != "cli" for r in runs):
+                break
+            time.sleep(0.5)
+    assert any(r["trigger"] != "cli" and r["outcome"] == "succeeded" for r in runs), runs
+"""
+    )
+    _run(pytester).assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_killing_an_xdist_run_stops_its_daemons(pytester: pytest.Pytester) -> None:
+    """pytest -n 2 killed while two tests with a syncd_daemon hang: the daemons' parents (the
+    workers) live on in their tests, but the daemons stop as pytest itself is gone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(
+        RECORD
+        + "".join(
+            f"""
+def test_hangs_{i}(syncd_daemon):
+    record(pid=syncd_daemon.pid)
+    import time
+    time.sleep(90)
+"""
+            for i in range(2)
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SYNCD_TEST_PG_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-q"],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while len(_results(pytester)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pids = [r["pid"] for r in _results(pytester)]
+        assert len(pids) == 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        alive = set(pids)
+        while alive and time.monotonic() < deadline:
+            for pid in list(alive):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    alive.discard(pid)
+            time.sleep(0.2)
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)
+        assert not alive, "daemons outlived the killed test run"
+    finally:
+        proc.kill()

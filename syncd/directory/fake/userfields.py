@@ -6,6 +6,7 @@ so the server can splice stored bytes straight into a page.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -40,10 +41,17 @@ def bad(message: str) -> StoreError:
     return StoreError("Request_BadRequest", message, 400)
 
 
+# Graph's user resource: a userPrincipalName is alias@domain, and a cloud user's alias holds only
+# A-Z, a-z, 0-9 and ' . - _ ! # ^ ~. The fake refuses the characters a URL path segment or a query
+# could not carry as they are (and spaces and controls), and keeps others (accents: a user synced
+# from an on-premises directory may bring them) for the engine's sake.
+_UPN_REFUSED = re.compile(r"[/\\?%\s\x00-\x1f\x7f]")
+
+
 def _check_upn(value: Any) -> str:
     if not isinstance(value, str) or value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
         raise bad("Property 'userPrincipalName' must be a string of the form alias@domain.")
-    if len(value) > 113 or any(c.isspace() for c in value):
+    if len(value) > 113 or _UPN_REFUSED.search(value):
         raise bad("Property 'userPrincipalName' is invalid.")
     return value
 
