@@ -57,8 +57,10 @@ def _bad_mode(value: object) -> SyncdError:
 def parse_mode(value: object) -> int:
     """R16: the access mode to set, by name (``read-write``, ``administrative``, ``read``,
     ``non-interactive``; case, ``_`` and spaces ignored) or by Dataverse's number (0, 1, 2, 4; an
-    int or its digits). SyncdError naming the value and the accepted ones otherwise (3, support
-    user, and 5, delegated admin, are built-in users' modes, never set)."""
+    int or its ASCII digits). Surrounding whitespace is ignored, as for membership types
+    (``syncd.rules.membership_type``), environment types, role names and user keys: ``" 2"`` is
+    Read. SyncdError naming the value and the accepted ones otherwise (3, support user, and 5,
+    delegated admin, are built-in users' modes, never set)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value in MODES.values():
             return int(value)
@@ -71,7 +73,7 @@ def parse_mode(value: object) -> int:
     )
     if name in MODES:
         return MODES[name]
-    if name.isdigit() and int(name) in MODES.values():
+    if name.isascii() and name.isdigit() and int(name) in MODES.values():
         return int(name)
     raise _bad_mode(value)
 

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from syncd.admin import lookup
 from syncd.admin.audit import record_event
 from syncd.admin.errors import Refused, check_dict
-from syncd.dataverse.environments import get_environment
+from syncd.dataverse.environments import get_environment, shown
+from syncd.dataverse.lengths import ROLE_NAME_LENGTH
 from syncd.dataverse.schema import Environment, Role, SystemUser, SystemUserRole
 from syncd.dataverse.textfold import casefold, fold_text
 from syncd.directory.client import GraphClient
@@ -49,19 +50,25 @@ class RoleResult:
 
 
 def find_role(session: Session, env: Environment, name: str) -> Role:
-    """The environment's security role by name, ignoring case (SyncdError for a malformed name,
-    NotFound naming the known roles)."""
-    name = str(name).strip()
-    if not name or len(name) > 100 or any(c < " " or c == "\x7f" for c in name):
-        raise SyncdError(f"invalid role name {name!r}")
-    role = session.scalar(
-        select(Role).where(Role.environment_id == env.id, casefold(Role.name) == fold_text(name))
-    )
+    """The environment's security role by name, ignoring case and surrounding spaces (SyncdError
+    for a blank name, NotFound naming the known roles). A name no role can have (a control
+    character, more than ROLE_NAME_LENGTH characters) is not found without a query, the same on
+    every backend."""
+    if not isinstance(name, str) or not name.strip():
+        raise SyncdError(f"invalid role name {shown(name)}: expected a security role's name")
+    name = name.strip()
+    role = None
+    if len(name) <= ROLE_NAME_LENGTH and not any(c < " " or c == "\x7f" for c in name):
+        role = session.scalar(
+            select(Role).where(Role.environment_id == env.id, casefold(Role.name) == fold_text(name))
+        )
     if role is None:
         known = session.scalars(
             select(Role.name).where(Role.environment_id == env.id).order_by(Role.name)
         ).all()
-        raise NotFound(f"no role {name!r} in environment {env.name!r} (known: {', '.join(known) or 'none'})")
+        raise NotFound(
+            f"no role {shown(name)} in environment {env.name!r} (known: {', '.join(known) or 'none'})"
+        )
     return role
 
 

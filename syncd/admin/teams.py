@@ -10,7 +10,8 @@ members, owners, guests) and holds security roles that its members hold through 
   Its name is the group's displayName, fitted to the column as sync fits a user's columns (R10,
   ``fit_value``: control characters removed, cut to 160 characters, code points), with a warning
   in the log and a note in the result when it had to change (a blank displayName gives the
-  group's object id, so that every team has a name it can be found by); its type 2 (security group) or 3 (Microsoft 365 group,
+  group's object id, so that every team has a name it can be found by; surrounding spaces are
+  kept, and ``find_team`` finds the name with or without them); its type 2 (security group) or 3 (Microsoft 365 group,
   "Unified" in ``groupTypes``); it goes to the environment's root business unit (R26); its
   administrator is the environment's built-in support user (R19) unless an administrator names a
   user of the environment.
@@ -22,7 +23,7 @@ members, owners, guests) and holds security roles that its members hold through 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session
 from syncd.admin import lookup
 from syncd.admin.errors import DirectoryFailed
 from syncd.admin.roles import find_role
-from syncd.dataverse.environments import SUPPORT_UPN, get_environment, root_business_unit
+from syncd.dataverse.environments import SUPPORT_UPN, get_environment, root_business_unit, shown
 from syncd.dataverse.lengths import TEAM_NAME_LENGTH
 from syncd.dataverse.schema import (
     TEAM_TYPES,
@@ -190,26 +191,39 @@ def _str(value: object) -> str | None:
 
 def find_team(session: Session, env: Environment, key: str, membership: int | None = None) -> Team:
     """The environment's team named by ``key``: its team id, its group's object id (with
-    ``membership`` when the group has several teams), or its name (ignoring case). NotFound when
-    none matches; SyncdError when the key names several teams (the error lists their ids)."""
-    if not isinstance(key, str) or not key.strip() or len(key) > 1024 or any(c < " " for c in key):
-        raise SyncdError(f"invalid team {key!r}: expected a team id, a group id or a team name")
-    key = key.strip()
+    ``membership`` when the group has several teams), or its name, ignoring case: the name as
+    given first, then ignoring surrounding spaces on both sides (a team keeps its group's
+    displayName as it is, surrounding spaces and all, see ``team_name``; so ``"  pad  "`` and
+    ``pad`` both find it). NotFound when none matches, and without a query for a key no team can
+    have (a control character: ``team_name`` removes them; longer than the longest key); SyncdError
+    for a blank key and when the key names several teams (the error lists their ids)."""
+    if not isinstance(key, str) or not key.strip():
+        raise SyncdError(f"invalid team {shown(key)}: expected a team id, a group id or a team name")
+    if len(key) > lookup.MAX_KEY or any(c < " " or c == "\x7f" for c in key):
+        raise NotFound(f"no team {shown(key)} in environment {env.name!r}")
     q = select(Team).where(Team.environment_id == env.id)
     found: list[Team] = []
-    if lookup.is_guid(key):
-        u = uuid.UUID(normalize_object_id(key))
+    if lookup.is_guid(key.strip()):
+        u = uuid.UUID(normalize_object_id(key.strip()))
         found = list(session.scalars(q.where(or_(Team.teamid == u, Team.azureactivedirectoryobjectid == u))))
     if not found:
-        found = list(session.scalars(q.where(casefold(Team.name) == fold_text(key))))
-    if membership is not None:
-        found = [t for t in found if t.membershiptype == membership]
+        found = _filter(session.scalars(q.where(casefold(Team.name) == fold_text(key))), membership)
     if not found:
-        raise NotFound(f"no team {key!r} in environment {env.name!r}")
+        trimmed = casefold(func.trim(Team.name)) == fold_text(key.strip(" "))
+        found = list(session.scalars(q.where(trimmed)))
+    found = _filter(found, membership)
+    if not found:
+        raise NotFound(f"no team {shown(key)} in environment {env.name!r}")
     if len(found) > 1:
         ids = ", ".join(f"{t.teamid} ({MEMBERSHIP_NAMES.get(t.membershiptype)})" for t in found)
-        raise SyncdError(f"team {key!r} is ambiguous in environment {env.name!r}: give a team id ({ids})")
+        raise SyncdError(
+            f"team {shown(key)} is ambiguous in environment {env.name!r}: give a team id ({ids})"
+        )
     return found[0]
+
+
+def _filter(teams: Iterable[Team], membership: int | None) -> list[Team]:
+    return [t for t in teams if membership is None or t.membershiptype == membership]
 
 
 # -- create, list, show ----------------------------------------------------------------------------
@@ -242,7 +256,8 @@ def team_name(group: DirectoryGroup) -> tuple[str, str | None]:
     Dataverse requires a team's name, and a blank one could not be told apart or looked up by
     name: a displayName that is blank (empty, only spaces, or nothing left once control characters
     are removed) gives the group's object id instead, as a blank givenName gives firstname "#"
-    (R13), and a note saying so."""
+    (R13), and a note saying so. Surrounding spaces are kept, as Dataverse keeps them and as
+    ``fit_value`` keeps a user's; ``find_team`` finds such a team with or without them."""
     name, note = fit_value("team name", group.display_name, TEAM_NAME_LENGTH)
     if not name.strip():
         return (

@@ -26,13 +26,16 @@ def runs(
     from rich.table import Table
     from sqlalchemy import select
 
+    from syncd.dataverse.environments import get_environment
     from syncd.dataverse.schema import Environment, SyncRun
 
     appctx: AppContext = ctx.obj
     with appctx.session() as session:
         q = select(SyncRun, Environment.name).join(Environment).order_by(SyncRun.id.desc()).limit(limit)
         if env is not None:
-            q = q.where(Environment.name == env)
+            # An unknown environment is an error (exit code 2), as for every other command: not an
+            # empty list that reads as "no runs yet".
+            q = q.where(SyncRun.environment_id == get_environment(session, env).id)
         rows = [_run_dict(r, name) for r, name in session.execute(q).all()]
     if json:
         print_json(rows)

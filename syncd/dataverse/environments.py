@@ -37,6 +37,9 @@ BUILT_IN_USERS = (
     ("delegated_admin", DELEGATED_ADMIN_UPN, "Delegated", "Admin", 5),
 )
 DEFAULT_ROLES = ("System Administrator", "Basic User", "Salesperson")
+# An environment's name is one URL path segment (`syncd.webapi.urls`); clients collapse these two
+# (RFC 3986 5.2.4, remove_dot_segments) before a request is sent, so no URL could reach them.
+DOT_SEGMENTS = frozenset({".", ".."})
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class EnvironmentSpec:
             raise SyncdError(
                 f"invalid environment name {shown(self.name)}: 1-100 characters, no surrounding spaces "
                 "and no control characters"
+            )
+        if self.name in DOT_SEGMENTS:
+            raise SyncdError(
+                f"invalid environment name {shown(self.name)}: it cannot be one URL path segment "
+                "(RFC 3986 dot-segment)"
             )
         checked = check_settings(
             {
@@ -291,8 +299,9 @@ def update_environment(session: Session, name: str, values: Mapping[str, Any]) -
 
 
 def get_environment(session: Session, name: str) -> Environment:
-    if not isinstance(name, str) or "\x00" in name:
-        # No such name can exist (see EnvironmentSpec); PostgreSQL refuses a NUL in a query.
+    """The environment named ``name`` (exactly); NotFound naming the known ones otherwise, and
+    for a name no environment can have (``impossible_name``) before any query."""
+    if impossible_name(name):
         raise NotFound(f"no environment named {shown(name)}")
     env = session.scalar(select(Environment).where(Environment.name == name))
     if env is None:
@@ -304,6 +313,15 @@ def get_environment(session: Session, name: str) -> Environment:
 
 def _could_be_a_name(name: str) -> bool:
     return 0 < len(name) <= 100 and not any(c < " " or c == "\x7f" for c in name)
+
+
+def impossible_name(name: object) -> bool:
+    """Whether no environment can be named ``name``: not a string, or holding a control character
+    (U+0000-U+001F, U+007F), which `EnvironmentSpec` has always refused. Every lookup by a name a
+    user gives answers such a name as not found before it reaches the database, the same on every
+    backend (PostgreSQL refuses a NUL in a query outright). Other names are looked up as they are,
+    so an environment created under older rules is still found."""
+    return not isinstance(name, str) or any(c < " " or c == "\x7f" for c in name)
 
 
 def lock_environment(session: Session, env_id: int) -> None:

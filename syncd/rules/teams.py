@@ -24,14 +24,15 @@ DEFAULT_MEMBERSHIP = "members-and-guests"
 
 def membership_type(name: object) -> int:
     """The membership type's number for a name (``members-and-guests``, ``members``, ``owners``,
-    ``guests``; underscores and case ignored) or its number as given; ValueError names the value."""
+    ``guests``; underscores, case and surrounding whitespace ignored) or its number (an int or its
+    ASCII digits); ValueError names the value."""
     if isinstance(name, int) and not isinstance(name, bool) and name in MEMBERSHIP_NAMES:
         return name
     if isinstance(name, str):
         key = name.strip().lower().replace("_", "-").replace(" ", "-")
         if key in MEMBERSHIP_TYPES:
             return MEMBERSHIP_TYPES[key]
-        if key.isdigit() and int(key) in MEMBERSHIP_NAMES:
+        if key.isascii() and key.isdigit() and int(key) in MEMBERSHIP_NAMES:
             return int(key)
     raise ValueError(f"invalid membership type {name!r}: expected one of {', '.join(MEMBERSHIP_TYPES)}")
 

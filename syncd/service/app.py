@@ -42,7 +42,7 @@ from starlette.routing import BaseRoute, Route
 
 from syncd.context import AppContext
 from syncd.dataverse import db
-from syncd.dataverse.environments import describe, shown, user_counts
+from syncd.dataverse.environments import describe, impossible_name, shown, user_counts
 from syncd.dataverse.schema import Environment
 from syncd.service import runs, status_page
 from syncd.service.bodies import BAD_REQUEST, Body, mutation
@@ -174,9 +174,9 @@ class Endpoints:
     def environment(self, request: Request) -> Response:
         name = request.path_params["name"]
         with Session(self.engine()) as session:
-            env = session.scalar(select(Environment).where(Environment.name == name))
+            env = _environment(session, name)
             if env is None:
-                return _error(404, "not found", f"no environment named {name!r}")
+                return _error(404, "not found", f"no environment named {shown(name)}")
             body = describe(env) | {
                 "users": user_counts(session, env.id),
                 "quarantine": read_state(session, env.id, self.quarantine()).as_dict(),
@@ -198,9 +198,10 @@ class Endpoints:
         with Session(self.engine()) as session:
             env_id = None
             if "environment" in q:
-                env_id = session.scalar(select(Environment.id).where(Environment.name == q["environment"]))
-                if env_id is None:
-                    return _error(404, "not found", f"no environment named {q['environment']!r}")
+                env = _environment(session, q["environment"])
+                if env is None:
+                    return _error(404, "not found", f"no environment named {shown(q['environment'])}")
+                env_id = env.id
             return JSONResponse(
                 runs.recent_runs(session, environment_id=env_id, limit=limit, before_id=before)
             )
@@ -246,9 +247,9 @@ class Endpoints:
 
     def _target(self, name: str) -> Target | Response:
         with Session(self.engine()) as session:
-            env = session.scalar(select(Environment).where(Environment.name == name))
+            env = _environment(session, name)
             if env is None:
-                return _error(404, "not found", f"no environment named {name!r}")
+                return _error(404, "not found", f"no environment named {shown(name)}")
             if not env.has_database:
                 return _error(409, "no database", f"environment {name!r} has no database: it holds no users")
             return Target(id=env.id, name=env.name)
@@ -291,6 +292,14 @@ def create_app(
     return Starlette(
         routes=routes, exception_handlers={**api_exception_handlers(), Exception: _internal_error}
     )
+
+
+def _environment(session: Session, name: str) -> Environment | None:
+    """The environment a request names, or None; a name no environment can have (a NUL, a control
+    character) is None before it reaches the database, as on every backend."""
+    if impossible_name(name):
+        return None
+    return session.scalar(select(Environment).where(Environment.name == name))
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:

@@ -36,15 +36,15 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from syncd.dataverse.environments import get_environment
 from syncd.dataverse.schema import Environment
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DeadlineReached, DirectoryAuthError, FullResyncRequired
 from syncd.directory.ids import normalize_object_id
 from syncd.directory.models import Deletion, DirectoryUser, UsersDeltaPage
-from syncd.errors import NotFound
 from syncd.rules import (
     GROUP_EXEMPT_ROLE_IDS,
     Action,
@@ -179,9 +179,7 @@ def sync_environment(
     if options.kind not in ("auto", "full", "delta"):
         raise ValueError(f"unknown run kind {options.kind!r}: expected auto, full or delta")
     with Session(engine) as s:
-        env = s.scalar(select(Environment).where(Environment.name == env_name))
-        if env is None:
-            raise NotFound(f"no environment named {env_name!r}")
+        env = get_environment(s, env_name)
         s.expunge(env)
     raw = engine.raw_connection() if connection is None else None
     run = _Run(

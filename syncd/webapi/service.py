@@ -115,8 +115,11 @@ def handle(engine: Engine, request: Request) -> Response:
 
 
 def find_environment(engine: Engine, name: str) -> Environment | None:
+    from syncd.dataverse.environments import impossible_name
     from syncd.dataverse.schema import Environment as EnvRow
 
+    if impossible_name(name):  # a NUL would fail the query on PostgreSQL: no such environment
+        return None
     with engine.connect() as conn:
         row = conn.execute(select(EnvRow.id, EnvRow.name).where(EnvRow.name == name)).first()
     return Environment(row.id, row.name) if row is not None else None

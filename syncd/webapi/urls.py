@@ -14,7 +14,11 @@ API_PATH = "api/data/v9.2"
 
 
 def env_segment(name: str) -> str:
-    """The URL path segment that carries environment `name`."""
+    """The URL path segment that carries environment `name`. `.` and `..` (which `env create`
+    refuses, RFC 3986 dot-segments that clients remove from a path) are percent-encoded, so the
+    URL of an environment created under older rules at least does not point elsewhere."""
+    if name in (".", ".."):
+        return "%2E" * len(name)
     return quote(name, safe="-._~")
 
 

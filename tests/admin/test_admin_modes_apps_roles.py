@@ -234,3 +234,24 @@ def test_an_access_mode_by_name_or_by_dataverse_number(
     users.add_user(engine, directory, "prod", u["id"])
     for value, mode in [("Read", 2), ("4", 4), (0, 0), ("Non_Interactive", 4), ("read/write", 0)]:
         assert modes.set_access_mode(engine, "prod", u["id"], value).mode == mode, value
+
+
+@pytest.mark.parametrize(("value", "mode"), [(" 2", 2), ("4 ", 4), ("\tread\n", 2), (" Non Interactive ", 4)])
+def test_r16_surrounding_whitespace_is_ignored_as_for_membership_types(value: str, mode: int) -> None:
+    from syncd.rules import membership_type
+
+    assert modes.parse_mode(value) == mode
+    assert membership_type(" 2") == membership_type("2")
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0662", "\uff12", "2 2", ""])
+def test_r16_only_ascii_digits_are_a_mode_number(value: str) -> None:
+    # "²".isdigit() is true but int("²") fails: it was an unexpected ValueError, not this one line.
+    from syncd.admin.teams import check_membership
+
+    with pytest.raises(SyncdError, match="invalid access mode") as err:
+        modes.parse_mode(value)
+    assert repr(value) in str(err.value)
+    with pytest.raises(SyncdError, match="invalid membership type") as err:
+        check_membership(value)
+    assert repr(value) in str(err.value)

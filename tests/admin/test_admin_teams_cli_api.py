@@ -291,3 +291,63 @@ def test_r25_a_blank_group_name_over_the_api(api: TestClient, tenant: Tenant) ->
     assert "blank" in r.json()["notes"][0]
     r = api.get(f"/api/environments/prod/teams/{gid}")
     assert r.status_code == 200 and r.json()["team"]["name"] == gid, r.text
+
+
+def test_r25_a_name_with_surrounding_spaces_is_kept_and_found_with_or_without_them(
+    cli: Cli, cli_tenant: Tenant
+) -> None:
+    # The team keeps its group's displayName as it is (as Dataverse would); its name as stored, and
+    # the name without the spaces, both find it (the lookup used to trim only the key).
+    cli("env", "create", "prod")
+    gid = cli_tenant.group("  pad  ")
+    code, out = cli.json("team", "create", "prod", "--group", gid)
+    assert code == 0 and out["team"]["name"] == "  pad  " and out["notes"] == [], out
+    for key in ("  pad  ", "pad", " PAD"):
+        code, out = cli.json("team", "show", "prod", key)
+        assert code == 0 and out["team"]["name"] == "  pad  ", (key, out)
+    code, text, err = cli("team", "role", "assign", "prod", "  pad  ", "Basic User")
+    assert code == 0, err
+    code, _, err = cli("team", "show", "prod", "pa")
+    assert code == 2 and "no team 'pa'" in err, err
+
+
+def test_r25_exact_name_wins_over_one_with_surrounding_spaces(cli: Cli, cli_tenant: Tenant) -> None:
+    cli("env", "create", "prod")
+    padded, plain = cli_tenant.group(" twin "), cli_tenant.group("twin")
+    assert cli("team", "create", "prod", "--group", padded)[0] == 0
+    assert cli("team", "create", "prod", "--group", plain)[0] == 0
+    code, out = cli.json("team", "show", "prod", "twin")
+    assert code == 0 and out["team"]["azureactivedirectoryobjectid"] == plain
+    code, out = cli.json("team", "show", "prod", " twin ")
+    assert code == 0 and out["team"]["azureactivedirectoryobjectid"] == padded
+    code, _, err = cli("team", "show", "prod", "  twin")  # neither exactly: both, ignoring spaces
+    assert code == 2 and "ambiguous" in err and err.count("members-and-guests") == 2, err
+
+
+def test_r25_a_padded_team_name_over_the_api(api: TestClient, tenant: Tenant) -> None:
+    gid = tenant.group("  pad  ")
+    r = api.post("/api/environments/prod/teams", headers=AUTH, json={"group": gid})
+    assert r.status_code == 201 and r.json()["team"]["name"] == "  pad  ", r.text
+    for segment in ("%20%20pad%20%20", "pad"):
+        r = api.get(f"/api/environments/prod/teams/{segment}")
+        assert r.status_code == 200 and r.json()["team"]["name"] == "  pad  ", (segment, r.text)
+    r = api.post(
+        "/api/environments/prod/teams/%20%20pad%20%20/roles", headers=AUTH, json={"role": "Basic User"}
+    )
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("segment", ["a%00b", "%00", "a%01b", "a%7Fb"])
+def test_r25_a_team_or_role_name_nothing_can_have_is_404(
+    api: TestClient, tenant: Tenant, segment: str
+) -> None:
+    # Team names hold no control characters (they are removed) and role names none either: such a
+    # key is not found, before any query, the same on every backend (PostgreSQL refuses a NUL).
+    gid = tenant.group("Ctl")
+    assert api.post("/api/environments/prod/teams", headers=AUTH, json={"group": gid}).status_code == 201
+    r = api.get(f"/api/environments/prod/teams/{segment}")
+    assert r.status_code == 404 and "no team" in r.json()["detail"], r.text
+    r = api.delete(f"/api/environments/prod/teams/Ctl/roles/{segment}", headers=AUTH)
+    assert r.status_code == 404 and "no role" in r.json()["detail"], r.text
+    r = api.post(f"/api/environments/{segment}/teams", headers=AUTH, json={"group": gid})
+    assert r.status_code == 404 and "no environment" in r.json()["detail"], r.text

@@ -183,3 +183,72 @@ def test_app_pass_capacity_up_to_its_column_s_largest_value(
     assert code == 0 and json.loads(out)["environment"]["app_pass_capacity"] == 0, err
     code, out, err = run([*base, "set", "e1", "--app-pass-capacity", "2147483647", "--json"], capsys)
     assert code == 0 and json.loads(out)["environment"]["app_pass_capacity"] == 2147483647, err
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\x00", "a\x01b", "tab\there", "del\x7f"])
+@pytest.mark.parametrize(
+    "command",
+    [["env", "show"], ["env", "set", "{}", "--sales"], ["env", "resume"], ["runs"], ["runs", "{}", "--json"]],
+)
+def test_a_name_no_environment_can_have_is_not_found(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str], name: str, command: list[str]
+) -> None:
+    # `env create` refuses control characters: such a name is not found before it reaches the
+    # database, the same on every backend (PostgreSQL refuses a NUL in a query outright).
+    assert run(["--database-url", db_url, "env", "create", "prod"], capsys)[0] == 0
+    args = [name if a == "{}" else a for a in command]
+    if "{}" not in command:
+        args.append(name)
+    code, out, err = run(["--database-url", db_url, *args], capsys)
+    assert code == 2 and out == "", (args, out, err)
+    assert "no environment named" in err and len(err.strip().splitlines()) == 1, err
+    assert "\x00" not in err and "Error" not in err, err
+
+
+def test_runs_of_an_unknown_environment_is_exit_2(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # README: an unknown environment is exit code 2 (it printed an empty table, or [], and exit 0).
+    base = ["--database-url", db_url]
+    assert run(base + ["env", "create", "prod"], capsys)[0] == 0
+    for args in (["runs", "nope"], ["runs", "nope", "--json"]):
+        code, out, err = run(base + args, capsys)
+        assert code == 2 and out == "" and "no environment named 'nope'" in err, (args, out, err)
+        assert len(err.strip().splitlines()) == 1
+    code, out, _ = run(base + ["runs", "prod", "--json"], capsys)
+    assert code == 0 and json.loads(out) == []
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_segment_environment_names_are_refused(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # Clients remove "." and ".." segments from a URL before sending it (RFC 3986 5.2.4): no URL
+    # could reach such an environment.
+    base = ["--database-url", db_url]
+    code, _, err = run(base + ["env", "create", name], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"invalid environment name {name!r}" in err and "URL path segment" in err, err
+    _, out, _ = run(base + ["env", "list", "--json"], capsys)
+    assert json.loads(out) == []
+    for other in ("...", ".a", "a.", "a..b"):  # not dot-segments: a URL carries them as they are
+        assert run(base + ["env", "create", other, "--no-database"], capsys)[0] == 0
+
+
+def test_an_environment_named_dot_dot_before_the_rule_is_still_shown(
+    db_url: str, clean_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from syncd.dataverse.schema import Environment, utcnow
+
+    engine = create_engine(db_url)
+    with Session(engine) as s, s.begin():
+        s.add(Environment(name="..", type="production", has_database=False, created_on=utcnow()))
+    engine.dispose()
+    monkeypatch.setenv("SYNCD_DATAVERSE_API", "true")
+    code, out, err = run(["--database-url", db_url, "env", "show", "..", "--json"], capsys)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["name"] == ".." and shown["web_api_url"].endswith("/%2E%2E/api/data/v9.2/"), shown
+    assert "/../" not in shown["web_api_url"]

@@ -170,6 +170,23 @@ def test_api_reads(stack: Stack) -> None:
     assert stack.client.get("/api/runs", params={"limit": "x"}).status_code == 400
 
 
+@pytest.mark.parametrize("name", ["%00", "a%00b", "a%01b", "a%1Fb", "%7F"])
+def test_an_environment_name_nothing_can_have_is_404_on_every_backend(stack: Stack, name: str) -> None:
+    # No environment's name holds a control character (`env create` refuses them): such a name is
+    # not found before it reaches the database (PostgreSQL refuses a NUL in a query: it was a 500).
+    for method, url, kw in [
+        ("GET", f"/api/environments/{name}", {}),
+        ("GET", f"/api/runs?environment={name}", {}),
+        ("POST", f"/api/environments/{name}/sync", {"json": {"kind": "delta"}, "headers": auth()}),
+        ("POST", f"/api/environments/{name}/approve-mass-disable", {"headers": auth()}),
+        ("GET", f"/api/environments/{name}/teams", {}),
+    ]:
+        r = stack.client.request(method, url, **kw)
+        assert r.status_code == 404, (method, url, r.text)
+        assert r.json()["error"] == "not found" and "no environment" in r.json()["detail"], r.text
+    assert stack.sync.calls == []
+
+
 def test_api_reads_refuse_ids_beyond_64_bits_as_json(stack: Stack) -> None:
     # Run ids are 64-bit: a larger number used to be an OverflowError (SQLite) or an out-of-range
     # error (PostgreSQL), answered 500 in plain text.
