@@ -48,6 +48,8 @@ def gone(request: Request, path: str) -> Response:
 
 def delta_items(rows: list[Row], fields: tuple[str, ...] | None) -> list[bytes]:
     """The JSON of users delta rows (ver, id, state, blob): a user, projected, or a removal."""
+    if fields is None:  # the stored JSON as it is
+        return [bytes(blob) if st == 0 else removed(uid, st) for _, uid, st, blob in rows]
     return [project(bytes(blob), fields) if st == 0 else removed(uid, st) for _, uid, st, blob in rows]
 
 
