@@ -6,10 +6,12 @@ subprocess). Prints a table and writes benchmarks/results/directory.json (or --o
 
 The server's and the reader's CPU seconds during the read say which of them holds the read up: the
 reader's (httpx, and orjson building a million users' objects) is the floor of the read's time.
-Another checkout's fake is measured by running this file with that checkout first on PYTHONPATH:
+``--root DIR`` measures the fake of another checkout (DIR holds its ``syncd`` package), e.g.
+``git worktree add /tmp/base COMMIT``; the generator and the server run with DIR first on the path,
+in the temporary directory (so that no ``syncd`` in the working directory shadows it):
 
     .venv/bin/python benchmarks/bench_directory.py [--sizes 100000,1000000] [--label after]
-    PYTHONPATH=<checkout> .venv/bin/python benchmarks/bench_directory.py --label before --out /tmp/before.json
+    .venv/bin/python benchmarks/bench_directory.py --root /tmp/base --label before --out /tmp/before.json
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "directory.json"
+ROOT = Path(__file__).resolve().parent.parent
 
 GENERATE = """
 import json, resource, sys, time
@@ -86,14 +89,20 @@ def vm_hwm_kb(pid: int) -> int:
     return 0
 
 
-def run_size(n: int, workdir: Path) -> dict[str, float | int]:
+def run_size(n: int, workdir: Path, root: Path) -> dict[str, float | int]:
     db = workdir / f"tenant-{n}.db"
     group_size = min(n, 10_000)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root.resolve()) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     out = subprocess.run(
         [sys.executable, "-c", GENERATE, str(db), str(n), str(group_size)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
+        cwd=workdir,
     )
     gen = json.loads(out.stdout)
     port = free_port()
@@ -111,6 +120,8 @@ def run_size(n: int, workdir: Path) -> dict[str, float | int]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=workdir,
     )
     try:
         import httpx
@@ -155,6 +166,7 @@ def run_size(n: int, workdir: Path) -> dict[str, float | int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the directory holding the syncd measured")
     parser.add_argument("--label", default="", help="what code was measured (kept in the results)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     parser.add_argument("--read", help=argparse.SUPPRESS)
@@ -165,7 +177,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-directory-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            rows.append(run_size(n, Path(tmp)))
+            rows.append(run_size(n, Path(tmp), args.root))
             print(f"  done {n} users", file=sys.stderr)
     cols = [
         ("users", "users"),
@@ -190,6 +202,7 @@ def main() -> None:
                 "benchmark": "directory",
                 "what": "generate N users into SQLite; read the full users delta (page size 999) over loopback HTTP",
                 "label": args.label,
+                "root": str(args.root.resolve()),
                 "machine": {
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
