@@ -2,9 +2,16 @@
 
 For each size: generate into a fresh SQLite file (a subprocess), serve it with uvicorn (a
 subprocess), and read the full users delta with page size 999 using plain httpx + orjson (a
-subprocess). Prints a table and writes benchmarks/results/directory.json.
+subprocess). Prints a table and writes benchmarks/results/directory.json (or --out).
 
-    .venv/bin/python benchmarks/bench_directory.py [--sizes 100000,1000000]
+The server's and the reader's CPU seconds during the read say which of them holds the read up: the
+reader's (httpx, and orjson building a million users' objects) is the floor of the read's time.
+``--root DIR`` measures the fake of another checkout (DIR holds its ``syncd`` package), e.g.
+``git worktree add /tmp/base COMMIT``; the generator and the server run with DIR first on the path,
+in the temporary directory (so that no ``syncd`` in the working directory shadows it):
+
+    .venv/bin/python benchmarks/bench_directory.py [--sizes 100000,1000000] [--label after]
+    .venv/bin/python benchmarks/bench_directory.py --root /tmp/base --label before --out /tmp/before.json
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "directory.json"
+ROOT = Path(__file__).resolve().parent.parent
 
 GENERATE = """
 import json, resource, sys, time
@@ -43,6 +51,7 @@ def read_all(base: str) -> None:
 
     url = f"{base}/v1.0/users/delta"
     users = pages = 0
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     with httpx.Client(timeout=120) as client:
         while True:
@@ -55,14 +64,22 @@ def read_all(base: str) -> None:
             if url is None:
                 break
     seconds = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "users": users, "pages": pages, "rss_kb": rss}))
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = end.ru_utime + end.ru_stime - cpu.ru_utime - cpu.ru_stime
+    out = {"seconds": seconds, "users": users, "pages": pages, "rss_kb": end.ru_maxrss, "cpu": cpu_seconds}
+    print(json.dumps(out))
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm_kb(pid: int) -> int:
@@ -72,14 +89,20 @@ def vm_hwm_kb(pid: int) -> int:
     return 0
 
 
-def run_size(n: int, workdir: Path) -> dict[str, float | int]:
+def run_size(n: int, workdir: Path, root: Path) -> dict[str, float | int]:
     db = workdir / f"tenant-{n}.db"
     group_size = min(n, 10_000)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root.resolve()) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     out = subprocess.run(
         [sys.executable, "-c", GENERATE, str(db), str(n), str(group_size)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
+        cwd=workdir,
     )
     gen = json.loads(out.stdout)
     port = free_port()
@@ -97,6 +120,8 @@ def run_size(n: int, workdir: Path) -> dict[str, float | int]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=workdir,
     )
     try:
         import httpx
@@ -110,10 +135,12 @@ def run_size(n: int, workdir: Path) -> dict[str, float | int]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        server_cpu = cpu_seconds(server.pid)
         out = subprocess.run(
             [sys.executable, __file__, "--read", base], check=True, capture_output=True, text=True
         )
         read = json.loads(out.stdout)
+        server_cpu = cpu_seconds(server.pid) - server_cpu
         server_rss = vm_hwm_kb(server.pid)
     finally:
         server.terminate()
@@ -129,6 +156,8 @@ def run_size(n: int, workdir: Path) -> dict[str, float | int]:
         "read_seconds": round(read["seconds"], 2),
         "read_users_per_s": round(n / read["seconds"]),
         "read_pages": read["pages"],
+        "read_server_cpu_seconds": round(server_cpu, 2),
+        "read_client_cpu_seconds": round(read["cpu"], 2),
         "client_peak_rss_mb": round(read["rss_kb"] / 1024, 1),
         "server_peak_rss_mb": round(server_rss / 1024, 1),
     }
@@ -137,6 +166,9 @@ def run_size(n: int, workdir: Path) -> dict[str, float | int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the directory holding the syncd measured")
+    parser.add_argument("--label", default="", help="what code was measured (kept in the results)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     parser.add_argument("--read", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.read:
@@ -145,7 +177,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-directory-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            rows.append(run_size(n, Path(tmp)))
+            rows.append(run_size(n, Path(tmp), args.root))
             print(f"  done {n} users", file=sys.stderr)
     cols = [
         ("users", "users"),
@@ -154,6 +186,8 @@ def main() -> None:
         ("generate_peak_rss_mb", "gen RSS MB"),
         ("read_seconds", "read s"),
         ("read_users_per_s", "read users/s"),
+        ("read_server_cpu_seconds", "server CPU s"),
+        ("read_client_cpu_seconds", "client CPU s"),
         ("client_peak_rss_mb", "client RSS MB"),
         ("server_peak_rss_mb", "server RSS MB"),
         ("db_mb", "db MB"),
@@ -161,12 +195,14 @@ def main() -> None:
     print(" | ".join(f"{h:>13}" for _, h in cols))
     for row in rows:
         print(" | ".join(f"{row[k]:>13,}" for k, _ in cols))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
                 "benchmark": "directory",
                 "what": "generate N users into SQLite; read the full users delta (page size 999) over loopback HTTP",
+                "label": args.label,
+                "root": str(args.root.resolve()),
                 "machine": {
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
@@ -178,7 +214,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS}", file=sys.stderr)
+    print(f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -53,13 +53,19 @@ def page(
     delta_link: str | None = None,
     count: int | None = None,
 ) -> bytes:
-    """A collection page; the items are spliced in as they are (already JSON)."""
+    """A collection page; the items are spliced in as they are (already JSON), with one copy of
+    their bytes (a page of 999 users is half a megabyte)."""
     parts = [b'{"@odata.context":', orjson.dumps(ctx)]
     if count is not None:
         parts += [b',"@odata.count":', str(count).encode()]
     if next_link is not None:
         parts += [b',"@odata.nextLink":', orjson.dumps(next_link)]
-    parts += [b',"value":[', b",".join(items), b"]"]
+    parts.append(b',"value":[')
+    if items:
+        separated = [b","] * (2 * len(items) - 1)
+        separated[::2] = items
+        parts += separated
+    parts.append(b"]")
     if delta_link is not None:
         parts += [b',"@odata.deltaLink":', orjson.dumps(delta_link)]
     parts.append(b"}")

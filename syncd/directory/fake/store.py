@@ -91,6 +91,14 @@ class TenantStore(Mutations):
         with self._lock:
             yield
 
+    def stamp(self) -> tuple[int, int]:
+        """A mark of the tenant's state that every write moves on: the rows this store's connection
+        has changed, and SQLite's count of commits by other connections to the same file. A read
+        made while the mark was the current one is still the tenant's answer."""
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()
+            return self._conn.total_changes, int(version[0])
+
     def _one(self, sql: str, args: Iterable[Any] = ()) -> Row | None:
         with self._lock:
             row: Row | None = self._conn.execute(sql, tuple(args)).fetchone()

@@ -5,10 +5,18 @@ user changed while it pages comes in it (again, at its new place), and a user re
 read began comes as a removal in it; the deltaLink is made with the last page, under the store's
 lock, so that nothing falls between a read and the next round. Pages may repeat an older copy of
 a user who comes later in the read, come empty, or (on a nextLink) answer 410.
+
+Once a delta page has been sent, the rows of the page its nextLink asks for are read while the
+client takes that page in (`_ReadAhead`); the next request takes them only if nothing in the tenant
+has changed since (`TenantStore.stamp`), so a page is the same as one read when it is asked for.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from typing import NamedTuple
+
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -38,10 +46,52 @@ def gone(request: Request, path: str) -> Response:
     )
 
 
+def delta_items(rows: list[Row], fields: tuple[str, ...] | None) -> list[bytes]:
+    """The JSON of users delta rows (ver, id, state, blob): a user, projected, or a removal."""
+    if fields is None:  # the stored JSON as it is
+        return [bytes(blob) if st == 0 else removed(uid, st) for _, uid, st, blob in rows]
+    return [project(bytes(blob), fields) if st == 0 else removed(uid, st) for _, uid, st, blob in rows]
+
+
+# A users delta page's query: (cursor, limit, since, start, bounded, $select fields).
+DeltaQuery = tuple[int, int, int, int, bool, tuple[str, ...] | None]
+
+
+class _ReadAhead(NamedTuple):
+    """The rows (and their JSON) of one users delta page, read before they were asked for, and the
+    tenant's stamp when they were read."""
+
+    query: DeltaQuery
+    stamp: tuple[int, int]
+    rows: list[Row]
+    items: list[bytes]
+
+
 class UsersApi:
     def __init__(self, store: TenantStore, faults: Faults) -> None:
         self.store = store
         self.faults = faults
+        self._ahead: _ReadAhead | None = None
+
+    async def _read_ahead(self, query: DeltaQuery) -> None:
+        """Read the page a nextLink asks for, once the page that carries it has been sent (the
+        event loop has nothing else to do while the client takes that page in)."""
+        after, limit, since, start, bounded, fields = query
+        try:
+            with self.store.reading():
+                stamp = self.store.stamp()
+                rows = self.store.users_delta(after, limit, since=since, start=start, bounded=bounded)
+        except sqlite3.Error:  # the store closed meanwhile: the page is read when asked for
+            return
+        self._ahead = _ReadAhead(query, stamp, rows, delta_items(rows[: limit - 1], fields))
+
+    def _take_ahead(self, query: DeltaQuery) -> _ReadAhead | None:
+        """The read-ahead of this very page (None when there is none); call under the store's lock.
+        It holds only while nothing in the tenant has changed since it was read."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead.query != query or ahead.stamp != self.store.stamp():
+            return None
+        return ahead
 
     # ----------------------------------------------------------------- reads
     async def list(self, request: Request) -> Response:
@@ -141,8 +191,13 @@ class UsersApi:
             return store.user_later_in_read(cursor, offset, since=since, start=start, bounded=bounded)
 
         older = None
+        items: list[bytes] | None
         with store.reading():  # the last page and the change number its deltaLink carries, as one
-            rows = store.users_delta(after, size + 1, since=since, start=start, bounded=bounded)
+            if (ahead := self._take_ahead((after, size + 1, since, start, bounded, fields))) is not None:
+                rows, items = ahead.rows, ahead.items
+            else:
+                rows = store.users_delta(after, size + 1, since=since, start=start, bounded=bounded)
+                items = None
             end = start if bounded else store.change
             more = len(rows) > size
             if len(rows) >= size > 1 and faults.chance(request, "repeated", settings.delta_repeat_ratio):
@@ -150,13 +205,17 @@ class UsersApi:
                 older = later(rows[-1][0], faults.randrange(size)) or later(rows[-1][0], 0)
             else:
                 rows = rows[:size]
-        items = [project(bytes(blob), fields) if st == 0 else removed(uid, st) for _, uid, st, blob in rows]
+        items = delta_items(rows, fields) if items is None else items[: len(rows)]
         if older is not None:  # an older copy of a user who comes again later in this read
             uid, prev = older
             copy = removed(uid, 1) if prev is None else project(bytes(prev), fields)
             items.insert(faults.randrange(len(items) + 1), copy)
         if more:
-            return graphio.raw(graphio.page(ctx, items, next_link=next_link(rows[-1][0])))
+            response = graphio.raw(graphio.page(ctx, items, next_link=next_link(rows[-1][0])))
+            response.background = BackgroundTask(
+                self._read_ahead, (rows[-1][0], size + 1, since, start, bounded, fields)
+            )
+            return response
         link = graphio.link(request, path, {**base, "$deltatoken": tokens.encode(secret, "ud", epoch, end)})
         return graphio.raw(graphio.page(ctx, items, delta_link=link))
 
