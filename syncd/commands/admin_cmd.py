@@ -36,8 +36,8 @@ stub_app = typer.Typer(help="Stub users from data import (R20).", no_args_is_hel
 role_app = typer.Typer(help="Security roles of users (R21).", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-EnvArg = Annotated[str, typer.Argument(help="environment name")]
-UserArg = Annotated[str, typer.Argument(help="the user's userPrincipalName or object id")]
+EnvArg = Annotated[str, typer.Argument(metavar="ENV", help="environment name")]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="the user's userPrincipalName or object id")]
 
 
 @contextmanager
@@ -240,7 +240,7 @@ def set_mode(
 def app_user_create(
     ctx: typer.Context,
     env: EnvArg,
-    app_id: Annotated[str, typer.Argument(help="the service principal's appId")],
+    app_id: Annotated[str, typer.Argument(metavar="APP_ID", help="the service principal's appId")],
     json: JsonOpt = False,
 ) -> None:
     """Create an application user for a service principal of the directory (R18)."""
@@ -261,7 +261,7 @@ def app_user_create(
 def stub_import(
     ctx: typer.Context,
     env: EnvArg,
-    file: Annotated[Path, typer.Argument(help="CSV with at least the columns domainname,fullname")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV with at least the columns domainname,fullname")],
     json: JsonOpt = False,
 ) -> None:
     """Create stub users from a CSV file (R20); a file with any bad line imports nothing."""
@@ -299,8 +299,8 @@ def stub_import(
 def stub_reassign(
     ctx: typer.Context,
     env: EnvArg,
-    stub: Annotated[str, typer.Argument(help="the stub's domainname")],
-    target: Annotated[str, typer.Argument(help="the user who gets the records (UPN or object id)")],
+    stub: Annotated[str, typer.Argument(metavar="STUB", help="the stub's domainname")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="the user who gets the records (UPN or object id)")],
     json: JsonOpt = False,
 ) -> None:
     """Move a stub user's records to another user (R20)."""
@@ -331,7 +331,7 @@ def _role_op(ctx: typer.Context, op: Any, env: str, user: str, role: str, json: 
     )
 
 
-RoleArg = Annotated[str, typer.Argument(help="security role name, e.g. 'Basic User'")]
+RoleArg = Annotated[str, typer.Argument(metavar="ROLE", help="security role name, e.g. 'Basic User'")]
 
 
 @role_app.command("assign")

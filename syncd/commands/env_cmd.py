@@ -29,7 +29,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 @app.command("create")
 def create(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="unique environment name")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="unique environment name")],
     type: Annotated[str, typer.Option("--type", help=f"one of: {', '.join(ENV_TYPES)}")] = "production",
     security_group: Annotated[
         str | None,
@@ -89,7 +89,7 @@ def create(
 @app.command("set")
 def set_(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="environment name")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="environment name")],
     security_group: Annotated[
         str | None,
         typer.Option(
@@ -221,7 +221,7 @@ def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
 
 @app.command("show")
 def show(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="environment name")], json: JsonOpt = False
+    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="environment name")], json: JsonOpt = False
 ) -> None:
     """Show one environment's settings, user counts and quarantine state."""
     appctx: AppContext = ctx.obj
@@ -246,7 +246,7 @@ def show(
 
 @app.command("resume")
 def resume(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="environment name")], json: JsonOpt = False
+    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="environment name")], json: JsonOpt = False
 ) -> None:
     """Take an environment out of quarantine: the failed runs so far stop counting, so the daemon's
     next scheduled run goes ahead. Idempotent; an unknown name is an error (exit 2)."""

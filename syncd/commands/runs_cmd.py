@@ -17,7 +17,7 @@ MAX_RUNS_LISTED = 2**31 - 1  # a 32-bit LIMIT: any larger number lists them all 
 
 def runs(
     ctx: typer.Context,
-    env: Annotated[str | None, typer.Argument(help="only this environment")] = None,
+    env: Annotated[str | None, typer.Argument(metavar="ENV", help="only this environment")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_RUNS_LISTED, help="how many runs")] = 20,
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:

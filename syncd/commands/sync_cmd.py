@@ -28,7 +28,7 @@ EXIT_PARTIAL = 4  # the run finished, but some rows failed to be written
 
 def sync(
     ctx: typer.Context,
-    env: Annotated[str, typer.Argument(help="environment name")],
+    env: Annotated[str, typer.Argument(metavar="ENV", help="environment name")],
     full: Annotated[bool, typer.Option("--full", help="read the whole directory")] = False,
     delta: Annotated[bool, typer.Option("--delta", help="read only what changed since the last run")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; write nothing")] = False,
