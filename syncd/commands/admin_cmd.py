@@ -261,7 +261,9 @@ def app_user_create(
 def stub_import(
     ctx: typer.Context,
     env: EnvArg,
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV with at least the columns domainname,fullname")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="CSV with at least the columns domainname,fullname")
+    ],
     json: JsonOpt = False,
 ) -> None:
     """Create stub users from a CSV file (R20); a file with any bad line imports nothing."""
@@ -300,7 +302,9 @@ def stub_reassign(
     ctx: typer.Context,
     env: EnvArg,
     stub: Annotated[str, typer.Argument(metavar="STUB", help="the stub's domainname")],
-    target: Annotated[str, typer.Argument(metavar="TARGET", help="the user who gets the records (UPN or object id)")],
+    target: Annotated[
+        str, typer.Argument(metavar="TARGET", help="the user who gets the records (UPN or object id)")
+    ],
     json: JsonOpt = False,
 ) -> None:
     """Move a stub user's records to another user (R20)."""

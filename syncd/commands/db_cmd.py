@@ -14,7 +14,8 @@ app = typer.Typer(help="Database schema migrations (alembic).", no_args_is_help=
 
 @app.command("upgrade")
 def upgrade(
-    ctx: typer.Context, revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision")] = "head"
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision")] = "head",
 ) -> None:
     """Upgrade the database schema to REVISION (default: head)."""
     appctx: AppContext = ctx.obj
@@ -28,7 +29,8 @@ def upgrade(
 
 @app.command("downgrade")
 def downgrade(
-    ctx: typer.Context, revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision, or base")]
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(metavar="REVISION", help="target revision, or base")],
 ) -> None:
     """Downgrade the database schema to REVISION ('base' removes every table)."""
     appctx: AppContext = ctx.obj

@@ -221,7 +221,9 @@ def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
 
 @app.command("show")
 def show(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="environment name")], json: JsonOpt = False
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="environment name")],
+    json: JsonOpt = False,
 ) -> None:
     """Show one environment's settings, user counts and quarantine state."""
     appctx: AppContext = ctx.obj
@@ -246,7 +248,9 @@ def show(
 
 @app.command("resume")
 def resume(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="environment name")], json: JsonOpt = False
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="environment name")],
+    json: JsonOpt = False,
 ) -> None:
     """Take an environment out of quarantine: the failed runs so far stop counting, so the daemon's
     next scheduled run goes ahead. Idempotent; an unknown name is an error (exit 2)."""

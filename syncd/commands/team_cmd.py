@@ -24,7 +24,9 @@ team_app.add_typer(team_role_app, name="role")
 
 MEMBERSHIP_HELP = f"membership type: one of {', '.join(MEMBERSHIP_TYPES)}"
 GroupArg = Annotated[str, typer.Argument(metavar="GROUP", help="the Entra group's object id")]
-TeamArg = Annotated[str, typer.Argument(metavar="TEAM", help="the team's id, its group's object id, or its name")]
+TeamArg = Annotated[
+    str, typer.Argument(metavar="TEAM", help="the team's id, its group's object id, or its name")
+]
 RoleArg = Annotated[str, typer.Argument(metavar="ROLE", help="security role name, e.g. 'Basic User'")]
 MembershipOpt = Annotated[
     str | None, typer.Option("--membership", help=MEMBERSHIP_HELP + " (picks among a group's teams)")
