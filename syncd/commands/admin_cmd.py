@@ -213,7 +213,8 @@ def set_mode(
     mode: Annotated[
         str,
         typer.Argument(
-            help="one of: " + ", ".join(f"{name} ({number})" for name, number in modes.MODES.items())
+            metavar="MODE",
+            help="one of: " + ", ".join(f"{name} ({number})" for name, number in modes.MODES.items()),
         ),
     ],
     json: JsonOpt = False,
