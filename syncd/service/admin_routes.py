@@ -116,7 +116,6 @@ def _internal_error(exc: Exception) -> JSONResponse:
 
 
 class AddBody(Body):
-    REQUIRED = ("user",)
     EXPECTED = {
         "user": "a string (a user's UPN or object id)",
         "mode": "a string ('on_demand' or 'first_access')",
@@ -126,32 +125,27 @@ class AddBody(Body):
 
 
 class ModeBody(Body):
-    REQUIRED = ("mode",)
     EXPECTED = {"mode": "a string (an access mode's name or number)"}
     mode: str
 
 
 class AppUserBody(Body):
-    REQUIRED = ("app_id",)
     EXPECTED = {"app_id": "a string (a service principal's appId)"}
     app_id: str
 
 
 class ReassignBody(Body):
-    REQUIRED = ("target",)
     EXPECTED = {"target": "a string (a user's UPN or object id)"}
     target: str
 
 
 class RoleBody(Body):
-    REQUIRED = ("user", "role")
     EXPECTED = {"user": "a string (a user's UPN or object id)", "role": "a string (a security role's name)"}
     user: str
     role: str
 
 
 class CreateTeamBody(Body):
-    REQUIRED = ("group",)
     EXPECTED = {
         "group": "a string (a group's object id)",
         "membership": "a string (a membership type's name)",
@@ -165,13 +159,11 @@ class CreateTeamBody(Body):
 
 
 class TeamRoleBody(Body):
-    REQUIRED = ("role",)
     EXPECTED = {"role": "a string (a security role's name)"}
     role: str
 
 
 class GroupRoleBody(Body):
-    REQUIRED = ("role",)
     EXPECTED = {
         "role": "a string (a security role's name)",
         "membership": "a string (a membership type's name)",

@@ -82,13 +82,17 @@ def parse_json(raw: bytes) -> Any:
 
 class Body(BaseModel):
     """A JSON body of the API: its fields exactly (an unknown key is refused) and of their types
-    exactly (no coercion: ``1`` is not a string, ``"1"`` not a list). ``REQUIRED`` fields must be
-    non-empty strings; ``EXPECTED`` says what each field takes (its JSON type first), for the
-    error."""
+    exactly (no coercion: ``1`` is not a string, ``"1"`` not a list). The fields without a default
+    are required, and a required text must not be blank; ``EXPECTED`` says what each field takes
+    (its JSON type first), for the error."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    REQUIRED: ClassVar[tuple[str, ...]] = ()
     EXPECTED: ClassVar[dict[str, str]] = {}
+
+
+def required_fields(model: type[Body]) -> list[str]:
+    """The fields of ``model`` without a default, in their declared order."""
+    return [name for name, field in model.model_fields.items() if field.is_required()]
 
 
 B = TypeVar("B", bound=Body)
@@ -102,7 +106,7 @@ def parse_body(model: type[B], body: dict[str, Any]) -> B:
         if key not in model.model_fields:
             expected = ", ".join(model.model_fields) or "no field"
             raise BadBody(f"unknown field {shown(key)} in the body: expected {expected}")
-    for f in model.REQUIRED:
+    for f in required_fields(model):
         if f not in body:
             raise BadBody(f"the body needs {f!r}: {model.EXPECTED[f]}, not empty")
         if isinstance(body[f], str) and not body[f].strip():
@@ -142,7 +146,7 @@ async def read_body(request: Request, spec: BodySpec) -> Any:
         parse_body(NoBody, await json_object(request, empty=True))
         return None
     assert isinstance(spec, type) and issubclass(spec, Body)
-    return parse_body(spec, await json_object(request, empty=not spec.REQUIRED))
+    return parse_body(spec, await json_object(request, empty=not required_fields(spec)))
 
 
 Handler = Callable[[Request, Any], Awaitable[Response]]

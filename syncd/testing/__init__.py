@@ -85,7 +85,7 @@ def resolve_group(tenant: Any, options: dict[str, Any]) -> dict[str, Any]:
     group = options.get("security_group")
     if group is None or not hasattr(tenant, "group"):
         return options
-    from syncd.testing.tenants import is_object_id
+    from syncd.directory.ids import is_object_id
 
     if isinstance(group, dict) or not is_object_id(group):
         options = {**options, "security_group": str(tenant.group(group)["id"])}

@@ -154,18 +154,10 @@ class DatabaseTemplates:
     def sweep(self) -> list[str]:
         """Drop the databases of syncd.testing whose process on this host has ended without its
         teardown; returns their names. Databases of live processes and of other hosts stay."""
-        assert self._admin_url is not None
-        engine = create_engine(self._admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    text(
-                        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-                        "WHERE starts_with(datname, 'syncd_test_')"
-                    )
-                ).all()
-        finally:
-            engine.dispose()
+        rows = self._admin_execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE starts_with(datname, 'syncd_test_')"
+        )
         dropped = []
         for name, comment in rows:
             owner = _parse_owner(comment or "")
@@ -180,15 +172,19 @@ class DatabaseTemplates:
             f"COMMENT ON DATABASE \"{name}\" IS '{OWNER_TAG} host={socket.gethostname()} pid={os.getpid()}'"
         )
 
-    def _admin_execute(self, *statements: str) -> None:
+    def _admin_execute(self, *statements: str) -> list[Any]:
+        """Run ``statements`` on the server's admin connection (autocommit); the last one's rows."""
         assert self._admin_url is not None
         engine = create_engine(self._admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        rows: list[Any] = []
         try:
             with engine.connect() as conn:
                 for sql in statements:
-                    conn.execute(text(sql))
+                    result = conn.execute(text(sql))
+                    rows = list(result.all()) if result.returns_rows else []
         finally:
             engine.dispose()
+        return rows
 
 
 OWNER_TAG = "syncd.testing"

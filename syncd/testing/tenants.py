@@ -12,7 +12,6 @@ in-process and free of the faults the test switched on (so a helper never fails 
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +21,13 @@ from urllib.parse import quote
 import httpx
 
 from syncd.directory.fake.server import create_app
+from syncd.directory.ids import is_object_id, normalize_object_id
 from syncd.directory.transport import InProcessTransport
 from syncd.testing.server import GraphServer
 
 DEFAULT_USERS = 300
 DEFAULT_SEED = 1
 MAX_USERS = 10_000_000  # what `syncd entra generate` is benchmarked up to
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 User = str | dict[str, Any]  # an object id, a userPrincipalName, or a Graph user object
 Group = str | dict[str, Any]  # an object id, a displayName, or a Graph group object
@@ -211,8 +210,8 @@ class FakeTenant:
             return group
         if not isinstance(group, str) or not group.strip():
             raise ValueError(f"a group is an object id, a displayName or a Graph group object, not {group!r}")
-        if _GUID.match(group.strip("{} ")):
-            return self._graph("GET", f"/groups/{quote(group.strip('{} '), safe='')}")
+        if is_object_id(group):
+            return self._graph("GET", f"/groups/{normalize_object_id(group)}")
         found = [g for g in self.groups() if g.get("displayName") == group]
         if len(found) != 1:
             raise LookupError(f"{len(found)} groups are named {group!r} in the fake tenant")
@@ -276,9 +275,12 @@ class FakeTenant:
         """``POST /directory/deletedItems/{id}/restore``: a soft-deleted user, by object id, the
         userPrincipalName it had, or a Graph user object. Raises ``LookupError`` for a
         userPrincipalName no deleted user has."""
-        key = _key(user)
-        if not _GUID.match(key.strip("{}")):
-            wanted = str(user).lower()
+        _key(user)  # refuses an empty or non-text key
+        raw = str(user["id"]) if isinstance(user, dict) else str(user)
+        if is_object_id(raw):
+            key = normalize_object_id(raw)
+        else:
+            wanted = raw.lower()
             deleted = self._graph("GET", "/directory/deletedItems/microsoft.graph.user")["value"]
             found = [d for d in deleted if str(d.get("userPrincipalName", "")).lower().endswith(wanted)]
             if len(found) != 1:
@@ -316,8 +318,8 @@ class FakeTenant:
         return str(self.user(user)["id"])  # the fake answers for any spelling of an id, or a UPN
 
     def _sku_id(self, sku: str) -> str:
-        if _GUID.match(sku):
-            return sku
+        if is_object_id(sku):
+            return normalize_object_id(sku)
         for s in self._graph("GET", "/subscribedSkus")["value"]:
             if s.get("skuPartNumber", "").lower() == sku.lower():
                 return str(s["skuId"])
@@ -354,11 +356,6 @@ class FakeTenant:
                 str(error.get("message", response.text[:200])),
             )
         return response.json() if response.content else None
-
-
-def is_object_id(value: str) -> bool:
-    """Whether ``value`` is spelled as a directory object id (a GUID, in any case)."""
-    return bool(_GUID.match(value))
 
 
 def _key(user: User) -> str:
