@@ -213,6 +213,10 @@ class SystemUser(Base):
     # syncd's own column: the value sync last wrote to internalemailaddress. When the two differ, a
     # customer edited the email in Dataverse and sync never writes it again (R12).
     syncd_syncedemail: Mapped[str | None] = mapped_column(_length("syncd_syncedemail"))
+    # syncd's own column: a hash of what sync last decided the row from (the user as read, the
+    # environment's settings, the rules' code). The database forgets it (null) on any write that
+    # does not set it, so a full run skips deciding a row again only while nobody else has written it.
+    syncd_inputhash: Mapped[int | None] = mapped_column(BigInteger)
     # A column sync does not own (R14): an example of a customer's own field.
     new_costcentre: Mapped[str | None] = mapped_column(_length("new_costcentre"))
     createdon: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -73,6 +73,7 @@ class Applier:
     _seen: list[str] = field(default_factory=list)
     _held: dict[str, Operation] = field(default_factory=dict)
     _spilled: int = 0
+    _hashes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     # -- queueing ------------------------------------------------------------------------------
 
@@ -89,14 +90,23 @@ class Applier:
         if len(self._pending) >= self.batch_size:
             self.flush()
 
+    def record_hash(self, object_id: str, input_hash: int, read_version: int) -> None:
+        """Queue recording on a row left as it is what it was decided from (``syncd.sync.inputs``);
+        written with the next batch, if the row is still at ``read_version`` by then."""
+        self._hashes[object_id] = (input_hash, read_version)
+        if len(self._hashes) >= self.batch_size:
+            self.flush()
+
     def supersede(self, object_ids: Sequence[str]) -> None:
         """Forget what earlier copies of these users queued or held: a later copy decides again."""
-        pending, held = self._pending, self._held
+        pending, held, hashes = self._pending, self._held, self._hashes
         for oid in object_ids:
             if oid in pending:
                 del pending[oid]
             if oid in held:
                 del held[oid]
+            if oid in hashes:
+                del hashes[oid]
         if self._spilled:
             self._spilled -= self.storage.drop_held(object_ids)
 
@@ -116,16 +126,18 @@ class Applier:
         """Write the queued operations and seen ids: one transaction, or one per row after a failure."""
         ops = list(self._pending.values())
         seen, self._pending, self._seen = self._seen, {}, []
+        hashes = [(oid, h, v) for oid, (h, v) in self._hashes.items()]
+        self._hashes = {}
         if self.dry_run:
             self.storage.mark_seen(seen)
             for op in ops:
                 self._count(op)
             return
-        if not ops and not seen:
+        if not ops and not seen and not hashes:
             return
         bulk = self.bulk_create and all(op.action is Action.CREATE for op in ops)
         try:
-            self.storage.write(ops, seen, bulk_create=bulk)
+            self.storage.write(ops, seen, bulk_create=bulk, hashes=hashes)
         except Exception as exc:
             if not ops:
                 raise
@@ -134,16 +146,19 @@ class Applier:
                 log.info("sync.bulk_copy_conflict", rows=len(ops), error=str(exc)[:200])
                 self.bulk_create = False
                 self._pending, self._seen = {op.object_id: op for op in ops}, seen
+                self._hashes = {oid: (h, v) for oid, h, v in hashes}
                 self.flush()
                 return
             log.warning("sync.batch_failed", rows=len(ops), error=str(exc)[:300])
-            self._write_one_by_one(ops, seen)
+            self._write_one_by_one(ops, seen, hashes)
             return
         for op in ops:
             self._count(op)
 
-    def _write_one_by_one(self, ops: Sequence[Operation], seen: Sequence[str]) -> None:
-        self.storage.write([], seen)
+    def _write_one_by_one(
+        self, ops: Sequence[Operation], seen: Sequence[str], hashes: Sequence[tuple[str, int, int]]
+    ) -> None:
+        self.storage.write([], seen, hashes=hashes)
         for op in ops:
             try:
                 self.storage.write([op])

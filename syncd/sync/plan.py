@@ -51,7 +51,10 @@ class Operation:
     ``values`` maps column names to new values: for CREATE every column of CREATE_COLUMNS but the
     ids; otherwise only the columns this operation sets (a subset of SET_COLUMNS). ``changes`` are
     the synced columns (R10) that change, for the run's event; ``notes`` say what the rules had to
-    fit into a column (cut, cleaned), appended to the event's reason.
+    fit into a column (cut, cleaned), appended to the event's reason. ``input_hash`` is what the
+    decision was made from (``syncd.sync.inputs``; None: not recorded) and ``read_version`` the
+    row's versionnumber when the run read it: the hash is stored only if the row is still that
+    version at write time.
     """
 
     action: Action
@@ -62,6 +65,8 @@ class Operation:
     reason: str
     changes: Mapping[str, Any]
     notes: tuple[str, ...] = ()
+    input_hash: int | None = None
+    read_version: int | None = None
 
     @property
     def event_reason(self) -> str:

@@ -22,9 +22,11 @@ ROW_COLUMNS: tuple[str, ...] = (
     "createdon",
     "modifiedon",
     "azurestate",
+    "versionnumber",
+    "syncd_inputhash",
     *SYNCED_READ,
 )
-_N_FIXED = 10
+_N_FIXED = 12
 _KINDS = {k.value: k for k in UserKind}
 
 
@@ -44,7 +46,8 @@ class CurrentRow:
 
     ``written_by_run`` is true when the row's ``modifiedon`` is this run's timestamp (the run
     already wrote it, from an earlier copy of the user); ``created_by_run`` when its ``createdon``
-    is (the run created it).
+    is (the run created it). ``versionnumber`` is the row's version as read; ``input_hash`` what
+    sync last decided it from (``syncd_inputhash``; None: not known, decide in full).
     """
 
     systemuserid: str
@@ -53,6 +56,8 @@ class CurrentRow:
     synced_email: str | None
     written_by_run: bool = False
     created_by_run: bool = False
+    versionnumber: int | None = None
+    input_hash: int | None = None
 
 
 def row_from_tuple(t: Sequence[Any], run_stamp: Any) -> CurrentRow:
@@ -74,4 +79,4 @@ def row_from_tuple(t: Sequence[Any], run_stamp: Any) -> CurrentRow:
         azurestate=int(t[9]),
     )
     sid = t[0] if len(t[0]) == 36 else from_db_uuid(t[0]) or ""
-    return CurrentRow(sid, oid, facts, synced, t[8] == run_stamp, t[7] == run_stamp)
+    return CurrentRow(sid, oid, facts, synced, t[8] == run_stamp, t[7] == run_stamp, t[10], t[11])

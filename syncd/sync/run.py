@@ -53,6 +53,7 @@ from syncd.rules import (
     EnvType,
     Membership,
     UserFacts,
+    UserKind,
     azure_state,
     decide,
 )
@@ -60,6 +61,7 @@ from syncd.settings import Settings
 from syncd.sync import source
 from syncd.sync.apply import Applier
 from syncd.sync.guard import check_disables
+from syncd.sync.inputs import code_digest, decision_salt, input_hash
 from syncd.sync.plan import plan_operation, recreate_values
 from syncd.sync.storage import GroupMirror, Storage, open_storage
 from syncd.sync.storage.base import record_run_end
@@ -249,6 +251,8 @@ class _Run:
         # Users read along the way (the admins), for _observe_by_id: never older than a copy observed since.
         self.known_users: dict[str, DirectoryUser] = {}
         self.load_rows = True  # False while a full run fills an environment that had no rows
+        # The seed of each user's input hash: a row whose hash is unchanged is not decided again.
+        self.salt = decision_salt(self.envf, code_digest())
         self.read_users = 0
         self.restarts = 0
         self.existing_rows = 0
@@ -589,6 +593,10 @@ class _Run:
         dropped; a row that this run already wrote from an earlier copy is judged as it was before
         this run (no row, if this run created it), and a row created from a copy that the latest
         one overrules is withdrawn. ``unseen``: rows a full run did not find in the directory.
+
+        A user whose row records the very facts they are decided from now (``syncd_inputhash``,
+        ``syncd.sync.inputs``) is not decided again: nobody has written the row since sync decided
+        it from those facts, so it is unchanged. Rows left as they are get their hash recorded.
         """
         if not items:
             return
@@ -604,10 +612,12 @@ class _Run:
         self.read_users += sum(1 for f in latest.values() if f.user is not None)
         if not unseen:
             self.counts.read += len(ids)
-        rows = self.storage.load_rows(ids) if self.load_rows else {}
+        # What the rows were last decided from: a user whose facts hash the same is not decided again.
+        hashes = self.storage.load_input_hashes(ids) if self.load_rows and not unseen else {}
         memberships = self._memberships(ids)
         withdraw: list[str] = []
-        envf, admins = self.envf, self.admins
+        envf, admins, salt = self.envf, self.admins, self.salt
+        todo: list[tuple[str, UserFacts, AzureState, int | None, bool]] = []
         for oid, f in latest.items():
             roles = admins.get(oid, NO_ROLES)
             membership = memberships.get(oid, f.membership)
@@ -623,10 +633,21 @@ class _Run:
                 facts = UserFacts(None, oid, Deletion.HARD, roles, membership)
             else:
                 facts = UserFacts(f.user, oid, f.deletion, roles, membership)
-            current = rows.get(oid)
-            before = None if current is not None and current.created_by_run else current
             # R9: azurestate follows what the read said of the user, in scope or not.
             state = azure_state(f.user is not None, f.deletion)
+            h = None
+            stored = hashes.get(oid)
+            if stored is not None:
+                h = input_hash(facts, state, salt)
+                if stored[0] == h:
+                    if not stored[1]:
+                        self.counts.unchanged += 1
+                    continue
+            todo.append((oid, facts, state, h, out_of_scope))
+        rows = self.storage.load_rows([t[0] for t in todo]) if self.load_rows else {}
+        for oid, facts, state, h, out_of_scope in todo:
+            current = rows.get(oid)
+            before = None if current is not None and current.created_by_run else current
             op = plan_operation(decide(facts, envf, before.facts if before else None), oid, before, state)
             if current is not None and before is None:
                 # This run created the row from an earlier copy of the user.
@@ -635,9 +656,21 @@ class _Run:
                     continue
                 op = recreate_values(op, current)
             if op is None:
-                if current is not None and not current.written_by_run:
-                    self.counts.unchanged += 1
+                if current is not None:
+                    if not current.written_by_run:
+                        self.counts.unchanged += 1
+                    if (
+                        not unseen
+                        and current.facts.kind is UserKind.REGULAR
+                        and current.versionnumber is not None
+                    ):
+                        h = input_hash(facts, state, salt) if h is None else h
+                        if current.input_hash != h:
+                            self.applier.record_hash(oid, h, current.versionnumber)
                 continue
+            if not unseen:
+                op.input_hash = input_hash(facts, state, salt) if h is None else h
+                op.read_version = current.versionnumber if current is not None else None
             if (out_of_scope or (unseen and self.group_id)) and op.action is Action.DISABLE:
                 op.rule = "R5"
                 op.reason = "Not a direct member of the security group, or gone from the directory: the row is disabled."

@@ -38,7 +38,8 @@ EVENT_COLUMNS = (
 )
 RUN_COUNTS = ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed", "blocked_disables")
 # A new row's columns: the environment, its root business unit (R26) and issyncwithdirectory, then
-# the operation's columns. versionnumber is the database's (a trigger stamps every row, COPY included).
+# the operation's columns, the timestamps and what the decision was made from (syncd.sync.inputs).
+# versionnumber is the database's (a trigger stamps every row, COPY included).
 NEW_COLUMNS = (
     "environment_id",
     "businessunitid",
@@ -46,6 +47,7 @@ NEW_COLUMNS = (
     *CREATE_COLUMNS,
     "createdon",
     "modifiedon",
+    "syncd_inputhash",
 )
 IN_CLAUSE_CHUNK = 900  # ids per IN (...) list: under SQLite's default limit of 999 parameters
 
@@ -183,6 +185,23 @@ class Storage(ABC):
     def _select_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
         """Tuples in ROW_COLUMNS order for these object ids."""
 
+    def load_input_hashes(self, object_ids: Sequence[str]) -> dict[str, tuple[int, bool]]:
+        """Object id -> (``syncd_inputhash``, whether this run wrote the row) for the regular rows of
+        these users that have one: what sync last decided them from, and nobody has written since
+        (see ``syncd.sync.inputs``)."""
+        ids = list(object_ids)
+        if not ids:
+            return {}
+        stamp = self.stamp
+        return {
+            oid if len(oid) == 36 else str(from_db_uuid(oid)): (h, modified == stamp)
+            for oid, h, modified in self._select_hashes(ids)
+        }
+
+    @abstractmethod
+    def _select_hashes(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        """(object id, syncd_inputhash, modifiedon) of the regular rows of these users with a hash."""
+
     def group_relations(self, object_ids: Sequence[str]) -> dict[str, set[str]]:
         """Object id -> its relations to the security group in the local mirror ('member', 'owner')."""
         found: dict[str, set[str]] = {}
@@ -237,15 +256,27 @@ class Storage(ABC):
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Operation], seen: Sequence[str] = (), *, bulk_create: bool = False) -> None:
-        """Apply operations, with one event each, and record seen ids, in one transaction.
+    def write(
+        self,
+        ops: Sequence[Operation],
+        seen: Sequence[str] = (),
+        *,
+        bulk_create: bool = False,
+        hashes: Sequence[tuple[str, int, int]] = (),
+    ) -> None:
+        """Apply operations, with one event each, record seen ids, and record on rows left as they
+        are what they were decided from, in one transaction.
 
         ``bulk_create`` (every operation is a CREATE into an environment that had no regular rows)
-        lets a dialect load them without conflict handling. Raises on failure, having rolled back.
+        lets a dialect load them without conflict handling. ``hashes``: (object id, input hash, the
+        row's versionnumber when read), written only to a row still at that version (no version
+        moved under the decision). Raises on failure, having rolled back.
         """
         with self.transaction() as cur:
             if seen and self._seen_table:
                 self._insert_seen(cur, seen)
+            if hashes:
+                self._record_hashes(cur, hashes)
             if ops:
                 creates = [op for op in ops if op.action is Action.CREATE]
                 others = [op for op in ops if op.action is not Action.CREATE]
@@ -266,7 +297,13 @@ class Storage(ABC):
     @abstractmethod
     def _update_rows(self, cur: Any, ops: Sequence[Operation]) -> None:
         """Set each operation's columns on its row (regular rows only), reading the row at write time:
-        the email is written only while no customer has edited it (R12), and modifiedon moves."""
+        the email is written only while no customer has edited it (R12), and modifiedon moves. The
+        operation's input hash is recorded if the row is still the version the run read, else null."""
+
+    @abstractmethod
+    def _record_hashes(self, cur: Any, hashes: Sequence[tuple[str, int, int]]) -> None:
+        """Set syncd_inputhash on regular rows still at the versionnumber the run read; nothing else
+        moves (not modifiedon: the row did not change)."""
 
     @abstractmethod
     def _insert_events(self, cur: Any, rows: list[tuple[Any, ...]]) -> None: ...
@@ -473,14 +510,35 @@ class Storage(ABC):
 
 def _dump(op: Operation) -> str:
     return orjson.dumps(
-        [op.object_id, op.systemuserid, op.values, op.rule, op.reason, dict(op.changes), list(op.notes)],
+        [
+            op.object_id,
+            op.systemuserid,
+            op.values,
+            op.rule,
+            op.reason,
+            dict(op.changes),
+            list(op.notes),
+            op.input_hash,
+            op.read_version,
+        ],
         default=str,
     ).decode()
 
 
 def _load(blob: str) -> Operation:
-    object_id, systemuserid, values, rule, reason, changes, notes = orjson.loads(blob)
-    return Operation(Action.DISABLE, object_id, systemuserid, values, rule, reason, changes, tuple(notes))
+    object_id, systemuserid, values, rule, reason, changes, notes, input_hash, version = orjson.loads(blob)
+    return Operation(
+        Action.DISABLE,
+        object_id,
+        systemuserid,
+        values,
+        rule,
+        reason,
+        changes,
+        tuple(notes),
+        input_hash,
+        version,
+    )
 
 
 __all__ = ["ROW_COLUMNS", "GroupMirror", "Storage"]

@@ -41,6 +41,8 @@ def _merge_sql() -> str:
         else:
             sets.append(f"{c} = excluded.{c}")
     sets.append("modifiedon = excluded.modifiedon")
+    # The row was not the one the decision was made against: decide it in full next time.
+    sets.append("syncd_inputhash = NULL")
     return (
         f"INSERT INTO systemuser AS t ({_NEW}) SELECT {_NEW} FROM _syncd_new "
         "ON CONFLICT (environment_id, azureactivedirectoryobjectid) DO UPDATE SET "
@@ -56,6 +58,7 @@ def _update_sql() -> str:
         if c in _EMAIL:
             guard += f" AND {_NOT_EDITED}"
         sets.append(f"{c} = CASE WHEN {guard} THEN s.{c} ELSE t.{c} END")
+    sets.append("syncd_inputhash = CASE WHEN t.versionnumber = s.readversion THEN s.inputhash END")
     return (
         "UPDATE systemuser t SET " + ", ".join(sets) + ", modifiedon = %s FROM _syncd_set s "
         "WHERE t.environment_id = %s AND t.azureactivedirectoryobjectid = s.oid AND t.syncd_kind = 'regular'"
@@ -65,11 +68,20 @@ def _update_sql() -> str:
 _MERGE = _merge_sql()
 _UPDATE = _update_sql()
 _SET_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS _syncd_set (oid uuid, mask integer, "
+    "CREATE TEMP TABLE IF NOT EXISTS _syncd_set (oid uuid, mask integer, inputhash bigint, readversion bigint, "
     + ", ".join(f"{c} {_TYPES.get(c, 'text')}" for c in SET_COLUMNS)
     + ") ON COMMIT DELETE ROWS"
 )
 _BITS = {c: 1 << i for i, c in enumerate(SET_COLUMNS)}
+_HASH_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS _syncd_hash (oid uuid, inputhash bigint, readversion bigint) "
+    "ON COMMIT DELETE ROWS"
+)
+_RECORD_HASHES = (
+    "UPDATE systemuser t SET syncd_inputhash = h.inputhash FROM _syncd_hash h "
+    "WHERE t.environment_id = %s AND t.azureactivedirectoryobjectid = h.oid AND t.syncd_kind = 'regular' "
+    "AND t.versionnumber = h.readversion"
+)
 
 
 class PostgresStorage(Storage):
@@ -83,12 +95,23 @@ class PostgresStorage(Storage):
             f"SELECT {cols} FROM systemuser WHERE environment_id = %s "
             "AND azureactivedirectoryobjectid = ANY(%s::text[]::uuid[])"
         )
+        self._select_hash = (
+            "SELECT azureactivedirectoryobjectid::text, syncd_inputhash, modifiedon FROM systemuser "
+            "WHERE environment_id = %s AND azureactivedirectoryobjectid = ANY(%s::text[]::uuid[]) "
+            "AND syncd_kind = 'regular' AND syncd_inputhash IS NOT NULL"
+        )
 
     def _select_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
         # A page of ids is a small share of a large environment but not of a small one, where the
         # planner would pick a sequential scan: repeated on every page, that turns a run quadratic.
         rows: list[tuple[Any, ...]] = self._tx(
             ("SET LOCAL enable_seqscan = off", ()), (self._select, (self.env_id, ids))
+        )
+        return rows
+
+    def _select_hashes(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._tx(
+            ("SET LOCAL enable_seqscan = off", ()), (self._select_hash, (self.env_id, ids))
         )
         return rows
 
@@ -140,6 +163,7 @@ class PostgresStorage(Storage):
                         *[v[c] for c in cols],
                         now,
                         now,
+                        op.input_hash,
                     )
                 )
         if not bulk:
@@ -148,14 +172,24 @@ class PostgresStorage(Storage):
     def _update_rows(self, cur: Any, ops: Sequence[Operation]) -> None:
         cur.execute(_SET_TABLE)
         bits = _BITS
-        with cur.copy("COPY _syncd_set (oid, mask, " + ", ".join(SET_COLUMNS) + ") FROM STDIN") as copy:
+        columns = "oid, mask, inputhash, readversion, " + ", ".join(SET_COLUMNS)
+        with cur.copy(f"COPY _syncd_set ({columns}) FROM STDIN") as copy:
             for op in ops:
                 v = op.values
                 mask = 0
                 for c in v:
                     mask |= bits[c]
-                copy.write_row((op.object_id, mask, *[v.get(c) for c in SET_COLUMNS]))
+                copy.write_row(
+                    (op.object_id, mask, op.input_hash, op.read_version, *[v.get(c) for c in SET_COLUMNS])
+                )
         cur.execute(_UPDATE, (self.now, self.env_id))
+
+    def _record_hashes(self, cur: Any, hashes: Sequence[tuple[str, int, int]]) -> None:
+        cur.execute(_HASH_TABLE)
+        with cur.copy("COPY _syncd_hash (oid, inputhash, readversion) FROM STDIN") as copy:
+            for row in hashes:
+                copy.write_row(row)
+        cur.execute(_RECORD_HASHES, (self.env_id,))
 
     def _insert_events(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         with cur.copy(f"COPY sync_event ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:

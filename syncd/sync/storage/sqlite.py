@@ -43,6 +43,8 @@ def _upsert_sql() -> str:
         else:
             sets.append(f"{c} = excluded.{c}")
     sets.append("modifiedon = excluded.modifiedon")
+    # The row was not the one the decision was made against: decide it in full next time.
+    sets.append("syncd_inputhash = NULL")
     return (
         f"INSERT INTO systemuser ({', '.join(NEW_COLUMNS)}) VALUES ({', '.join('?' * len(NEW_COLUMNS))}) "
         "ON CONFLICT (environment_id, azureactivedirectoryobjectid) DO UPDATE SET "
@@ -59,9 +61,16 @@ def _update_sql(columns: tuple[str, ...]) -> str:
         f"{c} = CASE WHEN {_NOT_EDITED} THEN ? ELSE {c} END" if c in _EMAIL else f"{c} = ?" for c in columns
     ]
     return (
-        f"UPDATE systemuser SET {', '.join(sets)}, modifiedon = ? "
+        f"UPDATE systemuser SET {', '.join(sets)}, modifiedon = ?, "
+        "syncd_inputhash = CASE WHEN versionnumber = ? THEN ? END "
         "WHERE environment_id = ? AND azureactivedirectoryobjectid = ? AND syncd_kind = 'regular'"
     )
+
+
+_RECORD_HASH = (
+    "UPDATE systemuser SET syncd_inputhash = ? WHERE environment_id = ? AND azureactivedirectoryobjectid = ? "
+    "AND syncd_kind = 'regular' AND versionnumber = ?"
+)
 
 
 class SqliteStorage(Storage):
@@ -75,6 +84,11 @@ class SqliteStorage(Storage):
             "AND azureactivedirectoryobjectid IN "
         )
         self._updates: dict[tuple[str, ...], str] = {}
+        self._select_hash = (
+            "SELECT azureactivedirectoryobjectid, syncd_inputhash, modifiedon FROM systemuser "
+            "WHERE environment_id = ? AND syncd_kind = 'regular' AND syncd_inputhash IS NOT NULL "
+            "AND azureactivedirectoryobjectid IN "
+        )
 
     def ts(self, value: datetime) -> Any:
         return sqlite_ts(value)
@@ -83,10 +97,17 @@ class SqliteStorage(Storage):
         return stored_guid(object_id)
 
     def _select_rows(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        return self._select_in(self._select, ids)
+
+    def _select_hashes(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        return self._select_in(self._select_hash, ids)
+
+    def _select_in(self, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (ending in ``IN``) for these object ids, a parameter list at a time."""
         out: list[tuple[Any, ...]] = []
         for i in range(0, len(ids), IN_CLAUSE_CHUNK):
             chunk = [stored_guid(x) for x in ids[i : i + IN_CLAUSE_CHUNK]]
-            rows = self._tx((self._select + "(" + ",".join("?" * len(chunk)) + ")", (self.env_id, *chunk)))
+            rows = self._tx((sql + "(" + ",".join("?" * len(chunk)) + ")", (self.env_id, *chunk)))
             out.extend(rows or ())
         return out
 
@@ -131,6 +152,7 @@ class SqliteStorage(Storage):
                     *[op.values[c] for c in cols],
                     now,
                     now,
+                    op.input_hash,
                 )
                 for op in ops
             ],
@@ -141,12 +163,18 @@ class SqliteStorage(Storage):
         now, env = self.stamp, self.env_id
         for op in ops:
             shape = tuple(op.values)
-            shapes.setdefault(shape, []).append((*op.values.values(), now, env, stored_guid(op.object_id)))
+            shapes.setdefault(shape, []).append(
+                (*op.values.values(), now, op.read_version, op.input_hash, env, stored_guid(op.object_id))
+            )
         for shape, rows in shapes.items():
             sql = self._updates.get(shape)
             if sql is None:
                 sql = self._updates[shape] = _update_sql(shape)
             cur.executemany(sql, rows)
+
+    def _record_hashes(self, cur: Any, hashes: Sequence[tuple[str, int, int]]) -> None:
+        env = self.env_id
+        cur.executemany(_RECORD_HASH, [(h, env, stored_guid(oid), version) for oid, h, version in hashes])
 
     def _insert_events(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         cols = ", ".join(EVENT_COLUMNS)
