@@ -93,11 +93,11 @@ class PostgresStorage(Storage):
         cols = ", ".join(f"{c}::text" if c in _UUIDS else c for c in ROW_COLUMNS)
         self._select = (
             f"SELECT {cols} FROM systemuser WHERE environment_id = %s "
-            "AND azureactivedirectoryobjectid = ANY(%s::text[]::uuid[])"
+            "AND azureactivedirectoryobjectid = ANY(string_to_array(%s, ',')::uuid[])"
         )
         self._select_hash = (
             "SELECT azureactivedirectoryobjectid::text, syncd_inputhash, modifiedon FROM systemuser "
-            "WHERE environment_id = %s AND azureactivedirectoryobjectid = ANY(%s::text[]::uuid[]) "
+            "WHERE environment_id = %s AND azureactivedirectoryobjectid = ANY(string_to_array(%s, ',')::uuid[]) "
             "AND syncd_kind = 'regular' AND syncd_inputhash IS NOT NULL"
         )
 
@@ -105,13 +105,13 @@ class PostgresStorage(Storage):
         # A page of ids is a small share of a large environment but not of a small one, where the
         # planner would pick a sequential scan: repeated on every page, that turns a run quadratic.
         rows: list[tuple[Any, ...]] = self._tx(
-            ("SET LOCAL enable_seqscan = off", ()), (self._select, (self.env_id, ids))
+            ("SET LOCAL enable_seqscan = off", ()), (self._select, (self.env_id, ",".join(ids)))
         )
         return rows
 
     def _select_hashes(self, ids: list[str]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self._tx(
-            ("SET LOCAL enable_seqscan = off", ()), (self._select_hash, (self.env_id, ids))
+            ("SET LOCAL enable_seqscan = off", ()), (self._select_hash, (self.env_id, ",".join(ids)))
         )
         return rows
 
@@ -123,9 +123,9 @@ class PostgresStorage(Storage):
     _repeated_sql = "SELECT oid::text FROM _syncd_seen GROUP BY oid HAVING count(*) > 1"
 
     def _insert_seen(self, cur: Any, ids: Sequence[str]) -> None:
+        # Object ids are checked GUIDs (syncd.directory.ids): COPY's text format needs no escaping.
         with cur.copy("COPY _syncd_seen (oid) FROM STDIN") as copy:
-            for i in ids:
-                copy.write_row((i,))
+            copy.write("\n".join(ids) + "\n")
 
     def _unseen_sql(self) -> tuple[str, Sequence[Any]]:
         self._tx(("ANALYZE _syncd_seen", ()))
