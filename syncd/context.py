@@ -9,23 +9,33 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from rich.console import Console
 
 from syncd.settings import DEFAULT_DATABASE_URL, Settings, normalise_database_url
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
-# syncd.dataverse.db (the ORM, the migrations) is imported when the database is first used: a
-# command's help and `syncd config show` do not open it.
+# syncd.dataverse.db (the engine, the migrations) is imported when the database is first used: a
+# command's help and `syncd config show` do not open it; rich when something is first printed with
+# it (`--json` prints without it).
 
 
 @dataclass
 class AppContext:
     settings: Settings
-    console: Console = field(default_factory=lambda: Console(highlight=False))
     _engine: Engine | None = None
+    _console: Console | None = field(default=None, repr=False)
+
+    @property
+    def console(self) -> Console:
+        """The console a command prints its tables and messages on, made on first use."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False)
+        return self._console
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -2,17 +2,24 @@
 
 Console rendering on a terminal, JSON lines otherwise; ISO timestamps; fields, not
 formatted strings. Values of keys that look like secrets are masked.
+
+structlog is imported here, when the CLI first configures it: for JSON lines without rich, which
+``import structlog`` would load for its console renderer's tracebacks (syncd.optional_imports).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import MutableMapping
+from types import ModuleType
 from typing import Any
 
 import orjson
-import structlog
+
+from syncd.optional_imports import hidden
 
 _SECRET_KEYS = ("token", "password", "secret", "authorization")
 
@@ -32,6 +39,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
+    structlog = _structlog(console=fmt == "console")
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=stream.isatty())
         if fmt == "console"
@@ -55,3 +63,19 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+def _structlog(*, console: bool) -> ModuleType:
+    """structlog, imported now if it is not yet: without rich unless the console renderer is used.
+
+    When it is, and structlog was imported while rich was hidden, ``structlog.dev`` is loaded again
+    so that the renderer draws tracebacks with rich as it does by default (rich being installed)."""
+    if console:
+        import structlog
+
+        if structlog.dev.rich is None and importlib.util.find_spec("rich") is not None:
+            importlib.reload(structlog.dev)
+        return structlog
+    with hidden("rich"):
+        import structlog
+    return structlog

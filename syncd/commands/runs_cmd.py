@@ -1,5 +1,6 @@
 """`syncd runs [ENV]`: the recent sync runs. It only reads the database, so it loads no more than
-that needs (not the sync engine, the directory client or alembic)."""
+that needs: not the sync engine, the directory client or alembic, nor the ORM (the runs are read
+through Core, syncd.dataverse.rows), nor rich with --json."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from syncd.context import AppContext, print_json
 
 if TYPE_CHECKING:
-    from syncd.dataverse.schema import SyncRun
+    from sqlalchemy import Row
 
 MAX_RUNS_LISTED = 2**31 - 1  # a 32-bit LIMIT: any larger number lists them all as well
 
@@ -22,24 +23,29 @@ def runs(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List recent sync runs, newest first."""
-    # Imported here, so that `syncd runs --help` loads neither the ORM nor rich's tables.
-    from rich.table import Table
+    # Imported here, so that `syncd runs --help` loads neither the database nor rich's tables.
     from sqlalchemy import select
 
-    from syncd.dataverse.environments import get_environment
-    from syncd.dataverse.schema import Environment, SyncRun
+    from syncd.dataverse.rows import ENVIRONMENT, SYNC_RUN, load_environment
 
     appctx: AppContext = ctx.obj
-    with appctx.session() as session:
-        q = select(SyncRun, Environment.name).join(Environment).order_by(SyncRun.id.desc()).limit(limit)
+    with appctx.engine().begin() as connection:
+        q = (
+            select(SYNC_RUN, ENVIRONMENT.c.name.label("environment_name"))
+            .join(ENVIRONMENT, ENVIRONMENT.c.id == SYNC_RUN.c.environment_id)
+            .order_by(SYNC_RUN.c.id.desc())
+            .limit(limit)
+        )
         if env is not None:
             # An unknown environment is an error (exit code 2), as for every other command: not an
             # empty list that reads as "no runs yet".
-            q = q.where(SyncRun.environment_id == get_environment(session, env).id)
-        rows = [_run_dict(r, name) for r, name in session.execute(q).all()]
+            q = q.where(SYNC_RUN.c.environment_id == load_environment(connection, env).id)
+        rows = [_run_dict(r) for r in connection.execute(q).all()]
     if json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table("id", "environment", "kind", "started (UTC)", "outcome", "changes", "seconds")
     for r in rows:
         changes = (
@@ -59,11 +65,11 @@ def runs(
     appctx.console.print(table)
 
 
-def _run_dict(r: SyncRun, env_name: str) -> dict[str, Any]:
+def _run_dict(r: Row[Any]) -> dict[str, Any]:
     duration = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
     return {
         "id": r.id,
-        "environment": env_name,
+        "environment": r.environment_name,
         "kind": r.kind,
         "requested_kind": r.requested_kind,
         "trigger": r.trigger,

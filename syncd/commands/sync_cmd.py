@@ -1,22 +1,31 @@
-"""`syncd sync ENV` (`syncd runs [ENV]` is in runs_cmd)."""
+"""`syncd sync ENV` (`syncd runs [ENV]` is in runs_cmd).
+
+A run's modules are imported when it runs, each where it is needed: its help imports no more than
+typer, and a run never loads the ORM, the embedded fake tenant (unless ENV is `default` on the
+embedded directory), nor rich's progress bar unless stdout is a terminal, nor rich at all with
+--json when nothing else needs it (tests/foundation/test_cli_lazy.py).
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import Engine
 
-from syncd.context import AppContext, print_json
-from syncd.dataverse.environments import get_environment
 from syncd.errors import Conflict
-from syncd.service.locks import locks_for
-from syncd.sync.directory import open_directory
-from syncd.sync.embedded import DEFAULT_ENVIRONMENT, ensure_embedded_default
-from syncd.sync.run import RunOptions, RunReport, sync_environment
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from syncd.context import AppContext
+    from syncd.directory.client import GraphClient
+    from syncd.settings import Settings
+    from syncd.sync.run import RunOptions, RunReport
+
+# The embedded default's environment (syncd.sync.embedded.DEFAULT_ENVIRONMENT, which test_cli_lazy
+# holds this in step with): named here so that any other ENV does not import the embedded set-up.
+DEFAULT_ENVIRONMENT = "default"
 
 # The exit codes of `syncd sync` (also in its help text and the README).
 EXIT_SUCCEEDED = 0  # succeeded, or a dry run
@@ -54,13 +63,20 @@ def sync(
     """
     if full and delta:
         raise typer.BadParameter("--full and --delta exclude each other", ctx=ctx)
+    from syncd.context import print_json
+    from syncd.dataverse.rows import load_environment
+    from syncd.service.locks import locks_for
+    from syncd.sync.run import RunOptions
+
     appctx: AppContext = ctx.obj
     if env == DEFAULT_ENVIRONMENT:
+        from syncd.sync.embedded import ensure_embedded_default
+
         ensure_embedded_default(appctx)
     kind = "full" if full else "delta" if delta else "auto"
     engine = appctx.engine()
-    with appctx.session() as session:
-        env_id = get_environment(session, env).id
+    with engine.connect() as connection:
+        env_id = load_environment(connection, env).id
     with locks_for(engine).hold(env_id) as held:
         if not held:
             raise Conflict(
@@ -91,12 +107,28 @@ def sync(
         raise typer.Exit(EXIT_FAILED)
 
 
+def open_directory(settings: Settings) -> GraphClient:
+    """syncd.sync.directory.open_directory, imported on first use (tests replace this one)."""
+    from syncd.sync.directory import open_directory
+
+    return open_directory(settings)
+
+
+def sync_environment(*args: Any, **kwargs: Any) -> RunReport:
+    """syncd.sync.run.sync_environment, imported on first use (tests replace this one)."""
+    from syncd.sync.run import sync_environment
+
+    return sync_environment(*args, **kwargs)
+
+
 def _run(
     appctx: AppContext, engine: Engine, env: str, options: RunOptions, json: bool, connection: Any
 ) -> RunReport:
     """The run, on the lock's connection where the lock has one (PostgreSQL)."""
     with open_directory(appctx.settings) as directory:
         if sys.stdout.isatty() and not json:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
             with Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),
@@ -118,6 +150,8 @@ def _run(
 
 
 def _print_report(appctx: AppContext, report: RunReport) -> None:
+    from rich.table import Table
+
     console = appctx.console
     if report.planned:
         plan = Table("action", "user", "rule", "reason", title="plan (dry run)")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.dataverse import textfold
 from syncd.errors import ConfigError, DatabaseNotAtHead
@@ -16,9 +15,12 @@ from syncd.settings import normalise_database_url
 
 if TYPE_CHECKING:
     # alembic is imported where it is used: a command that only reads a database at head (the
-    # check at start compares the revision with head_revision_id()) never loads its runtime.
+    # check at start compares the revision with head_revision_id()) never loads its runtime. So is
+    # the ORM, where a session is made: the sync run and `syncd runs` read and write through Core
+    # and DB-API connections, and never load the mapper configuration.
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+    from sqlalchemy.orm import Session, sessionmaker
 
 # The migrations ship inside the package, so an installed syncd (not only a checkout) can migrate.
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -50,6 +52,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Integer, SmallInteger, delete, func, select, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from syncd.dataverse.rows import impossible_name, shown, unknown_environment
 from syncd.dataverse.schema import (
     ENV_TYPES,
     BusinessUnit,
@@ -111,18 +112,6 @@ def column_range(column: Any) -> tuple[int, int]:
     else:  # pragma: no cover - only integer columns are asked
         raise TypeError(f"{column} is not an integer column")
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-
-
-def shown(value: Any, limit: int = 60) -> str:
-    """A value as given, for a one-line error: its repr, shortened when it is very long."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long to print (sys.set_int_max_str_digits)
-        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
-    if len(text) <= limit:
-        return text
-    quote = text[-1] if text[:1] in "'\"" and text[-1:] == text[:1] else ""
-    return text[: limit - 1 - len(quote)] + "…" + quote  # a string keeps its closing quote
 
 
 def check_settings(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -305,23 +294,14 @@ def get_environment(session: Session, name: str) -> Environment:
         raise NotFound(f"no environment named {shown(name)}")
     env = session.scalar(select(Environment).where(Environment.name == name))
     if env is None:
-        known = session.scalars(select(Environment.name).order_by(Environment.name)).all()
-        hint = f" (known: {', '.join(known)})" if known else " (there are none yet: `syncd env create NAME`)"
-        raise NotFound(f"no environment named {name!r}{hint}")
+        raise unknown_environment(
+            name, session.scalars(select(Environment.name).order_by(Environment.name)).all()
+        )
     return env
 
 
 def _could_be_a_name(name: str) -> bool:
     return 0 < len(name) <= 100 and not any(c < " " or c == "\x7f" for c in name)
-
-
-def impossible_name(name: object) -> bool:
-    """Whether no environment can be named ``name``: not a string, or holding a control character
-    (U+0000-U+001F, U+007F), which `EnvironmentSpec` has always refused. Every lookup by a name a
-    user gives answers such a name as not found before it reaches the database, the same on every
-    backend (PostgreSQL refuses a NUL in a query outright). Other names are looked up as they are,
-    so an environment created under older rules is still found."""
-    return not isinstance(name, str) or any(c < " " or c == "\x7f" for c in name)
 
 
 def lock_environment(session: Session, env_id: int) -> None:

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-import httpx
 import orjson
 import structlog
 
@@ -84,6 +83,10 @@ from syncd.directory.models import (
     UsersDeltaPage,
 )
 from syncd.directory.permissions import DIRECTORY_READ_ALL, need_for
+from syncd.optional_imports import hidden
+
+with hidden("rich", "click"):  # httpx's own command line (httpx.main), which syncd never runs
+    import httpx
 
 __all__ = [
     "USER_SELECT",

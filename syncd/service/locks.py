@@ -31,11 +31,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-from filelock import FileLock, Timeout
-from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 from syncd.dataverse.db import sqlite_file
 from syncd.errors import ConfigError
@@ -165,6 +166,9 @@ class FileLocks:
             if not held:
                 yield None
                 return
+            # Imported here: only a SQLite file's runs take a file lock.
+            from filelock import FileLock, Timeout
+
             # No fall-back to a "soft" lock (a file that exists while held): a killed holder would
             # leave it behind. A file system without flock fails here instead.
             lock = FileLock(

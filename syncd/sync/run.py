@@ -32,15 +32,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from syncd.dataverse.environments import get_environment
-from syncd.dataverse.schema import Environment
+from syncd.dataverse.rows import EnvironmentRow, load_environment
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DeadlineReached, DirectoryAuthError, FullResyncRequired
 from syncd.directory.ids import normalize_object_id
@@ -65,6 +63,9 @@ from syncd.sync.inputs import code_digest, decision_salt, input_hash
 from syncd.sync.plan import plan_operation, recreate_values
 from syncd.sync.storage import GroupMirror, Storage, open_storage
 from syncd.sync.storage.base import record_run_end
+
+if TYPE_CHECKING:
+    from syncd.dataverse.schema import Environment
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +141,7 @@ class RunReport:
         }
 
 
-def environment_facts(env: Environment) -> EnvironmentFacts:
+def environment_facts(env: Environment | EnvironmentRow) -> EnvironmentFacts:
     """The rules' view of an environment row; the security group id in its canonical spelling."""
     group = env.security_group_id
     return EnvironmentFacts(
@@ -180,9 +181,9 @@ def sync_environment(
     options = options or RunOptions()
     if options.kind not in ("auto", "full", "delta"):
         raise ValueError(f"unknown run kind {options.kind!r}: expected auto, full or delta")
-    with Session(engine) as s:
-        env = get_environment(s, env_name)
-        s.expunge(env)
+    # The row through Core: a run never loads the ORM (syncd.dataverse.rows).
+    with engine.connect() as c:
+        env = load_environment(c, env_name)
     raw = engine.raw_connection() if connection is None else None
     run = _Run(
         raw.driver_connection if raw is not None else connection,
@@ -229,7 +230,7 @@ class _Run:
     def __init__(
         self,
         conn: Any,
-        env: Environment,
+        env: EnvironmentRow,
         directory: GraphClient,
         settings: Settings,
         options: RunOptions,
