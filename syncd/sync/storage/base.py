@@ -496,6 +496,9 @@ class Storage(ABC):
                 "AND relation = 'member'",
                 removed,
             )
+        if mirror.members is not None and rows:
+            self._insert_mirror(cur, rows)  # a full replacement: the table holds none of them
+            rows = []
         rows += [(self.env_id, m, "member") for m in mirror.added]
         if rows:
             cur.executemany(
@@ -503,6 +506,14 @@ class Storage(ABC):
                 f"VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING",
                 rows,
             )
+
+    def _insert_mirror(self, cur: Any, rows: list[tuple[int, str, str]]) -> None:
+        """Rows of a group mirror just emptied for this environment (so none conflicts)."""
+        p = self.p
+        cur.executemany(
+            f"INSERT INTO sync_group_member (environment_id, member_id, relation) VALUES ({p}, {p}, {p})",
+            rows,
+        )
 
     def analyze(self) -> None:  # noqa: B027 - a no-op where the backend needs none
         """Fresh planner statistics after a run rewrote much of the table (a no-op where not needed)."""

@@ -191,6 +191,11 @@ class PostgresStorage(Storage):
                 copy.write_row(row)
         cur.execute(_RECORD_HASHES, (self.env_id,))
 
+    def _insert_mirror(self, cur: Any, rows: list[tuple[int, str, str]]) -> None:
+        with cur.copy("COPY sync_group_member (environment_id, member_id, relation) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(r)
+
     def _insert_events(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         with cur.copy(f"COPY sync_event ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
             for r in rows:
