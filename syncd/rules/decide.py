@@ -84,11 +84,17 @@ def azure_state(present: bool, deletion: Deletion) -> AzureState:
     the deleted items for the users it no longer finds). A user neither returned nor known to be
     soft-deleted is not found (2).
     """
-    if deletion is Deletion.SOFT:
-        return AzureState.SOFT_DELETED
-    if deletion is Deletion.HARD or not present:
-        return AzureState.NOT_FOUND
-    return AzureState.EXISTS
+    if deletion is _SOFT:
+        return _SOFT_DELETED
+    if deletion is _HARD or not present:
+        return _NOT_FOUND
+    return _EXISTS
+
+
+# Enum members as plain names: azure_state runs once per user read, and a member looked up on its
+# class costs a descriptor call each time.
+_SOFT, _HARD = Deletion.SOFT, Deletion.HARD
+_EXISTS, _SOFT_DELETED, _NOT_FOUND = AzureState.EXISTS, AzureState.SOFT_DELETED, AzureState.NOT_FOUND
 
 
 def decide(
