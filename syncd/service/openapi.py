@@ -116,9 +116,9 @@ class _Schemas:
         refs, defs = models_json_schema(list(wanted), ref_template=REF)
         self.definitions: dict[str, Any] = defs.get("$defs", {})
         self._refs = refs
-        for (model, mode), ref in refs.items():
-            if mode == "validation" and issubclass(model, Body):
-                _not_blank(self.definitions[_name(ref)], required_fields(model))
+        for (kind, mode), ref in refs.items():
+            if mode == "validation" and isinstance(kind, type) and issubclass(kind, Body):
+                _not_blank(self.definitions[_name(ref)], required_fields(kind))
         for schema in self.definitions.values():
             for prop in schema.get("properties", {}).values():
                 _no_null_default(prop)

@@ -29,9 +29,13 @@ from pydantic.json_schema import SkipJsonSchema
 from syncd.dataverse.schema import ENV_TYPES, RUN_OUTCOMES
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 def maybe() -> Any:
     """A field that an answer holds only sometimes: not required, and not null when present."""
-    return Field(default=None, json_schema_extra=lambda schema: schema.pop("default", None))
+    return Field(default=None, json_schema_extra=_no_default)
 
 
 class Reply(BaseModel):

@@ -115,7 +115,9 @@ def test_the_page_escapes_what_the_document_says() -> None:
     assert "&lt;b&gt;" in page and "&amp;&lt;" in page
 
 
-def test_real_answers_match_their_schemas(app_client: tuple[TestClient, dict[str, Any]], engine: Engine) -> None:
+def test_real_answers_match_their_schemas(
+    app_client: tuple[TestClient, dict[str, Any]], engine: Engine
+) -> None:
     client, doc = app_client  # every answer below is checked by the client's hook (check_answer)
     env_id = add_env(engine, "prod")
     add_env(engine, "a/b")
