@@ -51,9 +51,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Literal
 
 import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -62,18 +64,20 @@ from syncd.admin import app_users, env_settings, modes, roles, stubs, teams, use
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
 from syncd.dataverse.environments import shown
+from syncd.dataverse.schema import ENV_TYPES
 from syncd.directory.auth import TokenProvider
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
+from syncd.service import responses as r
 from syncd.service.bodies import (
     BAD_REQUEST,
-    JSON_OBJECT,
-    RAW,
     BadBody,
     Body,
     BodySpec,
     Endpoint,
     Handler,
+    JsonObject,
+    RawBody,
     mutation,
 )
 from syncd.service.locks import EnvironmentLocks, locks_for
@@ -170,6 +174,34 @@ class GroupRoleBody(Body):
     }
     role: str
     membership: str = "members-and-guests"
+
+
+class TeamQuery(BaseModel):
+    """The query of a team's routes: which of a group's teams TEAM names, when it names a group."""
+
+    membership: str | SkipJsonSchema[None] = Field(
+        default=None, description="a membership type: members-and-guests, members, owners, guests"
+    )
+
+
+class EnvironmentSettingsBody(Body):
+    """The body of ``PATCH /api/environments/{env}`` (``syncd env set``): any of these settings, at
+    least one. It documents the body; ``syncd.admin.env_settings`` checks it (``null`` clears a
+    security group or a creator; an absent key leaves the setting as it is)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    type: Literal[ENV_TYPES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
+        default=None, description="the environment type, in any case"
+    )
+    security_group_id: str | None = Field(default=None, description="a group's object id, or null for none")
+    app_pass_capacity: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=2**31 - 1)
+    is_sales: bool | SkipJsonSchema[None] = None
+    allow_role_assignment_on_disabled_users: bool | SkipJsonSchema[None] = None
+    tenant_has_marketing_licence: bool | SkipJsonSchema[None] = None
+    created_by_object_id: str | None = Field(
+        default=None, description="the creator's object id (a developer environment's only user, R7d)"
+    )
 
 
 class AdminRoutes:
@@ -414,24 +446,148 @@ def routes(
     """The admin routes. ``directory`` opens the Graph client of a request (default: the settings');
     ``locks`` are the environments' run locks (default: the database's, see ``locks_for``)."""
     a = AdminRoutes(appctx, directory, locks)
-    m = a._mutation  # (handler, the body it takes: a Body model, JSON_OBJECT, RAW, or None for none)
+    m = a._mutation  # (handler, the body it takes: a Body model, JsonObject, RawBody, or None for none)
     base = "/api/environments/{env}"
+    csv = RawBody("text/csv")
+    user = {200: r.UserResult, 500: r.UserResult}  # a failed write is a 500 with the result
     return [
-        ApiRoute(base + "/users/{user}/diagnose", a.diagnose, methods=["GET"]),
-        ApiRoute(base + "/users", m(a.add, AddBody), methods=["POST"]),
-        ApiRoute(base + "/users/{user}/refresh", m(a.refresh, None), methods=["POST"]),
-        ApiRoute(base + "/users/{user}/access-mode", m(a.access_mode, ModeBody), methods=["PUT"]),
-        ApiRoute(base + "/app-users", m(a.app_user, AppUserBody), methods=["POST"]),
-        ApiRoute(base + "/stubs", m(a.import_stubs, RAW), methods=["POST"]),
-        ApiRoute(base + "/stubs/{stub}/reassign", m(a.reassign, ReassignBody), methods=["POST"]),
-        ApiRoute(base + "/roles", m(a.assign_role, RoleBody), methods=["POST"]),
-        ApiRoute(base + "/roles/{role}/users/{user}", m(a.remove_role, None), methods=["DELETE"]),
-        ApiRoute(base, m(a.set_environment, JSON_OBJECT), methods=["PATCH"]),
-        ApiRoute(base + "/resume", m(a.resume, None), methods=["POST"]),
-        ApiRoute(base + "/teams", a.list_teams, methods=["GET"]),
-        ApiRoute(base + "/teams", m(a.create_team, CreateTeamBody), methods=["POST"]),
-        ApiRoute(base + "/teams/{team}", a.show_team, methods=["GET"]),
-        ApiRoute(base + "/teams/{team}/roles", m(a.assign_team_role, TeamRoleBody), methods=["POST"]),
-        ApiRoute(base + "/teams/{team}/roles/{role}", m(a.remove_team_role, None), methods=["DELETE"]),
-        ApiRoute(base + "/groups/{group}/roles", m(a.assign_group_role, GroupRoleBody), methods=["POST"]),
+        ApiRoute(
+            base + "/users/{user}/diagnose",
+            a.diagnose,
+            methods=["GET"],
+            responses={200: r.Diagnosis},
+            errors=(400, 404, 502),
+            summary="R22: why a user is or is not enabled, and what the sync does next (syncd user diagnose)",
+        ),
+        ApiRoute(
+            base + "/users",
+            m(a.add, AddBody),
+            methods=["POST"],
+            responses={**user, 201: r.UserResult},
+            errors=(404, 409, 502),
+            summary="R8, R7c: add a user on demand, or their first access (201 when a row was created)",
+        ),
+        ApiRoute(
+            base + "/users/{user}/refresh",
+            m(a.refresh, None),
+            methods=["POST"],
+            responses=user,
+            errors=(404, 409, 502),
+            summary="R23: refresh one user now (syncd user refresh)",
+        ),
+        ApiRoute(
+            base + "/users/{user}/access-mode",
+            m(a.access_mode, ModeBody),
+            methods=["PUT"],
+            responses={200: r.ModeResult},
+            errors=(404, 409, 502),
+            summary="R16, R17: a user's access mode, by name or Dataverse's number (syncd user set-mode)",
+        ),
+        ApiRoute(
+            base + "/app-users",
+            m(a.app_user, AppUserBody),
+            methods=["POST"],
+            responses={201: r.AppUserResult},
+            errors=(404, 409, 502),
+            summary="R18: an application user for a service principal (syncd app-user create)",
+        ),
+        ApiRoute(
+            base + "/stubs",
+            m(a.import_stubs, csv),
+            methods=["POST"],
+            responses={201: r.StubImportResult},
+            errors=(404, 409, 502),
+            summary="R20: stub users from a data import's CSV (syncd stub import)",
+        ),
+        ApiRoute(
+            base + "/stubs/{stub}/reassign",
+            m(a.reassign, ReassignBody),
+            methods=["POST"],
+            responses={200: r.ReassignResult},
+            errors=(404, 409, 502),
+            summary="R20: move a stub's records to a user (syncd stub reassign)",
+        ),
+        ApiRoute(
+            base + "/roles",
+            m(a.assign_role, RoleBody),
+            methods=["POST"],
+            responses={200: r.RoleResult},
+            errors=(404, 409, 502),
+            summary="R21: give a user a security role (syncd role assign)",
+        ),
+        ApiRoute(
+            base + "/roles/{role}/users/{user}",
+            m(a.remove_role, None),
+            methods=["DELETE"],
+            responses={200: r.RoleResult},
+            errors=(404, 409, 502),
+            summary="R21: take a security role from a user (syncd role remove)",
+        ),
+        ApiRoute(
+            base,
+            m(a.set_environment, JsonObject(EnvironmentSettingsBody)),
+            methods=["PATCH"],
+            responses={200: r.EnvironmentSettingsResult},
+            errors=(404, 409),
+            summary="An environment's settings (syncd env set); a change of scope makes the next run a full run",
+        ),
+        ApiRoute(
+            base + "/resume",
+            m(a.resume, None),
+            methods=["POST"],
+            responses={200: r.Resumed},
+            errors=(404,),
+            summary="Take an environment out of quarantine (syncd env resume)",
+        ),
+        ApiRoute(
+            base + "/teams",
+            a.list_teams,
+            methods=["GET"],
+            responses={200: r.TeamList},
+            errors=(400, 404),
+            summary="R25: the environment's teams (syncd team list)",
+        ),
+        ApiRoute(
+            base + "/teams",
+            m(a.create_team, CreateTeamBody),
+            methods=["POST"],
+            responses={201: r.TeamResult},
+            errors=(404, 409, 502),
+            summary="R25: a group team (syncd team create)",
+        ),
+        ApiRoute(
+            base + "/teams/{team}",
+            a.show_team,
+            methods=["GET"],
+            responses={200: r.TeamResult},
+            errors=(400, 404),
+            summary="R25: one team with its members; TEAM is its id, its group's object id or its name",
+            query=TeamQuery,
+        ),
+        ApiRoute(
+            base + "/teams/{team}/roles",
+            m(a.assign_team_role, TeamRoleBody),
+            methods=["POST"],
+            responses={200: r.TeamResult},
+            errors=(404, 409),
+            summary="R21, R25: give a team a security role (syncd team role assign)",
+            query=TeamQuery,
+        ),
+        ApiRoute(
+            base + "/teams/{team}/roles/{role}",
+            m(a.remove_team_role, None),
+            methods=["DELETE"],
+            responses={200: r.TeamResult},
+            errors=(404, 409),
+            summary="R21, R25: take a security role from a team (syncd team role remove)",
+            query=TeamQuery,
+        ),
+        ApiRoute(
+            base + "/groups/{group}/roles",
+            m(a.assign_group_role, GroupRoleBody),
+            methods=["POST"],
+            responses={200: r.TeamResult, 201: r.TeamResult},
+            errors=(404, 409, 502),
+            summary="R25: a role for a group's team, created just in time (201) (syncd role assign-group)",
+        ),
     ]

@@ -10,6 +10,8 @@ GET  /api/runs[?environment=&limit=&before=]       recent runs, newest first
 GET  /api/runs/{id}                                one run
 POST /api/environments/{name}/sync                 {"kind": "delta"|"full", "dry_run": bool}
 POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_disable (no body)
+GET  /api/openapi.json                             the admin API as OpenAPI 3.1, built from the route table
+GET  /api/docs                                     the same as an HTML page (no script, nothing loaded)
 (+ the admin routes of `syncd.service.admin_routes`, when that module is present: the user
 operations, PATCH /api/environments/{name} for an environment's settings, and
 POST /api/environments/{name}/resume to take it out of quarantine)
@@ -32,6 +34,8 @@ from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
@@ -44,7 +48,8 @@ from syncd.context import AppContext
 from syncd.dataverse import db
 from syncd.dataverse.environments import describe, impossible_name, shown, user_counts
 from syncd.dataverse.schema import Environment
-from syncd.service import runs, status_page
+from syncd.service import api_docs, openapi, runs, status_page
+from syncd.service import responses as r
 from syncd.service.bodies import BAD_REQUEST, Body, mutation
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.locks import EnvironmentLocks
@@ -59,6 +64,18 @@ log = structlog.get_logger(__name__)
 ADMIN_ROUTES_MODULE = "syncd.service.admin_routes"
 MAX_RUNS_PAGE = 500
 MAX_RUN_ID = 2**63 - 1  # run ids are 64-bit (BIGINT on PostgreSQL, INTEGER on SQLite)
+
+
+class RunsQuery(BaseModel):
+    """The query of ``GET /api/runs``."""
+
+    environment: str | SkipJsonSchema[None] = Field(default=None, description="only this environment's runs")
+    limit: int = Field(
+        default=50, ge=1, description=f"at most this many runs (more is read as {MAX_RUNS_PAGE})"
+    )
+    before: int | SkipJsonSchema[None] = Field(
+        default=None, ge=0, le=MAX_RUN_ID, description="only runs older than this run id (the next page)"
+    )
 
 
 class SyncBody(Body):
@@ -107,6 +124,7 @@ class Endpoints:
         self.jobs = jobs
         self.scheduler_running = scheduler_running
         self.info = info
+        self._openapi: dict[str, Any] | None = None
 
     def engine(self) -> Engine:
         return self.appctx.engine(check_head=False)
@@ -155,6 +173,20 @@ class Endpoints:
         if problems:
             body["problems"] = problems
         return JSONResponse(body, status_code=200 if not problems else 503)
+
+    # -- the API's description -------------------------------------------------------------------
+
+    def openapi(self, request: Request) -> Response:
+        return JSONResponse(self._document(request))
+
+    def docs(self, request: Request) -> Response:
+        return HTMLResponse(api_docs.render(self._document(request)))
+
+    def _document(self, request: Request) -> dict[str, Any]:
+        """The OpenAPI document of this app's route table, built once."""
+        if self._openapi is None:
+            self._openapi = openapi.document(request.app.routes)
+        return self._openapi
 
     def metrics_(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -268,25 +300,74 @@ def create_app(
     def settings() -> Settings:
         return appctx.settings
 
+    runs_ = {200: r.RunReport}
     routes: list[BaseRoute] = [
         Route("/healthz", ep.healthz),
         Route("/readyz", ep.readyz),
         Route("/metrics", ep.metrics_),
         Route("/", ep.index),
-        ApiRoute("/api/environments", ep.environments),
-        ApiRoute("/api/environments/{name}", ep.environment),
+        ApiRoute(
+            "/api/environments",
+            ep.environments,
+            methods=["GET"],
+            responses={200: r.EnvironmentList},
+            summary="Every environment with its user counts, last run and quarantine state",
+        ),
+        ApiRoute(
+            "/api/environments/{name}",
+            ep.environment,
+            methods=["GET"],
+            responses={200: r.EnvironmentDetail},
+            errors=(404,),
+            summary="One environment with its user counts, quarantine state and latest runs",
+        ),
         ApiRoute(
             "/api/environments/{name}/sync",
             mutation(ep.sync, body=SyncBody, settings=settings),
             methods=["POST"],
+            responses=runs_,
+            errors=(404, 409, 503),
+            summary="One run of the environment now (syncd sync); 409 while another run holds its lock",
         ),
         ApiRoute(
             "/api/environments/{name}/approve-mass-disable",
             mutation(ep.approve_mass_disable, body=None, settings=settings),  # no body: no dry run
             methods=["POST"],
+            responses=runs_,
+            errors=(404, 409, 503),
+            summary="A full run past the mass-disable guard (syncd sync --full --allow-mass-disable)",
         ),
-        ApiRoute("/api/runs", ep.runs_),
-        ApiRoute("/api/runs/{run_id:int}", ep.run),
+        ApiRoute(
+            "/api/runs",
+            ep.runs_,
+            methods=["GET"],
+            responses={200: r.RunList},
+            errors=(400, 404),
+            summary="Recent runs, newest first (syncd runs)",
+            query=RunsQuery,
+        ),
+        ApiRoute(
+            "/api/runs/{run_id:int}",
+            ep.run,
+            methods=["GET"],
+            responses={200: r.Run},
+            errors=(404,),
+            summary="One run",
+        ),
+        ApiRoute(
+            "/api/openapi.json",
+            ep.openapi,
+            methods=["GET"],
+            responses={200: r.OpenApiDocument},
+            summary="This document: the admin API as OpenAPI 3.1",
+        ),
+        ApiRoute(
+            "/api/docs",
+            ep.docs,
+            methods=["GET"],
+            responses={200: "text/html"},
+            summary="This document as a page",
+        ),
     ]
     routes.extend(admin_routes(appctx, jobs.locks if jobs is not None else None))
     return Starlette(

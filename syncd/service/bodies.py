@@ -2,8 +2,9 @@
 
 Every route that changes something (``POST``, ``PUT``, ``PATCH``, ``DELETE``) is built with
 ``mutation``, which says what body the route takes: a ``Body`` model (its fields exactly, of their
-types exactly), ``JSON_OBJECT`` (a JSON object the operation checks itself), ``RAW`` (bytes, e.g.
-a CSV), or None: no body at all. A route that takes none refuses a non-empty one (an unknown key is
+types exactly), ``JSON_OBJECT`` (a JSON object the operation checks itself; ``JsonObject(model)``
+when a model describes it for the API's OpenAPI document), ``RAW`` (bytes, e.g. a CSV), or None:
+no body at all. A route that takes none refuses a non-empty one (an unknown key is
 a 400 naming it; ``{}`` and an empty body are fine), so that a field the route does not take (say
 ``"dry_run": true``) is never silently ignored. ``ApiRoute`` refuses to build a mutating route
 whose endpoint did not come from ``mutation``, so a new route cannot forget to say.
@@ -27,7 +28,17 @@ from syncd.errors import BAD_REQUEST
 from syncd.service.auth import require_admin
 from syncd.settings import Settings
 
-__all__ = ["BAD_REQUEST", "JSON_OBJECT", "RAW", "BadBody", "Body", "mutation", "parse_body", "read_body"]
+__all__ = [
+    "BAD_REQUEST",
+    "JSON_OBJECT",
+    "RAW",
+    "BadBody",
+    "Body",
+    "JsonObject",
+    "mutation",
+    "parse_body",
+    "read_body",
+]
 
 MAX_JSON_BYTES = 64 * 1024
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -45,8 +56,26 @@ class _Marker:
         return self.name
 
 
-JSON_OBJECT: Final = _Marker("JSON_OBJECT")  # a JSON object, checked by the operation itself
-RAW: Final = _Marker("RAW")  # the body's bytes as sent (the handler checks them)
+class JsonObject(_Marker):
+    """A JSON object that the operation checks itself (e.g. ``syncd env set``'s settings, where
+    ``null`` and an absent key differ); ``model`` describes it in the API's OpenAPI document only
+    (it does not check it)."""
+
+    def __init__(self, model: type[BaseModel] | None = None) -> None:
+        super().__init__(f"JsonObject({model.__name__})" if model is not None else "JSON_OBJECT")
+        self.model = model
+
+
+class RawBody(_Marker):
+    """The body's bytes as sent, of ``media_type`` (the handler checks them)."""
+
+    def __init__(self, media_type: str = "application/octet-stream") -> None:
+        super().__init__("RAW" if media_type == "application/octet-stream" else f"RawBody({media_type})")
+        self.media_type = media_type
+
+
+JSON_OBJECT: Final = JsonObject()  # a JSON object, checked by the operation itself
+RAW: Final = RawBody()  # the body's bytes as sent (the handler checks them)
 
 
 def _no_constant(name: str) -> Any:
@@ -138,9 +167,9 @@ class NoBody(Body):
 
 async def read_body(request: Request, spec: BodySpec) -> Any:
     """The request's body as ``spec`` says (see the module's docstring); BadBody otherwise."""
-    if spec is RAW:
+    if isinstance(spec, RawBody):
         return await request.body()
-    if spec is JSON_OBJECT:
+    if isinstance(spec, JsonObject):
         return await json_object(request)
     if spec is None:
         parse_body(NoBody, await json_object(request, empty=True))

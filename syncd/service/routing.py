@@ -13,15 +13,20 @@ Starlette's plain text.
 
 An ``ApiRoute`` that changes something (``POST``, ``PUT``, ``PATCH``, ``DELETE``) must say what
 body it takes: its endpoint comes from ``syncd.service.bodies.mutation`` (a ValueError otherwise).
+Every ``ApiRoute`` also says what it answers (``responses``: each success status and its model,
+``errors``: the error statuses it may answer besides those every route or every mutation may), a
+one-line ``summary`` and, if it reads a query string, its ``query`` model: ``syncd.service.openapi``
+builds the API's OpenAPI document from exactly this table, so a route cannot be left out of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import unquote, unquote_to_bytes
 
+from pydantic import BaseModel
 from starlette.convertors import StringConvertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -32,6 +37,10 @@ from starlette.types import Scope
 from syncd.service.bodies import MUTATING_METHODS, declares_body
 
 API_PREFIX = "/api/"
+
+#: What one status of a route answers: a model of its JSON body (``syncd.service.responses``), or
+#: the media type of a body that is not JSON (``"text/html"``).
+Answer: TypeAlias = type[BaseModel] | str
 
 
 def _segment(raw: bytes) -> str:
@@ -57,10 +66,23 @@ class ApiRoute(Route):
     percent-decoded: ``/api/environments/a%2Fb`` gives ``env`` ``"a/b"``, ``%25`` gives ``%``.
     Matching, methods (``Match.PARTIAL`` for a method not taken) and convertors are Route's.
     A route with a mutating method needs an endpoint that says what body it takes
-    (``syncd.service.bodies.mutation``): ValueError naming the route otherwise."""
+    (``syncd.service.bodies.mutation``), and every route says what it answers: ``responses``, its
+    success statuses (200, 201...) and their models (``Answer``); ``errors``, the error statuses
+    (404, 409, 502...) it answers beyond those ``syncd.service.openapi`` adds to every route (500)
+    and every mutation (400, 401, 403); ``summary``, one line; ``query``, a model of the query
+    parameters it reads (their names, types and bounds), if any. ValueError naming the route when
+    it leaves out its body or its responses."""
 
     def __init__(
-        self, path: str, endpoint: Callable[..., Any], *, methods: Collection[str] | None = None
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Collection[str] | None = None,
+        responses: Mapping[int, Answer] | None = None,
+        errors: Collection[int] = (),
+        summary: str = "",
+        query: type[BaseModel] | None = None,
     ) -> None:
         mutating = sorted(MUTATING_METHODS.intersection(m.upper() for m in methods or ()))
         if mutating and not declares_body(endpoint):
@@ -68,7 +90,15 @@ class ApiRoute(Route):
                 f"route {' '.join(mutating)} {path!r} does not say what body it takes: "
                 "build its endpoint with syncd.service.bodies.mutation"
             )
+        if not responses:
+            raise ValueError(
+                f"route {path!r} does not say what it answers: give its responses (status -> model)"
+            )
         super().__init__(path, endpoint, methods=list(methods) if methods is not None else None)
+        self.responses: dict[int, Answer] = dict(responses)
+        self.errors: tuple[int, ...] = tuple(sorted(set(errors)))
+        self.summary = summary
+        self.query = query
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path = route_path(scope) if scope["type"] == "http" else None

@@ -16,8 +16,10 @@ from starlette.testclient import TestClient
 
 from syncd.context import AppContext
 from syncd.directory.client import GraphClient
+from syncd.service import openapi
 from syncd.service.admin_routes import routes
 from syncd.settings import Settings
+from tests.api_schema import checked
 
 TOKEN = "admin-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,7 +29,7 @@ def _client(db_url: str, directory: GraphClient, token: str | None) -> tuple[Tes
     settings = Settings(database_url=db_url, admin_token=SecretStr(token) if token else None)
     appctx = AppContext(settings)
     app = Starlette(routes=routes(appctx, directory=lambda: nullcontext(directory)))
-    return TestClient(app), appctx
+    return checked(TestClient(app), openapi.document(app.routes)), appctx
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ from starlette.testclient import TestClient
 from syncd.context import AppContext
 from syncd.dataverse.schema import Team, TeamMembership
 from syncd.directory.client import GraphClient
+from syncd.service import openapi
 from syncd.service.admin_routes import routes
 from syncd.settings import Settings
+from tests.api_schema import checked
 
 TOKEN = "admin-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -108,7 +110,7 @@ def api(db_url: str, engine: Engine, directory: GraphClient) -> Iterator[TestCli
     make_env(engine)
     appctx = AppContext(Settings(database_url=db_url, admin_token=SecretStr(TOKEN)))
     app = Starlette(routes=routes(appctx, directory=lambda: nullcontext(directory)))
-    with TestClient(app) as client:
+    with checked(TestClient(app), openapi.document(app.routes)) as client:
         yield client
     appctx.close()
 

@@ -24,9 +24,11 @@ from syncd.dataverse import environments as envs
 from syncd.dataverse.schema import Environment, SyncGroupMember, SyncState
 from syncd.directory.auth import StaticToken
 from syncd.directory.client import GraphClient
+from syncd.service import openapi
 from syncd.service.admin_routes import routes
 from syncd.service.locks import locks_for
 from syncd.settings import Settings
+from tests.api_schema import checked
 
 TOKEN = "admin-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -247,7 +249,7 @@ def _client(db_url: str, directory: GraphClient, token: str | None = TOKEN, lock
     settings = Settings(database_url=db_url, admin_token=SecretStr(token) if token else None)
     appctx = AppContext(settings)
     app = Starlette(routes=routes(appctx, directory=lambda: nullcontext(directory), locks=locks))
-    return TestClient(app)
+    return checked(TestClient(app), openapi.document(app.routes))
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from syncd.service.scheduler import Target
 
 @dataclass
 class FakeReport:
+    """A report with the fields of ``syncd.sync.run.RunReport`` (the API answers them all)."""
+
     run_id: int
     environment: str
     kind: str
@@ -27,6 +29,8 @@ class FakeReport:
     counts: dict[str, int] = field(default_factory=lambda: {"read": 3, "created": 1, "disabled": 0})
     duration_s: float = 0.01
     error: str | None = None
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    restarts: int = 0
 
 
 class FakeSync:

@@ -15,11 +15,14 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from syncd.context import AppContext
+from syncd.service import openapi
 from syncd.service.app import create_app
 from syncd.service.jobs import SyncJobs
 from syncd.service.locks import locks_for
 from syncd.service.metrics import Metrics
+from syncd.service.responses import Error as Answer
 from syncd.settings import load_settings
+from tests.api_schema import checked
 
 TOKEN = "s3cret-admin-token"
 MUTATIONS = [
@@ -37,7 +40,8 @@ class Stack:
         self.stop = threading.Event()
         self.jobs = SyncJobs(lambda: self.engine, locks_for(self.engine), self.sync, self.metrics, self.stop)
         self.app = create_app(self.appctx, self.metrics, self.jobs, info={"pid": 1})
-        self.client = TestClient(self.app)
+        # Every answer under /api/ is checked against the OpenAPI document (tests/api_schema.py).
+        self.client = checked(TestClient(self.app), openapi.document(self.app.routes))
 
     def close(self) -> None:
         self.client.close()
@@ -424,8 +428,21 @@ def test_a_mutating_route_must_say_what_body_it_takes() -> None:
         return JSONResponse({})
 
     with pytest.raises(ValueError, match="'/api/x'"):
-        ApiRoute("/api/x", endpoint, methods=["POST"])
-    ApiRoute("/api/x", endpoint, methods=["GET"])  # a read takes no body to check
+        ApiRoute("/api/x", endpoint, methods=["POST"], responses={200: Answer})
+    ApiRoute("/api/x", endpoint, methods=["GET"], responses={200: Answer})  # a read takes no body to check
+
+
+def test_a_route_must_say_what_it_answers() -> None:
+    # The OpenAPI document is built from the route table: a route without its answers can't be in it.
+    from starlette.responses import JSONResponse
+
+    from syncd.service.routing import ApiRoute
+
+    async def endpoint(request: Any) -> Any:
+        return JSONResponse({})
+
+    with pytest.raises(ValueError, match="'/api/x' does not say what it answers"):
+        ApiRoute("/api/x", endpoint, methods=["GET"])
 
 
 def test_405_allows_every_method_of_the_path(stack: Stack) -> None:
