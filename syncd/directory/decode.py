@@ -230,6 +230,7 @@ _USER_DEFAULTS: tuple[Any, ...] = tuple(
 )
 _REQUIRED_POSITIONS = tuple(i for i, name in enumerate(GRAPH_USER_FIELDS) if name in REQUIRED_USER_FIELDS)
 _ALL_FIELDS = frozenset(GRAPH_USER_FIELDS)
+_N_FIELDS = len(GRAPH_USER_FIELDS)  # a _DeltaEntry's @removed comes after them
 
 _licence_cache: dict[_Licence, AssignedLicense] = {}
 _LICENCE_CACHE_MAX = 4096
@@ -375,11 +376,11 @@ def decode_users_delta_page(content: bytes, url: str, expected: frozenset[str] =
     try:
         for raw in page.value:
             values = astuple(raw)
-            removed = values[17]
+            removed = values[_N_FIELDS]
             if removed is not unset and removed is not None:
                 append(RemovedUser(raw.id.lower(), _REMOVED_REASONS[removed.reason]))
                 continue
-            values = values[:17]
+            values = values[:_N_FIELDS]
             if positions is None:
                 if unset not in values:
                     append(_user(values))
@@ -398,10 +399,12 @@ def _decode_page(decoder: msgspec.json.Decoder[Any], content: bytes, url: str) -
     try:
         page = decoder.decode(content)
     except msgspec.DecodeError as exc:  # ValidationError included
-        raise _page_fault(content, url, exc) from None
-    if page.next_link is not None and page.delta_link is not None:
-        raise MalformedResponse(url, "page has both @odata.nextLink and @odata.deltaLink")
-    return page
+        fault = exc
+    else:
+        if page.next_link is not None and page.delta_link is not None:
+            raise MalformedResponse(url, "page has both @odata.nextLink and @odata.deltaLink")
+        return page
+    raise _page_fault(content, url, fault)  # outside the except: no msgspec error chained to it
 
 
 _AT = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
