@@ -52,11 +52,12 @@ from syncd.directory.decode import (
     decode_group_delta,
     decode_items,
     decode_member,
-    decode_removed,
     decode_role,
     decode_service_principal,
     decode_sku,
     decode_user,
+    decode_users_delta_page,
+    decode_users_page,
     parse_object,
     parse_page,
 )
@@ -232,8 +233,8 @@ class GraphClient:
         params = {"$select": _user_select(select), "$top": str(self.page_size)}
         if filter:
             params["$filter"] = filter
-        for page in self._pages(self._url("/users", params)):
-            yield decode_items(page.items, page.url, decode_user)
+        for page in self._pages(self._url("/users", params), decode=decode_users_page):
+            yield page.items
 
     def get_user(self, id_or_upn: str, select: Sequence[str] | None = None) -> DirectoryUser | None:
         """One user by object id or userPrincipalName; ``None`` when the directory has no such user."""
@@ -279,8 +280,8 @@ class GraphClient:
                 raw = parse_page(orjson.dumps(body), url)
                 users = decode_items(raw.items, url, decode_user)
                 if raw.next_link is not None:  # Graph pages at 100: never for 15 ids, but follow it
-                    for page in self._pages(self._check_link(raw.next_link, url)):
-                        users.extend(decode_items(page.items, page.url, decode_user))
+                    for page in self._pages(self._check_link(raw.next_link, url), decode=decode_users_page):
+                        users.extend(page.items)
                 for user in users:
                     if user.id in wanted:
                         found[user.id] = user
@@ -397,8 +398,11 @@ class GraphClient:
         )
         expected = frozenset(fields.split(","))
 
+        def decode(content: bytes, url: str) -> Page:
+            return decode_users_delta_page(content, url, expected)
+
         def pages(reader: DeltaReader[UsersDeltaPage]) -> Generator[UsersDeltaPage, None, None]:
-            for page in self._pages(start, delta=True):
+            for page in self._pages(start, delta=True, decode=decode):
                 yield self._users_delta_page(page, expected)
                 if page.delta_link is not None:
                     reader.delta_link = page.delta_link
@@ -414,26 +418,10 @@ class GraphClient:
         raise MalformedResponse(url, "no @odata.deltaLink")  # pragma: no cover - _pages ensures one
 
     def _users_delta_page(self, page: _FetchedPage, expected: frozenset[str]) -> UsersDeltaPage:
-        users: list[DirectoryUser] = []
-        removed: list[RemovedUser] = []
-        entries: list[DirectoryUser | RemovedUser | str] = []
-        partial = False
-        for i, item in enumerate(page.items):
-            try:
-                gone = decode_removed(item)
-                if gone is not None:
-                    entries.append(gone)
-                elif item.keys() >= expected:
-                    entries.append(decode_user(item))
-                else:
-                    # Graph may send only the changed properties of a user; never guess the rest.
-                    uid = item.get("id")
-                    if type(uid) is not str or not uid:
-                        raise BadItem("id is not a non-empty string")
-                    entries.append(uid.lower())
-                    partial = True
-            except BadItem as exc:
-                raise MalformedResponse(page.url, f"value[{i}]: {exc}") from None
+        """A decoded users delta page (:func:`decode_users_delta_page`) with its partly sent users
+        read whole."""
+        entries: list[DirectoryUser | RemovedUser | str] = page.items
+        partial = any(type(entry) is str for entry in entries)
         if partial:
             # Read the partly sent users whole, 300 to a round trip; one gone since is left out (the
             # next delta reports the removal).
@@ -449,11 +437,8 @@ class GraphClient:
                     entry = user
                 resolved.append(entry)
             entries = resolved
-        for entry in entries:
-            if isinstance(entry, DirectoryUser):
-                users.append(entry)
-            elif isinstance(entry, RemovedUser):
-                removed.append(entry)
+        users = [entry for entry in entries if isinstance(entry, DirectoryUser)]
+        removed = [entry for entry in entries if isinstance(entry, RemovedUser)]
         return UsersDeltaPage(users, removed, entries)  # type: ignore[arg-type]
 
     # -- groups, roles, members ------------------------------------------------------------------
@@ -601,14 +586,18 @@ class GraphClient:
             raise MalformedResponse(url, f"link points at another host: {link!r}")
         return link
 
-    def _pages(self, url: str, *, delta: bool = False) -> Iterator[_FetchedPage]:
-        """Fetch a collection page by page, following nextLinks; a delta read must end in a deltaLink."""
+    def _pages(
+        self, url: str, *, delta: bool = False, decode: Callable[[bytes, str], Page] = parse_page
+    ) -> Iterator[_FetchedPage]:
+        """Fetch a collection page by page, following nextLinks; a delta read must end in a deltaLink.
+        Each page is decoded whole by ``decode`` (its bytes, its URL) before it is handed out:
+        :func:`parse_page` gives parsed JSON items, :func:`decode_users_page` users."""
         headers = {"Prefer": f"odata.maxpagesize={self.page_size}"} if delta else None
         seen: set[str] = set()
         while True:
             seen.add(url)
             response = self._get(url, headers)
-            raw = parse_page(response.content, url)
+            raw = decode(response.content, url)
             page = _FetchedPage(url, raw)
             if raw.next_link is not None:
                 next_url = self._check_link(raw.next_link, url)

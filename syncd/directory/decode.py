@@ -1,24 +1,34 @@
-"""Graph JSON to the directory's plain values, with hand-written type checks.
+"""Graph JSON to the directory's plain values.
 
-This is the hot path of a full read (a million users means a million calls of
-:func:`decode_user`), so it uses no validation library: one ``dict.get`` per
-field, a cheap combined check, and a slow path only to name what was wrong.
+Users, the hot path of a full read (a million users), are decoded by msgspec straight from a page's
+bytes into typed structs (:class:`_GraphUser`: the Graph field names, types, and which fields may be
+absent), then built into :class:`DirectoryUser` with a few lines of Python per user (id in lower
+case, a null userType as Member, licences shared through a small cache). A single user object that
+is already a ``dict`` (a ``$batch`` answer, a member list, ``GET /users/{id}``) goes through the same
+structs with :func:`msgspec.convert`. The other objects (members, groups, roles, SKUs, service
+principals) are few and keep hand-written checks on parsed JSON.
 
 Object ids (users, members, groups, roles, service principals) come out in lower case, Graph's
 own spelling, whatever case the server sent: one object never has two spellings downstream.
 
 Every decoder raises :class:`MalformedResponse` naming the page URL and the
 item; a page is decoded whole before any of it is handed out, so a bad record
-never comes out as a partial page or a guessed value.
+never comes out as a partial page or a guessed value. When msgspec rejects a page, the page is
+parsed again the slow way to say what was wrong: the envelope checks of :func:`parse_page` first,
+then the item position, its id, the field's path and the offending value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
+import msgspec
 import orjson
+from msgspec import UnsetType
+from msgspec.structs import astuple
 
 from syncd.directory.errors import MalformedResponse
 from syncd.directory.models import (
@@ -44,22 +54,6 @@ USER_SELECT: str = ",".join(USER_FIELDS)
 #: Fields without which a user record cannot be decoded at all.
 REQUIRED_USER_FIELDS: frozenset[str] = frozenset({"id", "userPrincipalName", "accountEnabled"})
 
-_OPTIONAL_STRINGS: tuple[tuple[str, str], ...] = (
-    ("displayName", "display_name"),
-    ("givenName", "given_name"),
-    ("surname", "surname"),
-    ("jobTitle", "job_title"),
-    ("mail", "mail"),
-    ("mobilePhone", "mobile_phone"),
-    ("streetAddress", "street_address"),
-    ("city", "city"),
-    ("state", "state"),
-    ("postalCode", "postal_code"),
-    ("country", "country"),
-)
-# A null userType is an old Member account (Graph's own reading).
-_USER_TYPES: dict[str | None, str] = {"Member": "Member", "Guest": "Guest", None: "Member"}
-
 _ODATA_KINDS: dict[str, MemberKind] = {
     "#microsoft.graph.user": MemberKind.USER,
     "#microsoft.graph.group": MemberKind.GROUP,
@@ -80,7 +74,7 @@ class Page:
 
     __slots__ = ("items", "next_link", "delta_link")
 
-    def __init__(self, items: list[dict[str, Any]], next_link: str | None, delta_link: str | None) -> None:
+    def __init__(self, items: list[Any], next_link: str | None, delta_link: str | None) -> None:
         self.items = items
         self.next_link = next_link
         self.delta_link = delta_link
@@ -140,42 +134,8 @@ def _item_id(item: dict[str, Any]) -> str:
 
 # -- users ---------------------------------------------------------------------------------------
 
-_licence_cache: dict[tuple[str, tuple[str, ...]], AssignedLicense] = {}
-_LICENCE_CACHE_MAX = 4096
-
-
-def _licence(raw: Any) -> AssignedLicense:
-    if type(raw) is not dict:
-        raise BadItem("assignedLicenses entry is not an object")
-    sku = raw.get("skuId")
-    if type(sku) is not str or not sku:
-        raise BadItem("assignedLicenses entry without a string skuId")
-    plans = raw.get("disabledPlans", ())
-    if type(plans) is not list:
-        if plans != ():
-            raise BadItem("assignedLicenses disabledPlans is not a list")
-        plans = []
-    key = (sku, tuple(plans))
-    try:
-        hit = _licence_cache.get(key)
-    except TypeError:  # an unhashable entry: certainly not a plan id
-        raise BadItem("assignedLicenses disabledPlans holds a non-string") from None
-    if hit is not None:
-        return hit
-    for plan in plans:
-        if type(plan) is not str:
-            raise BadItem("assignedLicenses disabledPlans holds a non-string")
-    lic = AssignedLicense(sku, frozenset(plans))
-    if len(_licence_cache) >= _LICENCE_CACHE_MAX:
-        _licence_cache.clear()
-    _licence_cache[key] = lic
-    return lic
-
-
-# Building a frozen dataclass through __init__ costs one object.__setattr__ per field, which is
-# most of a user's decode time. The slot descriptors set the same slots directly; this is used only
-# while DirectoryUser's fields are exactly the ones below (otherwise the plain constructor is used).
-_USER_SLOTS = (
+#: DirectoryUser's fields, in GRAPH_USER_FIELDS' order: the values a user struct is built from.
+_USER_SLOTS: tuple[str, ...] = (
     "id",
     "user_principal_name",
     "display_name",
@@ -194,8 +154,106 @@ _USER_SLOTS = (
     "user_type",
     "assigned_licenses",
 )
+#: Attribute name -> Graph name for the structs below (the one place the two spellings meet).
+_GRAPH_NAMES: dict[str, str] = {
+    **dict(zip(_USER_SLOTS, GRAPH_USER_FIELDS, strict=True)),
+    "removed": "@removed",
+    "sku_id": "skuId",
+    "disabled_plans": "disabledPlans",
+    "next_link": "@odata.nextLink",
+    "delta_link": "@odata.deltaLink",
+}
 
 
+def _graph_name(name: str) -> str:
+    return _GRAPH_NAMES.get(name, name)
+
+
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_UNSET = msgspec.UNSET
+
+
+class _Licence(msgspec.Struct, frozen=True, gc=False, rename=_graph_name):
+    """An ``assignedLicenses`` entry as sent (hashable: it is the licence cache's key)."""
+
+    sku_id: _NonEmpty
+    disabled_plans: tuple[str, ...] = ()
+
+
+class _GraphUser(msgspec.Struct, gc=False, rename=_graph_name):
+    """A Graph user object as sent: the fields of GRAPH.md in their order, typed. A field the item
+    does not have is UNSET (a delta may send only what changed; a required one is checked after)."""
+
+    id: _NonEmpty
+    user_principal_name: _NonEmpty | UnsetType = _UNSET
+    display_name: str | None | UnsetType = _UNSET
+    given_name: str | None | UnsetType = _UNSET
+    surname: str | None | UnsetType = _UNSET
+    job_title: str | None | UnsetType = _UNSET
+    mail: str | None | UnsetType = _UNSET
+    business_phones: tuple[str, ...] | UnsetType = _UNSET
+    mobile_phone: str | None | UnsetType = _UNSET
+    street_address: str | None | UnsetType = _UNSET
+    city: str | None | UnsetType = _UNSET
+    state: str | None | UnsetType = _UNSET
+    postal_code: str | None | UnsetType = _UNSET
+    country: str | None | UnsetType = _UNSET
+    account_enabled: bool | UnsetType = _UNSET
+    # A null userType is an old Member account (Graph's own reading).
+    user_type: Literal["Member", "Guest"] | None | UnsetType = _UNSET
+    assigned_licenses: tuple[_Licence, ...] | UnsetType = _UNSET
+
+
+class _Removal(msgspec.Struct, gc=False):
+    reason: Literal["changed", "deleted"]
+
+
+class _DeltaEntry(_GraphUser, gc=False, rename=_graph_name):
+    """An item of a users delta page: a user (perhaps partly sent), or a removal (``@removed``)."""
+
+    removed: _Removal | None | UnsetType = _UNSET
+
+
+_Item = TypeVar("_Item")
+
+
+class _Page(msgspec.Struct, Generic[_Item], gc=False, rename=_graph_name):
+    value: list[_Item]
+    next_link: _NonEmpty | None = None
+    delta_link: _NonEmpty | None = None
+
+
+_USERS_PAGE = msgspec.json.Decoder(_Page[_GraphUser])
+_USERS_DELTA_PAGE = msgspec.json.Decoder(_Page[_DeltaEntry])
+_USER_DEFAULTS: tuple[Any, ...] = tuple(
+    f.default if f.default is not dataclasses.MISSING else _UNSET for f in dataclasses.fields(DirectoryUser)
+)
+_REQUIRED_POSITIONS = tuple(i for i, name in enumerate(GRAPH_USER_FIELDS) if name in REQUIRED_USER_FIELDS)
+_ALL_FIELDS = frozenset(GRAPH_USER_FIELDS)
+_N_FIELDS = len(GRAPH_USER_FIELDS)  # a _DeltaEntry's @removed comes after them
+
+_licence_cache: dict[_Licence, AssignedLicense] = {}
+_LICENCE_CACHE_MAX = 4096
+
+
+def _licences(raw: tuple[_Licence, ...]) -> tuple[AssignedLicense, ...]:
+    """The licences of one user; equal ones are one shared value (most users hold one of a few)."""
+    cache = _licence_cache
+    out = []
+    for lic in raw:
+        hit = cache.get(lic)
+        if hit is None:
+            hit = AssignedLicense(lic.sku_id, frozenset(lic.disabled_plans))
+            if len(cache) >= _LICENCE_CACHE_MAX:
+                cache.clear()
+            cache[lic] = hit
+        out.append(hit)
+    return tuple(out)
+
+
+# Building a frozen dataclass through __init__ costs one object.__setattr__ per field, which is
+# most of a user's build time. The slot descriptors set the same slots directly; this is used only
+# while DirectoryUser's fields are exactly the ones above (otherwise the plain constructor is used).
 def _slot_builder() -> Callable[..., DirectoryUser]:
     names = tuple(f.name for f in dataclasses.fields(DirectoryUser))
     if names != _USER_SLOTS or getattr(DirectoryUser, "__post_init__", None) is not None:
@@ -235,68 +293,11 @@ def _slot_builder() -> Callable[..., DirectoryUser]:
 _build_user = _slot_builder()
 
 
-def decode_user(item: dict[str, Any]) -> DirectoryUser:
-    """One Graph user object to a :class:`DirectoryUser`; :class:`BadItem` when it is malformed."""
-    g = item.get
-    uid = g("id")
-    upn = g("userPrincipalName")
-    enabled = g("accountEnabled")
-    if type(uid) is not str or not uid:
-        raise BadItem("id is not a non-empty string")
-    if type(upn) is not str or not upn:
-        raise BadItem("userPrincipalName is not a non-empty string")
-    if type(enabled) is not bool:
-        raise BadItem(f"accountEnabled is not a bool: {enabled!r}")
-    display_name = g("displayName")
-    given_name = g("givenName")
-    surname = g("surname")
-    job_title = g("jobTitle")
-    mail = g("mail")
-    mobile = g("mobilePhone")
-    street = g("streetAddress")
-    city = g("city")
-    state = g("state")
-    postal = g("postalCode")
-    country = g("country")
-    str_ = str
-    if not (
-        (display_name is None or type(display_name) is str_)
-        and (given_name is None or type(given_name) is str_)
-        and (surname is None or type(surname) is str_)
-        and (job_title is None or type(job_title) is str_)
-        and (mail is None or type(mail) is str_)
-        and (mobile is None or type(mobile) is str_)
-        and (street is None or type(street) is str_)
-        and (city is None or type(city) is str_)
-        and (state is None or type(state) is str_)
-        and (postal is None or type(postal) is str_)
-        and (country is None or type(country) is str_)
-    ):
-        for key, _ in _OPTIONAL_STRINGS:
-            value = g(key)
-            if value is not None and type(value) is not str:
-                raise BadItem(f"{key} is not a string or null: {value!r}")
-    raw_type = g("userType")
-    user_type = _USER_TYPES.get(raw_type) if raw_type is None or type(raw_type) is str else None
-    if user_type is None:
-        raise BadItem(f"userType is not 'Member' or 'Guest': {raw_type!r}")
-    phones_raw = g("businessPhones", ())
-    if type(phones_raw) is list:
-        for phone in phones_raw:
-            if type(phone) is not str:
-                raise BadItem("businessPhones holds a non-string")
-        phones: tuple[str, ...] = tuple(phones_raw)
-    elif phones_raw == ():
-        phones = ()
-    else:
-        raise BadItem("businessPhones is not a list of strings")
-    lic_raw = g("assignedLicenses", ())
-    if type(lic_raw) is list:
-        licences = tuple([_licence(x) for x in lic_raw]) if lic_raw else ()
-    elif lic_raw == ():
-        licences = ()
-    else:
-        raise BadItem("assignedLicenses is not a list")
+def _user(values: tuple[Any, ...]) -> DirectoryUser:
+    """A DirectoryUser from a user struct's 17 values (``astuple``, GRAPH_USER_FIELDS' order), all
+    of them sent; :func:`_user_with_defaults` when some may be absent."""
+    (uid, upn, display_name, given_name, surname, job_title, mail, phones, mobile, street, city,
+     state, postal, country, enabled, user_type, licences) = values  # fmt: skip
     return _build_user(
         uid.lower(),  # one spelling per id: Graph's ids compare case-insensitively
         upn,
@@ -313,9 +314,145 @@ def decode_user(item: dict[str, Any]) -> DirectoryUser:
         postal,
         country,
         enabled,
-        user_type,
-        licences,
+        user_type or "Member",
+        _licences(licences) if licences else (),
     )
+
+
+def _user_with_defaults(values: tuple[Any, ...]) -> DirectoryUser:
+    """As :func:`_user`, for a user some fields of which were not sent: each takes DirectoryUser's
+    default; :class:`BadItem` when one of REQUIRED_USER_FIELDS is among them."""
+    if _UNSET in values:
+        for i in _REQUIRED_POSITIONS:
+            if values[i] is _UNSET:
+                raise BadItem(f"Object missing required field `{GRAPH_USER_FIELDS[i]}`")
+        values = tuple(d if v is _UNSET else v for v, d in zip(values, _USER_DEFAULTS, strict=True))
+    return _user(values)
+
+
+def decode_user(item: dict[str, Any]) -> DirectoryUser:
+    """One Graph user object (parsed JSON) to a :class:`DirectoryUser`; :class:`BadItem` naming the
+    field when it is malformed. Same checks as a page's users (:func:`decode_users_page`)."""
+    try:
+        raw = msgspec.convert(item, _GraphUser)
+    except msgspec.ValidationError as exc:
+        raise BadItem(_explain(exc, item)) from None
+    return _user_with_defaults(astuple(raw))
+
+
+def decode_users_page(content: bytes, url: str) -> Page:
+    """A page of users (``GET /users``) from its bytes: ``items`` are :class:`DirectoryUser`.
+
+    Raises :class:`MalformedResponse` (URL, item position and id, the field) for a page or user
+    that does not match the contract; nothing of the page is returned then."""
+    page = _decode_page(_USERS_PAGE, content, url)
+    users: list[DirectoryUser] = []
+    append = users.append
+    try:
+        for raw in page.value:
+            values = astuple(raw)
+            append(_user_with_defaults(values) if _UNSET in values else _user(values))
+    except BadItem as exc:
+        i = len(users)
+        raise MalformedResponse(url, f"value[{i}] (id={page.value[i].id}): {exc}") from None
+    return Page(users, page.next_link, page.delta_link)
+
+
+def decode_users_delta_page(content: bytes, url: str, expected: frozenset[str] = _ALL_FIELDS) -> Page:
+    """A page of a users delta read from its bytes. Its ``items`` are, in the page's order, a
+    :class:`DirectoryUser` for each user sent with every field of ``expected`` (the ``$select``),
+    a :class:`RemovedUser` for each ``@removed`` entry, and the (lower-case) id of each user sent
+    only in part (Graph may send only what changed: the caller reads those whole, never guesses).
+
+    Raises :class:`MalformedResponse` as :func:`decode_users_page` does."""
+    page = _decode_page(_USERS_DELTA_PAGE, content, url)
+    if expected >= _ALL_FIELDS:
+        positions = None
+    else:
+        positions = tuple(i for i, name in enumerate(GRAPH_USER_FIELDS) if name in expected)
+    entries: list[DirectoryUser | RemovedUser | str] = []
+    append = entries.append
+    unset = _UNSET
+    try:
+        for raw in page.value:
+            values = astuple(raw)
+            removed = values[_N_FIELDS]
+            if removed is not unset and removed is not None:
+                append(RemovedUser(raw.id.lower(), _REMOVED_REASONS[removed.reason]))
+                continue
+            values = values[:_N_FIELDS]
+            if positions is None:
+                if unset not in values:
+                    append(_user(values))
+                    continue
+            elif all(values[i] is not unset for i in positions):
+                append(_user_with_defaults(values))
+                continue
+            append(raw.id.lower())  # sent in part
+    except BadItem as exc:
+        i = len(entries)
+        raise MalformedResponse(url, f"value[{i}] (id={page.value[i].id}): {exc}") from None
+    return Page(entries, page.next_link, page.delta_link)
+
+
+def _decode_page(decoder: msgspec.json.Decoder[Any], content: bytes, url: str) -> Any:
+    try:
+        page = decoder.decode(content)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        fault = exc
+    else:
+        if page.next_link is not None and page.delta_link is not None:
+            raise MalformedResponse(url, "page has both @odata.nextLink and @odata.deltaLink")
+        return page
+    raise _page_fault(content, url, fault)  # outside the except: no msgspec error chained to it
+
+
+_AT = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_IN_VALUE = re.compile(r"^\.value\[(?P<i>\d+)\](?P<rest>.*)$", re.DOTALL)
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _page_fault(content: bytes, url: str, exc: msgspec.DecodeError) -> MalformedResponse:
+    """Why msgspec rejected a page, said as the hand checks would (the slow path: errors only).
+
+    The page is parsed again with the envelope checks of :func:`parse_page` (invalid JSON, no
+    ``value`` list, an item that is not an object, a bad link raise there); otherwise the fault is
+    in one item, named by position, id, the field's path and the offending value."""
+    page = parse_page(content, url)
+    if not isinstance(exc, msgspec.ValidationError):
+        return MalformedResponse(url, f"invalid JSON: {exc}")
+    found = _AT.match(str(exc))
+    inside = _IN_VALUE.match(found["path"]) if found else None
+    if found is None or inside is None:
+        return MalformedResponse(url, str(exc))
+    i = int(inside["i"])
+    item = page.items[i]
+    return MalformedResponse(
+        url, f"value[{i}] (id={_item_id(item)}): {_say(found['what'], inside['rest'], item)}"
+    )
+
+
+def _explain(exc: msgspec.ValidationError, item: Any) -> str:
+    """A ValidationError on one item as ``field.path: what (offending value)``."""
+    found = _AT.match(str(exc))
+    if found is None:
+        return str(exc)
+    return _say(found["what"], found["path"], item)
+
+
+def _say(what: str, path: str, item: Any) -> str:
+    if not path:
+        return what  # the item itself: "Object missing required field `id`", "Expected `object`..."
+    value = item
+    for name, index in _STEP.findall(path):
+        try:
+            value = value[name] if name else value[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return f"{path.lstrip('.')}: {what}"
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{path.lstrip('.')}: {what}: {shown}"
 
 
 def decode_removed(item: dict[str, Any]) -> RemovedUser | None:

@@ -23,6 +23,8 @@ from syncd.directory.decode import (
     decode_service_principal,
     decode_sku,
     decode_user,
+    decode_users_delta_page,
+    decode_users_page,
     parse_page,
 )
 from syncd.directory.errors import DirectoryError, MalformedResponse
@@ -328,3 +330,103 @@ def test_any_valid_user_round_trips_through_json(
     assert got.business_phones == tuple(phones)
     assert got.account_enabled is enabled and got.is_guest is guest
     assert got.assigned_licenses == tuple(AssignedLicense(s, frozenset(p)) for s, p in licences)
+
+
+# -- whole users pages from their bytes (msgspec) ------------------------------------------------
+
+
+def _body(items: list[Any], **links: str) -> bytes:
+    return orjson.dumps({"value": items, **links})
+
+
+def test_user_struct_fields_are_the_graph_md_fields_in_order() -> None:
+    assert decode._GraphUser.__struct_encode_fields__ == decode.USER_FIELDS
+
+
+def test_users_page_gives_what_decode_user_gives() -> None:
+    raws = [
+        user("6E7B768E-07E2-4810-8459-485F84F8F204", city="Zürich", businessPhones=["1", "2"],
+             assignedLicenses=[{"skuId": "s", "disabledPlans": ["p2", "p1"]}, {"skuId": "t"}]),
+        user("u2", userType=None, accountEnabled=False, givenName=None, **{"@odata.type": "#x"}),
+        user("u3", userType="Guest"),
+    ]  # fmt: skip
+    page = decode_users_page(_body(raws, **{"@odata.nextLink": "https://a/next"}), URL)
+    assert page.items == [decode_user(raw) for raw in raws]
+    assert page.next_link == "https://a/next" and page.delta_link is None
+    assert page.items[0].id == "6e7b768e-07e2-4810-8459-485f84f8f204"  # one spelling
+    assert page.items[1].user_type == "Member"
+    assert page.items[0].assigned_licenses[1] == AssignedLicense("t")
+    assert type(page.items[0]) is DirectoryUser
+
+
+def test_users_page_fills_the_defaults_of_fields_not_selected() -> None:
+    page = decode_users_page(_body([{"id": "a", "userPrincipalName": "a@x", "accountEnabled": True}]), URL)
+    assert page.items == [DirectoryUser("a", "a@x")]
+
+
+def test_users_delta_page_sorts_users_removals_and_partial_users() -> None:
+    raws = [
+        user("U1"),
+        {"id": "U2", "@removed": {"reason": "changed"}},
+        {"id": "U3", "@removed": {"reason": "deleted"}},
+        {"id": "U4", "displayName": "changed only"},
+        user("u5", **{"@removed": None}),
+    ]
+    page = decode_users_delta_page(_body(raws, **{"@odata.deltaLink": "https://a/d"}), URL)
+    assert page.items == [
+        decode_user(raws[0]),
+        RemovedUser("u2", Deletion.SOFT),
+        RemovedUser("u3", Deletion.HARD),
+        "u4",
+        decode_user(raws[4]),
+    ]
+    assert page.delta_link == "https://a/d"
+    # With a narrower $select, a user with every selected field is whole.
+    narrow = frozenset({"id", "userPrincipalName", "accountEnabled", "displayName"})
+    item = {"id": "a", "userPrincipalName": "a@x", "accountEnabled": True, "displayName": "A"}
+    (got,) = decode_users_delta_page(_body([item]), URL, narrow).items
+    assert got == DirectoryUser("a", "a@x", display_name="A")
+
+
+@pytest.mark.parametrize(("change", "field"), BAD_USERS, ids=[str(c) for c, _ in BAD_USERS])
+def test_malformed_user_in_a_page_names_position_id_and_field(change: dict[str, Any], field: str) -> None:
+    for decoder in (decode_users_page, decode_users_delta_page):
+        with pytest.raises(MalformedResponse, match=field) as info:
+            decoder(_body([user("good"), user("u1", **change)]), URL)
+        assert info.value.url == URL and info.value.reason.startswith("value[1] (id=")
+
+
+def test_page_fault_says_the_path_and_the_value() -> None:
+    body = _body([user("good"), user("bad", assignedLicenses=[{"skuId": "s", "disabledPlans": ["p", 7]}])])
+    with pytest.raises(MalformedResponse) as info:
+        decode_users_page(body, URL)
+    assert info.value.reason == (
+        "value[1] (id=bad): assignedLicenses[0].disabledPlans[1]: Expected `str`, got `int`: 7"
+    )
+    missing = user("m")
+    del missing["accountEnabled"]
+    with pytest.raises(MalformedResponse, match=r"value\[0\] \(id=m\): .*accountEnabled"):
+        decode_users_page(_body([missing]), URL)
+    with pytest.raises(MalformedResponse, match=r"value\[0\].*reason"):
+        decode_users_delta_page(_body([{"id": "a", "@removed": {"reason": "gone"}}]), URL)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"{not json", "invalid JSON"),
+        (b"", "invalid JSON"),
+        (b"[]", "JSON object"),
+        (b'{"nope": []}', "value"),
+        (b'{"value": {}}', "value"),
+        (b'{"value": null}', "value"),
+        (b'{"value": [1]}', r"value\[0\]"),
+        (b'{"value": [], "@odata.nextLink": 5}', "nextLink"),
+        (b'{"value": [], "@odata.deltaLink": ""}', "deltaLink"),
+        (b'{"value": [], "@odata.nextLink": "https://a/x", "@odata.deltaLink": "https://a/y"}', "both"),
+    ],
+)
+def test_malformed_users_page_envelopes(content: bytes, reason: str) -> None:
+    for decoder in (decode_users_page, decode_users_delta_page):
+        with pytest.raises(MalformedResponse, match=reason):
+            decoder(content, URL)
