@@ -20,9 +20,7 @@ then the item position, its id, the field's path and the offending value.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -134,7 +132,8 @@ def _item_id(item: dict[str, Any]) -> str:
 
 # -- users ---------------------------------------------------------------------------------------
 
-#: DirectoryUser's fields, in GRAPH_USER_FIELDS' order: the values a user struct is built from.
+#: DirectoryUser's fields, in GRAPH_USER_FIELDS' order (and DirectoryUser's own: users are built
+#: positionally): the values a user struct is built from.
 _USER_SLOTS: tuple[str, ...] = (
     "id",
     "user_principal_name",
@@ -226,7 +225,7 @@ class _Page(msgspec.Struct, Generic[_Item], gc=False, rename=_graph_name):
 _USERS_PAGE = msgspec.json.Decoder(_Page[_GraphUser])
 _USERS_DELTA_PAGE = msgspec.json.Decoder(_Page[_DeltaEntry])
 _USER_DEFAULTS: tuple[Any, ...] = tuple(
-    f.default if f.default is not dataclasses.MISSING else _UNSET for f in dataclasses.fields(DirectoryUser)
+    f.default if f.default is not msgspec.NODEFAULT else _UNSET for f in msgspec.structs.fields(DirectoryUser)
 )
 _REQUIRED_POSITIONS = tuple(i for i, name in enumerate(GRAPH_USER_FIELDS) if name in REQUIRED_USER_FIELDS)
 _ALL_FIELDS = frozenset(GRAPH_USER_FIELDS)
@@ -251,54 +250,12 @@ def _licences(raw: tuple[_Licence, ...]) -> tuple[AssignedLicense, ...]:
     return tuple(out)
 
 
-# Building a frozen dataclass through __init__ costs one object.__setattr__ per field, which is
-# most of a user's build time. The slot descriptors set the same slots directly; this is used only
-# while DirectoryUser's fields are exactly the ones above (otherwise the plain constructor is used).
-def _slot_builder() -> Callable[..., DirectoryUser]:
-    names = tuple(f.name for f in dataclasses.fields(DirectoryUser))
-    if names != _USER_SLOTS or getattr(DirectoryUser, "__post_init__", None) is not None:
-        return DirectoryUser
-    (s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16) = (
-        DirectoryUser.__dict__[name].__set__ for name in names
-    )
-    new = object.__new__
-
-    def build(
-        a0: Any, a1: Any, a2: Any, a3: Any, a4: Any, a5: Any, a6: Any, a7: Any, a8: Any,
-        a9: Any, a10: Any, a11: Any, a12: Any, a13: Any, a14: Any, a15: Any, a16: Any,
-    ) -> DirectoryUser:  # fmt: skip
-        user = new(DirectoryUser)
-        s0(user, a0)
-        s1(user, a1)
-        s2(user, a2)
-        s3(user, a3)
-        s4(user, a4)
-        s5(user, a5)
-        s6(user, a6)
-        s7(user, a7)
-        s8(user, a8)
-        s9(user, a9)
-        s10(user, a10)
-        s11(user, a11)
-        s12(user, a12)
-        s13(user, a13)
-        s14(user, a14)
-        s15(user, a15)
-        s16(user, a16)
-        return user
-
-    return build
-
-
-_build_user = _slot_builder()
-
-
 def _user(values: tuple[Any, ...]) -> DirectoryUser:
     """A DirectoryUser from a user struct's 17 values (``astuple``, GRAPH_USER_FIELDS' order), all
     of them sent; :func:`_user_with_defaults` when some may be absent."""
     (uid, upn, display_name, given_name, surname, job_title, mail, phones, mobile, street, city,
      state, postal, country, enabled, user_type, licences) = values  # fmt: skip
-    return _build_user(
+    return DirectoryUser(
         uid.lower(),  # one spelling per id: Graph's ids compare case-insensitively
         upn,
         display_name,

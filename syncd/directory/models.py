@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import msgspec
+
 #: The Graph user fields of GRAPH.md, in the order Graph documents them: what sync reads and
 #: what the fake directory serves.
 GRAPH_USER_FIELDS: tuple[str, ...] = (
@@ -40,15 +42,20 @@ class Deletion(StrEnum):
     HARD = "hard"  # gone for good; Graph delta says @removed reason "deleted"
 
 
-@dataclass(frozen=True, slots=True)
-class AssignedLicense:
+class AssignedLicense(msgspec.Struct, frozen=True, gc=False):
+    """One of a user's licences (Graph's ``assignedLicense``): the SKU and the service plans
+    turned off in it (R4)."""
+
     sku_id: str
     disabled_plans: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class DirectoryUser:
-    """One user as Graph returns it (only the fields sync reads)."""
+class DirectoryUser(msgspec.Struct, frozen=True, gc=False):
+    """One user as Graph returns it (only the fields sync reads).
+
+    A frozen msgspec struct, built in C: a full read builds one per user. It holds no reference
+    cycles (strings, tuples and licences), so the garbage collector need not track it (``gc``).
+    """
 
     id: str
     user_principal_name: str
