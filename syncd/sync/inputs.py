@@ -20,7 +20,8 @@ from pathlib import Path
 import msgspec
 import xxhash
 
-from syncd.rules import EnvironmentFacts, UserFacts
+from syncd.directory.models import Deletion, DirectoryUser
+from syncd.rules import EnvironmentFacts, Membership
 
 # The code whose change can change a decision: the rules, the licence catalogue they read, the
 # directory's value types, column lengths (R10), and the planning that turns decisions into writes.
@@ -56,9 +57,17 @@ def decision_salt(env: EnvironmentFacts, code: bytes) -> int:
     return xxhash.xxh3_64_intdigest(_ENCODER.encode(env) + code)
 
 
-def input_hash(facts: UserFacts, azurestate: int, salt: int) -> int:
-    """The signed 64-bit hash (a BIGINT) of the facts one user's decision is made from: the user
-    facts the rules read (``UserFacts``: the directory user or None, the deletion state, directory
-    roles, relation to the security group) and the azurestate the run writes (R9)."""
-    value = xxhash.xxh3_64_intdigest(_ENCODER.encode((facts, azurestate)), salt)
+def input_hash(
+    user: DirectoryUser | None,
+    deletion: Deletion,
+    roles: frozenset[str],
+    membership: Membership,
+    azurestate: int,
+    salt: int,
+) -> int:
+    """The signed 64-bit hash (a BIGINT) of the facts one user's decision is made from: what the
+    rules read of the user (``UserFacts`` but the object id, which the row is found by: the
+    directory user or None, the deletion state, directory role template ids, relation to the
+    security group) and the azurestate the run writes (R9). ``salt``: :func:`decision_salt`."""
+    value = xxhash.xxh3_64_intdigest(_ENCODER.encode((user, deletion, roles, membership, azurestate)), salt)
     return value - _WRAP if value >= _SIGN else value

@@ -73,6 +73,12 @@ USERS_LINK = "users_delta_link"
 GROUPS_LINK = "groups_delta_link"
 ADMINS = "admins"
 NO_ROLES: frozenset[str] = frozenset()
+_HARD = Deletion.HARD
+# A user read whose row must be decided: object id, user (None: gone or out of scope), deletion,
+# directory roles, membership, azurestate, input hash (None: not computed yet), out of scope.
+_Undecided = tuple[
+    str, DirectoryUser | None, Deletion, frozenset[str], Membership, AzureState, int | None, bool
+]
 ANALYZE_AFTER = 10_000  # rows written by one run, after which the table's statistics are refreshed
 FULL_READ_ATTEMPTS = 2  # a 410 during a full read starts it again once
 PING_EVERY_S = 2.0  # while a run only reads, it checks its connection (and lock) this often
@@ -618,7 +624,7 @@ class _Run:
         memberships = self._memberships(ids)
         withdraw: list[str] = []
         envf, admins, salt = self.envf, self.admins, self.salt
-        todo: list[tuple[str, UserFacts, AzureState, int | None, bool]] = []
+        todo: list[_Undecided] = []
         for oid, f in latest.items():
             roles = admins.get(oid, NO_ROLES)
             membership = memberships.get(oid, f.membership)
@@ -628,25 +634,23 @@ class _Run:
                 and membership is Membership.NONE
                 and roles.isdisjoint(GROUP_EXEMPT_ROLE_IDS)
             )
-            if out_of_scope:
-                # R5, R24: outside the group a user is only known to be out of scope; a row of theirs is
-                # disabled (R9) and otherwise left as it is, as a full run that never reads them.
-                facts = UserFacts(None, oid, Deletion.HARD, roles, membership)
-            else:
-                facts = UserFacts(f.user, oid, f.deletion, roles, membership)
+            # R5, R24: outside the group a user is only known to be out of scope; a row of theirs is
+            # disabled (R9) and otherwise left as it is, as a full run that never reads them.
+            user, deletion = (None, _HARD) if out_of_scope else (f.user, f.deletion)
             # R9: azurestate follows what the read said of the user, in scope or not.
             state = azure_state(f.user is not None, f.deletion)
             h = None
             stored = hashes.get(oid)
             if stored is not None:
-                h = input_hash(facts, state, salt)
+                h = input_hash(user, deletion, roles, membership, state, salt)
                 if stored[0] == h:
                     if not stored[1]:
                         self.counts.unchanged += 1
                     continue
-            todo.append((oid, facts, state, h, out_of_scope))
+            todo.append((oid, user, deletion, roles, membership, state, h, out_of_scope))
         rows = self.storage.load_rows([t[0] for t in todo]) if self.load_rows else {}
-        for oid, facts, state, h, out_of_scope in todo:
+        for oid, user, deletion, roles, membership, state, h, out_of_scope in todo:
+            facts = UserFacts(user, oid, deletion, roles, membership)
             current = rows.get(oid)
             before = None if current is not None and current.created_by_run else current
             op = plan_operation(decide(facts, envf, before.facts if before else None), oid, before, state)
@@ -665,12 +669,12 @@ class _Run:
                         and current.facts.kind is UserKind.REGULAR
                         and current.versionnumber is not None
                     ):
-                        h = input_hash(facts, state, salt) if h is None else h
+                        h = input_hash(user, deletion, roles, membership, state, salt) if h is None else h
                         if current.input_hash != h:
                             self.applier.record_hash(oid, h, current.versionnumber)
                 continue
             if not unseen:
-                op.input_hash = input_hash(facts, state, salt) if h is None else h
+                op.input_hash = input_hash(user, deletion, roles, membership, state, salt) if h is None else h
                 op.read_version = current.versionnumber if current is not None else None
             if (out_of_scope or (unseen and self.group_id)) and op.action is Action.DISABLE:
                 op.rule = "R5"
