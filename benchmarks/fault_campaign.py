@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, Uuid, bindparam, create_engine, select, text
 from sqlalchemy.orm import Session
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
@@ -368,7 +368,7 @@ def history(engine: Engine, env_id: int, object_id: str) -> list[str]:
                 "SELECT e.run_id, r.kind, r.outcome, e.action, e.rule, e.reason FROM sync_event e "
                 "LEFT JOIN sync_run r ON r.id = e.run_id WHERE e.environment_id = :e "
                 "AND e.azureactivedirectoryobjectid = :o ORDER BY e.id"
-            ),
+            ).bindparams(bindparam("o", type_=Uuid)),  # stored as each backend stores a Uuid
             {"e": env_id, "o": uuid.UUID(object_id)},
         ).all()
     return [f"run {r[0]} ({r[1]}, {r[2]}): {r[3]} {r[4]} {r[5][:90]}" for r in rows]

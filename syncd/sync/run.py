@@ -664,18 +664,15 @@ class _Run:
                 if current is not None:
                     if not current.written_by_run:
                         self.counts.unchanged += 1
-                    if (
-                        not unseen
-                        and current.facts.kind is UserKind.REGULAR
-                        and current.versionnumber is not None
-                    ):
+                    if current.facts.kind is UserKind.REGULAR and current.versionnumber is not None:
                         h = input_hash(user, deletion, roles, membership, state, salt) if h is None else h
                         if current.input_hash != h:
                             self.applier.record_hash(oid, h, current.versionnumber)
                 continue
-            if not unseen:
-                op.input_hash = input_hash(user, deletion, roles, membership, state, salt) if h is None else h
-                op.read_version = current.versionnumber if current is not None else None
+            # Recorded whichever way the user was found (read, or missing from a full read), so that
+            # one directory gives one table, hashes included, whatever the runs' history.
+            op.input_hash = input_hash(user, deletion, roles, membership, state, salt) if h is None else h
+            op.read_version = current.versionnumber if current is not None else None
             if (out_of_scope or (unseen and self.group_id)) and op.action is Action.DISABLE:
                 op.rule = "R5"
                 op.reason = "Not a direct member of the security group, or gone from the directory: the row is disabled."
