@@ -547,3 +547,41 @@ def test_every_versioned_table_stamps_each_insert_and_update(engine: Engine) -> 
         assert min(updated) > max(inserted + seen), table
         seen += inserted + updated
     assert len(set(seen)) == len(seen)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE systemuser SET jobtitle = 'By hand'",
+        "UPDATE systemuser SET jobtitle = 'By hand', versionnumber = versionnumber + 1",
+        "UPDATE systemuser SET new_costcentre = 'CC'",
+        "UPDATE systemuser SET isdisabled = isdisabled",
+        "UPDATE systemuser SET syncd_inputhash = syncd_inputhash, accessmode = accessmode",
+    ],
+)
+def test_any_other_write_forgets_a_rows_input_hash(engine: Engine, statement: str) -> None:
+    # syncd_inputhash says what sync last decided a row from; a write that does not set a new one
+    # (whatever else it sets, versionnumber included) is someone else's, and the row must be decided
+    # again: the database forgets the hash, on both backends.
+    with db.session_factory(engine)() as s, s.begin():
+        create_environment(s, EnvironmentSpec(name="prod"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE systemuser SET syncd_inputhash = 7"))  # sync recording a decision
+    with engine.begin() as conn:
+        assert set(conn.execute(text("SELECT syncd_inputhash FROM systemuser")).scalars()) == {7}
+        conn.execute(text(statement))
+        assert set(conn.execute(text("SELECT syncd_inputhash FROM systemuser")).scalars()) == {None}
+
+
+def test_the_sqlite_trigger_that_forgets_input_hashes_watches_every_column(engine: Engine) -> None:
+    """SQLite's trigger names the columns whose update forgets the hash: a later migration that adds
+    a column to systemuser and does not recreate the trigger fails here."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's trigger fires on every UPDATE")
+    with engine.connect() as conn:
+        sql = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'trg_systemuser_inputhash_forget'")
+        ).scalar_one()
+    watched = {c.strip() for c in sql.split(" UPDATE OF ", 1)[1].split(" ON systemuser", 1)[0].split(",")}
+    columns = {c["name"] for c in inspect(engine).get_columns("systemuser")}
+    assert watched == columns - {"versionnumber", "syncd_inputhash"}

@@ -36,12 +36,18 @@ _FORGET_WHEN = "NEW.syncd_inputhash IS NOT NULL AND NEW.syncd_inputhash = OLD.sy
 
 def upgrade() -> None:
     op.add_column("systemuser", sa.Column("syncd_inputhash", sa.BigInteger(), nullable=True))
-    if op.get_bind().dialect.name == "sqlite":
-        # An AFTER trigger: it must not take the versionnumber triggers' own UPDATE (which moves
-        # only versionnumber) for another writer's. SQLite never runs a trigger inside itself.
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        # An AFTER trigger, which must not take the versionnumber triggers' own UPDATE (it sets only
+        # versionnumber) for another writer's: it fires for statements that set any other column,
+        # listed as the table has them at this revision. A later migration that adds a column to
+        # systemuser recreates it (tests/foundation/test_migrations.py checks). SQLite never runs a
+        # trigger inside itself.
+        columns = [c["name"] for c in sa.inspect(bind).get_columns("systemuser")]
+        watched = ", ".join(c for c in columns if c not in ("versionnumber", "syncd_inputhash"))
         op.execute(
-            "CREATE TRIGGER trg_systemuser_inputhash_forget AFTER UPDATE ON systemuser "
-            f"WHEN {_FORGET_WHEN} AND NEW.versionnumber = OLD.versionnumber "
+            f"CREATE TRIGGER trg_systemuser_inputhash_forget AFTER UPDATE OF {watched} ON systemuser "
+            f"WHEN {_FORGET_WHEN} "
             "BEGIN UPDATE systemuser SET syncd_inputhash = NULL WHERE rowid = NEW.rowid; END"
         )
     else:
