@@ -330,7 +330,10 @@ def test_any_valid_user_round_trips_through_json(
     assert got.display_name == raw["displayName"] and got.country == raw["country"]
     assert got.business_phones == tuple(phones)
     assert got.account_enabled is enabled and got.is_guest is guest
-    assert got.assigned_licenses == tuple(AssignedLicense(s, frozenset(p)) for s, p in licences)
+    # SKU and plan ids are GUIDs, compared case-insensitively: they come out in the catalogue's case.
+    assert got.assigned_licenses == tuple(
+        AssignedLicense(s.lower(), frozenset(x.lower() for x in p)) for s, p in licences
+    )
 
 
 # -- whole users pages from their bytes (msgspec) ------------------------------------------------
@@ -431,3 +434,23 @@ def test_malformed_users_page_envelopes(content: bytes, reason: str) -> None:
     for decoder in (decode_users_page, decode_users_delta_page):
         with pytest.raises(MalformedResponse, match=reason):
             decoder(content, URL)
+
+
+def test_ids_in_any_spelling_of_a_guid_come_out_in_one_and_licence_ids_in_lower_case() -> None:
+    # Graph compares object ids case-insensitively; a braced or 32-digit id is the same object
+    # (one row, not two), and an upper-case skuId is the same licence (R4).
+    guid = "0716f711-7d41-4597-ac48-82bf986f4cc9"
+    for spelling in (guid.upper(), "{" + guid + "}", guid.replace("-", "")):
+        raw = user(
+            spelling,
+            assignedLicenses=[{"skuId": "B30411F5-FEA1-4A59-9AD9-3DB7C7EAD579", "disabledPlans": ["AB"]}],
+        )
+        page = decode_users_page(orjson.dumps({"value": [raw]}), URL).items[0]
+        assert page.id == guid and decode_user(raw).id == guid
+        assert page.assigned_licenses == (
+            AssignedLicense("b30411f5-fea1-4a59-9ad9-3db7c7ead579", frozenset({"ab"})),
+        )
+        delta = decode_users_delta_page(
+            orjson.dumps({"value": [{"id": spelling, "@removed": {"reason": "deleted"}}]}), URL
+        )
+        assert delta.items[0].id == guid
