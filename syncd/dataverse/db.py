@@ -124,8 +124,14 @@ def ensure_at_head(engine: Engine, *, auto_upgrade: bool = False) -> None:
     """Refuse a database that is not at the migrations' head, naming the fix.
 
     With `auto_upgrade` (the embedded SQLite default), a fresh or older database is upgraded.
-    A database at a revision this syncd does not know is always refused.
+    A database at a revision this syncd does not know is always refused. Without ``auto_upgrade``,
+    a SQLite file that does not exist is refused before anything connects (connecting would create
+    an empty file).
     """
+    if not auto_upgrade and engine.dialect.name == "sqlite":
+        path = sqlite_file(engine)
+        if path is not None and not path.exists():
+            raise DatabaseNotAtHead(f"database {path} does not exist: run `syncd db upgrade` to create it")
     head_id = head_revision_id()
     if head_id is not None and _single_revision(engine) == head_id:
         return  # at head: the common case, decided without alembic

@@ -252,3 +252,14 @@ def test_an_environment_named_dot_dot_before_the_rule_is_still_shown(
     shown = json.loads(out)
     assert shown["name"] == ".." and shown["web_api_url"].endswith("/%2E%2E/api/data/v9.2/"), shown
     assert "/../" not in shown["web_api_url"]
+
+
+@pytest.mark.parametrize("command", [["runs"], ["env", "list"], ["sync", "prod", "--delta"]])
+def test_a_sqlite_file_that_does_not_exist_is_refused_and_not_created(
+    tmp_path: Path, clean_env: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    missing = tmp_path / "none.db"
+    code, _, err = run(["--database-url", f"sqlite:///{missing}", *command], capsys)
+    assert code == 2 and f"database {missing} does not exist: run `syncd db upgrade`" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not missing.exists()
