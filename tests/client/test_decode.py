@@ -185,21 +185,22 @@ def test_decode_items_names_url_position_and_id_and_yields_nothing() -> None:
     assert URL in str(err)
 
 
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [
-        (b"{not json", "invalid JSON"),
-        (b"", "invalid JSON"),
-        (b"[]", "JSON object"),
-        (b'{"nope": []}', "value"),
-        (b'{"value": {}}', "value"),
-        (b'{"value": null}', "value"),
-        (b'{"value": [1]}', r"value\[0\]"),
-        (b'{"value": [], "@odata.nextLink": 5}', "nextLink"),
-        (b'{"value": [], "@odata.deltaLink": ""}', "deltaLink"),
-        (b'{"value": [], "@odata.nextLink": "https://a/x", "@odata.deltaLink": "https://a/y"}', "both"),
-    ],
-)
+# Collection pages whose envelope breaks the contract, and what the error must name.
+MALFORMED_ENVELOPES: list[tuple[bytes, str]] = [
+    (b"{not json", "invalid JSON"),
+    (b"", "invalid JSON"),
+    (b"[]", "JSON object"),
+    (b'{"nope": []}', "value"),
+    (b'{"value": {}}', "value"),
+    (b'{"value": null}', "value"),
+    (b'{"value": [1]}', r"value\[0\]"),
+    (b'{"value": [], "@odata.nextLink": 5}', "nextLink"),
+    (b'{"value": [], "@odata.deltaLink": ""}', "deltaLink"),
+    (b'{"value": [], "@odata.nextLink": "https://a/x", "@odata.deltaLink": "https://a/y"}', "both"),
+]
+
+
+@pytest.mark.parametrize(("content", "reason"), MALFORMED_ENVELOPES)
 def test_malformed_page_envelopes(content: bytes, reason: str) -> None:
     with pytest.raises(MalformedResponse, match=reason):
         parse_page(content, URL)
@@ -415,21 +416,7 @@ def test_page_fault_says_the_path_and_the_value() -> None:
         decode_users_delta_page(_body([{"id": "a", "@removed": {"reason": "gone"}}]), URL)
 
 
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [
-        (b"{not json", "invalid JSON"),
-        (b"", "invalid JSON"),
-        (b"[]", "JSON object"),
-        (b'{"nope": []}', "value"),
-        (b'{"value": {}}', "value"),
-        (b'{"value": null}', "value"),
-        (b'{"value": [1]}', r"value\[0\]"),
-        (b'{"value": [], "@odata.nextLink": 5}', "nextLink"),
-        (b'{"value": [], "@odata.deltaLink": ""}', "deltaLink"),
-        (b'{"value": [], "@odata.nextLink": "https://a/x", "@odata.deltaLink": "https://a/y"}', "both"),
-    ],
-)
+@pytest.mark.parametrize(("content", "reason"), MALFORMED_ENVELOPES)
 def test_malformed_users_page_envelopes(content: bytes, reason: str) -> None:
     for decoder in (decode_users_page, decode_users_delta_page):
         with pytest.raises(MalformedResponse, match=reason):

@@ -26,7 +26,9 @@ from syncd.dataverse import db
 
 ROOT = Path(syncd.__file__).resolve().parents[1]
 
-HEAVY = (
+# The server, the migrations, credentials, the scheduler and the admin layers: what neither a
+# read-only command nor a sync run needs.
+NOT_FOR_A_COMMAND = (
     "uvicorn",
     "starlette",
     "alembic",
@@ -34,17 +36,15 @@ HEAVY = (
     "msal",
     "cryptography",
     "jwt",
-    "httpx",
     "apscheduler",
     "syncd.admin",
     "syncd.webapi",
     "syncd.directory.fake",
-    "syncd.directory.client",
     "syncd.service.daemon",
     "syncd.service.app",
     "syncd.service.server",
-    "syncd.sync",
 )
+HEAVY = (*NOT_FOR_A_COMMAND, "httpx", "syncd.directory.client", "syncd.sync")
 # `syncd --help` needs typer alone: not the settings, the database or the logging.
 HELP_ONLY = (*HEAVY, "sqlalchemy", "pydantic_settings", "structlog", "syncd.settings", "syncd.commands")
 # What no command that only reads runs or environments' rows needs, nor a sync run: the ORM, the
@@ -55,26 +55,7 @@ NO_ORM = ("sqlalchemy.orm", "syncd.dataverse.schema", "syncd.dataverse.environme
 NO_RICH = ("rich", "pygments", "click", "attr")
 # A sync run (`syncd sync ENV`, ENV not the embedded default) over HTTP: the directory client and
 # the run, and none of the rest.
-NOT_IN_A_RUN = (
-    *NO_ORM,
-    *NO_RICH,
-    "uvicorn",
-    "starlette",
-    "alembic",
-    "azure.identity",
-    "msal",
-    "cryptography",
-    "jwt",
-    "apscheduler",
-    "syncd.admin",
-    "syncd.webapi",
-    "syncd.directory.fake",
-    "syncd.directory.transport",
-    "syncd.service.daemon",
-    "syncd.service.app",
-    "syncd.service.server",
-    "syncd.sync.embedded",
-)
+NOT_IN_A_RUN = (*NO_ORM, *NO_RICH, *NOT_FOR_A_COMMAND, "syncd.directory.transport", "syncd.sync.embedded")
 
 _SCRIPT = """
 import atexit, json, sys
