@@ -193,10 +193,7 @@ class Storage(ABC):
         if not ids:
             return {}
         stamp = self.stamp
-        return {
-            oid if len(oid) == 36 else str(from_db_uuid(oid)): (h, modified == stamp)
-            for oid, h, modified in self._select_hashes(ids)
-        }
+        return {_object_id(oid): (h, modified == stamp) for oid, h, modified in self._select_hashes(ids)}
 
     @abstractmethod
     def _select_hashes(self, ids: list[str]) -> list[tuple[Any, ...]]:
@@ -242,7 +239,7 @@ class Storage(ABC):
     def unseen_ids(self) -> list[str]:
         """Object ids of the environment's regular rows the run has not seen (only the ids are held)."""
         rows = self._tx(self._unseen_sql())
-        return [r[0] if len(r[0]) == 36 else str(from_db_uuid(r[0])) for r in rows or ()]
+        return [_object_id(r[0]) for r in rows or ()]
 
     @abstractmethod
     def _unseen_sql(self) -> tuple[str, Sequence[Any]]: ...
@@ -250,7 +247,7 @@ class Storage(ABC):
     def repeated_ids(self) -> list[str]:
         """Object ids the run has seen more than once (Graph repeated them across pages)."""
         rows = self._tx((self._repeated_sql, ()))
-        return [r[0] if len(r[0]) == 36 else str(from_db_uuid(r[0])) for r in rows or ()]
+        return [_object_id(r[0]) for r in rows or ()]
 
     _repeated_sql: ClassVar[str]
 
@@ -517,6 +514,11 @@ class Storage(ABC):
 
     def analyze(self) -> None:  # noqa: B027 - a no-op where the backend needs none
         """Fresh planner statistics after a run rewrote much of the table (a no-op where not needed)."""
+
+
+def _object_id(stored: str) -> str:
+    """An object id as a query returned it (dashed on PostgreSQL, 32 digits on SQLite), dashed."""
+    return stored if len(stored) == 36 else str(from_db_uuid(stored))
 
 
 def _dump(op: Operation) -> str:
