@@ -4,7 +4,7 @@ GET  /healthz                                      the process answers
 GET  /readyz                                       database reachable and at head; last outcome per environment,
                                                    and the quarantined environments (which leave it ready)
 GET  /metrics                                      Prometheus text format
-GET  /                                             HTML status page
+GET  /, /environments/..., /log, /login            the HTML pages (`syncd.service.ui.pages`)
 GET  /api/environments[/{name}]                    environments, user counts, last runs
 GET  /api/runs[?environment=&limit=&before=]       recent runs, newest first
 GET  /api/runs/{id}                                one run
@@ -48,7 +48,7 @@ from syncd.context import AppContext
 from syncd.dataverse import db
 from syncd.dataverse.environments import describe, impossible_name, shown, user_counts
 from syncd.dataverse.schema import Environment
-from syncd.service import api_docs, openapi, runs, status_page
+from syncd.service import api_docs, openapi, runs
 from syncd.service import responses as r
 from syncd.service.bodies import BAD_REQUEST, Body, mutation
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
@@ -57,6 +57,7 @@ from syncd.service.metrics import Metrics
 from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
 from syncd.service.routing import ApiRoute, api_exception_handlers
 from syncd.service.scheduler import Target
+from syncd.service.ui import pages
 from syncd.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -193,12 +194,6 @@ class Endpoints:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def index(self, request: Request) -> Response:
-        with Session(self.engine()) as session:
-            envs = runs.environment_status(session, self.quarantine())
-            recent = runs.recent_runs(session, limit=25)
-        return HTMLResponse(status_page.render(envs, recent, self.info))
-
     def environments(self, request: Request) -> Response:
         with Session(self.engine()) as session:
             return JSONResponse([s.as_dict() for s in runs.environment_status(session, self.quarantine())])
@@ -294,7 +289,16 @@ def create_app(
     *,
     scheduler_running: Callable[[], bool] | None = None,
     info: dict[str, Any] | None = None,
+    next_runs: pages.NextRuns | None = None,
+    directory: pages.DirectoryFactory | None = None,
 ) -> Starlette:
+    """The daemon's HTTP app: health, readiness, metrics, the JSON API and the HTML pages.
+
+    ``jobs`` runs syncs for the API and the pages (None: they answer 503 / say so);
+    ``scheduler_running`` feeds /readyz; ``info`` are facts shown on the overview; ``next_runs``
+    says when the scheduler runs an environment next (`SyncScheduler.next_runs`; None: not shown);
+    ``directory`` opens the pages' Graph client (default: the settings' directory).
+    """
     ep = Endpoints(appctx, metrics, jobs, scheduler_running, info or {})
 
     def settings() -> Settings:
@@ -305,7 +309,13 @@ def create_app(
         Route("/healthz", ep.healthz),
         Route("/readyz", ep.readyz),
         Route("/metrics", ep.metrics_),
-        Route("/", ep.index),
+        *pages.routes(
+            appctx,
+            jobs,
+            next_runs=next_runs,
+            directory=directory,
+            info=info,
+        ),
         ApiRoute(
             "/api/environments",
             ep.environments,

@@ -116,7 +116,12 @@ class Daemon:
         if s.dataverse_api:
             info["Dataverse Web API"] = f"{s.dataverse_api_base_url}/<environment>/api/data/v9.2/"
         app: ASGIApp = create_app(
-            self.appctx, self.metrics, self.jobs, scheduler_running=self._scheduler_running, info=info
+            self.appctx,
+            self.metrics,
+            self.jobs,
+            scheduler_running=self._scheduler_running,
+            info=info,
+            next_runs=self.scheduler.next_runs,
         )
         if s.dataverse_api:
             app = mount_webapi(app, lambda: self.appctx.engine(check_head=False))

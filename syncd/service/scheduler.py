@@ -200,6 +200,17 @@ class SyncScheduler:
     def job_ids(self) -> list[str]:
         return sorted(j.id for j in self.scheduler.get_jobs())
 
+    def next_runs(self, name: str) -> dict[str, datetime]:
+        """When the environment's jobs fire next (UTC): ``{"delta": ..., "full": ...}``, each only
+        while scheduled (an environment not scheduled, or a scheduler not running: ``{}``)."""
+        out: dict[str, datetime] = {}
+        for kind, job_id in (("delta", delta_job_id(name)), ("full", full_job_id(name))):
+            job = self.scheduler.get_job(job_id)
+            when = getattr(job, "next_run_time", None) if job is not None else None
+            if isinstance(when, datetime):
+                out[kind] = when
+        return out
+
     def scheduled(self) -> list[Target]:
         return sorted(self._targets.values(), key=lambda t: t.name)
 

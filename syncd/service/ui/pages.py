@@ -1,0 +1,788 @@
+"""The daemon's HTML pages (the status UI): overview, environment, user, provisioning log, sign-in.
+
+GET  /                                            every environment: state, counts, last and next run, charts
+GET  /environments/{env}[?q=&before=]             settings, runs (20 a page), user search, pending disables
+POST /environments/{env}/approve                  a full run past the mass-disable guard
+POST /environments/{env}/users                    add a user on demand (R8), field ``user``
+GET  /environments/{env}/users/{user}             the row, roles, diagnosis (R22) and events of one user
+POST /environments/{env}/users/{user}/refresh     refresh the user from the directory (R23)
+GET  /log[?environment=&run=&user=&action=&rule=&since=&until=&before=]   the provisioning log, 50 a page
+GET  /log.csv, /log.jsonl (same filters)          every matching event, streamed
+GET  /login, POST /login, POST /logout            sign-in with the admin token (``session``)
+GET  /static/syncd.css                            the stylesheet
+
+Pages are Jinja2 templates (autoescaped) of ``templates/``; they hold no script. ``{env}`` and
+``{user}`` are one path segment each, percent-encoded as sent (``a%2Fb`` names ``a/b``), as in
+the JSON API. An unknown environment or user is a 404 page; an unexpected failure a 500 page.
+
+A changing POST (approve, add, refresh, logout) needs a configured admin token (else 403), a
+session (else a 303 to ``/login?next=<the page>``) and the session's CSRF field (else 403); it
+answers a 303 back to its page, whose ``role="status"`` line says what happened. The actions are
+those of the JSON API: approve is ``SyncJobs.run`` of a full run with ``allow_mass_disable``; add
+and refresh are ``syncd.admin.users.add_user`` and ``refresh_user``. Blocking work runs in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlencode
+
+import structlog
+from jinja2 import Environment as Jinja, PackageLoader, select_autoescape
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
+
+from syncd.admin import lookup, users
+from syncd.admin.errors import DirectoryFailed, Refused
+from syncd.context import AppContext
+from syncd.dataverse.environments import describe, user_counts
+from syncd.dataverse.schema import SystemUser
+from syncd.directory.client import GraphClient
+from syncd.errors import NotFound, SyncdError
+from syncd.service import runs
+from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
+from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
+from syncd.service.routing import route_path
+from syncd.service.scheduler import Target
+from syncd.service.ui import charts, data, session
+from syncd.service.ui.data import EventFilter
+
+log = structlog.get_logger(__name__)
+
+RUNS_PAGE = 20
+LOG_PAGE = 50
+SEARCH_LIMIT = 50
+PENDING_SHOWN = 50
+EVENTS_SHOWN = 50
+EXPORT_CHUNK = 5000
+STATIC = Path(__file__).parent / "static"
+#: When the daemon runs an environment next: its name -> {"delta": when, "full": when} (UTC).
+NextRuns = Callable[[str], dict[str, datetime]]
+DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
+LOG_FILTERS = ("environment", "run", "user", "action", "rule", "since", "until")
+#: The pages' Content-Security-Policy: their own stylesheet, nothing else (no script at all).
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class PageRoute(Route):
+    """A Route whose ``{param}``s are path segments as sent, percent-decoded (as
+    `syncd.service.routing.ApiRoute`'s): ``/environments/a%2Fb`` gives ``env`` ``"a/b"``."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = route_path(scope) if scope["type"] == "http" else None
+        if path is None:
+            return super().matches(scope)
+        match, child = super().matches({**scope, "path": path, "root_path": ""})
+        if match is not Match.NONE:
+            child["path_params"] = {
+                k: unquote(v) if k in self._raw_params and isinstance(v, str) else v
+                for k, v in child["path_params"].items()
+            }
+        return match, child
+
+    @cached_property
+    def _raw_params(self) -> frozenset[str]:
+        return frozenset(k for k, c in self.param_convertors.items() if isinstance(c, StringConvertor))
+
+
+def env_url(name: str) -> str:
+    """The page of an environment (its name one percent-encoded segment)."""
+    return "/environments/" + quote(name, safe="")
+
+
+def user_url(env: str, key: str) -> str:
+    """The page of a user of an environment, by object id, systemuserid or UPN."""
+    return env_url(env) + "/users/" + quote(key, safe="@")
+
+
+@functools.cache
+def _jinja() -> Jinja:
+    j = Jinja(
+        loader=PackageLoader("syncd.service.ui", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    j.globals.update(env_url=env_url, user_url=user_url, when=_when, ago=_ago)
+    j.filters["shown"] = _shown
+    return j
+
+
+def _when(value: Any) -> str:
+    """A time as the pages show it: UTC, to the second (ISO strings and datetimes alike)."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    ts = runs.aware(value).astimezone(UTC)
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _ago(value: Any, now: datetime | None = None) -> str:
+    """How long ago (or, in the future, in how long) a time is, roughly."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    delta = (runs.aware(value) - (now or datetime.now(UTC))).total_seconds()
+    n = abs(delta)
+    text = (
+        f"{n:.0f} s"
+        if n < 90
+        else f"{n / 60:.0f} min"
+        if n < 5400
+        else f"{n / 3600:.0f} h"
+        if n < 129600
+        else f"{n / 86400:.0f} d"
+    )
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def _shown(value: Any) -> str:
+    """A value of a row or an event as text: None as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+class Pages:
+    """The pages' endpoints over one app's context (see the module's docstring)."""
+
+    def __init__(
+        self,
+        appctx: AppContext,
+        jobs: SyncJobs | None,
+        *,
+        next_runs: NextRuns | None = None,
+        directory: DirectoryFactory | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.appctx = appctx
+        self.jobs = jobs
+        self.next_runs = next_runs
+        self._directory = directory
+        self.info = info or {}
+        self._tokens: Any = None
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def engine(self) -> Engine:
+        return self.appctx.engine(check_head=False)
+
+    def token(self) -> str | None:
+        t = self.appctx.settings.admin_token
+        value = t.get_secret_value() if t is not None else ""
+        return value or None
+
+    def quarantine(self) -> QuarantinePolicy:
+        return QuarantinePolicy.from_settings(self.appctx.settings)
+
+    def directory(self) -> AbstractContextManager[GraphClient]:
+        """A Graph client for one request (the settings' directory; one token provider shared)."""
+        if self._directory is not None:
+            return self._directory()
+        from syncd.sync.directory import open_directory, token_provider
+
+        s = self.appctx.settings
+        if self._tokens is None and not s.is_embedded_directory:
+            self._tokens = token_provider(s)
+        return open_directory(s, tokens=self._tokens, max_retries=1, timeout=10.0)
+
+    def _ui(self, request: Request) -> dict[str, Any]:
+        token = self.token()
+        sid = session.session_id(request, token)
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return {
+            "can_sign_in": token is not None,
+            "signed_in": sid is not None,
+            "csrf": session.csrf_token(token, sid) if token and sid else "",
+            "flash": session.read_flash(request, token),
+            "login_url": "/login?" + urlencode({"next": session.local_path(here)}),
+        }
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """The template rendered with the page's context (sign-in state, message), as HTML."""
+        ui = self._ui(request)
+        html = _jinja().get_template(template).render(ui=ui, **context)
+        response = HTMLResponse(html, status_code=status, headers=HEADERS)
+        if request.cookies.get(session.FLASH):
+            session.clear_flash(response, request)
+        return response
+
+    def error_page(self, request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+        return self.render(request, "error.html", status, title=title, detail=detail)
+
+    def not_found(self, request: Request, detail: str) -> HTMLResponse:
+        return self.error_page(request, 404, "Not found", detail)
+
+    async def _guard(self, request: Request, back: str) -> tuple[str, Any] | Response:
+        """(the token, the form) of a changing POST that may go ahead; else the answer refusing it."""
+        token = self.token()
+        if token is None:
+            return self.error_page(
+                request,
+                403,
+                "Changes are off",
+                "This daemon has no admin token (SYNCD_ADMIN_TOKEN), so its pages change nothing.",
+            )
+        sid = session.session_id(request, token)
+        if sid is None:
+            return RedirectResponse("/login?" + urlencode({"next": session.local_path(back)}), 303)
+        form = await request.form()
+        if not session.check_csrf(form.get(session.CSRF_FIELD), token, sid):
+            return self.error_page(
+                request,
+                403,
+                "Refused",
+                "The form's CSRF field is missing or stale: reload the page and try again.",
+            )
+        return token, form
+
+    def _done(self, request: Request, token: str, back: str, message: str) -> Response:
+        response = RedirectResponse(back, 303)
+        session.set_flash(response, request, token, message)
+        return response
+
+    # -- overview ------------------------------------------------------------------------------
+
+    def overview(self, request: Request) -> Response:
+        with Session(self.engine()) as s:
+            status = runs.environment_status(s, self.quarantine())
+            running = data.running_environments(s)
+            decisive = data.last_decisive(s)
+            envs = []
+            for st in status:
+                env = st.environment
+                points = data.chart_runs(s, env.id) if env.has_database else []
+                last = decisive.get(env.id)
+                envs.append(
+                    {
+                        "name": env.name,
+                        "state": data.state_word(
+                            has_database=env.has_database,
+                            running=env.id in running,
+                            quarantine=st.quarantine,
+                            last_outcome=last.outcome if last is not None else None,
+                        ),
+                        "users": st.users,
+                        "last_run": st.last_run,
+                        "quarantine": st.quarantine,
+                        "next": self._next(env.name) if env.has_database else {},
+                        "points": points,
+                        "runs_chart": charts.runs_chart(env.name, points),
+                        "enabled_chart": charts.enabled_chart(env.name, points),
+                    }
+                )
+        return self.render(request, "overview.html", title="Overview", nav="overview", envs=envs, info=self.info)
+
+    def _next(self, name: str) -> dict[str, datetime]:
+        if self.next_runs is None:
+            return {}
+        try:
+            return dict(self.next_runs(name))
+        except Exception as exc:  # the schedule is a nicety of the page, never its failure
+            log.warning("ui_next_runs_failed", environment=name, error=str(exc))
+            return {}
+
+    # -- environment ---------------------------------------------------------------------------
+
+    def environment(self, request: Request) -> Response:
+        name = request.path_params["env"]
+        q = request.query_params.get("q", "").strip()
+        before = _int(request.query_params.get("before"))
+        if before is False:
+            return self.error_page(request, 400, "Bad request", "before must be a run id (a whole number).")
+        with Session(self.engine()) as s:
+            env = data.environment_by_name(s, name)
+            if env is None:
+                return self.not_found(request, f"There is no environment named {name!r}.")
+            settings = describe(env)
+            counts = user_counts(s, env.id)
+            quarantine = read_state(s, env.id, self.quarantine())
+            page = runs.recent_runs(s, environment_id=env.id, limit=RUNS_PAGE, before_id=before or None)
+            hits = data.search_users(s, env.id, q, limit=SEARCH_LIMIT) if q else []
+            last = data.last_decisive(s, env.id).get(env.id)
+            blocked = last if last is not None and last.outcome == "blocked" else None
+            pending = (
+                data.read_events(
+                    s, EventFilter(run_id=blocked.id, action="withheld"), limit=PENDING_SHOWN
+                )
+                if blocked is not None
+                else []
+            )
+            running = env.id in data.running_environments(s)
+        older = f"{env_url(name)}?{urlencode({'before': page[-1]['id']})}" if len(page) == RUNS_PAGE else None
+        return self.render(
+            request,
+            "environment.html",
+            title=f"Environment {name}",
+            env_name=name,
+            settings=settings,
+            counts=counts,
+            quarantine=quarantine,
+            next=self._next(name) if env.has_database else {},
+            runs=page,
+            older=older,
+            newest=before is not None,
+            q=q,
+            hits=hits,
+            search_limit=SEARCH_LIMIT,
+            blocked=blocked,
+            pending=pending,
+            pending_shown=PENDING_SHOWN,
+            running=running,
+        )
+
+    async def approve(self, request: Request) -> Response:
+        name = request.path_params["env"]
+        back = env_url(name)
+        guard = await self._guard(request, back)
+        if isinstance(guard, Response):
+            return guard
+        token, _ = guard
+        target = await run_in_threadpool(self._target, name)
+        if target is None:
+            return self.not_found(request, f"There is no environment named {name!r}.")
+        if isinstance(target, str):
+            return self._done(request, token, back, target)
+        if self.jobs is None:
+            return self._done(
+                request,
+                token,
+                back,
+                "This server runs no sync jobs: approve with `syncd sync --full --allow-mass-disable`.",
+            )
+        run = RunRequest(kind="full", trigger="ui", allow_mass_disable=True)
+        log.info("ui_approve_requested", environment=name)
+        try:
+            report = await run_in_threadpool(self.jobs.run, target, run)
+        except EnvironmentBusy:
+            return self._done(request, token, back, f"A run of {name} is in progress; try again when it ends.")
+        except Exception as exc:
+            log.error("ui_approve_failed", environment=name, error=str(exc), error_type=type(exc).__name__)
+            return self._done(request, token, back, f"The run failed: {type(exc).__name__}: {exc}")
+        return self._done(request, token, back, _run_message(report))
+
+    def _target(self, name: str) -> Target | str | None:
+        with Session(self.engine()) as s:
+            env = data.environment_by_name(s, name)
+            if env is None:
+                return None
+            if not env.has_database:
+                return f"Environment {name} has no database: it holds no users, so nothing runs."
+            return Target(id=env.id, name=env.name)
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def _row_view(self, name: str, key: str) -> dict[str, Any] | None:
+        """The user page's database part; None for an unknown environment."""
+        with Session(self.engine()) as s:
+            env = data.environment_by_name(s, name)
+            if env is None:
+                return None
+            view: dict[str, Any] = {"env_id": env.id, "row": None, "events": []}
+            row = data.find_row(s, env.id, key) if _plausible_key(key) else None
+            if row is not None:
+                view["row"] = [(c.key, getattr(row, c.key)) for c in SystemUser.__mapper__.column_attrs]
+                view["isdisabled"] = row.isdisabled
+                view["domainname"] = row.domainname
+                view["fullname"] = row.fullname
+                view["roles"] = lookup.role_names(s, row.systemuserid)
+                view["team_roles"] = lookup.team_role_names(s, row.systemuserid)
+                oid = row.azureactivedirectoryobjectid
+                view["directory_key"] = str(oid) if oid is not None else key
+                f = (
+                    EventFilter(environment_id=env.id, object_id=str(oid))
+                    if oid is not None
+                    else EventFilter(environment_id=env.id, systemuserid=str(row.systemuserid))
+                )
+                view["events"] = data.read_events(s, f, limit=EVENTS_SHOWN)
+                view["log_user"] = str(oid) if oid is not None else str(row.systemuserid)
+        return view
+
+    def _diagnose(self, name: str, key: str) -> Any:
+        with self.directory() as directory:
+            return users.diagnose_user(self.engine(), directory, name, key)
+
+    async def user(self, request: Request) -> Response:
+        name, key = request.path_params["env"], request.path_params["user"]
+        view = await run_in_threadpool(self._row_view, name, key)
+        if view is None:
+            return self.not_found(request, f"There is no environment named {name!r}.")
+        diagnosis, problem = None, None
+        if _plausible_key(key):
+            try:
+                diagnosis = await run_in_threadpool(self._diagnose, name, view.get("directory_key", key))
+            except NotFound:
+                if view["row"] is None:
+                    return self.not_found(
+                        request, f"There is no user {key!r} in environment {name!r} nor in the directory."
+                    )
+            except SyncdError as exc:
+                problem = str(exc)
+            except Exception as exc:
+                log.error("ui_diagnose_failed", environment=name, error=str(exc), error_type=type(exc).__name__)
+                problem = f"{type(exc).__name__}: the diagnosis failed; see the daemon's log"
+        if view["row"] is None and diagnosis is None:
+            if problem is None:
+                return self.not_found(request, f"There is no user {key!r} in environment {name!r}.")
+        directory_user = diagnosis.user if diagnosis is not None else {}
+        upn = view.get("domainname") or directory_user.get("user_principal_name") or key
+        add_key = directory_user.get("object_id") or view.get("directory_key") or key
+        return self.render(
+            request,
+            "user.html",
+            title=f"User {upn}",
+            env_name=name,
+            key=key,
+            upn=upn,
+            view=view,
+            diagnosis=diagnosis,
+            problem=problem,
+            can_add=view["row"] is None or bool(view.get("isdisabled")),
+            add_key=add_key,
+            log_url="/log?" + urlencode({"environment": name, "user": view.get("log_user", add_key)}),
+        )
+
+    async def add(self, request: Request) -> Response:
+        name = request.path_params["env"]
+        guard = await self._guard(request, env_url(name))
+        if isinstance(guard, Response):
+            return guard
+        token, form = guard
+        key = str(form.get("user") or "").strip()
+        if not key:
+            return self._done(request, token, env_url(name), "Add user: name a user (UPN or object id).")
+        back = user_url(name, key)
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return users.add_user(self.engine(), directory, name, key, trigger="ui")
+
+        return await self._user_op(request, token, back, "Add", run)
+
+    async def refresh(self, request: Request) -> Response:
+        name, key = request.path_params["env"], request.path_params["user"]
+        back = user_url(name, key)
+        guard = await self._guard(request, back)
+        if isinstance(guard, Response):
+            return guard
+        token, _ = guard
+        view = await run_in_threadpool(self._row_view, name, key)
+        if view is None:
+            return self.not_found(request, f"There is no environment named {name!r}.")
+        dkey = view.get("directory_key", key)
+
+        def run() -> Any:
+            with self.directory() as directory:
+                return users.refresh_user(self.engine(), directory, name, dkey, trigger="ui")
+
+        return await self._user_op(request, token, back, "Refresh", run)
+
+    async def _user_op(
+        self, request: Request, token: str, back: str, what: str, fn: Callable[[], Any]
+    ) -> Response:
+        try:
+            result = await run_in_threadpool(fn)
+        except Refused as exc:
+            failed = ", ".join(f"{c.rule}: {c.message}" for c in exc.checks if not c.passed)
+            return self._done(request, token, back, f"{what} refused: {exc}" + (f" ({failed})" if failed else ""))
+        except NotFound as exc:
+            return self._done(request, token, back, f"{what}: not found: {exc}")
+        except DirectoryFailed as exc:
+            return self._done(request, token, back, f"{what}: {exc}")
+        except SyncdError as exc:
+            return self._done(request, token, back, f"{what}: {exc}")
+        except Exception as exc:
+            log.error("ui_user_op_failed", operation=what, error=str(exc), error_type=type(exc).__name__)
+            return self._done(request, token, back, f"{what} failed: {type(exc).__name__}; see the daemon's log")
+        if result.outcome == "failed":
+            text = f"{what} failed: {result.reason}"
+        elif result.changed:
+            text = f"{what}: {result.action} by {result.rule}: {result.reason}"
+        else:
+            text = f"{what}: nothing to change ({result.rule}: {result.reason})"
+        return self._done(request, token, back, text)
+
+    # -- provisioning log ----------------------------------------------------------------------
+
+    def _log_filter(self, s: Session, params: dict[str, str]) -> tuple[EventFilter | None, list[str]]:
+        """The filter the log's query names, or None and what is wrong with it."""
+        errors: list[str] = []
+        fields: dict[str, Any] = {}
+        env_id = None
+        if params.get("environment"):
+            env = data.environment_by_name(s, params["environment"])
+            if env is None:
+                errors.append(f"no environment named {params['environment']!r}")
+            else:
+                env_id = env.id
+                fields["environment_id"] = env.id
+        if params.get("run"):
+            run = _int(params["run"])
+            if run is False or run is None:
+                errors.append("Run must be a run id (a whole number)")
+            else:
+                fields["run_id"] = run
+        if params.get("user"):
+            user_fields, problem = data.user_event_filter(s, params["user"], env_id)
+            if problem:
+                errors.append(f"User {params['user']!r}: {problem}")
+            fields.update(user_fields)
+        if params.get("action"):
+            if params["action"] not in data.ACTIONS:
+                errors.append(f"Action must be one of {', '.join(data.ACTIONS)}")
+            else:
+                fields["action"] = params["action"]
+        if params.get("rule"):
+            fields["rule"] = params["rule"].strip().upper()
+        for name in ("since", "until"):
+            if params.get(name):
+                ts = _time(params[name])
+                if ts is None:
+                    errors.append(f"{name.title()} must be a date or a time, e.g. 2026-11-30 or 2026-11-30T14:00")
+                else:
+                    fields[name] = ts
+        return (None, errors) if errors else (EventFilter(**fields), [])
+
+    def _log_params(self, request: Request) -> dict[str, str]:
+        return {k: request.query_params.get(k, "").strip() for k in LOG_FILTERS}
+
+    def log_page(self, request: Request) -> Response:
+        params = self._log_params(request)
+        before = _int(request.query_params.get("before"))
+        errors = [] if before is not False else ["before must be an event id (a whole number)"]
+        with Session(self.engine()) as s:
+            names = data.environment_names(s)
+            f, problems = self._log_filter(s, params)
+            errors += problems
+            events = (
+                data.read_events(s, f, limit=LOG_PAGE, before=before or None)
+                if f is not None and not errors
+                else []
+            )
+        given = {k: v for k, v in params.items() if v}
+        older = (
+            "/log?" + urlencode({**given, "before": events[-1].id}) if len(events) == LOG_PAGE else None
+        )
+        query = urlencode(given)
+        return self.render(
+            request,
+            "log.html",
+            400 if errors else 200,
+            title="Provisioning log",
+            nav="log",
+            params=params,
+            names=names,
+            actions=data.ACTIONS,
+            errors=errors,
+            events=events,
+            older=older,
+            newest="/log?" + query if before else None,
+            csv_url="/log.csv" + (f"?{query}" if query else ""),
+            jsonl_url="/log.jsonl" + (f"?{query}" if query else ""),
+        )
+
+    def _export(self, request: Request, fmt: str) -> Response:
+        params = self._log_params(request)
+        with Session(self.engine()) as s:
+            f, errors = self._log_filter(s, params)
+        if f is None:
+            return self.error_page(request, 400, "Bad request", "; ".join(errors))
+        events = self._all_events(f)
+        if fmt == "csv":
+            body: Iterator[Any] = data.csv_rows(events)
+            media, ext = "text/csv; charset=utf-8", "csv"
+        else:
+            body, media, ext = data.jsonl_rows(events), "application/x-ndjson", "jsonl"
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return StreamingResponse(
+            body,
+            media_type=media,
+            headers={
+                "Content-Disposition": f'attachment; filename="syncd-events-{stamp}.{ext}"',
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    def _all_events(self, f: EventFilter) -> Iterator[Any]:
+        """Every event of the filter, newest first, read a chunk at a time, each in a session of
+        its own (the response reads it from worker threads); memory stays flat."""
+        before: int | None = None
+        while True:
+            with Session(self.engine()) as s:
+                page = data.read_events(s, f, limit=EXPORT_CHUNK, before=before)
+            yield from page
+            if len(page) < EXPORT_CHUNK:
+                return
+            before = page[-1].id
+
+    def log_csv(self, request: Request) -> Response:
+        return self._export(request, "csv")
+
+    def log_jsonl(self, request: Request) -> Response:
+        return self._export(request, "jsonl")
+
+    # -- sign-in -------------------------------------------------------------------------------
+
+    def login_form(self, request: Request) -> Response:
+        nxt = session.local_path(request.query_params.get("next"))
+        return self.render(request, "login.html", title="Sign in", next=nxt, wrong=False)
+
+    async def login(self, request: Request) -> Response:
+        token = self.token()
+        if token is None:
+            return self.error_page(
+                request, 403, "Sign-in is off", "This daemon has no admin token (SYNCD_ADMIN_TOKEN) to sign in with."
+            )
+        form = await request.form()
+        nxt = session.local_path(str(form.get("next") or "/"))
+        if not session.token_matches(str(form.get("token") or ""), token):
+            log.info("ui_sign_in_refused")
+            return self.render(request, "login.html", 401, title="Sign in", next=nxt, wrong=True)
+        response = RedirectResponse(nxt, 303)
+        session.set_session(response, request, token)
+        log.info("ui_signed_in")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        guard = await self._guard(request, "/")
+        if isinstance(guard, Response):
+            return guard
+        response = RedirectResponse("/", 303)
+        session.clear_session(response, request)
+        return response
+
+    def stylesheet(self, request: Request) -> Response:
+        return FileResponse(STATIC / "syncd.css", media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
+def _run_message(report: Any) -> str:
+    """One line about a finished run: its id, kind, outcome and what it changed."""
+    get = report.get if isinstance(report, dict) else lambda k, d=None: getattr(report, k, d)
+    counts = get("counts") or {}
+    changed = ", ".join(
+        f"{counts[k]} {k}" for k in ("created", "updated", "enabled", "disabled", "failed") if counts.get(k)
+    )
+    text = f"Run {get('run_id')} ({get('kind')}, disables approved): {get('outcome')}"
+    if changed:
+        text += f"; {changed}"
+    if get("error"):
+        text += f"; {get('error')}"
+    return text + "."
+
+
+def _int(value: str | None) -> int | None | bool:
+    """A query's whole number: None when absent or empty, False when not one (or out of range)."""
+    if value is None or value == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        return False
+    return n if 0 <= n <= 2**63 - 1 else False
+
+
+def _time(value: str) -> datetime | None:
+    """A filter's date or time (ISO 8601; a naive one is UTC), or None when it is not one."""
+    try:
+        ts = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _plausible_key(key: str) -> bool:
+    try:
+        lookup.check_key(key)
+    except SyncdError:
+        return False
+    return True
+
+
+def _safe(fn: Callable[[Pages, Request], Any]) -> Callable[[Pages, Request], Awaitable[Response]]:
+    """A page endpoint whose unexpected failure is a 500 page (HTML), logged, not a traceback."""
+
+    @functools.wraps(fn)
+    async def endpoint(self: Pages, request: Request) -> Response:
+        try:
+            if inspect.iscoroutinefunction(fn):
+                result = await fn(self, request)
+            else:  # database work: in a worker thread, as Starlette runs a plain endpoint
+                result = await run_in_threadpool(fn, self, request)
+            return result  # type: ignore[no-any-return]
+        except Exception as exc:
+            log.error(
+                "ui_internal_error", path=request.url.path, error=str(exc)[:500], error_type=type(exc).__name__
+            )
+            return self.error_page(
+                request, 500, "Something went wrong", f"{type(exc).__name__}: the page failed; see the daemon's log."
+            )
+
+    return endpoint
+
+
+def routes(
+    appctx: AppContext,
+    jobs: SyncJobs | None = None,
+    *,
+    next_runs: NextRuns | None = None,
+    directory: DirectoryFactory | None = None,
+    info: dict[str, Any] | None = None,
+) -> list[BaseRoute]:
+    """The pages' routes (see the module's docstring). ``next_runs`` tells when the daemon's
+    scheduler runs an environment next (None: no scheduler, nothing shown); ``directory`` opens a
+    Graph client per request (default: the settings' directory); ``info`` are facts about the
+    daemon shown on the overview."""
+    p = Pages(appctx, jobs, next_runs=next_runs, directory=directory, info=info)
+
+    def get(path: str, fn: Callable[[Pages, Request], Any]) -> PageRoute:
+        return PageRoute(path, functools.partial(_safe(fn), p), methods=["GET"])
+
+    def post(path: str, fn: Callable[[Pages, Request], Any]) -> PageRoute:
+        return PageRoute(path, functools.partial(_safe(fn), p), methods=["POST"])
+
+    return [
+        get("/", Pages.overview),
+        get("/static/syncd.css", Pages.stylesheet),
+        get("/environments/{env}", Pages.environment),
+        post("/environments/{env}/approve", Pages.approve),
+        post("/environments/{env}/users", Pages.add),
+        get("/environments/{env}/users/{user}", Pages.user),
+        post("/environments/{env}/users/{user}/refresh", Pages.refresh),
+        get("/log", Pages.log_page),
+        get("/log.csv", Pages.log_csv),
+        get("/log.jsonl", Pages.log_jsonl),
+        get("/login", Pages.login_form),
+        post("/login", Pages.login),
+        post("/logout", Pages.logout),
+    ]
