@@ -383,12 +383,16 @@ def test_readyz_shows_quarantine_and_stays_ready(stack: Stack) -> None:
     assert stack.client.get("/readyz").json()["quarantined"] == {}
 
 
-def test_status_page_marks_the_quarantined_environment(stack: Stack) -> None:
+def test_the_overview_marks_the_quarantined_environment(stack: Stack) -> None:
     page = stack.client.get("/").text
-    assert "<th>quarantine</th>" in page
-    assert '<td class="quarantined">quarantined (4 failed in a row; next scheduled run not before ' in page
-    assert "<td>1 failed in a row</td>" in page  # test: one failure, not quarantined
-    assert ".quarantined{color:" in page
+    prod = page[page.index('<section class="env" aria-label="prod">') :]
+    test = page[page.index('<section class="env" aria-label="test">') :]
+    assert '<span class="state s-quarantined">quarantined</span>' in prod.split("</section>")[0]
+    # test: one failure, not quarantined
+    assert '<span class="state s-failing">failing</span>' in test.split("</section>")[0]
+    env_page = stack.client.get("/environments/prod").text
+    assert "<td>quarantined since " in env_page and "next scheduled run not before " in env_page
+    assert ".s-quarantined {" in stack.client.get("/static/syncd.css").text
 
 
 def test_metrics_have_a_quarantine_gauge_per_environment(stack: Stack) -> None:
