@@ -171,7 +171,9 @@ def _event(e: SyncEvent, env: str, upn: str | None) -> LogEvent:
     )
 
 
-def read_events(session: Session, f: EventFilter, *, limit: int = 50, before: int | None = None) -> list[LogEvent]:
+def read_events(
+    session: Session, f: EventFilter, *, limit: int = 50, before: int | None = None
+) -> list[LogEvent]:
     """Newest first, keyset-paged by `before` (the last id of the previous page)."""
     q = _query(f)
     if before is not None:

@@ -72,9 +72,7 @@ def state_word(
 
 def running_environments(session: Session) -> set[int]:
     """Ids of the environments with a run whose outcome is ``running``."""
-    return set(
-        session.scalars(select(SyncRun.environment_id).where(SyncRun.outcome == "running").distinct())
-    )
+    return set(session.scalars(select(SyncRun.environment_id).where(SyncRun.outcome == "running").distinct()))
 
 
 def last_decisive(session: Session, environment_id: int | None = None) -> dict[int, SyncRun]:
@@ -176,7 +174,9 @@ def user_event_filter(
     key = key.strip()
     if is_object_id(key):
         gid = normalize_object_id(key)
-        has_row = session.scalar(select(SystemUser.systemuserid).where(SystemUser.systemuserid == uuid.UUID(gid)))
+        has_row = session.scalar(
+            select(SystemUser.systemuserid).where(SystemUser.systemuserid == uuid.UUID(gid))
+        )
         return ({"systemuserid": gid} if has_row is not None else {"object_id": gid}), None
     env_ids = (
         [environment_id]

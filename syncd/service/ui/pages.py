@@ -36,7 +36,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import structlog
-from jinja2 import Environment as Jinja, PackageLoader, select_autoescape
+from jinja2 import Environment as Jinja
+from jinja2 import PackageLoader, select_autoescape
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -55,7 +56,7 @@ from syncd.directory.client import GraphClient
 from syncd.errors import NotFound, SyncdError
 from syncd.service import runs
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
-from syncd.service.quarantine import QuarantinePolicy, read_state, read_states
+from syncd.service.quarantine import QuarantinePolicy, read_state
 from syncd.service.routing import route_path
 from syncd.service.scheduler import Target
 from syncd.service.ui import charts, data, session
@@ -301,7 +302,9 @@ class Pages:
                         "enabled_chart": charts.enabled_chart(env.name, points),
                     }
                 )
-        return self.render(request, "overview.html", title="Overview", nav="overview", envs=envs, info=self.info)
+        return self.render(
+            request, "overview.html", title="Overview", nav="overview", envs=envs, info=self.info
+        )
 
     def _next(self, name: str) -> dict[str, datetime]:
         if self.next_runs is None:
@@ -332,9 +335,7 @@ class Pages:
             last = data.last_decisive(s, env.id).get(env.id)
             blocked = last if last is not None and last.outcome == "blocked" else None
             pending = (
-                data.read_events(
-                    s, EventFilter(run_id=blocked.id, action="withheld"), limit=PENDING_SHOWN
-                )
+                data.read_events(s, EventFilter(run_id=blocked.id, action="withheld"), limit=PENDING_SHOWN)
                 if blocked is not None
                 else []
             )
@@ -385,7 +386,9 @@ class Pages:
         try:
             report = await run_in_threadpool(self.jobs.run, target, run)
         except EnvironmentBusy:
-            return self._done(request, token, back, f"A run of {name} is in progress; try again when it ends.")
+            return self._done(
+                request, token, back, f"A run of {name} is in progress; try again when it ends."
+            )
         except Exception as exc:
             log.error("ui_approve_failed", environment=name, error=str(exc), error_type=type(exc).__name__)
             return self._done(request, token, back, f"The run failed: {type(exc).__name__}: {exc}")
@@ -449,11 +452,12 @@ class Pages:
             except SyncdError as exc:
                 problem = str(exc)
             except Exception as exc:
-                log.error("ui_diagnose_failed", environment=name, error=str(exc), error_type=type(exc).__name__)
+                log.error(
+                    "ui_diagnose_failed", environment=name, error=str(exc), error_type=type(exc).__name__
+                )
                 problem = f"{type(exc).__name__}: the diagnosis failed; see the daemon's log"
-        if view["row"] is None and diagnosis is None:
-            if problem is None:
-                return self.not_found(request, f"There is no user {key!r} in environment {name!r}.")
+        if view["row"] is None and diagnosis is None and problem is None:
+            return self.not_found(request, f"There is no user {key!r} in environment {name!r}.")
         directory_user = diagnosis.user if diagnosis is not None else {}
         upn = view.get("domainname") or directory_user.get("user_principal_name") or key
         add_key = directory_user.get("object_id") or view.get("directory_key") or key
@@ -514,7 +518,9 @@ class Pages:
             result = await run_in_threadpool(fn)
         except Refused as exc:
             failed = ", ".join(f"{c.rule}: {c.message}" for c in exc.checks if not c.passed)
-            return self._done(request, token, back, f"{what} refused: {exc}" + (f" ({failed})" if failed else ""))
+            return self._done(
+                request, token, back, f"{what} refused: {exc}" + (f" ({failed})" if failed else "")
+            )
         except NotFound as exc:
             return self._done(request, token, back, f"{what}: not found: {exc}")
         except DirectoryFailed as exc:
@@ -523,7 +529,9 @@ class Pages:
             return self._done(request, token, back, f"{what}: {exc}")
         except Exception as exc:
             log.error("ui_user_op_failed", operation=what, error=str(exc), error_type=type(exc).__name__)
-            return self._done(request, token, back, f"{what} failed: {type(exc).__name__}; see the daemon's log")
+            return self._done(
+                request, token, back, f"{what} failed: {type(exc).__name__}; see the daemon's log"
+            )
         if result.outcome == "failed":
             text = f"{what} failed: {result.reason}"
         elif result.changed:
@@ -568,7 +576,9 @@ class Pages:
             if params.get(name):
                 ts = _time(params[name])
                 if ts is None:
-                    errors.append(f"{name.title()} must be a date or a time, e.g. 2026-11-30 or 2026-11-30T14:00")
+                    errors.append(
+                        f"{name.title()} must be a date or a time, e.g. 2026-11-30 or 2026-11-30T14:00"
+                    )
                 else:
                     fields[name] = ts
         return (None, errors) if errors else (EventFilter(**fields), [])
@@ -590,9 +600,7 @@ class Pages:
                 else []
             )
         given = {k: v for k, v in params.items() if v}
-        older = (
-            "/log?" + urlencode({**given, "before": events[-1].id}) if len(events) == LOG_PAGE else None
-        )
+        older = "/log?" + urlencode({**given, "before": events[-1].id}) if len(events) == LOG_PAGE else None
         query = urlencode(given)
         return self.render(
             request,
@@ -662,7 +670,10 @@ class Pages:
         token = self.token()
         if token is None:
             return self.error_page(
-                request, 403, "Sign-in is off", "This daemon has no admin token (SYNCD_ADMIN_TOKEN) to sign in with."
+                request,
+                403,
+                "Sign-in is off",
+                "This daemon has no admin token (SYNCD_ADMIN_TOKEN) to sign in with.",
             )
         form = await request.form()
         nxt = session.local_path(str(form.get("next") or "/"))
@@ -683,7 +694,9 @@ class Pages:
         return response
 
     def stylesheet(self, request: Request) -> Response:
-        return FileResponse(STATIC / "syncd.css", media_type="text/css", headers={"Cache-Control": "max-age=300"})
+        return FileResponse(
+            STATIC / "syncd.css", media_type="text/css", headers={"Cache-Control": "max-age=300"}
+        )
 
 
 def _run_message(report: Any) -> str:
@@ -742,10 +755,16 @@ def _safe(fn: Callable[[Pages, Request], Any]) -> Callable[[Pages, Request], Awa
             return result  # type: ignore[no-any-return]
         except Exception as exc:
             log.error(
-                "ui_internal_error", path=request.url.path, error=str(exc)[:500], error_type=type(exc).__name__
+                "ui_internal_error",
+                path=request.url.path,
+                error=str(exc)[:500],
+                error_type=type(exc).__name__,
             )
             return self.error_page(
-                request, 500, "Something went wrong", f"{type(exc).__name__}: the page failed; see the daemon's log."
+                request,
+                500,
+                "Something went wrong",
+                f"{type(exc).__name__}: the page failed; see the daemon's log.",
             )
 
     return endpoint
