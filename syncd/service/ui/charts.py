@@ -29,23 +29,25 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() or value >= 100 else f"{value:.1f}"
 
 
-def _svg(label: str, body: list[str]) -> Markup:
+def _svg(label: str, body: list[str], height: int = HEIGHT) -> Markup:
     text = escape(label)
     return Markup(
         f'<svg xmlns="{SVG_NS}" class="chart" role="img" aria-label="{text}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" preserveAspectRatio="xMinYMin meet">'
+        f'viewBox="0 0 {WIDTH} {height}" preserveAspectRatio="xMinYMin meet">'
         f"<title>{text}</title>" + "".join(body) + "</svg>"
     )
 
 
 def _empty(label: str, note: str) -> Markup:
+    height = 48
     return _svg(
         label,
         [
-            f'<rect class="frame" x="0.5" y="0.5" width="{WIDTH - 1}" height="{HEIGHT - 1}" fill="none"/>',
-            f'<text class="note" x="{WIDTH / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle">'
+            f'<rect class="frame" x="0.5" y="0.5" width="{WIDTH - 1}" height="{height - 1}" fill="none"/>',
+            f'<text class="note" x="{WIDTH / 2:.0f}" y="{height / 2 + 5:.0f}" text-anchor="middle">'
             f"{escape(note)}</text>",
         ],
+        height,
     )
 
 

@@ -414,7 +414,9 @@ class Pages:
             view: dict[str, Any] = {"env_id": env.id, "row": None, "events": []}
             row = data.find_row(s, env.id, key) if _plausible_key(key) else None
             if row is not None:
-                view["row"] = [(c.key, getattr(row, c.key)) for c in SystemUser.__mapper__.column_attrs]
+                view["row"] = [
+                    (c.columns[0].name, getattr(row, c.key)) for c in SystemUser.__mapper__.column_attrs
+                ]
                 view["isdisabled"] = row.isdisabled
                 view["domainname"] = row.domainname
                 view["fullname"] = row.fullname
