@@ -44,6 +44,15 @@ log = structlog.get_logger(__name__)
 
 REQUIRED = ("domainname", "fullname")
 OPTIONAL = ("firstname", "lastname", "internalemailaddress", "jobtitle", "records")
+#: The import file's format in one paragraph (the admin API's OpenAPI document shows it).
+CSV_FORMAT = (
+    "R20: stub users as CSV (UTF-8) with a header line. Required columns: "
+    + ", ".join(REQUIRED)
+    + "; optional: "
+    + ", ".join(OPTIONAL)
+    + " (the records a stub owns, as entity:name pairs separated by ';', e.g. "
+    "account:Contoso;contact:Jane Doe). No control characters; any bad line and nothing is imported."
+)
 # A stub's columns hold what the SystemUser columns hold (Dataverse's lengths).
 _LIMITS = {c: SYSTEMUSER_LENGTHS[c] for c in (*REQUIRED, *OPTIONAL) if c != "records"}
 _ENTITY = re.compile(r"^[a-z_][a-z0-9_]{0,99}$")

@@ -1,22 +1,22 @@
 """The admin API's user routes (mounted by the daemon's HTTP app under /api/).
 
-GET    /api/environments/{env}/users/{user}/diagnose     R22 (no token needed)
-POST   /api/environments/{env}/users                     {"user": ..., "mode": "on_demand"|"first_access"}  R8, R7c
-POST   /api/environments/{env}/users/{user}/refresh      R23
-PUT    /api/environments/{env}/users/{user}/access-mode  {"mode": "read"|...}  R16, R17
-POST   /api/environments/{env}/app-users                 {"app_id": ...}  R18
-POST   /api/environments/{env}/stubs                     a CSV body  R20
-POST   /api/environments/{env}/stubs/{stub}/reassign     {"target": ...}  R20
-POST   /api/environments/{env}/roles                     {"user": ..., "role": ...}  R21
-DELETE /api/environments/{env}/roles/{role}/users/{user}
-PATCH  /api/environments/{env}                           {"type": ..., "security_group_id": ... | null, ...}
-POST   /api/environments/{env}/resume                    out of quarantine (``syncd env resume``)
-GET    /api/environments/{env}/teams                     R25 group teams (no token needed)
-POST   /api/environments/{env}/teams                     {"group": ..., "membership": ..., "roles": [...], "administrator": ...}
-GET    /api/environments/{env}/teams/{team}              one team with its members (no token needed)
-POST   /api/environments/{env}/teams/{team}/roles        {"role": ...}  R21, R25
-DELETE /api/environments/{env}/teams/{team}/roles/{role}
-POST   /api/environments/{env}/groups/{group}/roles      {"role": ..., "membership": ...}  the group's team, created just in time
+GET    /api/environments/{name}/users/{user}/diagnose     R22 (no token needed)
+POST   /api/environments/{name}/users                     {"user": ..., "mode": "on_demand"|"first_access"}  R8, R7c
+POST   /api/environments/{name}/users/{user}/refresh      R23
+PUT    /api/environments/{name}/users/{user}/access-mode  {"mode": "read"|...}  R16, R17
+POST   /api/environments/{name}/app-users                 {"app_id": ...}  R18
+POST   /api/environments/{name}/stubs                     a CSV body  R20
+POST   /api/environments/{name}/stubs/{stub}/reassign     {"target": ...}  R20
+POST   /api/environments/{name}/roles                     {"user": ..., "role": ...}  R21
+DELETE /api/environments/{name}/roles/{role}/users/{user}
+PATCH  /api/environments/{name}                           {"type": ..., "security_group_id": ... | null, ...}
+POST   /api/environments/{name}/resume                    out of quarantine (``syncd env resume``)
+GET    /api/environments/{name}/teams                     R25 group teams (no token needed)
+POST   /api/environments/{name}/teams                     {"group": ..., "membership": ..., "roles": [...], "administrator": ...}
+GET    /api/environments/{name}/teams/{team}              one team with its members (no token needed)
+POST   /api/environments/{name}/teams/{team}/roles        {"role": ...}  R21, R25
+DELETE /api/environments/{name}/teams/{team}/roles/{role}
+POST   /api/environments/{name}/groups/{group}/roles      {"role": ..., "membership": ...}  the group's team, created just in time
 
 Every ``{param}`` is one path segment, percent-encoded as sent: an environment named ``a/b`` is
 ``/api/environments/a%2Fb/...`` (``syncd.service.routing``).
@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,14 +63,16 @@ from starlette.responses import JSONResponse, Response
 from syncd.admin import app_users, env_settings, modes, roles, stubs, teams, users
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
-from syncd.dataverse.environments import shown
 from syncd.dataverse.schema import ENV_TYPES
 from syncd.directory.auth import TokenProvider
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
+from syncd.rules.teams import DEFAULT_MEMBERSHIP, MEMBERSHIP_TYPES
 from syncd.service import responses as r
 from syncd.service.bodies import (
     BAD_REQUEST,
+    GUID,
+    USER_KEY,
     BadBody,
     Body,
     BodySpec,
@@ -119,33 +121,43 @@ def _internal_error(exc: Exception) -> JSONResponse:
     return _error(500, "internal error", f"{type(exc).__name__}: the operation failed; see the daemon's log")
 
 
+# Membership types as the API spells them (``syncd.rules.membership_type`` also takes other cases,
+# ``_`` for ``-``, and the numbers; the document lists the canonical names).
+_MEMBERSHIP_ENUM: dict[str, Any] = {"enum": list(MEMBERSHIP_TYPES)}
+# A field that may be null: the string's own constraints go on the string branch of its anyOf.
+_NULLABLE_USER_KEY: dict[str, Any] = {"anyOf": [{"type": "string", **USER_KEY}, {"type": "null"}]}
+_NULLABLE_GUID: dict[str, Any] = {"anyOf": [{"type": "string", **GUID}, {"type": "null"}]}
+
+
 class AddBody(Body):
     EXPECTED = {
         "user": "a string (a user's UPN or object id)",
         "mode": "a string ('on_demand' or 'first_access')",
     }
-    user: str
-    mode: str = "on_demand"
+    user: str = Field(json_schema_extra=USER_KEY)
+    mode: Literal["on_demand", "first_access"] = "on_demand"
 
 
 class ModeBody(Body):
     EXPECTED = {"mode": "a string (an access mode's name or number)"}
-    mode: str
+    # Case, ``_`` and spaces are ignored (``syncd.admin.modes.parse_mode``); the document lists the
+    # canonical spellings.
+    mode: str = Field(json_schema_extra={"enum": [*modes.MODES, *(str(n) for n in modes.MODES.values())]})
 
 
 class AppUserBody(Body):
     EXPECTED = {"app_id": "a string (a service principal's appId)"}
-    app_id: str
+    app_id: str = Field(json_schema_extra=GUID)
 
 
 class ReassignBody(Body):
     EXPECTED = {"target": "a string (a user's UPN or object id)"}
-    target: str
+    target: str = Field(json_schema_extra=USER_KEY)
 
 
 class RoleBody(Body):
     EXPECTED = {"user": "a string (a user's UPN or object id)", "role": "a string (a security role's name)"}
-    user: str
+    user: str = Field(json_schema_extra=USER_KEY)
     role: str
 
 
@@ -156,10 +168,10 @@ class CreateTeamBody(Body):
         "roles": "a list of strings (role names)",
         "administrator": "a string (a user's UPN or object id) or null",
     }
-    group: str
-    membership: str = "members-and-guests"
+    group: str = Field(json_schema_extra={"format": "uuid"})
+    membership: str = Field(DEFAULT_MEMBERSHIP, json_schema_extra=_MEMBERSHIP_ENUM)
     roles: list[str] = []
-    administrator: str | None = None
+    administrator: str | None = Field(default=None, json_schema_extra=_NULLABLE_USER_KEY)
 
 
 class TeamRoleBody(Body):
@@ -173,19 +185,21 @@ class GroupRoleBody(Body):
         "membership": "a string (a membership type's name)",
     }
     role: str
-    membership: str = "members-and-guests"
+    membership: str = Field(DEFAULT_MEMBERSHIP, json_schema_extra=_MEMBERSHIP_ENUM)
 
 
 class TeamQuery(BaseModel):
     """The query of a team's routes: which of a group's teams TEAM names, when it names a group."""
 
     membership: str | SkipJsonSchema[None] = Field(
-        default=None, description="a membership type: members-and-guests, members, owners, guests"
+        default=None,
+        description="a membership type: members-and-guests, members, owners, guests",
+        json_schema_extra=_MEMBERSHIP_ENUM,
     )
 
 
 class EnvironmentSettingsBody(Body):
-    """The body of ``PATCH /api/environments/{env}`` (``syncd env set``): any of these settings, at
+    """The body of ``PATCH /api/environments/{name}`` (``syncd env set``): any of these settings, at
     least one. It documents the body; ``syncd.admin.env_settings`` checks it (``null`` clears a
     security group or a creator; an absent key leaves the setting as it is)."""
 
@@ -194,13 +208,17 @@ class EnvironmentSettingsBody(Body):
     type: Literal[ENV_TYPES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
         default=None, description="the environment type, in any case"
     )
-    security_group_id: str | None = Field(default=None, description="a group's object id, or null for none")
-    app_pass_capacity: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=2**31 - 1)
+    security_group_id: str | None = Field(
+        default=None, description="a group's object id, or null for none", json_schema_extra=_NULLABLE_GUID
+    )
+    app_pass_capacity: Annotated[int, Field(ge=0, le=2**31 - 1)] | SkipJsonSchema[None] = None
     is_sales: bool | SkipJsonSchema[None] = None
     allow_role_assignment_on_disabled_users: bool | SkipJsonSchema[None] = None
     tenant_has_marketing_licence: bool | SkipJsonSchema[None] = None
     created_by_object_id: str | None = Field(
-        default=None, description="the creator's object id (a developer environment's only user, R7d)"
+        default=None,
+        json_schema_extra=_NULLABLE_GUID,
+        description="the creator's object id (a developer environment's only user, R7d)",
     )
 
 
@@ -271,7 +289,7 @@ class AdminRoutes:
     # -- handlers ------------------------------------------------------------------------------
 
     async def diagnose(self, request: Request) -> Response:
-        env, user = request.path_params["env"], request.path_params["user"]
+        env, user = request.path_params["name"], request.path_params["user"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -280,10 +298,8 @@ class AdminRoutes:
         return await self._call(run)
 
     async def add(self, request: Request, body: AddBody) -> Response:
-        op = ADD_MODES.get(body.mode)
-        if op is None:
-            raise BadBody(f"invalid mode {shown(body.mode)}: expected one of {', '.join(ADD_MODES)}")
-        env = request.path_params["env"]
+        op = ADD_MODES[body.mode]
+        env = request.path_params["name"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -301,7 +317,7 @@ class AdminRoutes:
         return JSONResponse(result.as_dict(), status_code=status)
 
     async def refresh(self, request: Request, body: None) -> Response:
-        env, user = request.path_params["env"], request.path_params["user"]
+        env, user = request.path_params["name"], request.path_params["user"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -310,7 +326,7 @@ class AdminRoutes:
         return await self._call(run)
 
     async def access_mode(self, request: Request, body: ModeBody) -> Response:
-        env, user = request.path_params["env"], request.path_params["user"]
+        env, user = request.path_params["name"], request.path_params["user"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -319,7 +335,7 @@ class AdminRoutes:
         return await self._call(run)
 
     async def app_user(self, request: Request, body: AppUserBody) -> Response:
-        env = request.path_params["env"]
+        env = request.path_params["name"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -330,7 +346,7 @@ class AdminRoutes:
     async def import_stubs(self, request: Request, data: bytes) -> Response:
         if len(data) > MAX_CSV_BYTES:
             raise BadBody(f"the CSV is larger than {MAX_CSV_BYTES} bytes")
-        env = request.path_params["env"]
+        env = request.path_params["name"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -339,7 +355,7 @@ class AdminRoutes:
         return await self._call(run, 201)
 
     async def reassign(self, request: Request, body: ReassignBody) -> Response:
-        env, stub = request.path_params["env"], request.path_params["stub"]
+        env, stub = request.path_params["name"], request.path_params["stub"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -348,7 +364,7 @@ class AdminRoutes:
         return await self._call(run)
 
     async def assign_role(self, request: Request, body: RoleBody) -> Response:
-        env = request.path_params["env"]
+        env = request.path_params["name"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -358,7 +374,7 @@ class AdminRoutes:
 
     async def remove_role(self, request: Request, body: None) -> Response:
         p = request.path_params
-        env, role, user = p["env"], p["role"], p["user"]
+        env, role, user = p["name"], p["role"], p["user"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -369,16 +385,16 @@ class AdminRoutes:
     # -- group teams (R25) ----------------------------------------------------------------------
 
     async def list_teams(self, request: Request) -> Response:
-        env = request.path_params["env"]
+        env = request.path_params["name"]
         return await self._call(lambda: teams.list_teams(self.engine(), env))
 
     async def show_team(self, request: Request) -> Response:
-        env, team = request.path_params["env"], request.path_params["team"]
+        env, team = request.path_params["name"], request.path_params["team"]
         membership = request.query_params.get("membership")
         return await self._call(lambda: teams.show_team(self.engine(), env, team, membership=membership))
 
     async def create_team(self, request: Request, body: CreateTeamBody) -> Response:
-        env = request.path_params["env"]
+        env = request.path_params["name"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -395,7 +411,7 @@ class AdminRoutes:
         return await self._call(run, 201)
 
     async def assign_team_role(self, request: Request, body: TeamRoleBody) -> Response:
-        env, team = request.path_params["env"], request.path_params["team"]
+        env, team = request.path_params["name"], request.path_params["team"]
         membership = request.query_params.get("membership")
         return await self._call(
             lambda: teams.assign_team_role(self.engine(), env, team, body.role, membership=membership)
@@ -406,12 +422,12 @@ class AdminRoutes:
         membership = request.query_params.get("membership")
         return await self._call(
             lambda: teams.remove_team_role(
-                self.engine(), p["env"], p["team"], p["role"], membership=membership
+                self.engine(), p["name"], p["team"], p["role"], membership=membership
             )
         )
 
     async def assign_group_role(self, request: Request, body: GroupRoleBody) -> Response:
-        env, group = request.path_params["env"], request.path_params["group"]
+        env, group = request.path_params["name"], request.path_params["group"]
 
         def run() -> Any:
             with self.directory() as directory:
@@ -422,7 +438,7 @@ class AdminRoutes:
         return await self._call(run, status_of=lambda result: 201 if result.created else 200)
 
     async def set_environment(self, request: Request, body: dict[str, Any]) -> Response:
-        env = request.path_params["env"]
+        env = request.path_params["name"]
 
         def run() -> Any:
             return env_settings.set_environment(
@@ -432,7 +448,7 @@ class AdminRoutes:
         return await self._call(run)
 
     async def resume(self, request: Request, body: None) -> Response:
-        env = request.path_params["env"]
+        env = request.path_params["name"]
         policy = QuarantinePolicy.from_settings(self.appctx.settings)
         return await self._call(lambda: resume(self.engine(), env, policy))
 
@@ -447,8 +463,8 @@ def routes(
     ``locks`` are the environments' run locks (default: the database's, see ``locks_for``)."""
     a = AdminRoutes(appctx, directory, locks)
     m = a._mutation  # (handler, the body it takes: a Body model, JsonObject, RawBody, or None for none)
-    base = "/api/environments/{env}"
-    csv = RawBody("text/csv")
+    base = "/api/environments/{name}"
+    csv = RawBody("text/csv", description=stubs.CSV_FORMAT)
     user = {200: r.UserResult, 500: r.UserResult}  # a failed write is a 500 with the result
     return [
         ApiRoute(

@@ -30,7 +30,9 @@ from syncd.settings import Settings
 
 __all__ = [
     "BAD_REQUEST",
+    "GUID",
     "JSON_OBJECT",
+    "USER_KEY",
     "RAW",
     "BadBody",
     "Body",
@@ -41,6 +43,18 @@ __all__ = [
 ]
 
 MAX_JSON_BYTES = 64 * 1024
+
+# How the OpenAPI document describes an id (JSON Schema, added to a string field or path
+# parameter). The API takes more spellings than it lists (braces, the 32-digit form, any case,
+# surrounding blanks: ``syncd.directory.ids.normalize_object_id``); these are the ones it documents.
+GUID: Final[dict[str, Any]] = {"format": "uuid"}
+# A user named in a request (``syncd.admin.lookup.check_key``): an object id, or a userPrincipalName
+# (anything holding an ``@``, without blanks or control characters).
+UPN_PATTERN: Final = r"^[^\s\x00-\x1f\x7f\x85]*@[^\s\x00-\x1f\x7f\x85]*$"
+USER_KEY: Final[dict[str, Any]] = {
+    "anyOf": [{"format": "uuid"}, {"pattern": UPN_PATTERN, "maxLength": 1024}],
+    "description": "a user's object id (GUID) or userPrincipalName",
+}
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -67,11 +81,13 @@ class JsonObject(_Marker):
 
 
 class RawBody(_Marker):
-    """The body's bytes as sent, of ``media_type`` (the handler checks them)."""
+    """The body's bytes as sent, of ``media_type`` (the handler checks them); ``description`` says
+    what they hold, for the API's OpenAPI document."""
 
-    def __init__(self, media_type: str = "application/octet-stream") -> None:
+    def __init__(self, media_type: str = "application/octet-stream", description: str = "") -> None:
         super().__init__("RAW" if media_type == "application/octet-stream" else f"RawBody({media_type})")
         self.media_type = media_type
+        self.description = description
 
 
 JSON_OBJECT: Final = JsonObject()  # a JSON object, checked by the operation itself

@@ -27,7 +27,7 @@ from starlette.convertors import IntegerConvertor
 from starlette.routing import BaseRoute
 
 from syncd import __version__
-from syncd.service.bodies import MUTATING_METHODS, Body, JsonObject, RawBody, required_fields
+from syncd.service.bodies import GUID, MUTATING_METHODS, USER_KEY, Body, JsonObject, RawBody, required_fields
 from syncd.service.responses import Error
 from syncd.service.routing import Answer, ApiRoute
 
@@ -198,6 +198,20 @@ _TAGS = {
 }
 
 
+# What a path parameter names, by its name (one name per thing across the document), and the
+# schema of those that are ids.
+_PATH_NAMES = {
+    "name": "the environment's name",
+    "user": "a user's object id (GUID) or userPrincipalName",
+    "stub": "a stub user's systemuserid (GUID) or userPrincipalName",
+    "role": "a security role's name",
+    "team": "a team's id, its group's object id, or its name",
+    "group": "a group's object id (GUID)",
+    "run_id": "a run's id",
+}
+_PATH_IDS: dict[str, dict[str, Any]] = {"user": USER_KEY, "stub": USER_KEY, "group": GUID}
+
+
 def _path_parameters(route: ApiRoute) -> list[dict[str, Any]]:
     out = []
     for name, convertor in route.param_convertors.items():
@@ -205,8 +219,10 @@ def _path_parameters(route: ApiRoute) -> list[dict[str, Any]]:
             schema: dict[str, Any] = {"type": "integer", "minimum": 0}
             what = "a whole number"
         else:
-            schema = {"type": "string", "minLength": 1}
+            schema = {"type": "string", "minLength": 1, **_PATH_IDS.get(name, {})}
             what = "one path segment, percent-encoded (`a/b` is `a%2Fb`, `50%` is `50%25`)"
+            schema.pop("description", None)
+            what = f"{_PATH_NAMES.get(name, name)}: {what}"
         out.append({"name": name, "in": "path", "required": True, "schema": schema, "description": what})
     return out
 
@@ -230,7 +246,10 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
 
 def _request_body(spec: Any, schemas: _Schemas) -> dict[str, Any] | None:
     if isinstance(spec, RawBody):
-        return {"required": True, "content": {spec.media_type: {"schema": {"type": "string"}}}}
+        body = {"required": True, "content": {spec.media_type: {"schema": {"type": "string"}}}}
+        if spec.description:
+            body["description"] = spec.description
+        return body
     model = _request_model(spec)
     if model is not None:
         required = isinstance(spec, JsonObject) or bool(required_fields(model))  # type: ignore[arg-type]

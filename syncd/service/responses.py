@@ -196,7 +196,7 @@ class EnvironmentWithUsers(EnvironmentFields):
 
 
 class EnvironmentSettingsResult(Reply):
-    """``PATCH /api/environments/{env}`` (``syncd env set``): the environment after the change,
+    """``PATCH /api/environments/{name}`` (``syncd env set``): the environment after the change,
     each changed setting (old, new), whether the next run is a full run, the settings that made it
     so (``scope_changed``), and warnings (a security group that could not be checked)."""
 

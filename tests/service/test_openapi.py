@@ -8,6 +8,7 @@ running daemon in ``test_openapi_fuzz.py``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,110 @@ def test_every_route_of_the_table_is_in_the_document_with_each_method() -> None:
     assert served == table
 
 
+def test_one_path_names_its_parameters_one_way() -> None:
+    """Two paths that differ only in a parameter's name (``/environments/{name}`` and
+    ``/environments/{env}``) are one resource to a client generator, which then gets two."""
+    doc, _ = _document()
+    shapes: dict[str, str] = {}
+    for path in doc["paths"]:
+        shape = re.sub(r"\{[^}]+\}", "{}", path)
+        prefix_clash = [p for s, p in shapes.items() if shape.startswith(s.rstrip("/")) and p != path]
+        assert shape not in shapes, f"{path} and {shapes.get(shape)} name one parameter two ways"
+        shapes[shape] = path
+        for other in prefix_clash:  # /environments/{name}/users under /environments/{name}
+            names = re.findall(r"\{([^}]+)\}", other)
+            assert re.findall(r"\{([^}]+)\}", path)[: len(names)] == names, (path, other)
+
+
+# The keywords a schema of the document may use: JSON Schema 2020-12's, and OpenAPI 3.1's own.
+SCHEMA_KEYWORDS = {
+    "$ref",
+    "$defs",
+    "type",
+    "enum",
+    "const",
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "properties",
+    "additionalProperties",
+    "patternProperties",
+    "items",
+    "prefixItems",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "not",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "example",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+    "contentMediaType",
+    "discriminator",
+}
+
+
+def _schemas(node: Any, inside: bool = False) -> Iterator[dict[str, Any]]:
+    """Every schema object under ``node`` (under a ``schema`` key, in components, and nested)."""
+    if isinstance(node, dict):
+        if inside:
+            yield node
+        for key, value in node.items():
+            if key in ("schema", "items", "not", "additionalProperties") and isinstance(value, dict):
+                yield from _schemas(value, True)
+            elif key in ("properties", "$defs", "schemas", "patternProperties") and isinstance(value, dict):
+                for sub in value.values():
+                    yield from _schemas(sub, True)
+            elif key in ("anyOf", "oneOf", "allOf", "prefixItems") and isinstance(value, list):
+                for sub in value:
+                    yield from _schemas(sub, True)
+            elif not inside:
+                yield from _schemas(value, False)
+    elif isinstance(node, list) and not inside:
+        for item in node:
+            yield from _schemas(item, False)
+
+
+def test_every_schema_keyword_is_json_schema() -> None:
+    """A constraint the model states in pydantic's words (``ge``, ``le``) is no constraint to a
+    client: it must come out as ``minimum`` and ``maximum``."""
+    doc, _ = _document()
+    found = list(_schemas(doc))
+    assert len(found) > 50
+    for schema in found:
+        unknown = set(schema) - SCHEMA_KEYWORDS
+        assert not unknown, f"{sorted(unknown)} in {schema}"
+
+
+def test_closed_sets_are_enums_and_ids_say_their_format() -> None:
+    doc, _ = _document()
+    runs = {p["name"]: p["schema"] for p in doc["paths"]["/api/runs"]["get"]["parameters"]}
+    assert runs["before"]["minimum"] == 0
+    defs = doc["components"]["schemas"]
+    assert set(defs["SyncBody"]["properties"]["kind"]["enum"]) == {"delta", "full", "auto"}
+    assert set(defs["AddBody"]["properties"]["mode"]["enum"]) == {"on_demand", "first_access"}
+    for body in ("CreateTeamBody", "GroupRoleBody"):
+        assert "members" in defs[body]["properties"]["membership"]["enum"]
+    assert defs["CreateTeamBody"]["properties"]["group"]["format"] == "uuid"
+    stubs = doc["paths"]["/api/environments/{name}/stubs"]["post"]["requestBody"]
+    assert "domainname" in stubs["description"]
+
+
 def test_each_operation_declares_its_errors_and_security() -> None:
     doc, _ = _document()
     scheme = doc["components"]["securitySchemes"]["adminToken"]
@@ -87,7 +192,7 @@ def test_each_operation_declares_its_errors_and_security() -> None:
     body = sync["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/SyncBody"}
     assert doc["components"]["schemas"]["SyncBody"]["additionalProperties"] is False
-    stubs = doc["paths"]["/api/environments/{env}/stubs"]["post"]["requestBody"]
+    stubs = doc["paths"]["/api/environments/{name}/stubs"]["post"]["requestBody"]
     assert list(stubs["content"]) == ["text/csv"]
     add = doc["components"]["schemas"]["AddBody"]
     assert add["required"] == ["user"] and add["properties"]["user"]["pattern"] == r"\S"
