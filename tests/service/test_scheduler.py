@@ -189,3 +189,15 @@ def test_full_run_cadence_survives_a_restart(make: Callable[..., SyncScheduler])
     assert abs((alpha - (last["alpha"] + timedelta(seconds=3600))).total_seconds()) < 1
     assert timedelta(0) < beta - now <= timedelta(seconds=61)  # overdue: soon, after the first delta
     assert timedelta(seconds=3599) <= gamma - now <= timedelta(seconds=3601)  # never: the first delta is full
+
+
+def test_next_runs_says_when_each_job_of_an_environment_fires(make: Callable[..., SyncScheduler]) -> None:
+    s = make(Recorder(), lambda: [A], delta_interval_s=600, first_delta_delay_s=300)
+    assert s.next_runs("alpha") == {}  # not started: nothing scheduled
+    s.start()
+    when = s.next_runs("alpha")
+    assert set(when) == {"delta", "full"}
+    assert when["delta"] == s.scheduler.get_job("delta:alpha").next_run_time
+    assert when["full"] == s.scheduler.get_job("full:alpha").next_run_time
+    assert when["delta"] > datetime.now(UTC) and when["delta"].tzinfo is not None
+    assert s.next_runs("beta") == {}

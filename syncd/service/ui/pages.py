@@ -206,8 +206,10 @@ class Pages:
     def quarantine(self) -> QuarantinePolicy:
         return QuarantinePolicy.from_settings(self.appctx.settings)
 
-    def directory(self) -> AbstractContextManager[GraphClient]:
-        """A Graph client for one request (the settings' directory; one token provider shared)."""
+    def directory(self, *, quick: bool = False) -> AbstractContextManager[GraphClient]:
+        """A Graph client for one request (the settings' directory; one token provider shared).
+        ``quick``: for a page's read (the diagnosis), one retry and a 10 s timeout, so a page
+        never waits out a sync run's retries; changes use the client's defaults, as the API's."""
         if self._directory is not None:
             return self._directory()
         from syncd.sync.directory import open_directory, token_provider
@@ -215,7 +217,9 @@ class Pages:
         s = self.appctx.settings
         if self._tokens is None and not s.is_embedded_directory:
             self._tokens = token_provider(s)
-        return open_directory(s, tokens=self._tokens, max_retries=1, timeout=10.0)
+        if quick:
+            return open_directory(s, tokens=self._tokens, max_retries=1, timeout=10.0)
+        return open_directory(s, tokens=self._tokens)
 
     def _ui(self, request: Request) -> dict[str, Any]:
         token = self.token()
@@ -434,7 +438,7 @@ class Pages:
         return view
 
     def _diagnose(self, name: str, key: str) -> Any:
-        with self.directory() as directory:
+        with self.directory(quick=True) as directory:
             return users.diagnose_user(self.engine(), directory, name, key)
 
     async def user(self, request: Request) -> Response:
