@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.dataverse.schema import Environment, SyncRun, SystemUser
@@ -70,20 +70,31 @@ def state_word(
     return "in step"
 
 
-def running_environments(session: Session) -> set[int]:
-    """Ids of the environments with a run whose outcome is ``running``."""
-    return set(session.scalars(select(SyncRun.environment_id).where(SyncRun.outcome == "running").distinct()))
+#: A run in progress is among an environment's latest this many runs (its runs take turns).
+RECENT_RUNS = 10
 
 
-def last_decisive(session: Session, environment_id: int | None = None) -> dict[int, SyncRun]:
-    """Environment id -> its latest delta or full run with a DECISIVE outcome."""
-    latest = select(SyncRun.environment_id, func.max(SyncRun.id).label("id")).where(
-        SyncRun.kind.in_(RUN_KINDS), SyncRun.outcome.in_(DECISIVE)
+def _newest_first(q: Any) -> Any:
+    """Newest run first, along the ``(environment_id, started_at)`` index."""
+    return q.order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+
+
+def is_running(session: Session, environment_id: int) -> bool:
+    """Whether one of the environment's latest RECENT_RUNS runs has the outcome ``running``."""
+    latest = _newest_first(select(SyncRun.outcome).where(SyncRun.environment_id == environment_id)).limit(
+        RECENT_RUNS
     )
-    if environment_id is not None:
-        latest = latest.where(SyncRun.environment_id == environment_id)
-    sub = latest.group_by(SyncRun.environment_id).subquery()
-    return {r.environment_id: r for r in session.scalars(select(SyncRun).join(sub, sub.c.id == SyncRun.id))}
+    return "running" in set(session.scalars(latest))
+
+
+def last_decisive(session: Session, environment_id: int) -> SyncRun | None:
+    """The environment's latest delta or full run with a DECISIVE outcome, or None."""
+    q = select(SyncRun).where(
+        SyncRun.environment_id == environment_id,
+        SyncRun.kind.in_(RUN_KINDS),
+        SyncRun.outcome.in_(DECISIVE),
+    )
+    return session.scalar(_newest_first(q).limit(1))
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,7 @@ def chart_runs(session: Session, environment_id: int, limit: int = CHART_RUNS) -
             SyncRun.kind.in_(RUN_KINDS),
             SyncRun.outcome != "running",
         )
-        .order_by(SyncRun.id.desc())
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
         .limit(limit)
     )
     out = []

@@ -281,19 +281,17 @@ class Pages:
     def overview(self, request: Request) -> Response:
         with Session(self.engine()) as s:
             status = runs.environment_status(s, self.quarantine())
-            running = data.running_environments(s)
-            decisive = data.last_decisive(s)
             envs = []
             for st in status:
                 env = st.environment
                 points = data.chart_runs(s, env.id) if env.has_database else []
-                last = decisive.get(env.id)
+                last = data.last_decisive(s, env.id)
                 envs.append(
                     {
                         "name": env.name,
                         "state": data.state_word(
                             has_database=env.has_database,
-                            running=env.id in running,
+                            running=data.is_running(s, env.id),
                             quarantine=st.quarantine,
                             last_outcome=last.outcome if last is not None else None,
                         ),
@@ -336,14 +334,14 @@ class Pages:
             quarantine = read_state(s, env.id, self.quarantine())
             page = runs.recent_runs(s, environment_id=env.id, limit=RUNS_PAGE, before_id=before or None)
             hits = data.search_users(s, env.id, q, limit=SEARCH_LIMIT) if q else []
-            last = data.last_decisive(s, env.id).get(env.id)
+            last = data.last_decisive(s, env.id)
             blocked = last if last is not None and last.outcome == "blocked" else None
             pending = (
                 data.read_events(s, EventFilter(run_id=blocked.id, action="withheld"), limit=PENDING_SHOWN)
                 if blocked is not None
                 else []
             )
-            running = env.id in data.running_environments(s)
+            running = data.is_running(s, env.id)
         older = f"{env_url(name)}?{urlencode({'before': page[-1]['id']})}" if len(page) == RUNS_PAGE else None
         return self.render(
             request,
