@@ -40,6 +40,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -300,6 +301,7 @@ def create_app(
     ``directory`` opens the pages' Graph client (default: the settings' directory).
     """
     ep = Endpoints(appctx, metrics, jobs, scheduler_running, info or {})
+    ui = pages.Pages(appctx, jobs, next_runs=next_runs, directory=directory, info=info)
 
     def settings() -> Settings:
         return appctx.settings
@@ -309,13 +311,7 @@ def create_app(
         Route("/healthz", ep.healthz),
         Route("/readyz", ep.readyz),
         Route("/metrics", ep.metrics_),
-        *pages.routes(
-            appctx,
-            jobs,
-            next_runs=next_runs,
-            directory=directory,
-            info=info,
-        ),
+        *ui.routes(),
         ApiRoute(
             "/api/environments",
             ep.environments,
@@ -381,7 +377,12 @@ def create_app(
     ]
     routes.extend(admin_routes(appctx, jobs.locks if jobs is not None else None))
     return Starlette(
-        routes=routes, exception_handlers={**api_exception_handlers(), Exception: _internal_error}
+        routes=routes,
+        exception_handlers={
+            **api_exception_handlers(),
+            HTTPException: ui.http_error,  # the API's JSON under /api/, the pages' 404 elsewhere
+            Exception: _internal_error,
+        },
     )
 
 

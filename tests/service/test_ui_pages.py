@@ -864,3 +864,15 @@ def test_the_search_is_limited_and_empty_without_a_query(stack: Stack) -> None:
     assert page.count('<tr><td><a href="/environments/prod/users/') == 50
     assert "The first 50 matches" in page
     assert "No user of prod matches" in stack.client.get("/environments/prod?q=zzz").text
+
+
+def test_an_unknown_page_is_the_404_page_and_the_api_keeps_its_json(stack: Stack) -> None:
+    r = stack.client.get("/no/such/page")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert_layout(r.text)
+    r = stack.client.put("/log")
+    assert r.status_code == 405 and "GET" in r.headers["allow"]
+    r = stack.client.get("/api/no/such/route")
+    assert r.status_code == 404 and r.json()["error"] == "not found"
+    r = stack.client.delete("/api/runs")
+    assert r.status_code == 405 and r.json()["error"] == "method not allowed"

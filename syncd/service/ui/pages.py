@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import StringConvertor
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, Route
@@ -57,7 +58,7 @@ from syncd.errors import NotFound, SyncdError
 from syncd.service import runs
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.quarantine import QuarantinePolicy, read_state
-from syncd.service.routing import route_path
+from syncd.service.routing import API_PREFIX, api_exception_handlers, route_path
 from syncd.service.scheduler import Target
 from syncd.service.ui import charts, data, session
 from syncd.service.ui.data import EventFilter
@@ -697,6 +698,50 @@ class Pages:
         session.clear_session(response, request)
         return response
 
+    # -- the app's table ------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        """The pages' routes (see the module's docstring)."""
+
+        def get(path: str, fn: Callable[[Pages, Request], Any]) -> PageRoute:
+            return PageRoute(path, functools.partial(_safe(fn), self), methods=["GET"])
+
+        def post(path: str, fn: Callable[[Pages, Request], Any]) -> PageRoute:
+            return PageRoute(path, functools.partial(_safe(fn), self), methods=["POST"])
+
+        return [
+            get("/", Pages.overview),
+            get("/static/syncd.css", Pages.stylesheet),
+            get("/environments/{env}", Pages.environment),
+            post("/environments/{env}/approve", Pages.approve),
+            post("/environments/{env}/users", Pages.add),
+            get("/environments/{env}/users/{user}", Pages.user),
+            post("/environments/{env}/users/{user}/refresh", Pages.refresh),
+            get("/log", Pages.log_page),
+            get("/log.csv", Pages.log_csv),
+            get("/log.jsonl", Pages.log_jsonl),
+            get("/login", Pages.login_form),
+            post("/login", Pages.login),
+            post("/logout", Pages.logout),
+        ]
+
+    def http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's exception handler for ``HTTPException``: outside ``/api/``, a path no route
+        takes is the 404 page and a method none takes the 405 page; under ``/api/`` (and for any
+        other status) the API's JSON answer (`syncd.service.routing.api_exception_handlers`)."""
+        status = getattr(exc, "status_code", 500)
+        api = (request.url.path + "/").startswith(API_PREFIX)
+        if api or status not in (404, 405) or request.method not in ("GET", "HEAD", "POST"):
+            handler = api_exception_handlers()[HTTPException]
+            return handler(request, exc)  # type: ignore[no-any-return]
+        if status == 404:
+            return self.not_found(request, "There is no page at this address.")
+        page = self.error_page(request, 405, "Method not allowed", "This page does not take that method.")
+        allow = (exc.headers or {}).get("Allow") if isinstance(exc, HTTPException) else None
+        if allow:
+            page.headers["Allow"] = allow
+        return page
+
     def stylesheet(self, request: Request) -> Response:
         return FileResponse(
             STATIC / "syncd.css", media_type="text/css", headers={"Cache-Control": "max-age=300"}
@@ -782,30 +827,5 @@ def routes(
     directory: DirectoryFactory | None = None,
     info: dict[str, Any] | None = None,
 ) -> list[BaseRoute]:
-    """The pages' routes (see the module's docstring). ``next_runs`` tells when the daemon's
-    scheduler runs an environment next (None: no scheduler, nothing shown); ``directory`` opens a
-    Graph client per request (default: the settings' directory); ``info`` are facts about the
-    daemon shown on the overview."""
-    p = Pages(appctx, jobs, next_runs=next_runs, directory=directory, info=info)
-
-    def get(path: str, fn: Callable[[Pages, Request], Any]) -> PageRoute:
-        return PageRoute(path, functools.partial(_safe(fn), p), methods=["GET"])
-
-    def post(path: str, fn: Callable[[Pages, Request], Any]) -> PageRoute:
-        return PageRoute(path, functools.partial(_safe(fn), p), methods=["POST"])
-
-    return [
-        get("/", Pages.overview),
-        get("/static/syncd.css", Pages.stylesheet),
-        get("/environments/{env}", Pages.environment),
-        post("/environments/{env}/approve", Pages.approve),
-        post("/environments/{env}/users", Pages.add),
-        get("/environments/{env}/users/{user}", Pages.user),
-        post("/environments/{env}/users/{user}/refresh", Pages.refresh),
-        get("/log", Pages.log_page),
-        get("/log.csv", Pages.log_csv),
-        get("/log.jsonl", Pages.log_jsonl),
-        get("/login", Pages.login_form),
-        post("/login", Pages.login),
-        post("/logout", Pages.logout),
-    ]
+    """The pages' routes (see the module's docstring and `Pages`)."""
+    return Pages(appctx, jobs, next_runs=next_runs, directory=directory, info=info).routes()
