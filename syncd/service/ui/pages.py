@@ -94,6 +94,7 @@ class PageRoute(Route):
     `syncd.service.routing.ApiRoute`'s): ``/environments/a%2Fb`` gives ``env`` ``"a/b"``."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Route's match against the raw path, each string parameter percent-decoded."""
         path = route_path(scope) if scope["type"] == "http" else None
         if path is None:
             return super().matches(scope)
@@ -197,14 +198,17 @@ class Pages:
     # -- plumbing ------------------------------------------------------------------------------
 
     def engine(self) -> Engine:
+        """The app's engine (the head check is /readyz's)."""
         return self.appctx.engine(check_head=False)
 
     def token(self) -> str | None:
+        """The configured admin token, or None when there is none (sign-in is off)."""
         t = self.appctx.settings.admin_token
         value = t.get_secret_value() if t is not None else ""
         return value or None
 
     def quarantine(self) -> QuarantinePolicy:
+        """The quarantine policy of the settings."""
         return QuarantinePolicy.from_settings(self.appctx.settings)
 
     def directory(self, *, quick: bool = False) -> AbstractContextManager[GraphClient]:
@@ -244,9 +248,11 @@ class Pages:
         return response
 
     def error_page(self, request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+        """An error page in the pages' layout: `title` as its heading, `detail` one line."""
         return self.render(request, "error.html", status, title=title, detail=detail)
 
     def not_found(self, request: Request, detail: str) -> HTMLResponse:
+        """The 404 page, `detail` saying what was not found."""
         return self.error_page(request, 404, "Not found", detail)
 
     async def _guard(self, request: Request, back: str) -> tuple[str, Any] | Response:
@@ -280,6 +286,7 @@ class Pages:
     # -- overview ------------------------------------------------------------------------------
 
     def overview(self, request: Request) -> Response:
+        """GET /: each environment's state word, counts, last and next runs, and its charts."""
         with Session(self.engine()) as s:
             status = runs.environment_status(s, self.quarantine())
             envs = []
@@ -321,6 +328,8 @@ class Pages:
     # -- environment ---------------------------------------------------------------------------
 
     def environment(self, request: Request) -> Response:
+        """GET /environments/{env}: settings, runs (``?before=`` pages), the user search (``?q=``)
+        and, when its latest decisive run was blocked, its pending disables."""
         name = request.path_params["env"]
         q = request.query_params.get("q", "").strip()
         before = _int(request.query_params.get("before"))
@@ -366,6 +375,7 @@ class Pages:
         )
 
     async def approve(self, request: Request) -> Response:
+        """POST /environments/{env}/approve: a full run with ``allow_mass_disable`` (``SyncJobs.run``)."""
         name = request.path_params["env"]
         back = env_url(name)
         guard = await self._guard(request, back)
@@ -441,6 +451,8 @@ class Pages:
             return users.diagnose_user(self.engine(), directory, name, key)
 
     async def user(self, request: Request) -> Response:
+        """GET /environments/{env}/users/{user}: row, roles, diagnosis (R22) and events of one user;
+        404 when neither the environment nor the directory knows the user."""
         name, key = request.path_params["env"], request.path_params["user"]
         view = await run_in_threadpool(self._row_view, name, key)
         if view is None:
@@ -482,6 +494,7 @@ class Pages:
         )
 
     async def add(self, request: Request) -> Response:
+        """POST /environments/{env}/users (field ``user``): R8's on-demand add (``add_user``)."""
         name = request.path_params["env"]
         guard = await self._guard(request, env_url(name))
         if isinstance(guard, Response):
@@ -499,6 +512,7 @@ class Pages:
         return await self._user_op(request, token, back, "Add", run)
 
     async def refresh(self, request: Request) -> Response:
+        """POST /environments/{env}/users/{user}/refresh: R23 (``refresh_user``)."""
         name, key = request.path_params["env"], request.path_params["user"]
         back = user_url(name, key)
         guard = await self._guard(request, back)
@@ -592,6 +606,8 @@ class Pages:
         return {k: request.query_params.get(k, "").strip() for k in LOG_FILTERS}
 
     def log_page(self, request: Request) -> Response:
+        """GET /log: the provisioning log, filtered (LOG_FILTERS), 50 events a page (``?before=``);
+        a bad filter is a 400 page saying which."""
         params = self._log_params(request)
         before = _int(request.query_params.get("before"))
         errors = [] if before is not False else ["before must be an event id (a whole number)"]
@@ -660,18 +676,23 @@ class Pages:
             before = page[-1].id
 
     def log_csv(self, request: Request) -> Response:
+        """GET /log.csv: every event of the log's filter, as CSV (streamed)."""
         return self._export(request, "csv")
 
     def log_jsonl(self, request: Request) -> Response:
+        """GET /log.jsonl: every event of the log's filter, one JSON object a line (streamed)."""
         return self._export(request, "jsonl")
 
     # -- sign-in -------------------------------------------------------------------------------
 
     def login_form(self, request: Request) -> Response:
+        """GET /login: the sign-in form (none when no token is configured)."""
         nxt = session.local_path(request.query_params.get("next"))
         return self.render(request, "login.html", title="Sign in", next=nxt, wrong=False)
 
     async def login(self, request: Request) -> Response:
+        """POST /login: the token right, a session cookie and a 303 to ``next`` (a local path);
+        wrong, the form again (401); no token configured, 403."""
         token = self.token()
         if token is None:
             return self.error_page(
@@ -691,6 +712,7 @@ class Pages:
         return response
 
     async def logout(self, request: Request) -> Response:
+        """POST /logout: the session cookie cleared, a 303 to the overview."""
         guard = await self._guard(request, "/")
         if isinstance(guard, Response):
             return guard
@@ -743,6 +765,7 @@ class Pages:
         return page
 
     def stylesheet(self, request: Request) -> Response:
+        """GET /static/syncd.css: the pages' stylesheet."""
         return FileResponse(
             STATIC / "syncd.css", media_type="text/css", headers={"Cache-Control": "max-age=300"}
         )
