@@ -876,3 +876,12 @@ def test_an_unknown_page_is_the_404_page_and_the_api_keeps_its_json(stack: Stack
     assert r.status_code == 404 and r.json()["error"] == "not found"
     r = stack.client.delete("/api/runs")
     assert r.status_code == 405 and r.json()["error"] == "method not allowed"
+
+
+def test_a_page_of_the_log_after_an_event_that_is_not_there_is_a_message(stack: Stack) -> None:
+    prod = add_env(stack.engine, "prod")
+    add_event(stack.engine, prod, run_id=add_run(stack.engine, prod))
+    r = stack.client.get("/log?before=999999")
+    # (no event: an empty page, or the message that the event is unknown; never a failure)
+    assert r.status_code in (200, 400) and "Events" in outline(r.text).captions
+    assert stack.client.get("/log?before=-1").status_code == 400

@@ -615,11 +615,12 @@ class Pages:
             names = data.environment_names(s)
             f, problems = self._log_filter(s, params)
             errors += problems
-            events = (
-                data.read_events(s, f, limit=LOG_PAGE, before=before or None)
-                if f is not None and not errors
-                else []
-            )
+            events: list[Any] = []
+            if f is not None and not errors:
+                try:
+                    events = data.read_events(s, f, limit=LOG_PAGE, before=before or None)
+                except (ValueError, LookupError) as exc:  # a bad id; ``before`` naming no event
+                    errors.append(str(exc))
         given = {k: v for k, v in params.items() if v}
         older = "/log?" + urlencode({**given, "before": events[-1].id}) if len(events) == LOG_PAGE else None
         query = urlencode(given)
