@@ -444,6 +444,14 @@ def test_an_environment_named_with_a_slash_is_one_segment(stack: Stack) -> None:
     assert o.links["a/b"] == "/environments/a%2Fb"
     r = stack.client.get("/environments/a%2Fb")
     assert r.status_code == 200 and "<h1>Environment a/b</h1>" in r.text
+    # signing in from it comes back to it
+    login = outline(r.text).links["Sign in"]
+    assert login == "/login?next=%2Fenvironments%2Fa%252Fb"
+    form = stack.client.get(login).text
+    assert 'name="next" value="/environments/a%2Fb"' in form
+    r = stack.client.post("/login", data={"token": TOKEN, "next": "/environments/a%2Fb"})
+    assert r.headers["location"] == "/environments/a%2Fb"
+    assert stack.client.get(r.headers["location"]).status_code == 200
 
 
 # -- 404 ----------------------------------------------------------------------------------------------

@@ -229,7 +229,9 @@ class Pages:
     def _ui(self, request: Request) -> dict[str, Any]:
         token = self.token()
         sid = session.session_id(request, token)
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raw = request.scope.get("raw_path")  # as sent: an environment "a/b" stays "a%2Fb"
+        path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+        here = path + (f"?{request.url.query}" if request.url.query else "")
         return {
             "can_sign_in": token is not None,
             "signed_in": sid is not None,
