@@ -893,3 +893,13 @@ def test_a_page_of_the_log_after_an_event_that_is_not_there_is_a_message(stack: 
     # (no event: an empty page, or the message that the event is unknown; never a failure)
     assert r.status_code in (200, 400) and "Events" in outline(r.text).captions
     assert stack.client.get("/log?before=-1").status_code == 400
+
+
+def test_a_session_expires(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_env(stack.engine, "prod")
+    stack.sign_in()
+    assert "Sign out" in outline(stack.client.get("/").text).buttons
+    monkeypatch.setattr(session, "MAX_AGE_S", -1)  # every cookie is now older than its age allows
+    assert "Sign out" not in outline(stack.client.get("/").text).buttons
+    r = stack.client.post("/environments/prod/approve", data={"csrf": "x"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
