@@ -508,6 +508,8 @@ def test_a_wrong_token_signs_no_one_in(stack: Stack) -> None:
         r = stack.client.post("/login", data={"token": given, "next": "/"})
         assert r.status_code == 401 and "set-cookie" not in r.headers, given
         assert 'role="alert"' in r.text and "not the admin token" in r.text
+    r = stack.client.post("/login", data={"token": "x" * 100_000, "next": "/"})
+    assert r.status_code == 413 and "set-cookie" not in r.headers
     # a forged cookie is no session
     stack.client.cookies.set(session.COOKIE, "eyJzaWQiOiJ4In0.forged.sig")
     assert "Sign out" not in outline(stack.client.get("/").text).buttons

@@ -71,6 +71,8 @@ SEARCH_LIMIT = 50
 PENDING_SHOWN = 50
 EVENTS_SHOWN = 50
 EXPORT_CHUNK = 5000
+#: The largest sign-in form read (its token and where to go next).
+MAX_FORM_BYTES = 16 * 1024
 STATIC = Path(__file__).parent / "static"
 #: When the daemon runs an environment next: its name -> {"delta": when, "full": when} (UTC).
 NextRuns = Callable[[str], dict[str, datetime]]
@@ -704,6 +706,8 @@ class Pages:
                 "Sign-in is off",
                 "This daemon has no admin token (SYNCD_ADMIN_TOKEN) to sign in with.",
             )
+        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+            return self.error_page(request, 413, "Too large", "A sign-in form is a few hundred bytes.")
         form = await request.form()
         nxt = session.local_path(str(form.get("next") or "/"))
         if not session.token_matches(str(form.get("token") or ""), token):
