@@ -905,3 +905,23 @@ def test_a_session_expires(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Non
     assert "Sign out" not in outline(stack.client.get("/").text).buttons
     r = stack.client.post("/environments/prod/approve", data={"csrf": "x"})
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+def test_every_template_and_stylesheet_ships_in_the_wheel() -> None:
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    import syncd.service.ui as ui
+
+    root = Path(ui.__file__).parent
+    pyproject = tomllib.loads((root.parents[2] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["syncd.service.ui"]
+    files = [
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in (".html", ".css")
+    ]
+    assert any(f.startswith("templates/") for f in files) and "static/syncd.css" in files
+    for f in files:
+        assert any(fnmatch.fnmatch(f, g) for g in globs), f"{f} is not in the wheel's package data"
