@@ -711,11 +711,11 @@ class Pages:
         form = await request.form()
         nxt = session.local_path(str(form.get("next") or "/"))
         if not session.token_matches(str(form.get("token") or ""), token):
-            log.info("ui_sign_in_refused")
+            log.warning("ui_sign_in_refused", client=request.client.host if request.client else None)
             return self.render(request, "login.html", 401, title="Sign in", next=nxt, wrong=True)
         response = RedirectResponse(nxt, 303)
         session.set_session(response, request, token)
-        log.info("ui_signed_in")
+        log.info("ui_signed_in", client=request.client.host if request.client else None)
         return response
 
     async def logout(self, request: Request) -> Response:
