@@ -184,10 +184,10 @@ def find_rows(
             )
         )
         return list(session.scalars(q.order_by(*order)))
-    found = list(session.scalars(q.where(SystemUser.domainname == key).order_by(*order)))
-    if found:
-        return found
-    return list(session.scalars(q.where(casefold(SystemUser.domainname) == fold_text(key)).order_by(*order)))
+    # One read through the folded-UPN index (migration 0007); a row spelled exactly as the key wins.
+    found = list(session.scalars(q.where(casefold(SystemUser.domainname) == fold_text(key)).order_by(*order)))
+    exact = [r for r in found if r.domainname == key]
+    return exact or found
 
 
 def find_row(

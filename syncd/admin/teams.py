@@ -235,6 +235,7 @@ def _administrator(session: Session, env: Environment, key: str | None, director
             select(SystemUser).where(
                 SystemUser.environment_id == env.id,
                 SystemUser.kind == "support",
+                casefold(SystemUser.domainname) == fold_text(SUPPORT_UPN),  # the folded-UPN index
                 SystemUser.domainname == SUPPORT_UPN,
             )
         )
