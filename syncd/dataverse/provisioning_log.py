@@ -179,7 +179,9 @@ def _conditions(session: Session, f: EventFilter) -> list[ColumnElement[bool]]:
     return out
 
 
-def _select(conditions: list[ColumnElement[bool]], cursor: tuple[datetime, int] | None, n: int) -> Select[Any]:
+def _select(
+    conditions: list[ColumnElement[bool]], cursor: tuple[datetime, int] | None, n: int
+) -> Select[Any]:
     q = (
         select(
             _E.id,
@@ -253,7 +255,9 @@ def _key(e: LogEvent) -> tuple[datetime, int]:
     return e.created_at, e.id
 
 
-def read_events(session: Session, f: EventFilter, *, limit: int = 50, before: int | None = None) -> list[LogEvent]:
+def read_events(
+    session: Session, f: EventFilter, *, limit: int = 50, before: int | None = None
+) -> list[LogEvent]:
     """One page of the events ``f`` matches, newest first (see the module), at most ``limit`` (1 to
     ``MAX_PAGE``; more is read as ``MAX_PAGE``). ``before``: the id of the last event of the
     previous page; the page holds the events after it. Raises ValueError for a bad id or limit,
@@ -272,7 +276,9 @@ def read_events(session: Session, f: EventFilter, *, limit: int = 50, before: in
 
 
 def _with_env(f: EventFilter, environment_id: int) -> EventFilter:
-    return EventFilter(environment_id, f.run_id, f.object_id, f.systemuserid, f.action, f.rule, f.since, f.until)
+    return EventFilter(
+        environment_id, f.run_id, f.object_id, f.systemuserid, f.action, f.rule, f.since, f.until
+    )
 
 
 def _iter_one(session: Session, f: EventFilter, chunk: int) -> Iterator[LogEvent]:

@@ -45,13 +45,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from syncd.dataverse.textfold import casefold
 from syncd.dataverse.lengths import (
     BUSINESSUNIT_NAME_LENGTH,
     ROLE_NAME_LENGTH,
     SYSTEMUSER_LENGTHS,
     TEAM_NAME_LENGTH,
 )
+from syncd.dataverse.textfold import casefold
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -34,7 +34,9 @@ def add_user(
     row = SystemUser(
         environment_id=env.id,
         businessunitid=root_business_unit(session, env.id).businessunitid,
-        azureactivedirectoryobjectid=uuid.UUID(object_id) if object_id else (uuid.uuid4() if kind == "regular" else None),
+        azureactivedirectoryobjectid=uuid.UUID(object_id)
+        if object_id
+        else (uuid.uuid4() if kind == "regular" else None),
         systemuserid=uuid.UUID(systemuserid) if systemuserid else uuid.uuid4(),
         kind=kind,
         domainname=domainname,
@@ -72,7 +74,9 @@ def add_event(
         run_id=run.id if run is not None else None,
         environment_id=env.id,
         systemuserid=row.systemuserid if row is not None else extra.get("systemuserid"),
-        azureactivedirectoryobjectid=row.azureactivedirectoryobjectid if row is not None else extra.get("object_id"),
+        azureactivedirectoryobjectid=row.azureactivedirectoryobjectid
+        if row is not None
+        else extra.get("object_id"),
         action=action,
         rule=rule,
         reason=reason,

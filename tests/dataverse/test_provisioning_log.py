@@ -102,7 +102,9 @@ def test_each_filter(engine: Engine, log: dict[str, Any]) -> None:
 
 
 def test_time_range_is_exact_and_pages(engine: Engine, log: dict[str, Any]) -> None:
-    f = EventFilter(environment_id=log["prod"], since=T0 + timedelta(minutes=5), until=T0 + timedelta(minutes=9))
+    f = EventFilter(
+        environment_id=log["prod"], since=T0 + timedelta(minutes=5), until=T0 + timedelta(minutes=9)
+    )
     assert [e.id for e in _read(engine, f)] == log["ids"][5:9][::-1]  # since inclusive, until exclusive
     page = _read(engine, f, limit=3)
     rest = _read(engine, f, limit=3, before=page[-1].id)

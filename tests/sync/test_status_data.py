@@ -46,7 +46,9 @@ def test_update_disable_and_enable_events_carry_the_values_they_replace(  # R9, 
     old_title = snapshot(engine, "prod")[uid][4]  # jobtitle
     store.update_user(uid, {"jobTitle": "Chief Tester"})
     updated = run(engine, directory, "prod", settings, kind="delta")
-    (update,) = [e for e in _events(engine, updated.run_id, "update") if str(e.azureactivedirectoryobjectid) == uid]
+    (update,) = [
+        e for e in _events(engine, updated.run_id, "update") if str(e.azureactivedirectoryobjectid) == uid
+    ]
     assert orjson.loads(update.changes or "") == {"jobtitle": "Chief Tester"}
     assert orjson.loads(update.previous or "") == {"jobtitle": old_title}
     store.update_user(uid, {"accountEnabled": False})
@@ -102,7 +104,9 @@ def test_a_blocked_run_writes_one_withheld_event_per_disable(
     allowed = sync_environment(
         engine, directory, "prod", guarded, RunOptions(kind="delta", allow_mass_disable=True)
     )
-    disables = {str(e.azureactivedirectoryobjectid): e.rule for e in _events(engine, allowed.run_id, "disable")}
+    disables = {
+        str(e.azureactivedirectoryobjectid): e.rule for e in _events(engine, allowed.run_id, "disable")
+    }
     assert disables == {str(e.azureactivedirectoryobjectid): e.rule for e in withheld}
 
 
@@ -129,8 +133,8 @@ def test_dry_and_failed_runs_record_no_user_counts(
     assert dry.run_id is None  # a dry run writes no run row at all
     with db.session_factory(engine)() as s:
         assert s.scalars(select(SyncRun)).all() == []
-    from syncd.directory.client import GraphClient
     from syncd.directory.auth import StaticToken
+    from syncd.directory.client import GraphClient
 
     dead = GraphClient("http://127.0.0.1:9/v1.0", token_provider=StaticToken("t"), max_retries=0)
     with dead:

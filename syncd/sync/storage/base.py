@@ -574,7 +574,9 @@ def _dump(op: Operation) -> str:
 
 
 def _load(blob: str) -> Operation:
-    object_id, systemuserid, values, rule, reason, changes, notes, input_hash, version, previous = orjson.loads(blob)
+    object_id, systemuserid, values, rule, reason, changes, notes, input_hash, version, previous = (
+        orjson.loads(blob)
+    )
     return Operation(
         Action.DISABLE,
         object_id,
