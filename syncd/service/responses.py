@@ -117,6 +117,13 @@ class Run(Reply):
     duration_s: float | None
     counts: RunCounts
     error: str | None
+    users_enabled: int | None = Field(
+        description="the environment's regular rows enabled when the run finished (null: a dry, failed, "
+        "one-user or older run)"
+    )
+    users_disabled: int | None = Field(
+        description="the environment's regular rows disabled when the run finished"
+    )
 
 
 class Quarantine(Reply):
