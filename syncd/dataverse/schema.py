@@ -51,7 +51,7 @@ from syncd.dataverse.lengths import (
     SYSTEMUSER_LENGTHS,
     TEAM_NAME_LENGTH,
 )
-from syncd.dataverse.textfold import casefold
+from syncd.dataverse.textfold import asciifold
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -411,11 +411,11 @@ class SyncEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# User search (syncd.dataverse.user_search) and every case-insensitive lookup by UPN (admin
-# lookups, R20 stub conflicts, the Web API's $filter) compare `casefold(domainname)`; the search
-# also reads `casefold(fullname)`. Expression indexes, so each is one index range scan on both
-# backends (migration 0007).
-Index("ix_systemuser_env_folded_domainname", SystemUser.environment_id, casefold(SystemUser.domainname))
-Index("ix_systemuser_env_folded_fullname", SystemUser.environment_id, casefold(SystemUser.fullname))
+# User search (syncd.dataverse.user_search) reads ASCII-folded UPN and full name (`asciifold`: A-Z
+# lowered, compared by code point, the same on both backends), and lookups of a row by its exact UPN
+# (syncd.admin.lookup) read the UPN one: expression indexes, so a prefix or an equality is one index
+# range scan on both backends (migration 0007, which says why not `casefold`).
+Index("ix_systemuser_env_folded_domainname", SystemUser.environment_id, asciifold(SystemUser.domainname))
+Index("ix_systemuser_env_folded_fullname", SystemUser.environment_id, asciifold(SystemUser.fullname))
 
 from syncd.dataverse import records as _records  # noqa: E402, F401  (owned records, R20)

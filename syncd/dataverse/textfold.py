@@ -62,7 +62,38 @@ def _compile_sqlite(element: casefold, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(casefold, "postgresql")
 def _compile_postgresql(element: casefold, compiler: SQLCompiler, **kw: Any) -> str:
     arg = compiler.process(element.clauses, **kw)
-    # The "C" collation on lower()'s result, inside translate() (whose result inherits it): the
-    # expression then reads back from PostgreSQL's catalog as written, so the expression indexes
-    # of migration 0007 compare equal to the schema's (alembic check).
-    return f"translate(lower(CAST({arg} AS TEXT) COLLATE \"und-x-icu\") COLLATE \"C\", 'ς', 'σ')"
+    return f"translate(lower(CAST({arg} AS TEXT) COLLATE \"und-x-icu\"), 'ς', 'σ') COLLATE \"C\""
+
+
+# -- ASCII case folding, for the expression indexes of migration 0007 -----------------------------
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold_ascii(value: str) -> str:
+    """``value`` with the ASCII letters A-Z in lower case and every other character as it is: what
+    `asciifold` computes in SQL."""
+    return value.translate(_ASCII_LOWER)
+
+
+class asciifold(FunctionElement[str]):  # noqa: N801 - named like the SQL functions it stands beside
+    """`asciifold(expr)`: `expr` with A-Z lowered and nothing else changed, compared by code point, the
+    same on both backends: SQLite's built-in `lower(x)` (ASCII only, BINARY), PostgreSQL's
+    `lower(x COLLATE "C")` (the C collation lowers ASCII only, and compares bytes). Cheaper than
+    `casefold` to keep in an index (no ICU call, no application function), so it is what the
+    expression indexes of the UPN and full name hold (migration 0007): UPNs are ASCII (Entra's
+    rule), so for them it is the same as `casefold`."""
+
+    type = String()
+    inherit_cache = True
+    name = "asciifold"
+
+
+@compiles(asciifold)
+def _compile_ascii_sqlite(element: asciifold, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(asciifold, "postgresql")
+def _compile_ascii_postgresql(element: asciifold, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'lower({compiler.process(element.clauses, **kw)} COLLATE "C")'

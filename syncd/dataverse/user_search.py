@@ -2,12 +2,14 @@
 
 A query is matched three ways, and the answer is every row any of them finds:
 
-- a case-insensitive prefix of ``domainname`` (the UPN) or of ``fullname``: both sides folded by
-  ``syncd.dataverse.textfold.casefold`` (Unicode's full lower-case mapping, the same on SQLite and
-  PostgreSQL) and compared by code point, as the range ``folded >= q AND folded < next(q)``
+- a prefix of ``domainname`` (the UPN) or of ``fullname``, ignoring the case of A-Z: both sides
+  folded by ``syncd.dataverse.textfold.asciifold`` (A-Z lowered, nothing else; the same on SQLite
+  and PostgreSQL) and compared by code point, as the range ``folded >= q AND folded < next(q)``
   (``next``: ``q`` with its last character moved one code point on). No ``LIKE``: ``%`` and ``_``
   are plain characters. Each is one range of an expression index of migration 0007
-  (``ix_systemuser_env_folded_domainname``, ``ix_systemuser_env_folded_fullname``);
+  (``ix_systemuser_env_folded_domainname``, ``ix_systemuser_env_folded_fullname``), which says why
+  ASCII: UPNs are ASCII, so for them this is full case-insensitivity; "élodie" does not find
+  "Élodie Martin" by her name (her UPN, elodie.martin@..., finds her);
 - a GUID in any spelling (dashes or not, either case, in braces), or a hex prefix of at least
   ``MIN_HEX_DIGITS`` digits (dashes allowed): a range of ``azureactivedirectoryobjectid`` (the
   unique (environment_id, object id) index) and of ``systemuserid`` (the primary key). The prefix
@@ -31,7 +33,7 @@ from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.orm import Session
 
 from syncd.dataverse.schema import SystemUser
-from syncd.dataverse.textfold import casefold, fold_text
+from syncd.dataverse.textfold import asciifold, fold_ascii
 
 MIN_HEX_DIGITS = 4
 MAX_LIMIT = 500
@@ -111,7 +113,7 @@ def _columns(environment_id: int) -> Select[Any]:
 
 
 def _prefix(column: ColumnElement[Any], folded: str) -> ColumnElement[bool]:
-    key = casefold(column)
+    key = asciifold(column)
     upper = prefix_upper_bound(folded)
     return key >= folded if upper is None else and_(key >= folded, key < upper)
 
@@ -128,15 +130,15 @@ def search_users(session: Session, environment_id: int, query: str, *, limit: in
     if not text:
         return []
     t = SystemUser.__table__.c
-    folded = fold_text(text)
+    folded = fold_ascii(text)
     statements = [
         _columns(environment_id)
         .where(_prefix(t.domainname, folded))
-        .order_by(casefold(t.domainname), t.systemuserid)
+        .order_by(asciifold(t.domainname), t.systemuserid)
         .limit(limit),
         _columns(environment_id)
         .where(_prefix(t.fullname, folded))
-        .order_by(casefold(t.fullname), t.systemuserid)
+        .order_by(asciifold(t.fullname), t.systemuserid)
         .limit(limit),
     ]
     ids = hex_range(text)
@@ -159,7 +161,7 @@ def search_users(session: Session, environment_id: int, query: str, *, limit: in
         for row in session.execute(statement):
             hit = _hit(row)
             found[hit.systemuserid] = hit
-    ordered = sorted(found.values(), key=lambda h: (fold_text(h.domainname), h.domainname, h.systemuserid))
+    ordered = sorted(found.values(), key=lambda h: (fold_ascii(h.domainname), h.domainname, h.systemuserid))
     return ordered[:limit]
 
 
