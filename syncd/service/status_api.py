@@ -128,6 +128,8 @@ def users(engine: Engine, request: Request) -> Response:
         env = _environment(session, name)
         if env is None:
             return error(404, "not found", f"no environment named {shown(name)}")
+        if "\x00" in query.q:  # no row holds a NUL (PostgreSQL's text can't)
+            return JSONResponse([])
         hits = search_users(session, env.id, query.q, limit=min(query.limit, MAX_LIMIT))
     return JSONResponse([h.as_dict() for h in hits])
 
@@ -138,6 +140,8 @@ def user_filter(session: Session, user: str, environment_id: int | None) -> dict
     after its row is gone); otherwise a UPN, any case, of one row (or of rows of one directory
     user). Raises LookupError when no row has the UPN, ValueError when rows of different users do."""
     text = user.strip()
+    if "\x00" in text:  # no row holds a NUL (PostgreSQL's text can't)
+        raise LookupError(f"no user {shown(user)}")
     try:
         guid = uuid.UUID(text)
     except ValueError:
@@ -168,7 +172,12 @@ def events(engine: Engine, request: Request) -> Response:
     if isinstance(query, JSONResponse):
         return query
     assert isinstance(query, EventsQuery)
-    if query.since is not None and query.until is not None and _aware(query.since) >= _aware(query.until):
+    try:
+        since = _aware(query.since) if query.since is not None else None
+        until = _aware(query.until) if query.until is not None else None
+    except OverflowError:
+        return error(400, BAD_REQUEST, "since and until must be times from year 1 to 9999 in UTC")
+    if since is not None and until is not None and since >= until:
         return error(400, BAD_REQUEST, "since must be before until")
     with Session(engine) as session:
         env_id = None
@@ -190,8 +199,8 @@ def events(engine: Engine, request: Request) -> Response:
             run_id=query.run,
             action=query.action,
             rule=query.rule,
-            since=query.since,
-            until=query.until,
+            since=since,
+            until=until,
             **who,
         )
         if query.format == "json":
@@ -210,7 +219,9 @@ def events(engine: Engine, request: Request) -> Response:
 
 
 def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    """``value`` in UTC (a naive one is UTC); OverflowError when UTC has no such time (year 1 or 9999
+    at the edge of an offset)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _safe(name: str) -> str:

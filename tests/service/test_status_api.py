@@ -149,3 +149,11 @@ def test_jsonl_download(client: TestClient, data: dict[str, Any]) -> None:
     assert r.headers["content-disposition"] == 'attachment; filename="syncd-events-we_others_.jsonl"'
     lines = r.content.splitlines()
     assert [orjson.loads(line)["environment"] for line in lines] == ['we, "others"']
+
+
+def test_values_no_row_can_hold_find_nothing(client: TestClient, data: dict[str, Any]) -> None:
+    assert client.get("/api/environments/prod/users", params={"q": "a\x00"}).json() == []
+    r = client.get("/api/events", params={"user": "a\x00b"})
+    assert r.status_code == 404
+    r = client.get("/api/events", params={"since": "0001-01-01T00:00:00+01:00"})
+    assert r.status_code == 400 and "year" in r.json()["detail"]
