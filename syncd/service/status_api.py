@@ -97,13 +97,15 @@ def error(status: int, kind: str, detail: str) -> JSONResponse:
 
 
 def _parse(model: type[BaseModel], request: Request) -> BaseModel | JSONResponse:
-    """The query as ``model``, or a 400 naming the first parameter that does not fit and its value."""
+    """The query as ``model`` (an empty parameter is left out), or a 400 naming the first parameter
+    that does not fit and its value."""
     params = request.query_params
     repeated = sorted({k for k in params if len(params.getlist(k)) > 1} & set(model.model_fields))
     if repeated:
         return error(400, BAD_REQUEST, f"{repeated[0]} is given more than once")
     try:
-        return model.model_validate(dict(params))
+        # An empty value is no value (an HTML form sends its empty fields): that filter is off.
+        return model.model_validate({k: v for k, v in params.items() if v != ""})
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "query"
