@@ -753,6 +753,7 @@ class _Run:
             restarts=self.restarts,
             state=state if moves else None,
             mirror=mirror if moves else None,
+            count_users=True,
         )
         written = self.counts.written
         if written >= ANALYZE_AFTER or written >= max(1000, self.existing_rows // 10):
