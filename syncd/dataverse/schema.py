@@ -363,6 +363,8 @@ class SyncRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The environment's regular rows enabled / disabled when the run finished (migration 0007):
     # null for dry runs, runs that did not finish and runs older than the column.
+    # The environment's regular rows enabled / disabled when a full run finished (a delta run
+    # records none: its cost stays with its changes); the status UI charts them.
     users_enabled: Mapped[int | None] = mapped_column(Integer)
     users_disabled: Mapped[int | None] = mapped_column(Integer)
 

@@ -118,8 +118,8 @@ class Run(Reply):
     counts: RunCounts
     error: str | None
     users_enabled: int | None = Field(
-        description="the environment's regular rows enabled when the run finished (null: a dry, failed, "
-        "one-user or older run)"
+        description="the environment's regular rows enabled when the run finished: full runs only "
+        "(null: a delta, dry, failed, one-user or older run)"
     )
     users_disabled: int | None = Field(
         description="the environment's regular rows disabled when the run finished"

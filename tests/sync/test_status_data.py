@@ -99,7 +99,7 @@ def test_a_blocked_run_writes_one_withheld_event_per_disable(
     assert _events(engine, blocked.run_id, "disable") == []
     assert _enabled(engine)[:6] == leavers  # nobody was disabled
     row = _run_row(engine, blocked.run_id or 0)
-    assert (row.users_enabled, row.users_disabled) == (len(_enabled(engine)), 0)
+    assert (row.users_enabled, row.users_disabled) == (None, None)  # a delta run counts no users
     # approved, the same disables go through, each under the rule its withheld event named
     allowed = sync_environment(
         engine, directory, "prod", guarded, RunOptions(kind="delta", allow_mass_disable=True)
@@ -110,7 +110,7 @@ def test_a_blocked_run_writes_one_withheld_event_per_disable(
     assert disables == {str(e.azureactivedirectoryobjectid): e.rule for e in withheld}
 
 
-def test_a_finished_run_records_its_environments_enabled_and_disabled_users(
+def test_a_finished_full_run_records_its_environments_enabled_and_disabled_users(
     engine: Engine, store: Any, directory: Any, tenant: Any, settings: Any
 ) -> None:
     make_env(engine, "prod")
@@ -122,7 +122,10 @@ def test_a_finished_run_records_its_environments_enabled_and_disabled_users(
     store.update_user(uid, {"accountEnabled": False})
     second = run(engine, directory, "prod", settings, kind="delta")
     r2 = _run_row(engine, second.run_id or 0)
-    assert (r2.users_enabled, r2.users_disabled) == (enabled - 1, 1)
+    assert (r2.users_enabled, r2.users_disabled) == (None, None)  # its cost stays with its changes
+    third = run(engine, directory, "prod", settings, kind="full")
+    r3 = _run_row(engine, third.run_id or 0)
+    assert (r3.users_enabled, r3.users_disabled) == (enabled - 1, 1)
 
 
 def test_dry_and_failed_runs_record_no_user_counts(

@@ -6,7 +6,7 @@ Columns:
   event's change, with the same keys as ``changes`` (column -> new value). Null where not known:
   creates, and every event older than this revision.
 - ``sync_run.users_enabled`` / ``sync_run.users_disabled`` (INTEGER, null): the environment's
-  regular rows enabled / disabled when the run finished. Null for dry runs, runs that did not
+  regular rows enabled / disabled when a full run finished. Null for delta and dry runs, runs that did not
   finish and runs older than this revision.
 
 Indexes of ``sync_event`` (the provisioning log, ``syncd.dataverse.provisioning_log``). The log is
