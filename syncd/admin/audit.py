@@ -19,7 +19,11 @@ def record_event(
     rule: str,
     reason: str,
     changes: dict[str, Any] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> None:
+    """Add (not flush) one event with no run for ``row``: ``changes`` column -> new value and
+    ``previous`` column -> the value it replaced (the same keys; None where the operation creates
+    or knows no old value), each stored as a JSON object."""
     session.add(
         SyncEvent(
             run_id=None,
@@ -30,6 +34,7 @@ def record_event(
             rule=rule,
             reason=reason,
             changes=orjson.dumps(changes, default=str).decode() if changes else None,
+            previous=orjson.dumps(previous, default=str).decode() if previous else None,
             created_at=utcnow(),
         )
     )

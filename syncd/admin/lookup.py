@@ -29,7 +29,7 @@ from syncd.dataverse.schema import (
     TeamMembership,
     TeamRole,
 )
-from syncd.dataverse.textfold import casefold, fold_text
+from syncd.dataverse.textfold import asciifold, casefold, fold_ascii, fold_text
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError, GraphError
 from syncd.directory.ids import is_object_id, normalize_object_id
@@ -184,7 +184,9 @@ def find_rows(
             )
         )
         return list(session.scalars(q.order_by(*order)))
-    found = list(session.scalars(q.where(SystemUser.domainname == key).order_by(*order)))
+    # The exact spelling first, through the folded-UPN index (migration 0007).
+    exact = q.where(asciifold(SystemUser.domainname) == fold_ascii(key), SystemUser.domainname == key)
+    found = list(session.scalars(exact.order_by(*order)))
     if found:
         return found
     return list(session.scalars(q.where(casefold(SystemUser.domainname) == fold_text(key)).order_by(*order)))

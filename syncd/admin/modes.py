@@ -172,6 +172,7 @@ def change_access_mode(
             rule,
             f"Access mode set by {by}: {access_mode_name(old)} to {access_mode_name(wanted)}.",
             {"accessmode": wanted},
+            {"accessmode": old},
         )
     checks.append(Check("R16", True, f"R16 access mode: {access_mode_name(wanted)}, set by {by}"))
     note = None

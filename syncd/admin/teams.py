@@ -47,7 +47,7 @@ from syncd.dataverse.schema import (
     TeamRole,
     utcnow,
 )
-from syncd.dataverse.textfold import casefold, fold_text
+from syncd.dataverse.textfold import asciifold, casefold, fold_ascii, fold_text
 from syncd.directory.client import GraphClient
 from syncd.directory.errors import DirectoryError
 from syncd.directory.ids import normalize_object_id
@@ -235,6 +235,7 @@ def _administrator(session: Session, env: Environment, key: str | None, director
             select(SystemUser).where(
                 SystemUser.environment_id == env.id,
                 SystemUser.kind == "support",
+                asciifold(SystemUser.domainname) == fold_ascii(SUPPORT_UPN),  # the folded-UPN index
                 SystemUser.domainname == SUPPORT_UPN,
             )
         )

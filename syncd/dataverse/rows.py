@@ -54,6 +54,8 @@ SYNC_RUN = table(
     column("blocked_disables", Integer),
     column("restarts", Integer),
     column("error", Text),
+    column("users_enabled", Integer),
+    column("users_disabled", Integer),
 )
 
 

@@ -51,6 +51,7 @@ from syncd.dataverse.lengths import (
     SYSTEMUSER_LENGTHS,
     TEAM_NAME_LENGTH,
 )
+from syncd.dataverse.textfold import asciifold
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -166,8 +167,6 @@ class SystemUser(Base):
     __table_args__ = (
         # The hot path: sync looks rows up, and upserts, by (environment, object id).
         UniqueConstraint("environment_id", "azureactivedirectoryobjectid", name="uq_systemuser_env_objectid"),
-        # Admin operations find a user by UPN; stub conflicts (R20) are found by UPN too.
-        Index("ix_systemuser_env_domainname", "environment_id", "domainname"),
         CheckConstraint("accessmode BETWEEN 0 AND 5", name="accessmode"),
         CheckConstraint(f"syncd_kind IN {USER_KINDS!r}", name="syncd_kind"),
         CheckConstraint(f"azurestate IN {tuple(AZURE_STATES)!r}", name="azurestate"),
@@ -362,15 +361,43 @@ class SyncRun(Base):
     # How many times a full run started its read again after Graph's 410 syncStateNotFound.
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    # The environment's regular rows enabled / disabled when the run finished (migration 0007):
+    # null for dry runs, runs that did not finish and runs older than the column.
+    # The environment's regular rows enabled / disabled when a full run finished (a delta run
+    # records none: its cost stays with its changes); the status UI charts them.
+    users_enabled: Mapped[int | None] = mapped_column(Integer)
+    users_disabled: Mapped[int | None] = mapped_column(Integer)
+
+
+# Each provisioning-log filter (syncd.dataverse.provisioning_log) is one index range scan in the
+# log's order, newest first: (created_at, id) descending, so a time range is a range of the same
+# index. See migration 0007 for what each index serves.
+_LOG_ORDER = ("created_at", "id")
 
 
 class SyncEvent(Base):
-    """One row per changed user, with the rule that caused the change (a provisioning log)."""
+    """One row per change to a user, with the rule that caused it (the provisioning log).
+
+    ``changes`` is a JSON object column -> new value; ``previous`` (migration 0007) the same keys
+    -> the value the row held before (null: not known, e.g. a create or an event older than 0007).
+    """
 
     __tablename__ = "sync_event"
     __table_args__ = (
-        Index("ix_sync_event_env_object", "environment_id", "azureactivedirectoryobjectid"),
-        Index("ix_sync_event_run", "run_id"),
+        Index("ix_sync_event_env_time", "environment_id", *_LOG_ORDER),
+        Index("ix_sync_event_env_rule", "environment_id", "rule", *_LOG_ORDER),
+        Index("ix_sync_event_env_action", "environment_id", "action", *_LOG_ORDER),
+        Index("ix_sync_event_run", "run_id", *_LOG_ORDER),
+        Index("ix_sync_event_object", "azureactivedirectoryobjectid", *_LOG_ORDER),
+        # Rows with no object id (application and stub users' admin events) by systemuserid; a row
+        # with one is found through its object id, so sync's own events need no entry here.
+        Index(
+            "ix_sync_event_systemuser_noobject",
+            "systemuserid",
+            *_LOG_ORDER,
+            sqlite_where=text("azureactivedirectoryobjectid IS NULL"),
+            postgresql_where=text("azureactivedirectoryobjectid IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -382,7 +409,15 @@ class SyncEvent(Base):
     rule: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(Text)
     changes: Mapped[str | None] = mapped_column(Text)  # JSON object: column -> new value
+    previous: Mapped[str | None] = mapped_column(Text)  # JSON object: column -> old value
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+
+# User search (syncd.dataverse.user_search) reads ASCII-folded UPN and full name (`asciifold`: A-Z
+# lowered, compared by code point, the same on both backends), and lookups of a row by its exact UPN
+# (syncd.admin.lookup) read the UPN one: expression indexes, so a prefix or an equality is one index
+# range scan on both backends (migration 0007, which says why not `casefold`).
+Index("ix_systemuser_env_folded_domainname", SystemUser.environment_id, asciifold(SystemUser.domainname))
+Index("ix_systemuser_env_folded_fullname", SystemUser.environment_id, asciifold(SystemUser.fullname))
 
 from syncd.dataverse import records as _records  # noqa: E402, F401  (owned records, R20)

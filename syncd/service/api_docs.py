@@ -13,10 +13,13 @@ from html import escape
 from typing import Any
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em;max-width:70em;color:#222;line-height:1.4}
+body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em;max-width:70em;color:#222;line-height:1.4;overflow-wrap:break-word}
+p,li,h3{overflow-wrap:anywhere}
 h2{border-bottom:1px solid #ccc;margin-top:2em}
 section.op{border:1px solid #ddd;border-radius:4px;padding:.5em 1em;margin:1em 0}
 table{border-collapse:collapse;margin:.5em 0}
+.scroll{overflow-x:auto;max-width:100%}
+h3 code{overflow-wrap:anywhere}
 th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
 code{background:#f3f3f3;padding:0 .2em;overflow-wrap:anywhere}
@@ -57,6 +60,16 @@ def _type(schema: dict[str, Any]) -> str:
     return text + (f" ({_e(', '.join(bounds))})" if bounds else "")
 
 
+def _table(headers: list[str], rows: str, label: str) -> str:
+    """A table in a box that scrolls sideways on a narrow screen (the page itself never does); the
+    box is a named region that takes the keyboard's focus, so it can be scrolled without a mouse."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    return (
+        f'<div class="scroll" role="region" tabindex="0" aria-label="{_e(label)}">'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
 def _parameters(params: list[dict[str, Any]]) -> str:
     if not params:
         return ""
@@ -66,10 +79,7 @@ def _parameters(params: list[dict[str, Any]]) -> str:
         f"<td>{_e(p.get('description', ''))}</td></tr>"
         for p in params
     )
-    return (
-        "<table><thead><tr><th>parameter</th><th>in</th><th>type</th><th>required</th>"
-        f"<th>description</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+    return _table(["parameter", "in", "type", "required", "description"], rows, "parameters")
 
 
 def _content(content: dict[str, Any]) -> str:
@@ -93,8 +103,8 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
         f"<code>{_e(path)}</code></h3><p>{_e(op.get('summary', ''))}</p>{token}"
         + _parameters(op.get("parameters", []))
         + body
-        + "<table><thead><tr><th>status</th><th>meaning</th><th>body</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
+        + _table(["status", "meaning", "body"], rows, f"answers of {method.upper()} {path}")
+        + "</section>"
     )
 
 
@@ -117,8 +127,8 @@ def _schema(name: str, schema: dict[str, Any]) -> str:
         more = "<p>Other keys may appear.</p>"
     return (
         f'<section id="schema-{_e(name)}"><h3>{_e(name)}</h3>{doc}'
-        "<table><thead><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>{more}</section>"
+        + _table(["field", "type", "required", "description"], rows, f"fields of {name}")
+        + f"{more}</section>"
     )
 
 

@@ -8,6 +8,9 @@ GET  /, /environments/..., /log, /login            the HTML pages (`syncd.servic
 GET  /api/environments[/{name}]                    environments, user counts, last runs
 GET  /api/runs[?environment=&limit=&before=]       recent runs, newest first
 GET  /api/runs/{id}                                one run
+GET  /api/environments/{name}/users[?q=&limit=]    user search (`syncd.service.status_api`)
+GET  /api/events[?environment=&run=&user=&action=&rule=&since=&until=&limit=&before=&format=]
+                                                   the provisioning log: a JSON page, or all as CSV / JSON lines
 POST /api/environments/{name}/sync                 {"kind": "delta"|"full", "dry_run": bool}
 POST /api/environments/{name}/approve-mass-disable  a full run with allow_mass_disable (no body)
 GET  /api/openapi.json                             the admin API as OpenAPI 3.1, built from the route table
@@ -49,7 +52,7 @@ from syncd.context import AppContext
 from syncd.dataverse import db
 from syncd.dataverse.environments import describe, impossible_name, shown, user_counts
 from syncd.dataverse.schema import Environment
-from syncd.service import api_docs, openapi, runs
+from syncd.service import api_docs, openapi, runs, status_api
 from syncd.service import responses as r
 from syncd.service.bodies import BAD_REQUEST, Body, mutation
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
@@ -236,6 +239,12 @@ class Endpoints:
                 runs.recent_runs(session, environment_id=env_id, limit=limit, before_id=before)
             )
 
+    def users(self, request: Request) -> Response:
+        return status_api.users(self.engine(), request)
+
+    def events(self, request: Request) -> Response:
+        return status_api.events(self.engine(), request)
+
     def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         if run_id > MAX_RUN_ID:
@@ -351,6 +360,24 @@ def create_app(
             errors=(400, 404),
             summary="Recent runs, newest first (syncd runs)",
             query=RunsQuery,
+        ),
+        ApiRoute(
+            "/api/environments/{name}/users",
+            ep.users,
+            methods=["GET"],
+            responses={200: r.UserHitList},
+            errors=(400, 404),
+            summary="The environment's users whose UPN or full name starts so, or whose id does",
+            query=status_api.UsersQuery,
+        ),
+        ApiRoute(
+            "/api/events",
+            ep.events,
+            methods=["GET"],
+            responses={200: (r.LogEventList, "text/csv", "application/x-ndjson")},
+            errors=(400, 404),
+            summary="The provisioning log, newest first: a page (json) or every matching event (csv, jsonl)",
+            query=status_api.EventsQuery,
         ),
         ApiRoute(
             "/api/runs/{run_id:int}",

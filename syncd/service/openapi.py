@@ -107,9 +107,10 @@ class _Schemas:
     def __init__(self, api: list[ApiRoute]) -> None:
         wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None}
         for route in api:
-            for answer in route.responses.values():
-                if isinstance(answer, type):
-                    wanted[(answer, "serialization")] = None
+            for answers in route.responses.values():
+                for answer in answers if isinstance(answers, tuple) else (answers,):
+                    if isinstance(answer, type):
+                        wanted[(answer, "serialization")] = None
             model = _request_model(_body_spec(route))
             if model is not None:
                 wanted[(model, "validation")] = None
@@ -263,6 +264,11 @@ def _request_body(spec: Any, schemas: _Schemas) -> dict[str, Any] | None:
 
 
 def _response(status: int, answer: Answer | None, error: bool, schemas: _Schemas) -> dict[str, Any]:
+    if isinstance(answer, tuple):  # the request chooses the body's media type: each is declared
+        parts = [_response(status, a, error, schemas) for a in answer]
+        for part in parts[1:]:
+            parts[0]["content"].update(part["content"])
+        return parts[0]
     description = ERRORS.get(status) if error and answer is None else None
     if isinstance(answer, type) and answer.__doc__:
         description = " ".join(answer.__doc__.split("\n\n")[0].split())

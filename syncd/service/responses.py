@@ -117,6 +117,13 @@ class Run(Reply):
     duration_s: float | None
     counts: RunCounts
     error: str | None
+    users_enabled: int | None = Field(
+        description="the environment's regular rows enabled when the run finished: full runs only "
+        "(null: a delta, dry, failed, one-user or older run)"
+    )
+    users_disabled: int | None = Field(
+        description="the environment's regular rows disabled when the run finished"
+    )
 
 
 class Quarantine(Reply):
@@ -514,3 +521,51 @@ class EnvironmentList(RootModel[list[EnvironmentSummary]]):
 
 class RunList(RootModel[list[Run]]):
     """``GET /api/runs``: runs, newest first."""
+
+
+# -- the status UI's reads (issue 15) -------------------------------------------------------------
+
+
+class UserHit(Reply):
+    """One row a user search found (``syncd.dataverse.user_search.UserHit``); ``accessmode`` is R15's
+    number, ``syncd_kind`` what the row stands for (R18-R20)."""
+
+    systemuserid: str
+    azureactivedirectoryobjectid: str | None
+    domainname: str
+    fullname: str | None
+    isdisabled: bool
+    accessmode: int
+    syncd_kind: str
+
+
+class UserHitList(RootModel[list[UserHit]]):
+    """``GET /api/environments/{name}/users``: the rows a search found, by UPN."""
+
+
+class ChangedValue(Reply):
+    """One column an event changed: its value before (null when not recorded) and after."""
+
+    old: Any
+    new: Any
+
+
+class LogEvent(Reply):
+    """One event of the provisioning log (``syncd.dataverse.provisioning_log.LogEvent.as_dict``):
+    ``changes`` is open (column -> old and new value); ``domainname`` is the row's UPN now."""
+
+    id: int
+    run_id: int | None
+    environment: str
+    systemuserid: str | None
+    azureactivedirectoryobjectid: str | None
+    domainname: str | None
+    action: str
+    rule: str
+    reason: str
+    changes: dict[str, ChangedValue]
+    created_at: str
+
+
+class LogEventList(RootModel[list[LogEvent]]):
+    """``GET /api/events``: one page of events, newest first (the next page: ``before`` = the last id)."""

@@ -39,8 +39,9 @@ from syncd.service.bodies import MUTATING_METHODS, declares_body
 API_PREFIX = "/api/"
 
 #: What one status of a route answers: a model of its JSON body (``syncd.service.responses``), or
-#: the media type of a body that is not JSON (``"text/html"``).
-Answer: TypeAlias = type[BaseModel] | str
+#: the media type of a body that is not JSON (``"text/html"``), or a tuple of those when the
+#: request chooses among them (``GET /api/events?format=``).
+Answer: TypeAlias = type[BaseModel] | str | tuple[type[BaseModel] | str, ...]
 
 
 def _segment(raw: bytes) -> str:

@@ -58,6 +58,8 @@ def run_dict(run: SyncRun, env_name: str | None = None) -> dict[str, Any]:
         "duration_s": _duration(run.started_at, run.finished_at),
         "counts": {f: getattr(run, f) for f in COUNT_FIELDS},
         "error": run.error,
+        "users_enabled": run.users_enabled,
+        "users_disabled": run.users_disabled,
     }
 
 

@@ -192,13 +192,29 @@ class Applier:
             self.flush()
 
     def block_held(self) -> None:
-        """The guard stopped the held-back disables: count them, list them in a dry run, drop them."""
+        """The guard stopped the held-back disables: count them, list them in a dry run, drop them.
+
+        A real run writes one ``withheld`` event per disable (its rule, ``Withheld by the
+        mass-disable guard: <its reason>``), ``batch_size`` to a transaction, the spilled ones read
+        back a chunk at a time: the blocked run's pending disables are its withheld events."""
         self.counts.blocked_disables = self.held_count
         if self.dry_run:
             for op in self._held.values():
                 if len(self.planned) >= PLANNED_LIMIT:
                     break
                 self.planned.append(op.describe() | {"blocked": True})
+        else:
+            self.flush()
+            chunk: list[Operation] = []
+            for op in self.storage.held(HELD_IN_MEMORY) if self._spilled else ():
+                chunk.append(op)
+                if len(chunk) >= self.batch_size:
+                    self.storage.write_withheld(chunk)
+                    chunk = []
+            self.storage.write_withheld(chunk)
+            held = list(self._held.values())
+            for i in range(0, len(held), self.batch_size):
+                self.storage.write_withheld(held[i : i + self.batch_size])
         self.clear_held()
 
     def clear_held(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,9 @@ class Operation:
     fit into a column (cut, cleaned), appended to the event's reason. ``input_hash`` is what the
     decision was made from (``syncd.sync.inputs``; None: not recorded) and ``read_version`` the
     row's versionnumber when the run read it: the hash is stored only if the row is still that
-    version at write time.
+    version at write time. ``previous`` maps each column the operation changes (the keys of its
+    event's changes: ``event_columns``) to the value the row held when the run read it; None for a
+    CREATE (there was no row), so the bulk path of an initial sync does no work for it.
     """
 
     action: Action
@@ -67,10 +69,21 @@ class Operation:
     notes: tuple[str, ...] = ()
     input_hash: int | None = None
     read_version: int | None = None
+    previous: Mapping[str, Any] | None = None
 
     @property
     def event_reason(self) -> str:
         return self.reason if not self.notes else f"{self.reason} ({'; '.join(self.notes)})"
+
+    def event_columns(self) -> dict[str, Any]:
+        """Column -> new value, as the run's event records it: the synced columns that change (R10)
+        and the row's state where the operation sets it (never the object id). Empty for a CREATE."""
+        if self.action is Action.CREATE:
+            return {}
+        values = self.values
+        changed = {**self.changes, **{c: values[c] for c in STATE_COLUMNS if c in values}}
+        changed.pop("azureactivedirectoryobjectid", None)
+        return changed
 
     def describe(self) -> dict[str, Any]:
         """The operation as a dry run reports it."""
@@ -134,10 +147,26 @@ def plan_operation(
         return None
     if state_only:  # a KEEP, or a decision whose columns the row already holds: only azurestate moves
         reason = _AZURE_STATE_REASON[AzureState(int(azurestate))]  # type: ignore[arg-type]
-        return Operation(Action.UPDATE, object_id, current.systemuserid, values, "R9", reason, changes, notes)
-    return Operation(
-        action, object_id, current.systemuserid, values, decision.rule, decision.reason, changes, notes
-    )
+        op = Operation(Action.UPDATE, object_id, current.systemuserid, values, "R9", reason, changes, notes)
+    else:
+        op = Operation(
+            action, object_id, current.systemuserid, values, decision.rule, decision.reason, changes, notes
+        )
+    op.previous = previous_values(current, op.event_columns())
+    return op
+
+
+def previous_values(current: CurrentRow, columns: Iterable[str]) -> dict[str, Any]:
+    """What ``current`` (the row as the run read it) holds in each of ``columns``: the synced
+    columns (R10) and the row's state (STATE_COLUMNS). A column the row does not show is None."""
+    facts = current.facts
+    state = {
+        "isdisabled": facts.isdisabled,
+        "accessmode": facts.accessmode,
+        "islicensed": facts.islicensed,
+        "azurestate": facts.azurestate,
+    }
+    return {c: state[c] if c in state else facts.columns.get(c) for c in columns}
 
 
 _ID_POOL: list[bytes] = []
@@ -169,7 +198,7 @@ def recreate_values(op: Operation, current: CurrentRow) -> Operation | None:
         and values.get("azurestate", 0) == facts.azurestate
     ):
         return None
-    return Operation(
+    update = Operation(
         Action.UPDATE,
         op.object_id,
         current.systemuserid,
@@ -179,3 +208,5 @@ def recreate_values(op: Operation, current: CurrentRow) -> Operation | None:
         op.changes,
         op.notes,
     )
+    update.previous = previous_values(current, update.event_columns())
+    return update

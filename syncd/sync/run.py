@@ -424,7 +424,9 @@ class _Run:
         mirror = None
         if self.group_id and self.members is not None:
             mirror = GroupMirror(members=sorted(self.members), owners=sorted(self.owners))
-        return self._finish(state, mirror=mirror, enabled_before=enabled_before, empty_read=empty)
+        return self._finish(
+            state, mirror=mirror, enabled_before=enabled_before, empty_read=empty, count_users=True
+        )
 
     def _reread_admins(self) -> set[str]:
         """Read the admins (R6) again; the users whose admin roles changed since the last reading.
@@ -716,8 +718,13 @@ class _Run:
         mirror: GroupMirror | None = None,
         enabled_before: int = 0,
         empty_read: bool = False,
+        count_users: bool = False,
     ) -> tuple[str, str | None]:
-        """Apply or block the held disables (the guard), then the run's last transaction."""
+        """Apply or block the held disables (the guard), then the run's last transaction.
+
+        ``count_users``: record the environment's enabled and disabled users with the run (a full
+        run, which reads every row anyway; a delta run's cost stays with its changes, so it
+        records none: the status UI's chart of enabled users draws the full runs' counts)."""
         self.applier.flush()
         allow = self.options.allow_mass_disable
         if allow is None:
@@ -753,6 +760,7 @@ class _Run:
             restarts=self.restarts,
             state=state if moves else None,
             mirror=mirror if moves else None,
+            count_users=count_users,
         )
         written = self.counts.written
         if written >= ANALYZE_AFTER or written >= max(1000, self.existing_rows // 10):

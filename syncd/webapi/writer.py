@@ -172,6 +172,7 @@ def update_systemuser(
             if result.changed:
                 changed["accessmode"] = result.mode
         rest = {c: v for c, v in values.items() if c != "accessmode"}
+        old = {c: getattr(row, _attr(c)) for c in rest}  # the event's previous values
         for column, value in rest.items():
             attr = _attr(column)
             if getattr(row, attr) != value:
@@ -187,7 +188,7 @@ def update_systemuser(
             reason = f"Changed by {caller} through the Dataverse Web API: {shown}."
             if EMAIL in rest:
                 reason += " The email is the customer's from now on: sync never writes it again (R12)."
-            record_event(session, row, "update", rule, reason, rest)
+            record_event(session, row, "update", rule, reason, rest, old)
         sid = row.systemuserid
     log.info(
         "webapi.update", environment=env_id, systemuserid=str(sid), columns=sorted(values), caller=caller

@@ -27,6 +27,8 @@ def test_set_mode_read_is_kept_by_sync(engine: Engine, tenant: Tenant, directory
     with Session(engine) as s:
         event = s.scalars(select(SyncEvent).order_by(SyncEvent.id.desc())).first()
     assert event is not None and (event.action, event.rule, event.run_id) == ("update", "R16", None)
+    # the event records the mode it replaced next to the new one (the provisioning log's old -> new)
+    assert (event.changes, event.previous) == ('{"accessmode":2}', '{"accessmode":0}')
     # Read-Write can be set, with the note that sync recomputes it.
     r = modes.set_access_mode(engine, "prod", u["id"], "read-write")
     assert r.mode == 0 and r.note is not None and "R16" in r.note

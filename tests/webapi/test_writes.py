@@ -67,6 +67,7 @@ def test_patch_custom_column_204_moves_modifiedon_and_version_and_records_event(
     assert (event.action, event.rule, event.run_id) == ("update", "R14", None)
     assert "Web API" in event.reason and "new_costcentre" in event.reason
     assert orjson.loads(event.changes or "{}") == {"new_costcentre": "CC-42"}
+    assert orjson.loads(event.previous or "{}") == {"new_costcentre": before.new_costcentre}  # old -> new
 
 
 def test_patch_by_alternate_key_with_return_representation(client: httpx.Client, filled: Engine) -> None:

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import DateTime, Engine, bindparam, text
 
 from syncd.rules import Action
-from syncd.sync.plan import CREATE_COLUMNS, STATE_COLUMNS, Operation
+from syncd.sync.plan import CREATE_COLUMNS, Operation
 from syncd.sync.rows import ROW_COLUMNS, CurrentRow, from_db_uuid, row_from_tuple
 
 EVENT_COLUMNS = (
@@ -34,6 +34,7 @@ EVENT_COLUMNS = (
     "rule",
     "reason",
     "changes",
+    "previous",
     "created_at",
 )
 RUN_COUNTS = ("read", "created", "updated", "enabled", "disabled", "unchanged", "failed", "blocked_disables")
@@ -49,6 +50,9 @@ NEW_COLUMNS = (
     "modifiedon",
     "syncd_inputhash",
 )
+# The event of a disable the mass-disable guard held back (a blocked run writes one per disable).
+WITHHELD = "withheld"
+WITHHELD_REASON = "Withheld by the mass-disable guard"
 IN_CLAUSE_CHUNK = 900  # ids per IN (...) list: under SQLite's default limit of 999 parameters
 
 
@@ -283,6 +287,16 @@ class Storage(ABC):
                     self._update_rows(cur, others)
                 self._insert_events(cur, [self._event(op, op.action.value, op.event_reason) for op in ops])
 
+    def write_withheld(self, ops: Sequence[Operation]) -> None:
+        """One ``withheld`` event per disable the mass-disable guard held back, in one transaction:
+        the disable's own rule, its changes (and the values it would have replaced), and the reason
+        ``Withheld by the mass-disable guard: <the disable's reason>``. No row is written."""
+        if not ops:
+            return
+        rows = [self._event(op, WITHHELD, f"{WITHHELD_REASON}: {op.event_reason}") for op in ops]
+        with self.transaction() as cur:
+            self._insert_events(cur, rows)
+
     def write_failure(self, op: Operation, error: str) -> None:
         """The event of an operation whose write failed (R10: a bad record fails alone)."""
         with self.transaction() as cur:
@@ -306,13 +320,18 @@ class Storage(ABC):
     def _insert_events(self, cur: Any, rows: list[tuple[Any, ...]]) -> None: ...
 
     def _event(self, op: Operation, action: str, reason: str) -> tuple[Any, ...]:
-        changes = None
+        """One sync_event row (EVENT_COLUMNS) for ``op``: ``changes`` column -> new value and
+        ``previous`` the same columns -> the value the row held when the run read it (both null for
+        a CREATE: nothing is computed for the initial sync's creates)."""
+        changes = previous = None
         if op.action is not Action.CREATE:
             # What changed: the synced columns, and the row's state where the operation sets it.
-            changed = {**op.changes, **{c: op.values[c] for c in STATE_COLUMNS if c in op.values}}
-            changed.pop("azureactivedirectoryobjectid", None)
+            changed = op.event_columns()
             if changed:
                 changes = orjson.dumps(changed, default=str).decode()
+                if op.previous is not None:
+                    old = op.previous
+                    previous = orjson.dumps({c: old.get(c) for c in changed}, default=str).decode()
         return (
             self.run_id,
             self.env_id,
@@ -322,6 +341,7 @@ class Storage(ABC):
             op.rule,
             reason,
             changes,
+            previous,
             self.ts(datetime.now(UTC)),
         )
 
@@ -445,11 +465,24 @@ class Storage(ABC):
         restarts: int = 0,
         state: dict[str, str | None] | None = None,
         mirror: GroupMirror | None = None,
+        count_users: bool = False,
     ) -> None:
         """The run's last transaction: its checkpoint (``state``, None: it does not move), the group
-        mirror, and the run's row with its outcome and counts."""
+        mirror, and the run's row with its outcome and counts. With ``count_users`` (a run that
+        finished), the environment's regular rows enabled and disabled as this transaction sees them
+        go to ``users_enabled`` / ``users_disabled`` (one count over the environment's rows)."""
         p = self.p
         with self.transaction() as cur:
+            users: tuple[int | None, int | None] = (None, None)
+            if count_users and self.run_id is not None:
+                cur.execute(
+                    "SELECT coalesce(sum(CASE WHEN isdisabled THEN 0 ELSE 1 END), 0), "
+                    "coalesce(sum(CASE WHEN isdisabled THEN 1 ELSE 0 END), 0) FROM systemuser "
+                    f"WHERE environment_id = {p} AND syncd_kind = 'regular'",
+                    (self.env_id,),
+                )
+                enabled, disabled = cur.fetchone()
+                users = (int(enabled), int(disabled))
             if state is not None:
                 now = self.ts(datetime.now(UTC))
                 for key, value in state.items():
@@ -467,14 +500,15 @@ class Storage(ABC):
             if self.run_id is not None:
                 sets = ", ".join(f"{c} = {p}" for c in RUN_COUNTS)
                 cur.execute(
-                    f"UPDATE sync_run SET finished_at = {p}, outcome = {p}, error = {p}, restarts = {p}, {sets} "
-                    f"WHERE id = {p}",
+                    f"UPDATE sync_run SET finished_at = {p}, outcome = {p}, error = {p}, restarts = {p}, {sets}, "
+                    f"users_enabled = {p}, users_disabled = {p} WHERE id = {p}",
                     (
                         self.ts(datetime.now(UTC)),
                         outcome,
                         error,
                         restarts,
                         *(counts.get(c, 0) for c in RUN_COUNTS),
+                        *users,
                         self.run_id,
                     ),
                 )
@@ -533,13 +567,16 @@ def _dump(op: Operation) -> str:
             list(op.notes),
             op.input_hash,
             op.read_version,
+            dict(op.previous) if op.previous is not None else None,
         ],
         default=str,
     ).decode()
 
 
 def _load(blob: str) -> Operation:
-    object_id, systemuserid, values, rule, reason, changes, notes, input_hash, version = orjson.loads(blob)
+    object_id, systemuserid, values, rule, reason, changes, notes, input_hash, version, previous = (
+        orjson.loads(blob)
+    )
     return Operation(
         Action.DISABLE,
         object_id,
@@ -551,6 +588,7 @@ def _load(blob: str) -> Operation:
         tuple(notes),
         input_hash,
         version,
+        previous,
     )
 
 
