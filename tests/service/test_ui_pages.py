@@ -318,8 +318,7 @@ def test_the_overview_shows_each_environments_state_counts_runs_and_charts(stack
     for ago in (40, 30, 20, 10):
         add_run(stack.engine, quarantined, outcome="failed", ago_s=ago)
     enabled_run = add_run(stack.engine, ok, ago_s=1)
-    if data.USERS_ENABLED is not None:
-        set_run(stack.engine, enabled_run, users_enabled=42)
+    set_run(stack.engine, enabled_run, users_enabled=42)
     add_row(stack.engine, ok, "a@contoso.example")
     add_row(stack.engine, ok, "b@contoso.example", isdisabled=True)
     page = stack.client.get("/").text
@@ -359,9 +358,10 @@ def test_the_overview_shows_each_environments_state_counts_runs_and_charts(stack
     assert len(runs_chart.findall(f"{SVG}rect[@class]")) == 2 * 4  # duration and changes of 4 runs
     # the text alternative: the same runs as a table
     assert "<caption>Runs of ok, oldest first</caption>" in s
-    assert s.count("<td>delta</td>") == 4
-    if data.USERS_ENABLED is not None:
-        assert enabled_chart.find(f"{SVG}polyline") is not None and "<td>42</td>" in s
+    runs_table = s[s.index("<caption>Runs of ok, oldest first</caption>") :].split("</table>")[0]
+    assert runs_table.count("<td>delta</td>") == 4
+    assert enabled_chart.find(f"{SVG}polyline") is not None and "<td>42</td>" in s
+    assert enabled_chart.get("aria-label", "").startswith("Enabled users of ok: from 42 to 42")
     # every environment's charts, including one with no runs, are well-formed
     assert all(len(svgs(section(n))) == 2 for n in expected)
 
@@ -925,3 +925,21 @@ def test_every_template_and_stylesheet_ships_in_the_wheel() -> None:
     assert any(f.startswith("templates/") for f in files) and "static/syncd.css" in files
     for f in files:
         assert any(fnmatch.fnmatch(f, g) for g in globs), f"{f} is not in the wheel's package data"
+
+
+def test_the_enabled_users_chart_reaches_past_the_delta_runs_to_the_full_runs_that_counted(
+    stack: Stack,
+) -> None:
+    prod = add_env(stack.engine, "prod")
+    for users, ago in ((5, 9000), (7, 8000)):
+        set_run(stack.engine, add_run(stack.engine, prod, kind="full", ago_s=ago), users_enabled=users)
+    for i in range(60):  # delta runs count no users
+        add_run(stack.engine, prod, ago_s=3000 - i)
+    page = stack.client.get("/").text
+    runs_chart, enabled_chart = svgs(page)
+    assert len(runs_chart.findall(f"{SVG}rect[@class]")) == 2 * 50  # the last 50 runs
+    assert enabled_chart.get("aria-label") == (
+        "Enabled users of prod: from 5 to 7 over the last 2 runs that recorded them, oldest first"
+    )
+    assert len(enabled_chart.findall(f"{SVG}circle")) == 2
+    assert "<caption>Enabled users of prod after each run that counted them, oldest first</caption>" in page

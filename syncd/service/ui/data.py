@@ -8,7 +8,6 @@ charts by `CHART_RUNS`, a search by its limit, a user by the `(environment_id, d
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,29 +15,27 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd.dataverse.schema import Environment, SyncRun, SystemUser
-from syncd.directory.ids import is_object_id, normalize_object_id
-from syncd.service.quarantine import QuarantineState
-from syncd.service.runs import aware
-
-# The data layer (see the module's docstring): switch these imports, and nothing else, to move.
-from syncd.service.ui._standin import (  # noqa: F401  (re-exported)
+# The data layer (see the module's docstring), re-exported for the pages.
+from syncd.dataverse.provisioning_log import (  # noqa: F401
     ACTIONS,
     CSV_COLUMNS,
     EventFilter,
     LogEvent,
-    UserHit,
     csv_rows,
     iter_events,
     jsonl_rows,
     read_events,
-    search_users,
 )
-
-USERS_ENABLED: Any = getattr(SyncRun, "users_enabled", None)
+from syncd.dataverse.schema import Environment, SyncRun, SystemUser
+from syncd.dataverse.user_search import UserHit, search_users  # noqa: F401
+from syncd.directory.ids import is_object_id
+from syncd.service.quarantine import QuarantineState
+from syncd.service.runs import aware
 
 #: Runs shown by each chart of the overview.
 CHART_RUNS = 50
+#: The enabled-users chart looks for runs that recorded the count among this many latest runs.
+ENABLED_WINDOW = 2000
 #: The state words of an environment, in the order they win over one another.
 STATES = ("no database", "syncing", "quarantined", "blocked", "failing", "never run", "in step")
 #: Outcomes of a delta or full run that say where the environment stands (dry runs, interrupted
@@ -101,7 +98,8 @@ def last_decisive(session: Session, environment_id: int) -> SyncRun | None:
 class RunPoint:
     """One finished delta or full run, as the charts draw it. ``duration_s`` in seconds (None when
     it has no end); ``changes``: rows created, updated, enabled and disabled; ``users_enabled``: the
-    environment's enabled regular rows when it finished (None when not recorded)."""
+    environment's enabled regular rows when it finished (None when not recorded: only full runs
+    that finished record it)."""
 
     run_id: int
     started_at: datetime
@@ -112,35 +110,50 @@ class RunPoint:
     users_enabled: int | None
 
 
-def chart_runs(session: Session, environment_id: int, limit: int = CHART_RUNS) -> list[RunPoint]:
-    """The environment's latest `limit` finished delta and full runs, oldest first."""
-    cols: list[Any] = [
+def _points(session: Session, q: Any) -> list[RunPoint]:
+    out = []
+    for run_id, started, finished, kind, outcome, changes, enabled in session.execute(q).all():
+        duration = (aware(finished) - aware(started)).total_seconds() if finished is not None else None
+        out.append(RunPoint(run_id, aware(started), kind, outcome, duration, int(changes or 0), enabled))
+    return out[::-1]
+
+
+def _run_columns() -> Any:
+    return select(
         SyncRun.id,
         SyncRun.started_at,
         SyncRun.finished_at,
         SyncRun.kind,
         SyncRun.outcome,
         SyncRun.created + SyncRun.updated + SyncRun.enabled + SyncRun.disabled,
-    ]
-    if USERS_ENABLED is not None:
-        cols.append(USERS_ENABLED)
-    q = (
-        select(*cols)
-        .where(
+        SyncRun.users_enabled,
+    )
+
+
+def chart_runs(session: Session, environment_id: int, limit: int = CHART_RUNS) -> list[RunPoint]:
+    """The environment's latest `limit` finished delta and full runs, oldest first."""
+    q = _newest_first(
+        _run_columns().where(
             SyncRun.environment_id == environment_id,
             SyncRun.kind.in_(RUN_KINDS),
             SyncRun.outcome != "running",
         )
-        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
-        .limit(limit)
-    )
-    out = []
-    for row in session.execute(q).all():
-        run_id, started, finished, kind, outcome, changes = row[:6]
-        enabled = row[6] if len(row) > 6 else None
-        duration = (aware(finished) - aware(started)).total_seconds() if finished is not None else None
-        out.append(RunPoint(run_id, aware(started), kind, outcome, duration, int(changes or 0), enabled))
-    return out[::-1]
+    ).limit(limit)
+    return _points(session, q)
+
+
+def enabled_runs(
+    session: Session, environment_id: int, limit: int = CHART_RUNS, window: int = ENABLED_WINDOW
+) -> list[RunPoint]:
+    """The environment's latest `limit` runs that recorded its enabled users (full runs), oldest
+    first, looked for among its latest `window` runs only (so that the read stays bounded however
+    many delta runs there are between two full runs)."""
+    recent = _newest_first(select(SyncRun.id).where(SyncRun.environment_id == environment_id))
+    ids = recent.limit(window).subquery()
+    q = _newest_first(
+        _run_columns().join(ids, ids.c.id == SyncRun.id).where(SyncRun.users_enabled.is_not(None))
+    ).limit(limit)
+    return _points(session, q)
 
 
 def environment_by_name(session: Session, name: str) -> Environment | None:
@@ -179,28 +192,15 @@ def find_row(session: Session, environment_id: int, key: str) -> SystemUser | No
 def user_event_filter(
     session: Session, key: str, environment_id: int | None
 ) -> tuple[dict[str, str], str | None]:
-    """The log filter fields (``object_id`` or ``systemuserid``) a log's "User" names, and an error
-    when it names none. A GUID is a systemuserid when a row has it, else an object id; a UPN is
-    looked up in the environment (or in each one) by `find_row`."""
-    key = key.strip()
-    if is_object_id(key):
-        gid = normalize_object_id(key)
-        has_row = session.scalar(
-            select(SystemUser.systemuserid).where(SystemUser.systemuserid == uuid.UUID(gid))
-        )
-        return ({"systemuserid": gid} if has_row is not None else {"object_id": gid}), None
-    env_ids = (
-        [environment_id]
-        if environment_id is not None
-        else list(session.scalars(select(Environment.id).order_by(Environment.name)))
-    )
-    for env_id in env_ids:
-        row = find_row(session, env_id, key)
-        if row is not None:
-            if row.azureactivedirectoryobjectid is not None:
-                return {"object_id": str(row.azureactivedirectoryobjectid)}, None
-            return {"systemuserid": str(row.systemuserid)}, None
-    return {}, "no user with that object id, systemuserid or UPN"
+    """The log filter fields (``object_id`` or ``systemuserid``) a log's "User" names, as
+    ``GET /api/events?user=`` reads it (`syncd.service.status_api.user_filter`), and an error when
+    it names none or several users."""
+    from syncd.service.status_api import user_filter
+
+    try:
+        return user_filter(session, key, environment_id), None
+    except (LookupError, ValueError) as exc:
+        return {}, str(exc)
 
 
 def environment_names(session: Session) -> list[str]:

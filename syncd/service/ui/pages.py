@@ -297,6 +297,7 @@ class Pages:
             for st in status:
                 env = st.environment
                 points = data.chart_runs(s, env.id) if env.has_database else []
+                enabled = data.enabled_runs(s, env.id) if env.has_database else []
                 last = data.last_decisive(s, env.id)
                 envs.append(
                     {
@@ -313,7 +314,8 @@ class Pages:
                         "next": self._next(env.name) if env.has_database else {},
                         "points": points,
                         "runs_chart": charts.runs_chart(env.name, points),
-                        "enabled_chart": charts.enabled_chart(env.name, points),
+                        "enabled_points": enabled,
+                        "enabled_chart": charts.enabled_chart(env.name, enabled),
                     }
                 )
         return self.render(
