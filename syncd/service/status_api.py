@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
@@ -65,8 +65,10 @@ class EventsQuery(BaseModel):
     environment: str | SkipJsonSchema[None] = Field(
         default=None, description="only this environment's events"
     )
-    run: int | SkipJsonSchema[None] = Field(
-        default=None, ge=0, le=MAX_ID, description="only this run's events"
+    # The bounds sit on the integer itself: on the union, pydantic would write them as ``ge``/``le``,
+    # which JSON Schema does not know.
+    run: Annotated[int, Field(ge=0, le=MAX_ID)] | SkipJsonSchema[None] = Field(
+        default=None, description="only this run's events"
     )
     user: str | SkipJsonSchema[None] = Field(
         default=None, max_length=256, description="only this user's: an object id, systemuserid or UPN"
@@ -84,8 +86,8 @@ class EventsQuery(BaseModel):
     limit: int = Field(
         default=50, ge=1, description=f"at most this many events, json only (more is read as {MAX_PAGE})"
     )
-    before: int | SkipJsonSchema[None] = Field(
-        default=None, ge=0, le=MAX_ID, description="the last event id of the previous page (the next page)"
+    before: Annotated[int, Field(ge=0, le=MAX_ID)] | SkipJsonSchema[None] = Field(
+        default=None, description="the last event id of the previous page (the next page)"
     )
     format: Literal["json", "csv", "jsonl"] = Field(
         default="json", description="json: one page; csv or jsonl: every matching event, as a download"
