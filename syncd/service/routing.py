@@ -9,7 +9,8 @@ gives each ``{param}`` its segment percent-decoded.
 ``api_exception_handlers`` answers the routing's own errors under ``/api/`` (no such route: 404; a
 method no route of the path takes: 405, with ``Allow`` listing every method of every route of the
 path) as the API answers every other error, JSON ``{"error", "detail"}``; elsewhere they stay
-Starlette's plain text.
+Starlette's plain text (the daemon's app answers those with the status pages' HTML 404 and 405
+pages: ``syncd.service.ui.pages.Pages.http_error``).
 
 An ``ApiRoute`` that changes something (``POST``, ``PUT``, ``PATCH``, ``DELETE``) must say what
 body it takes: its endpoint comes from ``syncd.service.bodies.mutation`` (a ValueError otherwise).
