@@ -30,23 +30,18 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import urlencode
 
 import structlog
-from jinja2 import Environment as Jinja
-from jinja2 import PackageLoader, select_autoescape
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.convertors import StringConvertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Scope
+from starlette.routing import BaseRoute
 
 from syncd.admin import lookup, users
 from syncd.admin.errors import DirectoryFailed, Refused
@@ -58,10 +53,12 @@ from syncd.errors import NotFound, SyncdError
 from syncd.service import runs
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.quarantine import QuarantinePolicy, read_state
-from syncd.service.routing import API_PREFIX, api_exception_handlers, route_path
+from syncd.service.routing import API_PREFIX, api_exception_handlers
 from syncd.service.scheduler import Target
 from syncd.service.ui import charts, data, session
 from syncd.service.ui.data import EventFilter
+from syncd.service.ui.log_filter import LOG_FILTERS, all_events, log_filter, parse_int
+from syncd.service.ui.templating import HEADERS, PageRoute, env_url, jinja, user_url
 
 log = structlog.get_logger(__name__)
 
@@ -70,112 +67,12 @@ LOG_PAGE = 50
 SEARCH_LIMIT = 50
 PENDING_SHOWN = 50
 EVENTS_SHOWN = 50
-EXPORT_CHUNK = 5000
 #: The largest sign-in form read (its token and where to go next).
 MAX_FORM_BYTES = 16 * 1024
 STATIC = Path(__file__).parent / "static"
 #: When the daemon runs an environment next: its name -> {"delta": when, "full": when} (UTC).
 NextRuns = Callable[[str], dict[str, datetime]]
 DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
-LOG_FILTERS = ("environment", "run", "user", "action", "rule", "since", "until")
-#: The pages' Content-Security-Policy: their own stylesheet, nothing else (no script at all).
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-
-class PageRoute(Route):
-    """A Route whose ``{param}``s are path segments as sent, percent-decoded (as
-    `syncd.service.routing.ApiRoute`'s): ``/environments/a%2Fb`` gives ``env`` ``"a/b"``."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        """Route's match against the raw path, each string parameter percent-decoded."""
-        path = route_path(scope) if scope["type"] == "http" else None
-        if path is None:
-            return super().matches(scope)
-        match, child = super().matches({**scope, "path": path, "root_path": ""})
-        if match is not Match.NONE:
-            child["path_params"] = {
-                k: unquote(v) if k in self._raw_params and isinstance(v, str) else v
-                for k, v in child["path_params"].items()
-            }
-        return match, child
-
-    @cached_property
-    def _raw_params(self) -> frozenset[str]:
-        return frozenset(k for k, c in self.param_convertors.items() if isinstance(c, StringConvertor))
-
-
-def env_url(name: str) -> str:
-    """The page of an environment (its name one percent-encoded segment)."""
-    return "/environments/" + quote(name, safe="")
-
-
-def user_url(env: str, key: str) -> str:
-    """The page of a user of an environment, by object id, systemuserid or UPN."""
-    return env_url(env) + "/users/" + quote(key, safe="@")
-
-
-@functools.cache
-def _jinja() -> Jinja:
-    j = Jinja(
-        loader=PackageLoader("syncd.service.ui", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    j.globals.update(env_url=env_url, user_url=user_url, when=_when, ago=_ago)
-    j.filters["shown"] = _shown
-    return j
-
-
-def _when(value: Any) -> str:
-    """A time as the pages show it: UTC, to the second (ISO strings and datetimes alike)."""
-    if value is None or value == "":
-        return "–"
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    ts = runs.aware(value).astimezone(UTC)
-    return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _ago(value: Any, now: datetime | None = None) -> str:
-    """How long ago (or, in the future, in how long) a time is, roughly."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    delta = (runs.aware(value) - (now or datetime.now(UTC))).total_seconds()
-    n = abs(delta)
-    text = (
-        f"{n:.0f} s"
-        if n < 90
-        else f"{n / 60:.0f} min"
-        if n < 5400
-        else f"{n / 3600:.0f} h"
-        if n < 129600
-        else f"{n / 86400:.0f} d"
-    )
-    return f"in {text}" if delta > 0 else f"{text} ago"
-
-
-def _shown(value: Any) -> str:
-    """A value of a row or an event as text: None as an en dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
 
 
 class Pages:
@@ -245,7 +142,7 @@ class Pages:
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """The template rendered with the page's context (sign-in state, message), as HTML."""
         ui = self._ui(request)
-        html = _jinja().get_template(template).render(ui=ui, **context)
+        html = jinja().get_template(template).render(ui=ui, **context)
         response = HTMLResponse(html, status_code=status, headers=HEADERS)
         if request.cookies.get(session.FLASH):
             session.clear_flash(response, request)
@@ -338,7 +235,7 @@ class Pages:
         and, when its latest decisive run was blocked, its pending disables."""
         name = request.path_params["env"]
         q = request.query_params.get("q", "").strip()
-        before = _int(request.query_params.get("before"))
+        before = parse_int(request.query_params.get("before"))
         if before is False:
             return self.error_page(request, 400, "Bad request", "before must be a run id (a whole number).")
         with Session(self.engine()) as s:
@@ -567,47 +464,6 @@ class Pages:
 
     # -- provisioning log ----------------------------------------------------------------------
 
-    def _log_filter(self, s: Session, params: dict[str, str]) -> tuple[EventFilter | None, list[str]]:
-        """The filter the log's query names, or None and what is wrong with it."""
-        errors: list[str] = []
-        fields: dict[str, Any] = {}
-        env_id = None
-        if params.get("environment"):
-            env = data.environment_by_name(s, params["environment"])
-            if env is None:
-                errors.append(f"no environment named {params['environment']!r}")
-            else:
-                env_id = env.id
-                fields["environment_id"] = env.id
-        if params.get("run"):
-            run = _int(params["run"])
-            if run is False or run is None:
-                errors.append("Run must be a run id (a whole number)")
-            else:
-                fields["run_id"] = run
-        if params.get("user"):
-            user_fields, problem = data.user_event_filter(s, params["user"], env_id)
-            if problem:
-                errors.append(f"User {params['user']!r}: {problem}")
-            fields.update(user_fields)
-        if params.get("action"):
-            if params["action"] not in data.ACTIONS:
-                errors.append(f"Action must be one of {', '.join(data.ACTIONS)}")
-            else:
-                fields["action"] = params["action"]
-        if params.get("rule"):
-            fields["rule"] = params["rule"].strip().upper()
-        for name in ("since", "until"):
-            if params.get(name):
-                ts = _time(params[name])
-                if ts is None:
-                    errors.append(
-                        f"{name.title()} must be a date or a time, e.g. 2026-11-30 or 2026-11-30T14:00"
-                    )
-                else:
-                    fields[name] = ts
-        return (None, errors) if errors else (EventFilter(**fields), [])
-
     def _log_params(self, request: Request) -> dict[str, str]:
         return {k: request.query_params.get(k, "").strip() for k in LOG_FILTERS}
 
@@ -615,11 +471,11 @@ class Pages:
         """GET /log: the provisioning log, filtered (LOG_FILTERS), 50 events a page (``?before=``);
         a bad filter is a 400 page saying which."""
         params = self._log_params(request)
-        before = _int(request.query_params.get("before"))
+        before = parse_int(request.query_params.get("before"))
         errors = [] if before is not False else ["before must be an event id (a whole number)"]
         with Session(self.engine()) as s:
             names = data.environment_names(s)
-            f, problems = self._log_filter(s, params)
+            f, problems = log_filter(s, params)
             errors += problems
             events: list[Any] = []
             if f is not None and not errors:
@@ -650,10 +506,10 @@ class Pages:
     def _export(self, request: Request, fmt: str) -> Response:
         params = self._log_params(request)
         with Session(self.engine()) as s:
-            f, errors = self._log_filter(s, params)
+            f, errors = log_filter(s, params)
         if f is None:
             return self.error_page(request, 400, "Bad request", "; ".join(errors))
-        events = self._all_events(f)
+        events = all_events(self.engine(), f)
         if fmt == "csv":
             body: Iterator[Any] = data.csv_rows(events)
             media, ext = "text/csv; charset=utf-8", "csv"
@@ -669,18 +525,6 @@ class Pages:
                 "Cache-Control": "no-store",
             },
         )
-
-    def _all_events(self, f: EventFilter) -> Iterator[Any]:
-        """Every event of the filter, newest first, read a chunk at a time, each in a session of
-        its own (the response reads it from worker threads); memory stays flat."""
-        before: int | None = None
-        while True:
-            with Session(self.engine()) as s:
-                page = data.read_events(s, f, limit=EXPORT_CHUNK, before=before)
-            yield from page
-            if len(page) < EXPORT_CHUNK:
-                return
-            before = page[-1].id
 
     def log_csv(self, request: Request) -> Response:
         """GET /log.csv: every event of the log's filter, as CSV (streamed)."""
@@ -793,26 +637,6 @@ def _run_message(report: Any) -> str:
     if get("error"):
         text += f"; {get('error')}"
     return text + "."
-
-
-def _int(value: str | None) -> int | None | bool:
-    """A query's whole number: None when absent or empty, False when not one (or out of range)."""
-    if value is None or value == "":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        return False
-    return n if 0 <= n <= 2**63 - 1 else False
-
-
-def _time(value: str) -> datetime | None:
-    """A filter's date or time (ISO 8601; a naive one is UTC), or None when it is not one."""
-    try:
-        ts = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
-    except ValueError:
-        return None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def _plausible_key(key: str) -> bool:
