@@ -16,7 +16,8 @@ Pages are Jinja2 templates (autoescaped) of ``templates/``; they hold no script.
 the JSON API. An unknown environment or user is a 404 page; an unexpected failure a 500 page.
 
 A changing POST (approve, add, refresh, logout) needs a configured admin token (else 403), a
-session (else a 303 to ``/login?next=<the page>``) and the session's CSRF field (else 403); it
+session (else a 303 to ``/login?next=<the page>``) and the session's CSRF field (else 403),
+checked by `syncd.service.ui.base.PageBase`; it
 answers a 303 back to its page, whose ``role="status"`` line says what happened. The actions are
 those of the JSON API: approve is ``SyncJobs.run`` of a full run with ``allow_mass_disable``; add
 and refresh are ``syncd.admin.users.add_user`` and ``refresh_user``. Blocking work runs in a
@@ -28,19 +29,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import structlog
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from syncd.admin import lookup, users
@@ -48,17 +47,17 @@ from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
 from syncd.dataverse.environments import describe, user_counts
 from syncd.dataverse.schema import SystemUser
-from syncd.directory.client import GraphClient
 from syncd.errors import NotFound, SyncdError
 from syncd.service import runs
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
-from syncd.service.quarantine import QuarantinePolicy, read_state
+from syncd.service.quarantine import read_state
 from syncd.service.routing import API_PREFIX, api_exception_handlers
 from syncd.service.scheduler import Target
 from syncd.service.ui import charts, data, session
+from syncd.service.ui.base import DirectoryFactory, NextRuns, PageBase
 from syncd.service.ui.data import EventFilter
 from syncd.service.ui.log_filter import LOG_FILTERS, all_events, log_filter, parse_int
-from syncd.service.ui.templating import HEADERS, PageRoute, env_url, jinja, user_url
+from syncd.service.ui.templating import PageRoute, env_url, user_url
 
 log = structlog.get_logger(__name__)
 
@@ -70,119 +69,10 @@ EVENTS_SHOWN = 50
 #: The largest sign-in form read (its token and where to go next).
 MAX_FORM_BYTES = 16 * 1024
 STATIC = Path(__file__).parent / "static"
-#: When the daemon runs an environment next: its name -> {"delta": when, "full": when} (UTC).
-NextRuns = Callable[[str], dict[str, datetime]]
-DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
 
 
-class Pages:
+class Pages(PageBase):
     """The pages' endpoints over one app's context (see the module's docstring)."""
-
-    def __init__(
-        self,
-        appctx: AppContext,
-        jobs: SyncJobs | None,
-        *,
-        next_runs: NextRuns | None = None,
-        directory: DirectoryFactory | None = None,
-        info: dict[str, Any] | None = None,
-    ) -> None:
-        self.appctx = appctx
-        self.jobs = jobs
-        self.next_runs = next_runs
-        self._directory = directory
-        self.info = info or {}
-        self._tokens: Any = None
-
-    # -- plumbing ------------------------------------------------------------------------------
-
-    def engine(self) -> Engine:
-        """The app's engine (the head check is /readyz's)."""
-        return self.appctx.engine(check_head=False)
-
-    def token(self) -> str | None:
-        """The configured admin token, or None when there is none (sign-in is off)."""
-        t = self.appctx.settings.admin_token
-        value = t.get_secret_value() if t is not None else ""
-        return value or None
-
-    def quarantine(self) -> QuarantinePolicy:
-        """The quarantine policy of the settings."""
-        return QuarantinePolicy.from_settings(self.appctx.settings)
-
-    def directory(self, *, quick: bool = False) -> AbstractContextManager[GraphClient]:
-        """A Graph client for one request (the settings' directory; one token provider shared).
-        ``quick``: for a page's read (the diagnosis), one retry and a 10 s timeout, so a page
-        never waits out a sync run's retries; changes use the client's defaults, as the API's."""
-        if self._directory is not None:
-            return self._directory()
-        from syncd.sync.directory import open_directory, token_provider
-
-        s = self.appctx.settings
-        if self._tokens is None and not s.is_embedded_directory:
-            self._tokens = token_provider(s)
-        if quick:
-            return open_directory(s, tokens=self._tokens, max_retries=1, timeout=10.0)
-        return open_directory(s, tokens=self._tokens)
-
-    def _ui(self, request: Request) -> dict[str, Any]:
-        token = self.token()
-        sid = session.session_id(request, token)
-        raw = request.scope.get("raw_path")  # as sent: an environment "a/b" stays "a%2Fb"
-        path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
-        here = path + (f"?{request.url.query}" if request.url.query else "")
-        return {
-            "can_sign_in": token is not None,
-            "signed_in": sid is not None,
-            "csrf": session.csrf_token(token, sid) if token and sid else "",
-            "flash": session.read_flash(request, token),
-            "login_url": "/login?" + urlencode({"next": session.local_path(here)}),
-        }
-
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """The template rendered with the page's context (sign-in state, message), as HTML."""
-        ui = self._ui(request)
-        html = jinja().get_template(template).render(ui=ui, **context)
-        response = HTMLResponse(html, status_code=status, headers=HEADERS)
-        if request.cookies.get(session.FLASH):
-            session.clear_flash(response, request)
-        return response
-
-    def error_page(self, request: Request, status: int, title: str, detail: str) -> HTMLResponse:
-        """An error page in the pages' layout: `title` as its heading, `detail` one line."""
-        return self.render(request, "error.html", status, title=title, detail=detail)
-
-    def not_found(self, request: Request, detail: str) -> HTMLResponse:
-        """The 404 page, `detail` saying what was not found."""
-        return self.error_page(request, 404, "Not found", detail)
-
-    async def _guard(self, request: Request, back: str) -> tuple[str, Any] | Response:
-        """(the token, the form) of a changing POST that may go ahead; else the answer refusing it."""
-        token = self.token()
-        if token is None:
-            return self.error_page(
-                request,
-                403,
-                "Changes are off",
-                "This daemon has no admin token (SYNCD_ADMIN_TOKEN), so its pages change nothing.",
-            )
-        sid = session.session_id(request, token)
-        if sid is None:
-            return RedirectResponse("/login?" + urlencode({"next": session.local_path(back)}), 303)
-        form = await request.form()
-        if not session.check_csrf(form.get(session.CSRF_FIELD), token, sid):
-            return self.error_page(
-                request,
-                403,
-                "Refused",
-                "The form's CSRF field is missing or stale: reload the page and try again.",
-            )
-        return token, form
-
-    def _done(self, request: Request, token: str, back: str, message: str) -> Response:
-        response = RedirectResponse(back, 303)
-        session.set_flash(response, request, token, message)
-        return response
 
     # -- overview ------------------------------------------------------------------------------
 
