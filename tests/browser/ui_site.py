@@ -3,7 +3,8 @@
 `running_site()` makes a fresh PostgreSQL database, generates and serves a tenant of USERS users
 with `syncd entra generate/serve`, plants one user whose names are HTML and script
 (`Site.html_user`), creates the environments `prod` and `archive` (no database), starts
-`syncd run` (with an admin token unless told otherwise) and waits for its first run of `prod`.
+`syncd run` (with an admin token unless told otherwise), waits for its first run of `prod`, then
+changes a few users (job titles, two disabled) and runs `syncd sync prod` once more.
 The daemons' logs are copied to the artifacts directory at the end.
 """
 
@@ -24,7 +25,7 @@ from sqlalchemy import text
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "service"))
 
-from procs import Proc, Stack, admin_ids, pg_database, wait_for  # noqa: E402
+from procs import Proc, Stack, admin_ids, disable_user, pg_database, syncd, wait_for  # noqa: E402
 
 CHROMIUM = os.environ.get("SYNCD_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("SYNCD_TEST_ARTIFACTS") or REPO / "test-artifacts")
@@ -132,6 +133,19 @@ def _plant_html_user(stack: Stack) -> dict[str, Any]:
     return {"id": user["id"].lower(), "upn": user["userPrincipalName"], **HTML_NAMES}
 
 
+def _churn(site: Site) -> None:
+    """A second run with updates and disables, so the log holds events of several rules."""
+    users = site.regular_users()
+    with site.stack.graph_client() as g:
+        for u in users[:3]:
+            r = g.patch(f"/users/{u['azureactivedirectoryobjectid']}", json={"jobTitle": "Churned"})
+            assert r.status_code in (200, 204), r.text
+        for u in users[3:5]:
+            disable_user(g, u["azureactivedirectoryobjectid"])
+    syncd(["sync", ENV], site.stack.env(), site.stack.workdir)
+    assert site.runs()[-1]["outcome"] == "succeeded", site.runs()
+
+
 @contextmanager
 def running_site(
     pg_admin: str, workdir: Path, *, token: str | None = TOKEN, **settings: str
@@ -155,6 +169,7 @@ def running_site(
             assert site.rows("u.azureactivedirectoryobjectid = :o", o=html_user["id"]), (
                 "the HTML user has no row"
             )
+            _churn(site)
             yield site
         finally:
             stack.close()
