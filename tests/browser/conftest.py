@@ -1,9 +1,11 @@
 """Browser tests of the status pages (issue 15): Playwright driving Debian's Chromium.
 
-Each module gets one `syncd run` as a real process on a fresh PostgreSQL database, with a small
+The tests run against `syncd run` as a real process on a fresh PostgreSQL database, with a small
 tenant generated and served by `syncd entra generate/serve` (tests/service/procs.py), an
 environment `prod` synced once and an environment `archive` without a database. One of the
-tenant's users has names made of HTML and script (`Site.html_user`).
+tenant's users has names made of HTML and script (`Site.html_user`). The modules that change
+nothing share one such daemon per test process (`read_only_site`); a module whose tests change
+data overrides `site` with its own (test_admin.py).
 
 Chromium is `/usr/bin/chromium` (or SYNCD_CHROMIUM); Playwright never downloads a browser. When
 Chromium or Playwright is missing the tests skip, except under CI (CI=true), where they fail.
@@ -44,11 +46,17 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture(scope="module")
-def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """`syncd run` with an admin token, shared by the tests of one module."""
+@pytest.fixture(scope="session")
+def read_only_site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """`syncd run` with an admin token for the modules that change nothing (one per test process)."""
     with running_site(pg_server, tmp_path_factory.mktemp("browser")) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def site(read_only_site: Site) -> Site:
+    """The site of a module's tests: the shared read-only one, unless the module has its own."""
+    return read_only_site
 
 
 @pytest.fixture

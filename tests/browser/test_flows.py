@@ -2,7 +2,7 @@
 
 The overview and an environment's state; finding a user by UPN prefix and by object-id prefix;
 their page and its diagnosis; the provisioning log filtered by rule and its CSV export; a user
-whose names are HTML and script shows them as text. One daemon for the whole module (read only).
+whose names are HTML and script shows them as text. They change nothing: the daemon is the one shared by such modules.
 """
 
 from __future__ import annotations
