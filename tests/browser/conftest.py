@@ -31,23 +31,33 @@ def unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium under Playwright, one per module (closed before the next module's tests run)."""
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of Chromium, once Playwright is known to be importable (else skip; fail under CI).
+
+    Session-scoped, so that it is checked before a daemon is started for nothing."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SYNCD_CHROMIUM)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError as exc:
         unavailable(f"Playwright is not installed (pip install -e '.[test]'): {exc}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    """Chromium under Playwright, one per module (closed before the next module's tests run)."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
+        b = pw.chromium.launch(executable_path=chromium, args=["--disable-gpu"])
         yield b
         b.close()
 
 
 @pytest.fixture(scope="session")
-def read_only_site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def read_only_site(chromium: str, pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """`syncd run` with an admin token for the modules that change nothing (one per test process)."""
     with running_site(pg_server, tmp_path_factory.mktemp("browser")) as s:
         yield s

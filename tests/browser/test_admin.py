@@ -22,7 +22,7 @@ GUARD = 10  # SYNCD_MASS_DISABLE_COUNT: a run disabling more users than this is 
 
 
 @pytest.fixture(scope="module")
-def site(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(chromium: str, pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with running_site(
         pg_server, tmp_path_factory.mktemp("browser-admin"), SYNCD_MASS_DISABLE_COUNT=str(GUARD)
     ) as s:
