@@ -69,10 +69,22 @@ def site(read_only_site: Site) -> Site:
     return read_only_site
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "bypass_csp: the test's browser context ignores the pages' Content-Security-Policy "
+        "(to test escaping itself, not the policy that would also stop an injected script)",
+    )
+
+
 @pytest.fixture
-def context(browser: Any, site: Site) -> Iterator[Any]:
+def context(browser: Any, site: Site, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context (no cookies) on the site, 1280 px wide; off-site requests fail the test."""
-    ctx = browser.new_context(base_url=site.url, viewport={"width": 1280, "height": 900})
+    ctx = browser.new_context(
+        base_url=site.url,
+        viewport={"width": 1280, "height": 900},
+        bypass_csp=request.node.get_closest_marker("bypass_csp") is not None,
+    )
     ctx.set_default_timeout(15_000)
     offsite: list[str] = []
 
