@@ -5,7 +5,7 @@ tenant generated and served by `syncd entra generate/serve` (tests/service/procs
 environment `prod` synced once and an environment `archive` without a database. One of the
 tenant's users has names made of HTML and script (`Site.html_user`). The modules that change
 nothing share one such daemon per test process (`read_only_site`); a module whose tests change
-data overrides `site` with its own (test_admin.py).
+data overrides `site` with its own (test_browser_admin.py).
 
 Chromium is `/usr/bin/chromium` (or SYNCD_CHROMIUM); Playwright never downloads a browser. When
 Chromium or Playwright is missing the tests skip, except under CI (CI=true), where they fail.
