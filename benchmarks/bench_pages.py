@@ -250,7 +250,7 @@ def populate(url: str, users: int, events: int, runs: int) -> dict[str, Any]:
                       CASE WHEN j % 100 BETWEEN 55 AND 84 THEN '{{"jobtitle": "Engineer ' || (j % 7) || '"}}' END,
                       {previous_sql}
                       CAST(:start AS timestamptz) + make_interval(secs => j * (60.0 * 86400 / :n))
-                    FROM (SELECT j, 1 + (j * 7919) % :users AS u FROM generate_series(1, :n) AS j) g"""
+                    FROM (SELECT j, 1 + (j * 7919) % :users AS u FROM generate_series(1::bigint, :n) AS j) g"""
                 ),
                 {
                     "runs": run_ids,
@@ -471,7 +471,7 @@ def measure(base: str, pages: dict[str, list[Query]], repeats: int, rng: random.
             for label, path, hit in qs:
                 r = client.get(path)
                 if r.status_code != 200 or (hit is not None and hit.lower() not in r.text.lower()):
-                    raise SystemExit(f"{page} / {label}: {path} answered {r.status_code} without {hit!r}")
+                    raise SystemExit(f"{page} / {label}: {path} answered {r.status_code} without {hit!r}: {r.text[:300]!r}")
     todo = [(page, label, path) for page, qs in pages.items() for label, path, _ in qs] * repeats
     rng.shuffle(todo)
     times: dict[tuple[str, str], list[float]] = {}

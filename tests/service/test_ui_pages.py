@@ -943,3 +943,30 @@ def test_the_enabled_users_chart_reaches_past_the_delta_runs_to_the_full_runs_th
     )
     assert len(enabled_chart.findall(f"{SVG}circle")) == 2
     assert "<caption>Enabled users of prod after each run that counted them, oldest first</caption>" in page
+
+
+def _enabled_users_shown(html: str) -> int:
+    found = re.search(r"enabled users</th><td>(\d+)</td>", html)
+    assert found, "no enabled-users count on the page"
+    return int(found.group(1))
+
+
+def test_the_environment_page_counts_its_users_again_after_a_while_or_a_change(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search or a page of runs reuses a count at most COUNTS_TTL_S old (a 1M-row environment
+    takes 0.17 s to count); a change made through the pages, or the time passing, counts again."""
+    from syncd.service.ui import base
+
+    prod = add_env(stack.engine, "prod")
+    first = _enabled_users_shown(stack.client.get("/environments/prod").text)  # the built-in users
+    add_row(stack.engine, prod, "bob@contoso.example")  # behind the pages' back
+    assert _enabled_users_shown(stack.client.get("/environments/prod?q=bob").text) == first
+    stack.sign_in()
+    r = stack.client.post("/environments/prod/approve", data={"csrf": stack.csrf("/environments/prod")})
+    assert r.status_code == 303
+    assert _enabled_users_shown(stack.client.get("/environments/prod").text) == first + 1
+    add_row(stack.engine, prod, "cy@contoso.example")
+    assert _enabled_users_shown(stack.client.get("/environments/prod").text) == first + 1
+    monkeypatch.setattr(base, "COUNTS_TTL_S", 0.0)
+    assert _enabled_users_shown(stack.client.get("/environments/prod").text) == first + 2

@@ -45,7 +45,7 @@ from starlette.routing import BaseRoute
 from syncd.admin import lookup, users
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
-from syncd.dataverse.environments import describe, user_counts
+from syncd.dataverse.environments import describe
 from syncd.dataverse.schema import SystemUser
 from syncd.errors import NotFound, SyncdError
 from syncd.service import runs
@@ -133,7 +133,7 @@ class Pages(PageBase):
             if env is None:
                 return self.not_found(request, f"There is no environment named {name!r}.")
             settings = describe(env)
-            counts = user_counts(s, env.id)
+            counts = self.user_counts(s, env.id)
             quarantine = read_state(s, env.id, self.quarantine())
             page = runs.recent_runs(s, environment_id=env.id, limit=RUNS_PAGE, before_id=before or None)
             hits = data.search_users(s, env.id, q, limit=SEARCH_LIMIT) if q else []
