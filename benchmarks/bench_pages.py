@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -268,7 +269,7 @@ def populate(url: str, users: int, events: int, runs: int) -> dict[str, Any]:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.execute(text("ANALYZE"))
         some = [
-            str(r[0])
+            str(uuid.UUID(str(r[0])))
             for r in conn.execute(
                 text(
                     "SELECT azureactivedirectoryobjectid FROM systemuser WHERE environment_id = :e AND syncd_kind = 'regular' LIMIT 5 OFFSET 777"
@@ -471,7 +472,9 @@ def measure(base: str, pages: dict[str, list[Query]], repeats: int, rng: random.
             for label, path, hit in qs:
                 r = client.get(path)
                 if r.status_code != 200 or (hit is not None and hit.lower() not in r.text.lower()):
-                    raise SystemExit(f"{page} / {label}: {path} answered {r.status_code} without {hit!r}: {r.text[:300]!r}")
+                    raise SystemExit(
+                        f"{page} / {label}: {path} answered {r.status_code} without {hit!r}: {r.text[:300]!r}"
+                    )
     todo = [(page, label, path) for page, qs in pages.items() for label, path, _ in qs] * repeats
     rng.shuffle(todo)
     times: dict[tuple[str, str], list[float]] = {}
