@@ -63,11 +63,33 @@ def route_path(scope: Scope) -> str | None:
     return "/".join(_segment(s) for s in raw.split(b"/"))
 
 
-class ApiRoute(Route):
+class SegmentRoute(Route):
     """A Route whose ``{param}`` (``str``, the default convertor) is one path segment as sent,
-    percent-decoded: ``/api/environments/a%2Fb`` gives ``env`` ``"a/b"``, ``%25`` gives ``%``.
-    Matching, methods (``Match.PARTIAL`` for a method not taken) and convertors are Route's.
-    A route with a mutating method needs an endpoint that says what body it takes
+    percent-decoded: ``/api/environments/a%2Fb`` gives ``name`` ``"a/b"``, ``%25`` gives ``%``.
+    Matching, methods (``Match.PARTIAL`` for a method not taken) and convertors are Route's. The
+    API's routes and the status pages' are both."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Route's match against the raw path, each string parameter percent-decoded."""
+        path = route_path(scope) if scope["type"] == "http" else None
+        if path is None:
+            return super().matches(scope)
+        match, child = super().matches({**scope, "path": path, "root_path": ""})
+        if match is not Match.NONE:
+            params: Mapping[str, Any] = child["path_params"]
+            child["path_params"] = {
+                k: unquote(v) if k in self._raw_params and isinstance(v, str) else v
+                for k, v in params.items()
+            }
+        return match, child
+
+    @cached_property
+    def _raw_params(self) -> frozenset[str]:
+        return frozenset(k for k, c in self.param_convertors.items() if isinstance(c, StringConvertor))
+
+
+class ApiRoute(SegmentRoute):
+    """A route of the admin API (a ``SegmentRoute``). A route with a mutating method needs an endpoint that says what body it takes
     (``syncd.service.bodies.mutation``), and every route says what it answers: ``responses``, its
     success statuses (200, 201...) and their models (``Answer``); ``errors``, the error statuses
     (404, 409, 502...) it answers beyond those ``syncd.service.openapi`` adds to every route (500)
@@ -101,23 +123,6 @@ class ApiRoute(Route):
         self.errors: tuple[int, ...] = tuple(sorted(set(errors)))
         self.summary = summary
         self.query = query
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        path = route_path(scope) if scope["type"] == "http" else None
-        if path is None:
-            return super().matches(scope)
-        match, child = super().matches({**scope, "path": path, "root_path": ""})
-        if match is not Match.NONE:
-            params: Mapping[str, Any] = child["path_params"]
-            child["path_params"] = {
-                k: unquote(v) if k in self._raw_params and isinstance(v, str) else v
-                for k, v in params.items()
-            }
-        return match, child
-
-    @cached_property
-    def _raw_params(self) -> frozenset[str]:
-        return frozenset(k for k, c in self.param_convertors.items() if isinstance(c, StringConvertor))
 
 
 def _api_error(request: Request, exc: Exception) -> Response:

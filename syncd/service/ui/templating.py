@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from jinja2 import Environment as Jinja
 from jinja2 import PackageLoader, select_autoescape
-from starlette.convertors import StringConvertor
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
-from syncd.service.routing import route_path
+from syncd.service.routing import SegmentRoute
 from syncd.service.runs import aware
 
 #: The pages' Content-Security-Policy: their own stylesheet, nothing else (no script at all).
@@ -31,26 +27,9 @@ HEADERS = {
 }
 
 
-class PageRoute(Route):
-    """A Route whose ``{param}``s are path segments as sent, percent-decoded (as
-    `syncd.service.routing.ApiRoute`'s): ``/environments/a%2Fb`` gives ``env`` ``"a/b"``."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        """Route's match against the raw path, each string parameter percent-decoded."""
-        path = route_path(scope) if scope["type"] == "http" else None
-        if path is None:
-            return super().matches(scope)
-        match, child = super().matches({**scope, "path": path, "root_path": ""})
-        if match is not Match.NONE:
-            child["path_params"] = {
-                k: unquote(v) if k in self._raw_params and isinstance(v, str) else v
-                for k, v in child["path_params"].items()
-            }
-        return match, child
-
-    @cached_property
-    def _raw_params(self) -> frozenset[str]:
-        return frozenset(k for k, c in self.param_convertors.items() if isinstance(c, StringConvertor))
+class PageRoute(SegmentRoute):
+    """A route of the status pages: its ``{param}``s are path segments as sent, percent-decoded
+    (``/environments/a%2Fb`` gives ``env`` ``"a/b"``), as the API's."""
 
 
 def env_url(name: str) -> str:
