@@ -5,6 +5,7 @@ Everything here reads `sync_run` and `systemuser`, so every replica reports the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -124,9 +125,14 @@ def last_success(session: Session) -> dict[int, datetime]:
     return {env_id: ts for env_id, ts in rows if ts is not None}
 
 
-def environment_status(session: Session, quarantine: QuarantinePolicy | None = None) -> list[EnvStatus]:
-    """Every environment with its user counts, last run, last success and, given the policy, its
-    quarantine state (see `syncd.service.quarantine`)."""
+def environment_status(
+    session: Session,
+    quarantine: QuarantinePolicy | None = None,
+    counts: Callable[[Session, int], dict[str, int]] = user_counts,
+) -> list[EnvStatus]:
+    """Every environment with its user counts (``counts(session, environment id)``; default a
+    count now), last run, last success and, given the policy, its quarantine state (see
+    `syncd.service.quarantine`)."""
     envs = list(session.scalars(select(Environment).order_by(Environment.name)))
     last = last_runs(session)
     ok = last_success(session)
@@ -137,7 +143,7 @@ def environment_status(session: Session, quarantine: QuarantinePolicy | None = N
         out.append(
             EnvStatus(
                 environment=env,
-                users=user_counts(session, env.id),
+                users=counts(session, env.id),
                 last_run=run_dict(run, env.name) if run else None,
                 last_success_at=ok.get(env.id),
                 quarantine=states.get(env.id),

@@ -951,6 +951,19 @@ def _enabled_users_shown(html: str) -> int:
     return int(found.group(1))
 
 
+def test_the_overview_reuses_the_pages_user_counts(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd.service.ui import base
+
+    prod = add_env(stack.engine, "prod")
+    first = _enabled_users_shown(stack.client.get("/environments/prod").text)
+    add_row(stack.engine, prod, "bob@contoso.example")
+    overview = stack.client.get("/").text
+    assert re.search(rf"Enabled users</dt>\s*<dd>{first}</dd>", overview), overview
+    monkeypatch.setattr(base, "COUNTS_TTL_S", 0.0)
+    overview = stack.client.get("/").text
+    assert re.search(rf"Enabled users</dt>\s*<dd>{first + 1}</dd>", overview), overview
+
+
 def test_the_environment_page_counts_its_users_again_after_a_while_or_a_change(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -79,7 +79,7 @@ class Pages(PageBase):
     def overview(self, request: Request) -> Response:
         """GET /: each environment's state word, counts, last and next runs, and its charts."""
         with Session(self.engine()) as s:
-            status = runs.environment_status(s, self.quarantine())
+            status = runs.environment_status(s, self.quarantine(), counts=self.user_counts)
             envs = []
             for st in status:
                 env = st.environment
