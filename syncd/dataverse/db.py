@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +62,9 @@ def alembic_config(url: str) -> Config:
     """Alembic's configuration for the database at `url`, built in code (no alembic.ini needed)."""
     from alembic.config import Config
 
-    cfg = Config()
+    # alembic's own default stdout is sys.stdout as it was when alembic.config was first imported
+    # (a default argument), which may be a stream closed since; its messages go to today's.
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg

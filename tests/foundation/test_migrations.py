@@ -585,3 +585,20 @@ def test_the_sqlite_trigger_that_forgets_input_hashes_watches_every_column(engin
     watched = {c.strip() for c in sql.split(" UPDATE OF ", 1)[1].split(" ON systemuser", 1)[0].split(",")}
     columns = {c["name"] for c in inspect(engine).get_columns("systemuser")}
     assert watched == columns - {"versionnumber", "syncd_inputhash"}
+
+
+def test_alembic_messages_go_to_todays_stdout(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """alembic's Config defaults its stdout to sys.stdout as it was when alembic.config was first
+    imported; in a long-lived process (or a test worker) that stream may be closed by now."""
+    import inspect as pyinspect
+    import io
+
+    from alembic.config import Config
+
+    closed = io.StringIO()
+    closed.close()
+    params = [p for p in pyinspect.signature(Config.__init__).parameters.values() if p.default is not p.empty]
+    defaults = tuple(closed if p.name == "stdout" else p.default for p in params)
+    monkeypatch.setattr(Config.__init__, "__defaults__", defaults)
+    db.alembic_config("sqlite://").print_stdout("checked")
+    assert "checked" in capsys.readouterr().out
