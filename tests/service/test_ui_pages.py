@@ -983,3 +983,29 @@ def test_the_environment_page_counts_its_users_again_after_a_while_or_a_change(
     assert _enabled_users_shown(stack.client.get("/environments/prod").text) == first + 1
     monkeypatch.setattr(base, "COUNTS_TTL_S", 0.0)
     assert _enabled_users_shown(stack.client.get("/environments/prod").text) == first + 2
+
+
+def test_the_exports_hold_every_matching_event_past_a_page(stack: Stack) -> None:
+    """The exports stream every event the filter matches, however many pages of the log they
+    span (the log reads at most MAX_PAGE events a query)."""
+    from syncd.dataverse.provisioning_log import MAX_PAGE
+
+    prod = add_env(stack.engine, "prod")
+    n = MAX_PAGE + 37
+    with Session(stack.engine) as s, s.begin():
+        now = datetime.now(UTC)
+        s.add_all(
+            SyncEvent(
+                environment_id=prod,
+                action="update",
+                rule="R10",
+                reason=f"change {i}",
+                created_at=now - timedelta(seconds=i),
+            )
+            for i in range(n)
+        )
+    rows = list(csv.reader(io.StringIO(stack.client.get("/log.csv?environment=prod").text)))
+    assert len(rows) - 1 == n
+    lines = stack.client.get("/log.jsonl?rule=R10").text.splitlines()
+    assert len(lines) == n
+    assert sorted(json.loads(line)["reason"] for line in lines) == sorted(f"change {i}" for i in range(n))

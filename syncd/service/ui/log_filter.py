@@ -10,13 +10,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from syncd.dataverse.provisioning_log import MAX_PAGE
 from syncd.service.ui import data
 from syncd.service.ui.data import EventFilter
 
 #: The query parameters of the log page and its exports (each one the form field of that name).
 LOG_FILTERS = ("environment", "run", "user", "action", "rule", "since", "until")
 #: Events read at a time by an export.
-EXPORT_CHUNK = 5000
+EXPORT_CHUNK = MAX_PAGE
 
 
 def log_filter(s: Session, params: dict[str, str]) -> tuple[EventFilter | None, list[str]]:
@@ -62,7 +63,9 @@ def log_filter(s: Session, params: dict[str, str]) -> tuple[EventFilter | None, 
 
 def all_events(engine: Engine, f: EventFilter, chunk: int = EXPORT_CHUNK) -> Iterator[Any]:
     """Every event of the filter, newest first, read a chunk at a time, each in a session of
-    its own (the response reads it from worker threads); memory stays flat."""
+    its own (the response reads it from worker threads); memory stays flat. A chunk is at most
+    the log's page (``MAX_PAGE``, 500): a shorter one is the end."""
+    chunk = min(chunk, MAX_PAGE)
     before: int | None = None
     while True:
         with Session(engine) as s:
