@@ -618,7 +618,8 @@ def test_a_blocked_run_lists_its_pending_disables_and_approving_runs_a_full_run(
     assert "Approve disables" in o.buttons
     assert "blocked" in stack.client.get("/").text
     stack.sign_in()
-    r = stack.client.post("/environments/prod/approve", data={"csrf": stack.csrf("/environments/prod")})
+    form = {"csrf": stack.csrf("/environments/prod"), "run": str(run)}
+    r = stack.client.post("/environments/prod/approve", data=form)
     assert r.status_code == 303 and r.headers["location"] == "/environments/prod"
     assert [(name, req.kind, req.allow_mass_disable, req.trigger) for name, req in stack.sync.calls] == [
         ("prod", "full", True, "ui")
@@ -631,7 +632,7 @@ def test_a_blocked_run_lists_its_pending_disables_and_approving_runs_a_full_run(
 
 
 def test_approving_while_a_run_holds_the_environment_says_busy(stack: Stack) -> None:
-    blocked_environment(stack)
+    _, run, _ = blocked_environment(stack)
     stack.sign_in()
     csrf = stack.csrf("/environments/prod")
     stack.sync.gate = threading.Event()
@@ -644,7 +645,7 @@ def test_approving_while_a_run_holds_the_environment_says_busy(stack: Stack) -> 
     t.start()
     try:
         assert stack.sync.entered.wait(10)
-        r = stack.client.post("/environments/prod/approve", data={"csrf": csrf})
+        r = stack.client.post("/environments/prod/approve", data={"csrf": csrf, "run": str(run)})
         assert r.status_code == 303
         assert "in progress" in status_line(stack.client.get("/environments/prod").text)
     finally:
@@ -655,9 +656,11 @@ def test_approving_while_a_run_holds_the_environment_says_busy(stack: Stack) -> 
 
 def test_approving_without_sync_jobs_is_a_message(make_stack: Any) -> None:
     s: Stack = make_stack(jobs=False)
-    blocked_environment(s)
+    _, run, _ = blocked_environment(s)
     s.sign_in()
-    r = s.client.post("/environments/prod/approve", data={"csrf": s.csrf("/environments/prod")})
+    r = s.client.post(
+        "/environments/prod/approve", data={"csrf": s.csrf("/environments/prod"), "run": str(run)}
+    )
     assert r.status_code == 303
     assert "runs no sync jobs" in status_line(s.client.get("/environments/prod").text)
     r = s.client.post("/environments/nope/approve", data={"csrf": s.csrf("/environments/prod")})
@@ -1009,3 +1012,20 @@ def test_the_exports_hold_every_matching_event_past_a_page(stack: Stack) -> None
     lines = stack.client.get("/log.jsonl?rule=R10").text.splitlines()
     assert len(lines) == n
     assert sorted(json.loads(line)["reason"] for line in lines) == sorted(f"change {i}" for i in range(n))
+
+
+@pytest.mark.parametrize("which", ["no run", "an older blocked run", "nothing blocked"])
+def test_approve_lets_through_only_the_disables_the_page_showed(stack: Stack, which: str) -> None:
+    """A stale page or a replayed form approves nothing: the form names the blocked run whose
+    withheld disables it listed, and only that run, still the latest, may be approved."""
+    prod, run, _ = blocked_environment(stack)
+    if which == "nothing blocked":
+        add_run(stack.engine, prod, kind="delta", outcome="succeeded")  # a later run went through
+    if which == "an older blocked run":
+        add_run(stack.engine, prod, kind="full", outcome="blocked")  # a new, unseen set is held
+    stack.sign_in()
+    form = {"csrf": stack.csrf("/environments/prod")} | ({} if which == "no run" else {"run": str(run)})
+    r = stack.client.post("/environments/prod/approve", data=form)
+    assert r.status_code == 303
+    assert stack.sync.calls == []
+    assert "Nothing" in status_line(stack.client.get("/environments/prod").text)

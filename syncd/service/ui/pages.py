@@ -168,18 +168,24 @@ class Pages(PageBase):
         )
 
     async def approve(self, request: Request) -> Response:
-        """POST /environments/{env}/approve: a full run with ``allow_mass_disable`` (``SyncJobs.run``)."""
+        """POST /environments/{env}/approve (field ``run``: the blocked run whose withheld disables
+        the page showed): a full run with ``allow_mass_disable`` (``SyncJobs.run``), only while that
+        run is still the environment's latest decisive one; otherwise a message and no run (a
+        stale page or a replayed form never lets a new, unseen set of disables past the guard)."""
         name = request.path_params["env"]
         back = env_url(name)
         guard = await self._guard(request, back)
         if isinstance(guard, Response):
             return guard
-        token, _ = guard
+        token, form = guard
         target = await run_in_threadpool(self._target, name)
         if target is None:
             return self.not_found(request, f"There is no environment named {name!r}.")
         if isinstance(target, str):
             return self._done(request, token, back, target)
+        stale = await run_in_threadpool(self._stale_approval, target.id, str(form.get("run") or ""))
+        if stale is not None:
+            return self._done(request, token, back, stale)
         if self.jobs is None:
             return self._done(
                 request,
@@ -199,6 +205,20 @@ class Pages(PageBase):
             log.error("ui_approve_failed", environment=name, error=str(exc), error_type=type(exc).__name__)
             return self._done(request, token, back, f"The run failed: {type(exc).__name__}: {exc}")
         return self._done(request, token, back, _run_message(report))
+
+    def _stale_approval(self, env_id: int, run: str) -> str | None:
+        """None when ``run`` is the environment's latest decisive run and it was blocked; else why
+        there is nothing to approve."""
+        with Session(self.engine()) as s:
+            last = data.last_decisive(s, env_id)
+        if last is None or last.outcome != "blocked":
+            return "Nothing to approve: the environment's latest run was not blocked."
+        if run != str(last.id):
+            return (
+                f"Nothing approved: run {last.id} is the latest blocked run, not the one this page showed; "
+                "review its pending disables first."
+            )
+        return None
 
     def _target(self, name: str) -> Target | str | None:
         with Session(self.engine()) as s:
