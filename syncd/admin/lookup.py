@@ -40,6 +40,9 @@ from syncd.rules.diagnose import access_mode_name
 from syncd.sync import source
 
 MAX_KEY = 1024
+# Characters no userPrincipalName holds (Entra allows letters, digits, ' . - _ ! # ^ ~ and one @)
+# that would change a Graph request's path or query: such a key names nobody, and is bad input.
+NOT_IN_UPN = frozenset("/\\?%")
 
 
 def check_key(key: str, what: str = "user") -> str:
@@ -51,7 +54,7 @@ def check_key(key: str, what: str = "user") -> str:
     if not isinstance(key, str) or not key.strip():
         raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
     key = key.strip()
-    if len(key) > MAX_KEY or any(c.isspace() or c < " " or c == "\x7f" for c in key):
+    if len(key) > MAX_KEY or any(c.isspace() or c < " " or c == "\x7f" or c in NOT_IN_UPN for c in key):
         raise SyncdError(f"invalid {what} {key!r}: expected an object id or a userPrincipalName")
     if "@" in key:
         return key

@@ -49,8 +49,8 @@ MAX_JSON_BYTES = 64 * 1024
 # surrounding blanks: ``syncd.directory.ids.normalize_object_id``); these are the ones it documents.
 GUID: Final[dict[str, Any]] = {"format": "uuid"}
 # A user named in a request (``syncd.admin.lookup.check_key``): an object id, or a userPrincipalName
-# (anything holding an ``@``, without blanks or control characters).
-UPN_PATTERN: Final = r"^[^\s\x00-\x1f\x7f\x85]*@[^\s\x00-\x1f\x7f\x85]*$"
+# (anything holding an ``@``, without blanks, control characters or ``/ \ ? %``).
+UPN_PATTERN: Final = r"^[^\s\x00-\x1f\x7f\x85/\\?%]*@[^\s\x00-\x1f\x7f\x85/\\?%]*$"
 USER_KEY: Final[dict[str, Any]] = {
     "anyOf": [{"format": "uuid"}, {"pattern": UPN_PATTERN, "maxLength": 1024}],
     "description": "a user's object id (GUID) or userPrincipalName",

@@ -235,6 +235,11 @@ def test_unknown_user_and_environment(engine: Engine, tenant: Tenant, directory:
 
     with pytest.raises(SyncdError, match="invalid user"):
         users.add_user(engine, directory, "prod", "not a user")
+    # No UPN holds / \\ ? or %: a key with one is bad input, not a Graph path to follow (it was a
+    # 502 "directory unavailable" after the fake's 307 for ``a@b/``).
+    for key in ("a@b/", "a/b@c", "a\\b@c", "a?b@c", "a%2Fb@c"):
+        with pytest.raises(SyncdError, match="invalid user"):
+            users.diagnose_user(engine, directory, "prod", key)
 
 
 def test_diagnose_a_soft_deleted_user_says_what_the_directory_still_holds(
