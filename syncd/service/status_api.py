@@ -82,7 +82,10 @@ class EventsQuery(BaseModel):
     since: datetime | SkipJsonSchema[None] = Field(
         default=None, description="only events at or after this time (ISO 8601; without an offset: UTC)"
     )
-    until: datetime | SkipJsonSchema[None] = Field(default=None, description="only events before this time")
+    until: datetime | SkipJsonSchema[None] = Field(
+        default=None,
+        description="only events before this time; later than since, when both are given (else a 400)",
+    )
     limit: int = Field(
         default=50, ge=1, description=f"at most this many events, json only (more is read as {MAX_PAGE})"
     )

@@ -45,10 +45,11 @@ def log_filter(s: Session, params: dict[str, str]) -> tuple[EventFilter | None, 
             errors.append(f"User {params['user']!r}: {problem}")
         fields.update(user_fields)
     if params.get("action"):
-        if params["action"] not in data.ACTIONS:
+        action = params["action"].strip().lower()  # as the rule: any case
+        if action not in data.ACTIONS:
             errors.append(f"Action must be one of {', '.join(data.ACTIONS)}")
         else:
-            fields["action"] = params["action"]
+            fields["action"] = action
     if params.get("rule"):
         fields["rule"] = params["rule"].strip().upper()
     for name in ("since", "until"):
@@ -58,6 +59,8 @@ def log_filter(s: Session, params: dict[str, str]) -> tuple[EventFilter | None, 
                 errors.append(f"{name.title()} must be a date or a time, e.g. 2026-11-30 or 2026-11-30T14:00")
             else:
                 fields[name] = ts
+    if "since" in fields and "until" in fields and fields["since"] >= fields["until"]:
+        errors.append("Since must be before Until")  # as GET /api/events says
     return (None, errors) if errors else (EventFilter(**fields), [])
 
 
