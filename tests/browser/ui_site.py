@@ -34,9 +34,10 @@ ENV = "prod"
 NO_DB_ENV = "archive"
 USERS = 300
 
-#: The names of the user whose names are markup: shown as text, never run.
+#: The names of the user whose names are markup: shown as text, never run, and wrapped however long.
 HTML_NAMES = {
-    "displayName": "<script>alert('fullname')</script><b>Mallory</b>",
+    # ...and, after the markup, 140 characters without a space: the pages wrap it at 375 px.
+    "displayName": "<script>alert('fullname')</script><b>Mallory</b>" + "W" * 140,
     "givenName": "<img src=x onerror=alert('given')>",
     "surname": '"><svg onload=alert("surname")>',
     "jobTitle": "<iframe src=javascript:alert('job')></iframe>",
