@@ -5,6 +5,8 @@ provisioning log's filters, paging and exports, the runs' paging and the charts'
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import json
 import re
@@ -19,10 +21,13 @@ from typing import Any
 
 import orjson
 import pytest
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from pydantic import SecretStr
 from service_helpers import FakeSync, add_env, add_run
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
+from structlog.testing import capture_logs
 
 from syncd.context import AppContext
 from syncd.dataverse.schema import BusinessUnit, SyncEvent, SyncRun, SystemUser
@@ -37,6 +42,7 @@ from syncd.service.jobs import SyncJobs
 from syncd.service.locks import locks_for
 from syncd.service.metrics import Metrics
 from syncd.service.ui import data, session
+from syncd.service.ui.pages import Pages
 from syncd.settings import load_settings
 
 TOKEN = "ui-admin-token-0123"
@@ -79,6 +85,15 @@ class Stack:
     def sign_in(self, token: str = TOKEN) -> None:
         r = self.client.post("/login", data={"token": token, "next": "/"})
         assert r.status_code == 303, r.text
+
+    @property
+    def pages(self) -> Pages:
+        """The app's pages object (its sessions and sign-in limit)."""
+        for route in self.app.routes:
+            endpoint = getattr(route, "endpoint", None)
+            if isinstance(endpoint, functools.partial) and isinstance(endpoint.args[0], Pages):
+                return endpoint.args[0]
+        raise AssertionError("the app has no pages")
 
     def csrf(self, path: str = "/") -> str:
         found = re.search(r'name="csrf" value="([0-9a-f]+)"', self.client.get(path).text)
@@ -540,7 +555,9 @@ def test_a_new_token_ends_every_session(db_url: str, make_stack: Any) -> None:
     new.client.cookies.set(session.COOKIE, cookie)
     assert "Sign out" not in outline(new.client.get("/").text).buttons
     add_env(new.engine, "prod")
-    r = new.client.post("/environments/prod/approve", data={"csrf": session.csrf_token(TOKEN, "x")})
+    r = new.client.post(
+        "/environments/prod/approve", data={"csrf": new.pages.sessions.csrf_token(TOKEN, "x")}
+    )
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
 
 
@@ -550,6 +567,146 @@ def test_sign_out_clears_the_session(stack: Stack) -> None:
     assert r.status_code == 303 and r.headers["location"] == "/"
     assert 'syncd_session=""' in r.headers["set-cookie"] or "max-age=0" in r.headers["set-cookie"].lower()
     assert "Sign in" in outline(stack.client.get("/").text).links
+
+
+def test_a_cookie_saved_before_sign_out_is_no_session(stack: Stack) -> None:
+    prod = add_env(stack.engine, "prod")
+    add_run(stack.engine, prod, outcome="blocked")
+    stack.sign_in()
+    csrf = stack.csrf("/environments/prod")
+    saved = stack.client.cookies[session.COOKIE]
+    r = stack.client.post("/logout", data={"csrf": csrf})
+    assert r.status_code == 303
+    stack.client.cookies.set(session.COOKIE, saved)  # replayed, with its CSRF field
+    assert "Sign out" not in outline(stack.client.get("/").text).buttons
+    for path in ("/environments/prod/approve", "/logout"):
+        r = stack.client.post(path, data={"csrf": csrf})
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+    assert stack.sync.calls == []
+    stack.client.cookies.clear()
+    stack.sign_in()  # a new session works
+    assert "Sign out" in outline(stack.client.get("/").text).buttons
+
+
+def test_revoked_ids_are_bounded_and_overflowing_them_ends_every_session(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "MAX_REVOKED", 3)
+    cookies = []
+    for _ in range(4):
+        stack.sign_in()
+        cookies.append(stack.client.cookies[session.COOKIE])
+        r = stack.client.post("/logout", data={"csrf": stack.csrf()})
+        assert r.status_code == 303
+        assert len(stack.pages.sessions._revoked) <= 3
+    stack.sign_in()
+    live = stack.client.cookies[session.COOKIE]
+    for cookie in cookies:
+        stack.client.cookies.set(session.COOKIE, cookie)
+        assert "Sign out" not in outline(stack.client.get("/").text).buttons
+    stack.client.cookies.set(session.COOKIE, live)
+    assert "Sign out" in outline(stack.client.get("/").text).buttons
+
+
+def test_a_cookie_says_nothing_about_the_token(make_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    first: Stack = make_stack()
+    first.sign_in()
+    cookie = first.client.cookies[session.COOKIE]
+    # a key made from the token alone does not verify it: guessing the token offline gets nowhere
+    for secret in (hashlib.sha256(b"syncd-ui:" + TOKEN.encode()).hexdigest(), TOKEN):
+        with pytest.raises(BadSignature):
+            URLSafeTimedSerializer(secret, salt=session.SALT).loads(cookie)
+    # another process with the same token (a restart) takes no session of this one
+    again: Stack = make_stack()
+    again.client.cookies.set(session.COOKIE, cookie)
+    assert "Sign out" not in outline(again.client.get("/").text).buttons
+    # rotating the token ends the session on the same process
+    assert "Sign out" in outline(first.client.get("/").text).buttons
+    rotated = first.appctx.settings.model_copy(update={"admin_token": SecretStr("a-rotated-token")})
+    monkeypatch.setattr(first.appctx, "settings", rotated)
+    assert "Sign out" not in outline(first.client.get("/").text).buttons
+
+
+def test_too_many_wrong_tokens_lock_the_address_out(stack: Stack) -> None:
+    now = [1000.0]
+    stack.pages.sign_ins.clock = lambda: now[0]
+    # a right token resets the count
+    for _ in range(session.MAX_FAILURES - 1):
+        assert stack.client.post("/login", data={"token": "wrong", "next": "/"}).status_code == 401
+    stack.sign_in()
+    with capture_logs() as logs:
+        for _ in range(session.MAX_FAILURES):
+            assert stack.client.post("/login", data={"token": "wrong", "next": "/"}).status_code == 401
+        for given in ("wrong", TOKEN):  # refused, even with the right token
+            r = stack.client.post("/login", data={"token": given, "next": "/"})
+            assert r.status_code == 429 and "set-cookie" not in r.headers, given
+            assert r.headers["content-type"].startswith("text/html") and r.headers["retry-after"] == "60"
+            assert "try again in 60 seconds" in r.text
+    refused = [e for e in logs if e["event"] == "ui_sign_in_locked_out"]
+    assert len(refused) == 2 and refused[0]["log_level"] == "warning"
+    assert refused[0]["client"] == "testclient" and refused[0]["retry_after_s"] == 60
+    now[0] += 30
+    r = stack.client.post("/login", data={"token": TOKEN, "next": "/"})
+    assert r.status_code == 429 and "try again in 30 seconds" in r.text
+    # another address is not locked out
+    other = TestClient(stack.app, follow_redirects=False, client=("192.0.2.7", 5000))
+    assert other.post("/login", data={"token": TOKEN, "next": "/"}).status_code == 303
+    now[0] += session.LOCKOUT_S
+    assert stack.client.post("/login", data={"token": TOKEN, "next": "/"}).status_code == 303
+
+
+def _chunked(size: int) -> Iterator[bytes]:
+    yield b"next=%2F&token="
+    for _ in range(size // 65536):
+        yield b"x" * 65536
+
+
+def test_an_oversized_form_is_413_however_it_is_sent(stack: Stack) -> None:
+    add_env(stack.engine, "prod")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    # chunked (no Content-Length): 2 MB, past the form parser's own limit too
+    r = stack.client.post("/login", content=_chunked(2 * 1024 * 1024), headers=form)
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html"), r.text
+    assert "set-cookie" not in r.headers
+    r = stack.client.post("/login", content=_chunked(100_000), headers=form)
+    assert r.status_code == 413
+    stack.sign_in()
+    for path in ("/environments/prod/approve", "/environments/prod/users", "/logout"):
+        r = stack.client.post(path, content=_chunked(2 * 1024 * 1024), headers=form)
+        assert r.status_code == 413 and r.headers["content-type"].startswith("text/html"), path
+    assert stack.sync.calls == []
+    assert "Sign out" in outline(stack.client.get("/").text).buttons
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"token=%ff&next=%2F", "application/x-www-form-urlencoded"),
+        (b"token=\xff", "application/x-www-form-urlencoded"),
+        (b"token", "application/x-www-form-urlencoded"),
+        (b"--x\r\nnonsense", "multipart/form-data"),
+        (b'{"token": "x"}', "application/json"),
+    ],
+)
+def test_a_malformed_form_is_400(stack: Stack, body: bytes, content_type: str) -> None:
+    r = stack.client.post("/login", content=body, headers={"content-type": content_type})
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), r.text
+    stack.sign_in()
+    r = stack.client.post("/logout", content=body, headers={"content-type": content_type})
+    assert r.status_code == 400
+    assert "Sign out" in outline(stack.client.get("/").text).buttons
+
+
+def test_a_multipart_or_chunked_sign_in_form_is_read(stack: Stack) -> None:
+    r = stack.client.post("/login", files={"token": (None, TOKEN), "next": (None, "/log")})
+    assert r.status_code == 303 and r.headers["location"] == "/log"
+    body = f"token={TOKEN}&next=%2Flog".encode()
+    r = stack.client.post(
+        "/login",
+        content=iter([body[:5], body[5:]]),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/log"
 
 
 def test_without_a_token_there_is_no_sign_in_and_every_post_is_403(make_stack: Any) -> None:
@@ -580,7 +737,12 @@ def test_a_changing_post_needs_the_session_and_its_csrf_field(stack: Stack) -> N
     r = stack.client.post("/environments/prod/approve", data={})
     assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fenvironments%2Fprod"
     stack.sign_in()
-    for form in ({}, {"csrf": ""}, {"csrf": "0" * 64}, {"csrf": session.csrf_token(TOKEN, "another")}):
+    for form in (
+        {},
+        {"csrf": ""},
+        {"csrf": "0" * 64},
+        {"csrf": stack.pages.sessions.csrf_token(TOKEN, "another")},
+    ):
         r = stack.client.post("/environments/prod/approve", data=form)
         assert r.status_code == 403 and "CSRF" in r.text, form
     assert stack.sync.calls == []

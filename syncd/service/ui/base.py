@@ -3,20 +3,26 @@
 A changing POST needs a configured admin token (else a 403 page), a session (else a 303 to
 ``/login?next=<the page>``) and the session's CSRF field (else a 403 page): `PageBase._guard`.
 Its answer is a 303 back to its page with a one-line message for it (`PageBase._done`).
+
+Every form (sign-in and every changing POST) is read by `PageBase.read_form`: the body streamed up
+to ``MAX_FORM_BYTES`` whatever its framing (Content-Length or chunked), a 413 page past it, a 400
+page when it is not a well-formed form; never a 500.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from starlette.requests import Request
+from starlette.datastructures import FormData, Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from syncd.context import AppContext
@@ -30,6 +36,10 @@ from syncd.service.ui.templating import HEADERS, jinja
 #: How old (seconds) the environment page's user counts may be: counting a 1M-row environment
 #: takes about 0.17 s on PostgreSQL, so a search, a page of runs and a reload reuse one count.
 COUNTS_TTL_S = 30.0
+#: The largest form read (a sign-in's token and ``next``; a change's CSRF field and user).
+MAX_FORM_BYTES = 16 * 1024
+#: The most fields a form may have.
+MAX_FORM_FIELDS = 50
 
 #: When the daemon runs an environment next: its name -> {"delta": when, "full": when} (UTC).
 NextRuns = Callable[[str], dict[str, datetime]]
@@ -57,6 +67,10 @@ class PageBase:
         self.info = info or {}
         self._tokens: Any = None
         self._counts: dict[int, tuple[float, dict[str, int]]] = {}
+        #: This app's sessions: their random secret and the ids signed out (`session.Sessions`).
+        self.sessions = session.Sessions()
+        #: Wrong tokens per client address (`session.SignInLimiter`).
+        self.sign_ins = session.SignInLimiter()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -102,15 +116,15 @@ class PageBase:
 
     def _ui(self, request: Request) -> dict[str, Any]:
         token = self.token()
-        sid = session.session_id(request, token)
+        sid = self.sessions.session_id(request, token)
         raw = request.scope.get("raw_path")  # as sent: an environment "a/b" stays "a%2Fb"
         path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
         here = path + (f"?{request.url.query}" if request.url.query else "")
         return {
             "can_sign_in": token is not None,
             "signed_in": sid is not None,
-            "csrf": session.csrf_token(token, sid) if token and sid else "",
-            "flash": session.read_flash(request, token),
+            "csrf": self.sessions.csrf_token(token, sid) if token and sid else "",
+            "flash": self.sessions.read_flash(request, token),
             "login_url": "/login?" + urlencode({"next": session.local_path(here)}),
         }
 
@@ -131,6 +145,45 @@ class PageBase:
         """The 404 page, `detail` saying what was not found."""
         return self.error_page(request, 404, "Not found", detail)
 
+    async def read_form(self, request: Request) -> FormData | Response:
+        """The request's form (urlencoded or multipart), its body read up to MAX_FORM_BYTES however
+        it is sent; else the answer refusing it: 413 past the cap, 400 when malformed."""
+        too_large = self.error_page(
+            request, 413, "Too large", f"A form of these pages is at most {MAX_FORM_BYTES} bytes."
+        )
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+            return too_large if length.isdigit() else self._bad_form(request)
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_FORM_BYTES:
+                    return too_large
+        except ClientDisconnect:
+            return self._bad_form(request)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if media == "multipart/form-data":
+                return await _multipart(request.headers, bytes(body))
+            if body and media not in ("", "application/x-www-form-urlencoded"):
+                return self._bad_form(request)
+            pairs = parse_qsl(
+                bytes(body).decode("ascii"),
+                keep_blank_values=True,
+                strict_parsing=bool(body),
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except (UnicodeDecodeError, ValueError, MultiPartException):
+            return self._bad_form(request)
+        fields: list[tuple[str, str | UploadFile]] = list(pairs)
+        return FormData(fields)
+
+    def _bad_form(self, request: Request) -> Response:
+        return self.error_page(request, 400, "Bad request", "The form could not be read: send it again.")
+
     async def _guard(self, request: Request, back: str) -> tuple[str, Any] | Response:
         """(the token, the form) of a changing POST that may go ahead; else the answer refusing it."""
         token = self.token()
@@ -141,11 +194,13 @@ class PageBase:
                 "Changes are off",
                 "This daemon has no admin token (SYNCD_ADMIN_TOKEN), so its pages change nothing.",
             )
-        sid = session.session_id(request, token)
+        sid = self.sessions.session_id(request, token)
         if sid is None:
             return RedirectResponse("/login?" + urlencode({"next": session.local_path(back)}), 303)
-        form = await request.form()
-        if not session.check_csrf(form.get(session.CSRF_FIELD), token, sid):
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
+        if not self.sessions.check_csrf(form.get(session.CSRF_FIELD), token, sid):
             return self.error_page(
                 request,
                 403,
@@ -159,5 +214,15 @@ class PageBase:
         counts its users again (the change may have moved them)."""
         self._counts.clear()
         response = RedirectResponse(back, 303)
-        session.set_flash(response, request, token, message)
+        self.sessions.set_flash(response, request, token, message)
         return response
+
+
+async def _multipart(headers: Headers, body: bytes) -> FormData:
+    """A multipart form read from its (already bounded) body."""
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(headers, stream(), max_fields=MAX_FORM_FIELDS, max_files=0)
+    return await parser.parse()

@@ -17,10 +17,13 @@ the JSON API. An unknown environment or user is a 404 page; an unexpected failur
 
 A changing POST (approve, add, refresh, logout) needs a configured admin token (else 403), a
 session (else a 303 to ``/login?next=<the page>``) and the session's CSRF field (else 403),
-checked by `syncd.service.ui.base.PageBase`; it
-answers a 303 back to its page, whose ``role="status"`` line says what happened. The actions are
-those of the JSON API: approve is ``SyncJobs.run`` of a full run with ``allow_mass_disable``; add
-and refresh are ``syncd.admin.users.add_user`` and ``refresh_user``. Blocking work runs in a
+checked by `syncd.service.ui.base.PageBase`; every form, the sign-in's too, is read up to
+``base.MAX_FORM_BYTES`` however it is sent (else 413; a malformed one 400). ``POST /login`` is
+refused (429) to an address that gave too many wrong tokens (`session.SignInLimiter`);
+``POST /logout`` revokes the session (`session.Sessions.revoke`). A changing POST answers a 303
+back to its page, whose ``role="status"`` line says what happened. The actions are those of the
+JSON API: approve is ``SyncJobs.run`` of a full run with ``allow_mass_disable``; add and refresh
+are ``syncd.admin.users.add_user`` and ``refresh_user``. Blocking work runs in a
 worker thread.
 """
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,8 +70,6 @@ LOG_PAGE = 50
 SEARCH_LIMIT = 50
 PENDING_SHOWN = 50
 EVENTS_SHOWN = 50
-#: The largest sign-in form read (its token and where to go next).
-MAX_FORM_BYTES = 16 * 1024
 STATIC = Path(__file__).parent / "static"
 
 
@@ -453,7 +455,8 @@ class Pages(PageBase):
 
     async def login(self, request: Request) -> Response:
         """POST /login: the token right, a session cookie and a 303 to ``next`` (a local path);
-        wrong, the form again (401); no token configured, 403."""
+        wrong, the form again (401); too many wrong tokens from the address lately, 429 (whatever
+        the token); no token configured, 403; a form too large 413, malformed 400."""
         token = self.token()
         if token is None:
             return self.error_page(
@@ -462,23 +465,44 @@ class Pages(PageBase):
                 "Sign-in is off",
                 "This daemon has no admin token (SYNCD_ADMIN_TOKEN) to sign in with.",
             )
-        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-            return self.error_page(request, 413, "Too large", "A sign-in form is a few hundred bytes.")
-        form = await request.form()
+        client = request.client.host if request.client else "unknown"
+        wait = self.sign_ins.locked_for(client)
+        if wait > 0:
+            return self._locked_out(request, client, wait)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         nxt = session.local_path(str(form.get("next") or "/"))
         if not session.token_matches(str(form.get("token") or ""), token):
-            log.warning("ui_sign_in_refused", client=request.client.host if request.client else None)
+            wait = self.sign_ins.failed(client)
+            log.warning("ui_sign_in_refused", client=client, locked_out_for_s=math.ceil(wait))
             return self.render(request, "login.html", 401, title="Sign in", next=nxt, wrong=True)
+        self.sign_ins.succeeded(client)
         response = RedirectResponse(nxt, 303)
-        session.set_session(response, request, token)
-        log.info("ui_signed_in", client=request.client.host if request.client else None)
+        self.sessions.set_session(response, request, token)
+        log.info("ui_signed_in", client=client)
         return response
 
+    def _locked_out(self, request: Request, client: str, wait: float) -> Response:
+        """The 429 page of an address refused by the sign-in limit, ``wait`` seconds more."""
+        seconds = max(1, math.ceil(wait))
+        log.warning("ui_sign_in_locked_out", client=client, retry_after_s=seconds)
+        page = self.error_page(
+            request,
+            429,
+            "Too many attempts",
+            f"Too many wrong tokens from this address: try again in {seconds} seconds.",
+        )
+        page.headers["Retry-After"] = str(seconds)
+        return page
+
     async def logout(self, request: Request) -> Response:
-        """POST /logout: the session cookie cleared, a 303 to the overview."""
+        """POST /logout: the session revoked on the server, its cookie cleared, a 303 to the
+        overview."""
         guard = await self._guard(request, "/")
         if isinstance(guard, Response):
             return guard
+        self.sessions.revoke(request, self.token())
         response = RedirectResponse("/", 303)
         session.clear_session(response, request)
         return response

@@ -1,17 +1,32 @@
-"""Sign-in for the pages: a signed session cookie, its CSRF field, and safe redirects.
+"""Sign-in for the pages: a signed session cookie, its CSRF field, sign-out, the sign-in rate
+limit and safe redirects.
 
 The admin token (``SYNCD_ADMIN_TOKEN``) is the only credential. ``POST /login`` compares the token
 given in the form with it in constant time and, when they match, sets the cookie ``COOKIE``: a
-random session id signed (itsdangerous ``URLSafeTimedSerializer``, salt ``SALT``) with a key
-derived from the token. The cookie never holds the token; it expires after ``MAX_AGE_S`` seconds
-(8 h); it is HttpOnly, SameSite=Strict, and Secure when the page was served over https. Since the
-key is derived from the token, a new token ends every session.
+random session id signed (itsdangerous ``URLSafeTimedSerializer``, salt ``SALT``) with a key that
+`Sessions` derives from the token and from a random secret made when the app starts (HMAC of the
+token under ``secrets.token_bytes(32)``). A cookie therefore says nothing about the token: no one
+can test guesses of the token against a cookie offline. The cookie never holds the token; it
+expires after ``MAX_AGE_S`` seconds (8 h); it is HttpOnly, SameSite=Strict, and Secure when the
+page was served over https. A new token ends every session (the key changes with it), and so
+does a restart of the daemon (the secret is made anew in each process; sessions do not survive
+it).
 
-Every changing form carries the field ``csrf``, an HMAC of the session id under the same key
-(`csrf_token`); `check_csrf` compares it in constant time. A one-line message for the page after
-a POST travels in the cookie ``FLASH`` (signed, read once).
+``POST /logout`` revokes the session id on the server (`Sessions.revoke`): a cookie saved before
+the sign-out is no session afterwards. Revoked ids are kept in memory until their cookie would have
+expired, ``MAX_REVOKED`` at most (past that, the secret is made anew, which ends every session);
+a sign-out thus ends the session on this process, which is the only one serving the pages.
 
-Nothing is read at import time; every function takes the configured token (None or "": sign-in is
+Every changing form carries the field ``csrf``, an HMAC of the session id under a key derived
+like the cookie's (`Sessions.csrf_token`); `Sessions.check_csrf` compares it in constant time. A
+one-line message for the page after a POST travels in the cookie ``FLASH`` (signed, read once).
+
+`SignInLimiter` limits wrong tokens per client address: after ``MAX_FAILURES`` wrong tokens within
+``FAILURE_WINDOW_S`` seconds, the address is refused (even with the right token) for
+``LOCKOUT_S`` seconds; a sign-in resets its count. The address is the connection's peer, so behind
+a reverse proxy every client shares the proxy's count.
+
+Nothing is read at import time; every method takes the configured token (None or "": sign-in is
 off, no session is ever valid).
 """
 
@@ -20,6 +35,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -33,12 +51,14 @@ FLASH_SALT = "syncd.ui.flash"
 MAX_AGE_S = 8 * 3600
 FLASH_MAX_AGE_S = 300
 CSRF_FIELD = "csrf"
-
-
-def _serializer(token: str, salt: str) -> URLSafeTimedSerializer:
-    # The secret is a digest of the token, so that no key material equals the token itself.
-    secret = hashlib.sha256(b"syncd-ui:" + token.encode()).hexdigest()
-    return URLSafeTimedSerializer(secret, salt=salt)
+#: The most session ids revoked at once (signed out, not yet expired) before every session ends.
+MAX_REVOKED = 10_000
+#: Wrong tokens from one address within FAILURE_WINDOW_S seconds that lock it out for LOCKOUT_S.
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 60.0
+LOCKOUT_S = 60.0
+#: The most client addresses `SignInLimiter` remembers (the oldest is forgotten past it).
+MAX_CLIENTS = 10_000
 
 
 def token_matches(given: str, token: str | None) -> bool:
@@ -48,80 +68,165 @@ def token_matches(given: str, token: str | None) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def new_session(token: str) -> str:
-    """A new session cookie's value: a random id, signed with the token's key."""
-    return str(_serializer(token, SALT).dumps({"sid": secrets.token_urlsafe(24)}))
+class Sessions:
+    """The sessions of one app: the random secret their keys derive from, and the ids signed out
+    (see the module's docstring). Safe to use from several threads."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self._revoked: dict[str, float] = {}  # session id -> when its cookie expires (time.time())
+        self._lock = threading.Lock()
+
+    def _key(self, purpose: bytes, token: str) -> bytes:
+        with self._lock:
+            secret = self._secret
+        return hmac.new(secret, purpose + b"\0" + token.encode(), hashlib.sha256).digest()
+
+    def _serializer(self, token: str, salt: str) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._key(b"syncd-ui", token).hex(), salt=salt)
+
+    def new_session(self, token: str) -> str:
+        """A new session cookie's value: a random id, signed with this app's key for the token."""
+        return str(self._serializer(token, SALT).dumps({"sid": secrets.token_urlsafe(24)}))
+
+    def _load(self, request: Request, token: str | None) -> tuple[str, float] | None:
+        value = request.cookies.get(COOKIE)
+        if not token or not value:
+            return None
+        try:
+            data, signed = self._serializer(token, SALT).loads(
+                value, max_age=MAX_AGE_S, return_timestamp=True
+            )
+        except BadSignature:
+            return None
+        sid = data.get("sid") if isinstance(data, dict) else None
+        if not isinstance(sid, str) or not sid:
+            return None
+        return sid, signed.timestamp() + MAX_AGE_S
+
+    def session_id(self, request: Request, token: str | None) -> str | None:
+        """The id of the request's valid session (signed by this app for the current token, not
+        expired, not signed out), else None."""
+        loaded = self._load(request, token)
+        if loaded is None:
+            return None
+        with self._lock:
+            if loaded[0] in self._revoked:
+                return None
+        return loaded[0]
+
+    def revoke(self, request: Request, token: str | None) -> None:
+        """End the request's session: its id is no session from now on (on this process)."""
+        loaded = self._load(request, token)
+        if loaded is None:
+            return
+        sid, expires = loaded
+        now = time.time()
+        with self._lock:
+            if len(self._revoked) >= MAX_REVOKED:
+                self._revoked = {s: t for s, t in self._revoked.items() if t > now}
+            if len(self._revoked) >= MAX_REVOKED:  # every id still live: end every session
+                self._secret = secrets.token_bytes(32)
+                self._revoked = {}
+                return
+            self._revoked[sid] = expires
+
+    def csrf_token(self, token: str, sid: str) -> str:
+        """The CSRF field of a session's forms: HMAC-SHA256 of its id, hex."""
+        return hmac.new(self._key(b"syncd-ui-csrf", token), sid.encode(), hashlib.sha256).hexdigest()
+
+    def check_csrf(self, given: object, token: str, sid: str) -> bool:
+        """Whether a form's CSRF field is the session's (constant time)."""
+        return isinstance(given, str) and hmac.compare_digest(
+            given.encode(), self.csrf_token(token, sid).encode()
+        )
+
+    def set_session(self, response: Response, request: Request, token: str) -> None:
+        """Set a new session cookie on the response (see the module's docstring for its flags)."""
+        response.set_cookie(
+            COOKIE,
+            self.new_session(token),
+            max_age=MAX_AGE_S,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request),
+        )
+
+    def set_flash(self, response: Response, request: Request, token: str, message: str) -> None:
+        """A one-line message for the next page (signed, short-lived)."""
+        response.set_cookie(
+            FLASH,
+            str(self._serializer(token, FLASH_SALT).dumps(message[:500])),
+            max_age=FLASH_MAX_AGE_S,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request),
+        )
+
+    def read_flash(self, request: Request, token: str | None) -> str | None:
+        """The message set by `set_flash`, if any and valid (the page then clears it with
+        `clear_flash`)."""
+        value = request.cookies.get(FLASH)
+        if not token or not value:
+            return None
+        try:
+            message = self._serializer(token, FLASH_SALT).loads(value, max_age=FLASH_MAX_AGE_S)
+        except BadSignature:
+            return None
+        return message if isinstance(message, str) else None
 
 
-def session_id(request: Request, token: str | None) -> str | None:
-    """The id of the request's valid session (signed by the current token, not expired), else None."""
-    value = request.cookies.get(COOKIE)
-    if not token or not value:
-        return None
-    try:
-        data = _serializer(token, SALT).loads(value, max_age=MAX_AGE_S)
-    except BadSignature:
-        return None
-    sid = data.get("sid") if isinstance(data, dict) else None
-    return sid if isinstance(sid, str) and sid else None
+class SignInLimiter:
+    """Wrong tokens counted per client address (see the module's docstring). ``clock``: seconds,
+    monotonic. Safe to use from several threads."""
 
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        # address -> (times of its recent wrong tokens, when its lockout ends or 0.0)
+        self._clients: dict[str, tuple[list[float], float]] = {}
+        self._lock = threading.Lock()
 
-def csrf_token(token: str, sid: str) -> str:
-    """The CSRF field of a session's forms: HMAC-SHA256 of its id, hex."""
-    key = hashlib.sha256(b"syncd-ui-csrf:" + token.encode()).digest()
-    return hmac.new(key, sid.encode(), hashlib.sha256).hexdigest()
+    def locked_for(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0.0: it may now)."""
+        now = self.clock()
+        with self._lock:
+            entry = self._clients.get(client)
+            return max(0.0, entry[1] - now) if entry is not None else 0.0
 
+    def failed(self, client: str) -> float:
+        """Count a wrong token from ``client``; the seconds it is now locked out for (0.0: none)."""
+        now = self.clock()
+        with self._lock:
+            times, until = self._clients.pop(client, ([], 0.0))
+            times = [t for t in times if now - t < FAILURE_WINDOW_S] + [now]
+            if len(times) >= MAX_FAILURES:
+                times, until = [], now + LOCKOUT_S
+            if len(self._clients) >= MAX_CLIENTS:
+                self._clients = {
+                    c: e
+                    for c, e in self._clients.items()
+                    if e[1] > now or any(now - t < FAILURE_WINDOW_S for t in e[0])
+                }
+            while len(self._clients) >= MAX_CLIENTS:  # the oldest first (insertion order)
+                del self._clients[next(iter(self._clients))]
+            self._clients[client] = (times, until)
+            return max(0.0, until - now)
 
-def check_csrf(given: object, token: str, sid: str) -> bool:
-    """Whether a form's CSRF field is the session's (constant time)."""
-    return isinstance(given, str) and hmac.compare_digest(given.encode(), csrf_token(token, sid).encode())
+    def succeeded(self, client: str) -> None:
+        """A right token from ``client``: its count starts again."""
+        with self._lock:
+            self._clients.pop(client, None)
 
 
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session(response: Response, request: Request, token: str) -> None:
-    """Set a new session cookie on the response (see the module's docstring for its flags)."""
-    response.set_cookie(
-        COOKIE,
-        new_session(token),
-        max_age=MAX_AGE_S,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
-
-
 def clear_session(response: Response, request: Request) -> None:
     """Expire the session cookie."""
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
-
-
-def set_flash(response: Response, request: Request, token: str, message: str) -> None:
-    """A one-line message for the next page (signed, short-lived)."""
-    response.set_cookie(
-        FLASH,
-        str(_serializer(token, FLASH_SALT).dumps(message[:500])),
-        max_age=FLASH_MAX_AGE_S,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
-
-
-def read_flash(request: Request, token: str | None) -> str | None:
-    """The message set by `set_flash`, if any and valid (the page then clears it with `clear_flash`)."""
-    value = request.cookies.get(FLASH)
-    if not token or not value:
-        return None
-    try:
-        message = _serializer(token, FLASH_SALT).loads(value, max_age=FLASH_MAX_AGE_S)
-    except BadSignature:
-        return None
-    return message if isinstance(message, str) else None
 
 
 def clear_flash(response: Response, request: Request) -> None:
