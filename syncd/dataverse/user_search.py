@@ -125,13 +125,13 @@ def _prefix(column: ColumnElement[Any], folded: str) -> ColumnElement[bool]:
 def search_users(session: Session, environment_id: int, query: str, *, limit: int = 50) -> list[UserHit]:
     """The rows of environment ``environment_id`` that ``query`` finds (see the module), ordered by
     UPN (folded, then as written, then systemuserid), at most ``limit`` (1 to ``MAX_LIMIT``; more
-    is read as ``MAX_LIMIT``). An empty or blank query finds nothing (``[]``). Same answer on
+    is read as ``MAX_LIMIT``). An empty or blank query, or one holding a NUL, finds nothing (``[]``). Same answer on
     SQLite and PostgreSQL. Raises ValueError for a ``limit`` below 1."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     limit = min(limit, MAX_LIMIT)
     text = query.strip()
-    if not text:
+    if not text or "\x00" in text:  # no row holds a NUL (PostgreSQL's text can't hold one)
         return []
     t = SystemUser.__table__.c
     folded = fold_ascii(text)

@@ -1203,3 +1203,11 @@ def test_the_log_takes_an_action_in_any_case_as_it_takes_a_rule(stack: Stack, lo
     found = events.search(lower.text)
     assert found is not None and found.group(0).count("<tr>") > 1
     assert found.group(0) == events.search(upper.text).group(0)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("path", ["/log?since=%00", "/environments/prod?q=a%00b", "/log?user=a%00b"])
+def test_a_nul_in_a_query_is_never_written_into_the_page(stack: Stack, path: str) -> None:
+    add_env(stack.engine, "prod")
+    r = stack.client.get(path)
+    assert r.status_code in (200, 400)
+    assert "\x00" not in r.text and "\ufffd" in r.text

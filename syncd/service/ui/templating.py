@@ -50,10 +50,19 @@ def jinja() -> Jinja:
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=no_nul,
     )
     j.globals.update(env_url=env_url, user_url=user_url, when=when, ago=ago)
     j.filters["shown"] = shown
     return j
+
+
+def no_nul(value: Any) -> Any:
+    """Every value a template writes, with a NUL (which HTML does not allow, and escaping leaves as
+    it is) written as U+FFFD, as a browser would read it."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
 
 
 def when(value: Any) -> str:
