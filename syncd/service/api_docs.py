@@ -9,6 +9,7 @@ then every schema of ``components/schemas`` with its fields (name, type, require
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -60,6 +61,15 @@ def _type(schema: dict[str, Any]) -> str:
     return text + (f" ({_e(', '.join(bounds))})" if bounds else "")
 
 
+_LITERAL = re.compile(r"``(.+?)``|`([^`]+)`")
+
+
+def _prose(value: Any) -> str:
+    """A description, escaped, its ``literal`` and `code` spans (as docstrings write them) as
+    <code>."""
+    return _LITERAL.sub(lambda m: f"<code>{m.group(1) or m.group(2)}</code>", _e(value))
+
+
 def _table(headers: list[str], rows: str, label: str) -> str:
     """A table in a box that scrolls sideways on a narrow screen (the page itself never does); the
     box is a named region that takes the keyboard's focus, so it can be scrolled without a mouse."""
@@ -76,7 +86,7 @@ def _parameters(params: list[dict[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td><code>{_e(p['name'])}</code></td><td>{_e(p['in'])}</td>"
         f"<td>{_type(p.get('schema', {}))}</td><td>{'yes' if p.get('required') else 'no'}</td>"
-        f"<td>{_e(p.get('description', ''))}</td></tr>"
+        f"<td>{_prose(p.get('description', ''))}</td></tr>"
         for p in params
     )
     return _table(["parameter", "in", "type", "required", "description"], rows, "parameters")
@@ -93,14 +103,14 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
         rb = op["requestBody"]
         body = f"<p>Body{'' if rb.get('required') else ' (optional)'}: {_content(rb['content'])}</p>"
     rows = "".join(
-        f"<tr><td>{_e(status)}</td><td>{_e(r.get('description', ''))}</td>"
+        f"<tr><td>{_e(status)}</td><td>{_prose(r.get('description', ''))}</td>"
         f"<td>{_content(r.get('content', {}))}</td></tr>"
         for status, r in op.get("responses", {}).items()
     )
     anchor = _e(op.get("operationId", f"{method}-{path}"))
     return (
         f'<section class="op" id="op-{anchor}"><h3><span class="method {_e(method)}">{_e(method)}</span>'
-        f"<code>{_e(path)}</code></h3><p>{_e(op.get('summary', ''))}</p>{token}"
+        f"<code>{_e(path)}</code></h3><p>{_prose(op.get('summary', ''))}</p>{token}"
         + _parameters(op.get("parameters", []))
         + body
         + _table(["status", "meaning", "body"], rows, f"answers of {method.upper()} {path}")
@@ -109,14 +119,14 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
 
 
 def _schema(name: str, schema: dict[str, Any]) -> str:
-    doc = f"<p>{_e(schema['description'])}</p>" if schema.get("description") else ""
+    doc = f"<p>{_prose(schema['description'])}</p>" if schema.get("description") else ""
     props = schema.get("properties")
     if not props:
         return f'<section id="schema-{_e(name)}"><h3>{_e(name)}</h3>{doc}<p>{_type(schema)}</p></section>'
     required = set(schema.get("required", ()))
     rows = "".join(
         f"<tr><td><code>{_e(field)}</code></td><td>{_type(prop)}</td>"
-        f"<td>{'yes' if field in required else 'no'}</td><td>{_e(prop.get('description', ''))}</td></tr>"
+        f"<td>{'yes' if field in required else 'no'}</td><td>{_prose(prop.get('description', ''))}</td></tr>"
         for field, prop in props.items()
     )
     extra = schema.get("additionalProperties")
@@ -144,7 +154,7 @@ def render(document: dict[str, Any]) -> str:
         _schema(name, s) for name, s in sorted(document.get("components", {}).get("schemas", {}).items())
     )
     description = "".join(
-        f"<p>{_e(line)}</p>" for line in str(info.get("description", "")).split("\n") if line
+        f"<p>{_prose(line)}</p>" for line in str(info.get("description", "")).split("\n") if line
     )
     title = f"{info.get('title', 'API')} {info.get('version', '')}".strip()
     return (

@@ -256,3 +256,11 @@ def test_an_answer_unlike_its_schema_is_caught(app_client: tuple[TestClient, dic
     r._content = b'[{"name": "x"}]'
     with pytest.raises(AssertionError, match="does not match its schema"):
         check_answer(doc, r)
+
+
+def test_the_page_shows_docstring_literals_as_code_not_backticks() -> None:
+    doc, _ = _document()
+    page = api_docs.render(doc)
+    assert "``" not in page and "<code>syncd env set</code>" in page
+    hostile = {"openapi": "3.1.0", "info": {"title": "t", "description": "``<b>x</b>``"}, "paths": {}}
+    assert "<code>&lt;b&gt;x&lt;/b&gt;</code>" in api_docs.render(hostile)
