@@ -67,6 +67,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "changes",
 )
 MAX_PAGE = 500
+#: A rule id as events carry it (RULES.md): R and a number, and a sub-rule's letter (R7c).
+RULE_PATTERN = r"^R[1-9][0-9]?[a-z]?$"
 
 _E = SyncEvent.__table__.c
 _U = SystemUser.__table__.c
@@ -366,6 +368,7 @@ __all__ = [
     "ACTIONS",
     "CSV_COLUMNS",
     "MAX_PAGE",
+    "RULE_PATTERN",
     "EventFilter",
     "LogEvent",
     "UnknownEvent",

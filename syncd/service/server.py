@@ -19,8 +19,18 @@ class HttpServer:
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         self.host = host
         self.port = port
+        # proxy_headers off: uvicorn would otherwise take the client's address from
+        # X-Forwarded-For on a connection from 127.0.0.1, and any local process could then pose as
+        # any address (the sign-in limit counts wrong tokens per address).
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off", server_header=False
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="syncd-http", daemon=True)

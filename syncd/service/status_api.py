@@ -26,6 +26,7 @@ from syncd.dataverse.environments import impossible_name, shown
 from syncd.dataverse.provisioning_log import (
     ACTIONS,
     MAX_PAGE,
+    RULE_PATTERN,
     EventFilter,
     UnknownEvent,
     csv_rows,
@@ -77,7 +78,7 @@ class EventsQuery(BaseModel):
         default=None, description="only events of this action"
     )
     rule: str | SkipJsonSchema[None] = Field(
-        default=None, pattern=r"^R[1-9][0-9]?[a-z]?$", description="only events under this rule (R1-R26)"
+        default=None, pattern=RULE_PATTERN, description="only events under this rule (R1-R26)"
     )
     since: datetime | SkipJsonSchema[None] = Field(
         default=None, description="only events at or after this time (ISO 8601; without an offset: UTC)"

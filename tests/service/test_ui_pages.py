@@ -974,6 +974,9 @@ def test_the_log_filters(stack: Stack, logged: dict[str, Any]) -> None:
         "action=explode",
         "environment=nope",
         "user=nobody@x.example",
+        "rule=nine",
+        "rule=%00",  # PostgreSQL's text holds no NUL: a bad rule, never a database error
+        "rule=R9%00",
         "since=2026-11-02&until=2026-11-01",  # an empty range, as GET /api/events refuses it
         "since=2026-11-01&until=2026-11-01",
     ],
@@ -1203,6 +1206,16 @@ def test_the_log_takes_an_action_in_any_case_as_it_takes_a_rule(stack: Stack, lo
     found = events.search(lower.text)
     assert found is not None and found.group(0).count("<tr>") > 1
     assert found.group(0) == events.search(upper.text).group(0)  # type: ignore[union-attr]
+    assert '<option value="update" selected>' in upper.text  # the form keeps the filter
+
+
+def test_a_sub_rule_is_found_in_any_case(stack: Stack) -> None:
+    prod = add_env(stack.engine, "prod")
+    add_event(stack.engine, prod, rule="R7c", reason="a first access")
+    add_event(stack.engine, prod, rule="R7", reason="a background add")
+    for rule in ("R7c", "r7C", " r7c "):
+        page = stack.client.get("/log", params={"rule": rule}).text
+        assert "a first access" in page and "a background add" not in page, rule
 
 
 @pytest.mark.parametrize("path", ["/log?since=%00", "/environments/prod?q=a%00b", "/log?user=a%00b"])
@@ -1211,3 +1224,36 @@ def test_a_nul_in_a_query_is_never_written_into_the_page(stack: Stack, path: str
     r = stack.client.get(path)
     assert r.status_code in (200, 400)
     assert "\x00" not in r.text and "\ufffd" in r.text
+
+
+def test_attempts_sent_at_once_get_no_more_comparisons_than_the_limit() -> None:
+    """Requests that arrive together all pass a check made before any of them is counted; the
+    limiter counts each attempt as it lets it through, so at most MAX_FAILURES are compared."""
+    limiter = session.SignInLimiter(clock=lambda: 1000.0)
+    allowed = [limiter.begin("10.0.0.1") == 0.0 for _ in range(100)]  # none has failed yet
+    assert sum(allowed) == session.MAX_FAILURES
+    assert limiter.begin("10.0.0.2") == 0.0  # another address is not held back
+    limiter.succeeded("10.0.0.1")
+    assert limiter.begin("10.0.0.1") == 0.0  # a right token starts the count again
+
+
+def test_a_forwarded_for_header_does_not_change_the_client_address() -> None:
+    """The daemon's server takes the connection's address, never X-Forwarded-For: otherwise a
+    local process could pose as any address to the sign-in limit."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from syncd.service.server import HttpServer
+
+    def whoami(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(request.client.host if request.client else "")
+
+    server = HttpServer(Starlette(routes=[Route("/", whoami)]), "127.0.0.1", 0)
+    server.start()
+    try:
+        r = httpx.get(f"http://127.0.0.1:{server.bound_port}/", headers={"X-Forwarded-For": "9.9.9.9"})
+        assert r.text == "127.0.0.1"
+    finally:
+        server.stop()

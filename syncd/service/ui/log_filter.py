@@ -3,6 +3,7 @@ a filter read back for the exports, a chunk at a time."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from syncd.dataverse.provisioning_log import MAX_PAGE
+from syncd.dataverse.provisioning_log import MAX_PAGE, RULE_PATTERN
 from syncd.service.ui import data
 from syncd.service.ui.data import EventFilter
 
@@ -51,7 +52,11 @@ def log_filter(s: Session, params: dict[str, str]) -> tuple[EventFilter | None, 
         else:
             fields["action"] = action
     if params.get("rule"):
-        fields["rule"] = params["rule"].strip().upper()
+        rule = normal_rule(params["rule"])
+        if rule is None:
+            errors.append("Rule must be a rule id, e.g. R9 or R7c")
+        else:
+            fields["rule"] = rule
     for name in ("since", "until"):
         if params.get(name):
             ts = parse_time(params[name])
@@ -77,6 +82,14 @@ def all_events(engine: Engine, f: EventFilter, chunk: int = EXPORT_CHUNK) -> Ite
         if len(page) < chunk:
             return
         before = page[-1].id
+
+
+def normal_rule(value: str) -> str | None:
+    """A rule id as events carry it (``RULE_PATTERN``: ``r9`` is R9, ``r7C`` is R7c), or None when
+    ``value`` is not one."""
+    text = value.strip()
+    rule = "R" + text[1:].lower() if text[:1] in ("r", "R") else text
+    return rule if re.fullmatch(RULE_PATTERN, rule) else None
 
 
 def parse_int(value: str | None) -> int | None | bool:

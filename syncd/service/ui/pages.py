@@ -377,7 +377,11 @@ class Pages(PageBase):
     # -- provisioning log ----------------------------------------------------------------------
 
     def _log_params(self, request: Request) -> dict[str, str]:
-        return {k: request.query_params.get(k, "").strip() for k in LOG_FILTERS}
+        """The log's filters as given, stripped; the action in lower case (any case is taken, and
+        the form shows it chosen)."""
+        params = {k: request.query_params.get(k, "").strip() for k in LOG_FILTERS}
+        params["action"] = params["action"].lower()
+        return params
 
     def log_page(self, request: Request) -> Response:
         """GET /log: the provisioning log, filtered (LOG_FILTERS), 50 events a page (``?before=``);
@@ -473,6 +477,9 @@ class Pages(PageBase):
         if isinstance(form, Response):
             return form
         nxt = session.local_path(str(form.get("next") or "/"))
+        wait = self.sign_ins.begin(client)  # counted before the comparison, whatever it finds
+        if wait > 0:
+            return self._locked_out(request, client, wait)
         if not session.token_matches(str(form.get("token") or ""), token):
             wait = self.sign_ins.failed(client)
             log.warning("ui_sign_in_refused", client=client, locked_out_for_s=math.ceil(wait))

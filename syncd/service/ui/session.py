@@ -195,24 +195,48 @@ class SignInLimiter:
             entry = self._clients.get(client)
             return max(0.0, entry[1] - now) if entry is not None else 0.0
 
-    def failed(self, client: str) -> float:
-        """Count a wrong token from ``client``; the seconds it is now locked out for (0.0: none)."""
+    def begin(self, client: str) -> float:
+        """Count a sign-in attempt from ``client`` before its token is compared: 0.0 when it may go
+        ahead, else the seconds it is locked out for. Checking and counting are one step, so that
+        attempts sent at once get no more than MAX_FAILURES comparisons between them."""
         now = self.clock()
         with self._lock:
-            times, until = self._clients.pop(client, ([], 0.0))
-            times = [t for t in times if now - t < FAILURE_WINDOW_S] + [now]
+            times, until = self._recent(client, now)
+            if until > now:
+                self._store(client, times, until, now)
+                return until - now
+            if len(times) >= MAX_FAILURES:  # the earlier attempts are still being compared
+                until = now + LOCKOUT_S
+                self._store(client, [], until, now)
+                return LOCKOUT_S
+            self._store(client, [*times, now], until, now)
+            return 0.0
+
+    def failed(self, client: str) -> float:
+        """The attempt ``begin`` counted had a wrong token: the seconds ``client`` is now locked out
+        for (0.0: none)."""
+        now = self.clock()
+        with self._lock:
+            times, until = self._recent(client, now)
             if len(times) >= MAX_FAILURES:
                 times, until = [], now + LOCKOUT_S
-            if len(self._clients) >= MAX_CLIENTS:
-                self._clients = {
-                    c: e
-                    for c, e in self._clients.items()
-                    if e[1] > now or any(now - t < FAILURE_WINDOW_S for t in e[0])
-                }
-            while len(self._clients) >= MAX_CLIENTS:  # the oldest first (insertion order)
-                del self._clients[next(iter(self._clients))]
-            self._clients[client] = (times, until)
+            self._store(client, times, until, now)
             return max(0.0, until - now)
+
+    def _recent(self, client: str, now: float) -> tuple[list[float], float]:
+        times, until = self._clients.pop(client, ([], 0.0))
+        return [t for t in times if now - t < FAILURE_WINDOW_S], until
+
+    def _store(self, client: str, times: list[float], until: float, now: float) -> None:
+        if len(self._clients) >= MAX_CLIENTS:
+            self._clients = {
+                c: e
+                for c, e in self._clients.items()
+                if e[1] > now or any(now - t < FAILURE_WINDOW_S for t in e[0])
+            }
+        while len(self._clients) >= MAX_CLIENTS:  # the oldest first (insertion order)
+            del self._clients[next(iter(self._clients))]
+        self._clients[client] = (times, until)
 
     def succeeded(self, client: str) -> None:
         """A right token from ``client``: its count starts again."""
