@@ -80,7 +80,7 @@ def _table(headers: list[str], rows: str, label: str) -> str:
     )
 
 
-def _parameters(params: list[dict[str, Any]]) -> str:
+def _parameters(params: list[dict[str, Any]], label: str) -> str:
     if not params:
         return ""
     rows = "".join(
@@ -89,7 +89,7 @@ def _parameters(params: list[dict[str, Any]]) -> str:
         f"<td>{_prose(p.get('description', ''))}</td></tr>"
         for p in params
     )
-    return _table(["parameter", "in", "type", "required", "description"], rows, "parameters")
+    return _table(["parameter", "in", "type", "required", "description"], rows, label)
 
 
 def _content(content: dict[str, Any]) -> str:
@@ -111,7 +111,7 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
     return (
         f'<section class="op" id="op-{anchor}"><h3><span class="method {_e(method)}">{_e(method)}</span>'
         f"<code>{_e(path)}</code></h3><p>{_prose(op.get('summary', ''))}</p>{token}"
-        + _parameters(op.get("parameters", []))
+        + _parameters(op.get("parameters", []), f"parameters of {method.upper()} {path}")
         + body
         + _table(["status", "meaning", "body"], rows, f"answers of {method.upper()} {path}")
         + "</section>"

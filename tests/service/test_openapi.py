@@ -264,3 +264,11 @@ def test_the_page_shows_docstring_literals_as_code_not_backticks() -> None:
     assert "``" not in page and "<code>syncd env set</code>" in page
     hostile = {"openapi": "3.1.0", "info": {"title": "t", "description": "``<b>x</b>``"}, "paths": {}}
     assert "<code>&lt;b&gt;x&lt;/b&gt;</code>" in api_docs.render(hostile)
+
+
+def test_the_pages_scrolling_regions_each_have_their_own_name() -> None:
+    """axe's landmark-unique: two regions named alike (every operation's "parameters") are one
+    landmark twice to a screen reader."""
+    doc, _ = _document()
+    labels = re.findall(r'role="region" tabindex="0" aria-label="([^"]*)"', api_docs.render(doc))
+    assert len(labels) > 50 and len(labels) == len(set(labels))

@@ -1257,3 +1257,16 @@ def test_a_forwarded_for_header_does_not_change_the_client_address() -> None:
         assert r.text == "127.0.0.1"
     finally:
         server.stop()
+
+
+def test_a_charts_axis_shows_a_short_run_as_it_was() -> None:
+    from syncd.service.ui import charts
+
+    assert [charts._num(v) for v in (0.03, 0.5, 1.5, 12.34, 150.2, 3.0)] == [
+        "0.03",
+        "0.5",
+        "1.5",
+        "12.3",
+        "150",
+        "3",
+    ]

@@ -25,8 +25,11 @@ SVG_NS = "http://www.w3.org/2000/svg"
 
 
 def _num(value: float) -> str:
-    """A number for an axis label: whole when it is, else one decimal."""
-    return f"{value:.0f}" if float(value).is_integer() or value >= 100 else f"{value:.1f}"
+    """A number for an axis label: whole when it is, else one decimal, or two significant digits
+    below 1 (a run of 0.03 s is not "0.0")."""
+    if float(value).is_integer() or value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.2g}" if abs(value) < 1 else f"{value:.1f}"
 
 
 def _svg(label: str, body: list[str], height: int = HEIGHT) -> Markup:
