@@ -287,12 +287,20 @@ def update_environment(session: Session, name: str, values: Mapping[str, Any]) -
     return SettingsChange(env, changed, reset, tuple(scope))
 
 
+def find_environment(session: Session, name: str) -> Environment | None:
+    """The environment named ``name`` (exactly), or None; a name no environment can have (a NUL, a
+    control character: ``impossible_name``) is None before any query, as on every backend."""
+    if impossible_name(name):
+        return None
+    return session.scalar(select(Environment).where(Environment.name == name))
+
+
 def get_environment(session: Session, name: str) -> Environment:
-    """The environment named ``name`` (exactly); NotFound naming the known ones otherwise, and
-    for a name no environment can have (``impossible_name``) before any query."""
+    """The environment named ``name`` (exactly, ``find_environment``); NotFound naming the known
+    ones otherwise (only the name, for a name no environment can have)."""
     if impossible_name(name):
         raise NotFound(f"no environment named {shown(name)}")
-    env = session.scalar(select(Environment).where(Environment.name == name))
+    env = find_environment(session, name)
     if env is None:
         raise unknown_environment(
             name, session.scalars(select(Environment.name).order_by(Environment.name)).all()

@@ -50,7 +50,7 @@ from starlette.routing import BaseRoute, Route
 
 from syncd.context import AppContext
 from syncd.dataverse import db
-from syncd.dataverse.environments import describe, impossible_name, shown, user_counts
+from syncd.dataverse.environments import describe, find_environment, shown, user_counts
 from syncd.dataverse.schema import Environment
 from syncd.service import api_docs, openapi, runs, status_api
 from syncd.service import responses as r
@@ -207,7 +207,7 @@ class Endpoints:
     def environment(self, request: Request) -> Response:
         name = request.path_params["name"]
         with Session(self.engine()) as session:
-            env = _environment(session, name)
+            env = find_environment(session, name)
             if env is None:
                 return _error(404, "not found", f"no environment named {shown(name)}")
             body = describe(env) | {
@@ -231,7 +231,7 @@ class Endpoints:
         with Session(self.engine()) as session:
             env_id = None
             if "environment" in q:
-                env = _environment(session, q["environment"])
+                env = find_environment(session, q["environment"])
                 if env is None:
                     return _error(404, "not found", f"no environment named {shown(q['environment'])}")
                 env_id = env.id
@@ -284,7 +284,7 @@ class Endpoints:
 
     def _target(self, name: str) -> Target | Response:
         with Session(self.engine()) as session:
-            env = _environment(session, name)
+            env = find_environment(session, name)
             if env is None:
                 return _error(404, "not found", f"no environment named {shown(name)}")
             if not env.has_database:
@@ -411,14 +411,6 @@ def create_app(
             Exception: _internal_error,
         },
     )
-
-
-def _environment(session: Session, name: str) -> Environment | None:
-    """The environment a request names, or None; a name no environment can have (a NUL, a control
-    character) is None before it reaches the database, as on every backend."""
-    if impossible_name(name):
-        return None
-    return session.scalar(select(Environment).where(Environment.name == name))
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from syncd.dataverse.environments import impossible_name, shown
+from syncd.dataverse.environments import find_environment, shown
 from syncd.dataverse.provisioning_log import (
     ACTIONS,
     MAX_PAGE,
@@ -34,7 +34,7 @@ from syncd.dataverse.provisioning_log import (
     jsonl_rows,
     read_events,
 )
-from syncd.dataverse.schema import Environment, SystemUser
+from syncd.dataverse.schema import SystemUser
 from syncd.dataverse.textfold import casefold, fold_text
 from syncd.dataverse.user_search import MAX_LIMIT, search_users
 from syncd.service.bodies import BAD_REQUEST
@@ -119,12 +119,6 @@ def _parse(model: type[BaseModel], request: Request) -> BaseModel | JSONResponse
         return error(400, BAD_REQUEST, f"{name} {shown(value)}: {first['msg']}")
 
 
-def _environment(session: Session, name: str) -> Environment | None:
-    if impossible_name(name):
-        return None
-    return session.scalar(select(Environment).where(Environment.name == name))
-
-
 def users(engine: Engine, request: Request) -> Response:
     """``GET /api/environments/{name}/users?q=&limit=``: ``search_users``' hits as a JSON list."""
     query = _parse(UsersQuery, request)
@@ -133,7 +127,7 @@ def users(engine: Engine, request: Request) -> Response:
     assert isinstance(query, UsersQuery)
     name = request.path_params["name"]
     with Session(engine) as session:
-        env = _environment(session, name)
+        env = find_environment(session, name)
         if env is None:
             return error(404, "not found", f"no environment named {shown(name)}")
         hits = search_users(session, env.id, query.q, limit=min(query.limit, MAX_LIMIT))
@@ -188,7 +182,7 @@ def events(engine: Engine, request: Request) -> Response:
     with Session(engine) as session:
         env_id = None
         if query.environment is not None:
-            env = _environment(session, query.environment)
+            env = find_environment(session, query.environment)
             if env is None:
                 return error(404, "not found", f"no environment named {shown(query.environment)}")
             env_id = env.id

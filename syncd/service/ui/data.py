@@ -26,9 +26,8 @@ from syncd.dataverse.provisioning_log import (  # noqa: F401
     jsonl_rows,
     read_events,
 )
-from syncd.dataverse.schema import Environment, SyncRun, SystemUser
+from syncd.dataverse.schema import Environment, SyncRun
 from syncd.dataverse.user_search import UserHit, search_users  # noqa: F401
-from syncd.directory.ids import is_object_id
 from syncd.service.quarantine import QuarantineState
 from syncd.service.runs import aware
 
@@ -154,39 +153,6 @@ def enabled_runs(
         _run_columns().join(ids, ids.c.id == SyncRun.id).where(SyncRun.users_enabled.is_not(None))
     ).limit(limit)
     return _points(session, q)
-
-
-def environment_by_name(session: Session, name: str) -> Environment | None:
-    """The environment of that name, or None (a name no environment can have is None at once)."""
-    from syncd.dataverse.environments import impossible_name
-
-    if impossible_name(name):
-        return None
-    return session.scalar(select(Environment).where(Environment.name == name))
-
-
-def find_row(session: Session, environment_id: int, key: str) -> SystemUser | None:
-    """The environment's row a page's key names: an object id, a systemuserid or an application id
-    (any GUID spelling), or a UPN (exactly, then in lower case), regular rows first; None when
-    none. Each lookup uses an index."""
-    from syncd.admin.lookup import find_rows
-
-    key = key.strip()
-    if not key:
-        return None
-    if is_object_id(key):
-        rows = find_rows(session, environment_id, key)
-        return rows[0] if rows else None
-    for upn in dict.fromkeys((key, key.lower())):
-        row = session.scalar(
-            select(SystemUser)
-            .where(SystemUser.environment_id == environment_id, SystemUser.domainname == upn)
-            .order_by((SystemUser.kind != "regular"), SystemUser.createdon)
-            .limit(1)
-        )
-        if row is not None:
-            return row
-    return None
 
 
 def user_event_filter(

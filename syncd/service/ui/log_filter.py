@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from syncd.dataverse.environments import find_environment
 from syncd.dataverse.provisioning_log import MAX_PAGE, RULE_PATTERN
 from syncd.service.ui import data
 from syncd.service.ui.data import EventFilter
@@ -28,7 +29,7 @@ def log_filter(s: Session, params: dict[str, str]) -> tuple[EventFilter | None, 
     fields: dict[str, Any] = {}
     env_id = None
     if params.get("environment"):
-        env = data.environment_by_name(s, params["environment"])
+        env = find_environment(s, params["environment"])
         if env is None:
             errors.append(f"no environment named {params['environment']!r}")
         else:

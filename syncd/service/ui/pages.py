@@ -49,7 +49,7 @@ from starlette.routing import BaseRoute
 from syncd.admin import lookup, users
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
-from syncd.dataverse.environments import describe
+from syncd.dataverse.environments import describe, find_environment
 from syncd.dataverse.schema import SystemUser
 from syncd.errors import NotFound, SyncdError
 from syncd.service import runs
@@ -131,7 +131,7 @@ class Pages(PageBase):
         if before is False:
             return self.error_page(request, 400, "Bad request", "before must be a run id (a whole number).")
         with Session(self.engine()) as s:
-            env = data.environment_by_name(s, name)
+            env = find_environment(s, name)
             if env is None:
                 return self.not_found(request, f"There is no environment named {name!r}.")
             settings = describe(env)
@@ -224,7 +224,7 @@ class Pages(PageBase):
 
     def _target(self, name: str) -> Target | str | None:
         with Session(self.engine()) as s:
-            env = data.environment_by_name(s, name)
+            env = find_environment(s, name)
             if env is None:
                 return None
             if not env.has_database:
@@ -236,11 +236,13 @@ class Pages(PageBase):
     def _row_view(self, name: str, key: str) -> dict[str, Any] | None:
         """The user page's database part; None for an unknown environment."""
         with Session(self.engine()) as s:
-            env = data.environment_by_name(s, name)
+            env = find_environment(s, name)
             if env is None:
                 return None
             view: dict[str, Any] = {"env_id": env.id, "row": None, "events": []}
-            row = data.find_row(s, env.id, key) if _plausible_key(key) else None
+            checked = _checked_key(key)
+            rows = lookup.find_rows(s, env.id, checked) if checked is not None else []
+            row = rows[0] if rows else None
             if row is not None:
                 view["row"] = [
                     (c.columns[0].name, getattr(row, c.key)) for c in SystemUser.__mapper__.column_attrs
@@ -273,7 +275,7 @@ class Pages(PageBase):
         if view is None:
             return self.not_found(request, f"There is no environment named {name!r}.")
         diagnosis, problem = None, None
-        if _plausible_key(key):
+        if _checked_key(key) is not None:
             try:
                 diagnosis = await run_in_threadpool(self._diagnose, name, view.get("directory_key", key))
             except NotFound:
@@ -580,12 +582,13 @@ def _run_message(report: Any) -> str:
     return text + "."
 
 
-def _plausible_key(key: str) -> bool:
+def _checked_key(key: str) -> str | None:
+    """A page's user key as the admin operations read it (``lookup.check_key``), None when it can
+    name nobody."""
     try:
-        lookup.check_key(key)
+        return lookup.check_key(key)
     except SyncdError:
-        return False
-    return True
+        return None
 
 
 def _safe(fn: Callable[[Pages, Request], Any]) -> Callable[[Pages, Request], Awaitable[Response]]:
