@@ -156,15 +156,16 @@ class Storage(ABC):
 
     def count_rows(self) -> tuple[int, int]:
         """The environment's regular rows, and how many of them are enabled, in one scan."""
-        rows = self._tx(
-            (
-                "SELECT count(*), coalesce(sum(CASE WHEN isdisabled THEN 0 ELSE 1 END), 0) FROM systemuser "
-                f"WHERE environment_id = {self.p} AND syncd_kind = 'regular'",
-                (self.env_id,),
-            )
-        )
-        total, enabled = rows[0]
+        total, enabled = self._tx(self._count_rows_sql())[0]
         return int(total), int(enabled)
+
+    def _count_rows_sql(self) -> tuple[str, tuple[Any, ...]]:
+        """The statement of ``count_rows``: (regular rows, enabled ones) of the environment."""
+        return (
+            "SELECT count(*), coalesce(sum(CASE WHEN isdisabled THEN 0 ELSE 1 END), 0) FROM systemuser "
+            f"WHERE environment_id = {self.p} AND syncd_kind = 'regular'",
+            (self.env_id,),
+        )
 
     def count_enabled(self, limit: int | None = None) -> int:
         """Enabled regular rows; with ``limit``, counting stops there (a delta run's cost stays with
@@ -475,14 +476,9 @@ class Storage(ABC):
         with self.transaction() as cur:
             users: tuple[int | None, int | None] = (None, None)
             if count_users and self.run_id is not None:
-                cur.execute(
-                    "SELECT coalesce(sum(CASE WHEN isdisabled THEN 0 ELSE 1 END), 0), "
-                    "coalesce(sum(CASE WHEN isdisabled THEN 1 ELSE 0 END), 0) FROM systemuser "
-                    f"WHERE environment_id = {p} AND syncd_kind = 'regular'",
-                    (self.env_id,),
-                )
-                enabled, disabled = cur.fetchone()
-                users = (int(enabled), int(disabled))
+                cur.execute(*self._count_rows_sql())
+                total, enabled = cur.fetchone()
+                users = (int(enabled), int(total) - int(enabled))
             if state is not None:
                 now = self.ts(datetime.now(UTC))
                 for key, value in state.items():
