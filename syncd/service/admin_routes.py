@@ -64,7 +64,6 @@ from syncd.admin import app_users, env_settings, modes, roles, stubs, teams, use
 from syncd.admin.errors import DirectoryFailed, Refused
 from syncd.context import AppContext
 from syncd.dataverse.schema import ENV_TYPES
-from syncd.directory.auth import TokenProvider
 from syncd.directory.client import GraphClient
 from syncd.errors import Conflict, NotFound, SyncdError
 from syncd.rules.teams import DEFAULT_MEMBERSHIP, MEMBERSHIP_TYPES
@@ -82,14 +81,13 @@ from syncd.service.bodies import (
     RawBody,
     mutation,
 )
+from syncd.service.directories import DirectoryFactory, RequestDirectories
 from syncd.service.locks import EnvironmentLocks, locks_for
 from syncd.service.quarantine import QuarantinePolicy, resume
 from syncd.service.routing import ApiRoute
-from syncd.sync.directory import open_directory, token_provider
 
 log = structlog.get_logger(__name__)
 
-DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
 MAX_CSV_BYTES = 20 * 1024 * 1024
 ADD_MODES = {"on_demand": users.add_user, "first_access": users.first_access}
 
@@ -230,32 +228,19 @@ class AdminRoutes:
         locks: EnvironmentLocks | None = None,
     ) -> None:
         self.appctx = appctx
-        self._directory = directory
+        self.directories = RequestDirectories(appctx.settings, directory)
         self._locks = locks
-        self._tokens: TokenProvider | None = None
 
     def engine(self) -> Any:
         return self.appctx.engine(check_head=False)
 
     def directory(self) -> AbstractContextManager[GraphClient]:
-        if self._directory is not None:
-            return self._directory()
-        return open_directory(self.appctx.settings, tokens=self._token_provider())
+        """The directory for an operation (the client's defaults)."""
+        return self.directories.open()
 
     def quick_directory(self) -> AbstractContextManager[GraphClient]:
         """The directory for a check that must not wait out a sync run's retries."""
-        if self._directory is not None:
-            return self._directory()
-        return open_directory(
-            self.appctx.settings, tokens=self._token_provider(), max_retries=1, timeout=10.0
-        )
-
-    def _token_provider(self) -> TokenProvider | None:
-        """One token provider for every admin request (its credential caches the token); None for the
-        embedded tenant."""
-        if self._tokens is None and not self.appctx.settings.is_embedded_directory:
-            self._tokens = token_provider(self.appctx.settings)
-        return self._tokens
+        return self.directories.open(quick=True)
 
     def locks(self) -> EnvironmentLocks:
         """The daemon's run locks (so a change of scope waits for no run), else the database's."""

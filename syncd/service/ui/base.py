@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from syncd.context import AppContext
 from syncd.dataverse.environments import user_counts
 from syncd.directory.client import GraphClient
+from syncd.service.directories import DirectoryFactory, RequestDirectories
 from syncd.service.jobs import SyncJobs
 from syncd.service.quarantine import QuarantinePolicy
 from syncd.service.ui import session
@@ -43,8 +44,6 @@ MAX_FORM_FIELDS = 50
 
 #: When the daemon runs an environment next: its name -> {"delta": when, "full": when} (UTC).
 NextRuns = Callable[[str], dict[str, datetime]]
-#: Opens the Graph client of one request (a context manager).
-DirectoryFactory = Callable[[], AbstractContextManager[GraphClient]]
 
 
 class PageBase:
@@ -63,9 +62,8 @@ class PageBase:
         self.appctx = appctx
         self.jobs = jobs
         self.next_runs = next_runs
-        self._directory = directory
+        self.directories = RequestDirectories(appctx.settings, directory)
         self.info = info or {}
-        self._tokens: Any = None
         self._counts: dict[int, tuple[float, dict[str, int]]] = {}
         #: This app's sessions: their random secret and the ids signed out (`session.Sessions`).
         self.sessions = session.Sessions()
@@ -103,16 +101,7 @@ class PageBase:
         """A Graph client for one request (the settings' directory; one token provider shared).
         ``quick``: for a page's read (the diagnosis), one retry and a 10 s timeout, so a page
         never waits out a sync run's retries; changes use the client's defaults, as the API's."""
-        if self._directory is not None:
-            return self._directory()
-        from syncd.sync.directory import open_directory, token_provider
-
-        s = self.appctx.settings
-        if self._tokens is None and not s.is_embedded_directory:
-            self._tokens = token_provider(s)
-        if quick:
-            return open_directory(s, tokens=self._tokens, max_retries=1, timeout=10.0)
-        return open_directory(s, tokens=self._tokens)
+        return self.directories.open(quick=quick)
 
     def _ui(self, request: Request) -> dict[str, Any]:
         token = self.token()

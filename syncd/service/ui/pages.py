@@ -53,12 +53,13 @@ from syncd.dataverse.environments import describe, find_environment
 from syncd.dataverse.schema import SystemUser
 from syncd.errors import NotFound, SyncdError
 from syncd.service import runs
+from syncd.service.directories import DirectoryFactory
 from syncd.service.jobs import EnvironmentBusy, RunRequest, SyncJobs
 from syncd.service.quarantine import read_state
 from syncd.service.routing import API_PREFIX, api_exception_handlers
 from syncd.service.scheduler import Target
 from syncd.service.ui import charts, data, session
-from syncd.service.ui.base import DirectoryFactory, NextRuns, PageBase
+from syncd.service.ui.base import NextRuns, PageBase
 from syncd.service.ui.data import EventFilter
 from syncd.service.ui.log_filter import LOG_FILTERS, all_events, log_filter, parse_int
 from syncd.service.ui.templating import PageRoute, env_url, user_url
